@@ -1,0 +1,150 @@
+//! `hoopx gateway serve`: run the gateway for a team.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::{code, Failure};
+use crate::auth::{generate_token, DevToken, Secret};
+use crate::gateway::{self, store, Gateway};
+use crate::policy::Policy;
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Serve the HTTP API and session streams.
+    Serve(ServeArgs),
+    /// Check a gateway config file and exit (0 if it is valid, 78 if not).
+    Check {
+        /// The TOML config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The TOML config (targets and rules); without one, the default policy.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8433", value_name = "ADDR")]
+    pub listen: String,
+    /// Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+fn load_policy(path: &std::path::Path) -> Result<Policy, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::new(
+            code::CONFIG,
+            format!("cannot read config {}: {e}", path.display()),
+        )
+    })?;
+    Policy::from_toml(&text, &path.display().to_string())
+        .map_err(|e| Failure::new(code::CONFIG, format!("bad config: {e}")))
+}
+
+pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
+    match cmd {
+        GatewayCommand::Check { config } => {
+            let p = load_policy(&config)?;
+            println!(
+                "{}: OK ({} targets, {} mask rules, {} deny rules)",
+                config.display(),
+                p.targets.len(),
+                p.mask.len(),
+                p.deny.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        GatewayCommand::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
+    let policy = match &args.config {
+        Some(p) => load_policy(p)?,
+        None => Policy::embedded_default(),
+    };
+    if !args.dev {
+        return Err(Failure::new(
+            code::CONFIG,
+            "no authentication is configured, so the gateway would accept no one",
+        )
+        .hint("pass --dev for a development token (OIDC configuration comes in a later release)"));
+    }
+    let token = match std::env::var(crate::env_vars::HOOPX_DEV_TOKEN) {
+        Ok(t) if !t.trim().is_empty() => Secret::new(t.trim()),
+        _ => {
+            let t = generate_token();
+            eprintln!("hoopx gateway: dev token: {}", t.expose());
+            eprintln!("hoopx gateway: clients: export HOOPX_TOKEN=<the dev token above>");
+            t
+        }
+    };
+    let store_url = match args.store {
+        Some(s) => s,
+        None => {
+            let dir = crate::dirs::data_dir().ok_or_else(|| {
+                Failure::new(code::CONFIG, "no data directory for the store")
+                    .hint("set HOME or XDG_DATA_HOME, or pass --store sqlite://PATH")
+            })?;
+            format!("sqlite://{}", dir.join("gateway.db").display())
+        }
+    };
+    let rt = super::runtime()?;
+    let result = rt.block_on(async move {
+        let store = store::open(&store_url).await.map_err(|e| match e {
+            store::StoreError::BadUrl(_) => Failure::new(code::CONFIG, e.to_string()),
+            _ => Failure::new(
+                code::UNAVAILABLE,
+                format!("{e} ({})", store::redact_url(&store_url)),
+            ),
+        })?;
+        let backend = store.backend();
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    code::UNAVAILABLE,
+                    format!("cannot listen on {}: {e}", args.listen),
+                )
+                .hint("pick another address with --listen, e.g. 127.0.0.1:0 for any free port")
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Failure::new(code::UNAVAILABLE, e.to_string()))?;
+        let gw = Gateway::new(policy, Arc::new(DevToken::new(token)), store);
+        eprintln!(
+            "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, dev mode)",
+            crate::proto::PROTOCOL_VERSION
+        );
+        gateway::serve(gw, listener, shutdown_signal())
+            .await
+            .map_err(|e| Failure::new(code::UNAVAILABLE, format!("gateway stopped: {e}")))?;
+        eprintln!("hoopx gateway: stopped");
+        Ok(ExitCode::SUCCESS)
+    });
+    rt.shutdown_background();
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,161 @@
+//! The command line: clap definitions, dispatch, and the one place exit codes and error
+//! messages are decided.
+
+mod exec;
+mod gateway;
+mod generate;
+mod sessions;
+pub mod settings;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes of hoopx's own failures (the tool's own code is passed through otherwise).
+pub mod code {
+    pub const USAGE: u8 = 64;
+    pub const TOKEN: u8 = 67;
+    pub const UNAVAILABLE: u8 = 69;
+    pub const PROTOCOL: u8 = 76;
+    pub const DENIED: u8 = 77;
+    pub const CONFIG: u8 = 78;
+    /// The tool could not be started (shell convention).
+    pub const CANNOT_RUN: u8 = 127;
+}
+
+/// A failure to report: what happened, what to do next, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    fn report(&self) {
+        crate::client::session::say(&self.message);
+        if let Some(h) = &self.hint {
+            crate::client::session::say(&format!("hint: {h}"));
+        }
+    }
+}
+
+impl From<crate::client::ClientError> for Failure {
+    fn from(e: crate::client::ClientError) -> Failure {
+        use crate::client::ClientError as E;
+        let code = match &e {
+            E::BadUrl(_) | E::UnknownTarget { .. } => code::USAGE,
+            E::Unreachable { .. } | E::Api { .. } => code::UNAVAILABLE,
+            E::Unauthorized { .. } => code::TOKEN,
+            E::Denied { .. } => code::DENIED,
+            E::Protocol(_) => code::PROTOCOL,
+        };
+        let hint = e.hint();
+        let message = match &e {
+            E::Denied {
+                message,
+                rule: Some(rule),
+            } => format!("denied by policy (rule {rule}): {message}"),
+            _ => e.to_string(),
+        };
+        Failure {
+            code,
+            message,
+            hint,
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hoopx",
+    version,
+    about = "Run psql, ssh, kubectl or any command through an access gateway that masks, guards and records every byte",
+    after_help = "Exit codes: the tool's own code (signals as 128+n); hoopx's own: 64 usage, 67 token missing or rejected, \
+69 gateway unreachable, 76 protocol error, 77 denied by policy, 78 bad configuration, 127 the tool could not be started."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command through the gateway: `hoopx exec -- psql -h db`.
+    Exec(exec::ExecArgs),
+    /// Run or manage a gateway.
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCommand),
+    /// List and inspect recorded sessions.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
+    /// Regenerate shell completions and man pages (for packagers and the repository).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
+}
+
+/// Where the gateway is and how to authenticate, shared by client commands.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Gateway URL; without one, hoopx runs an embedded gateway in-process.
+    #[arg(long, env = crate::env_vars::HOOPX_GATEWAY, value_name = "URL")]
+    pub gateway: Option<String>,
+    /// Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`).
+    #[arg(long, env = crate::env_vars::HOOPX_TOKEN, hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::from(code::USAGE),
+                _ => ExitCode::from(code::USAGE),
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Exec(a) => exec::run(a),
+        Command::Gateway(c) => gateway::run(c),
+        Command::Sessions(c) => sessions::run(c),
+        Command::Generate(a) => generate::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            f.report();
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// The one async runtime of a process.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                code::UNAVAILABLE,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })
+}

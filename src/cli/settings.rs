@@ -1,0 +1,80 @@
+//! Client settings: flags, then environment variables, then the client config file
+//! (`$XDG_CONFIG_HOME/hoopx/config.toml`, or `HOOPX_CONFIG`).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{code, Failure, GatewayArgs};
+use crate::auth::Secret;
+
+/// The client config file. Secrets do not belong here: tokens come from the environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Gateway URL.
+    pub gateway: Option<String>,
+    /// Default target for `hoopx exec`.
+    pub target: Option<String>,
+}
+
+pub fn config_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(crate::env_vars::HOOPX_CONFIG).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    crate::dirs::config_dir().map(|d| d.join("config.toml"))
+}
+
+/// Reads the client config file; a missing file is an empty config, a bad one exits 78.
+pub fn load_config() -> Result<ClientConfig, Failure> {
+    let Some(path) = config_path() else {
+        return Ok(ClientConfig::default());
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ClientConfig::default()),
+        Err(e) => {
+            return Err(Failure::new(
+                code::CONFIG,
+                format!("cannot read the client config {}: {e}", path.display()),
+            ))
+        }
+    };
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(1);
+        Failure::new(
+            code::CONFIG,
+            format!("{}:{line}: {}", path.display(), e.message().trim()),
+        )
+        .hint("the client config takes `gateway = \"URL\"` and `target = \"NAME\"`")
+    })
+}
+
+/// Where to connect: a remote gateway, or none (the embedded one).
+#[derive(Debug)]
+pub struct Resolved {
+    pub gateway: Option<String>,
+    pub token: Option<Secret>,
+    pub target: Option<String>,
+}
+
+pub fn resolve(args: &GatewayArgs, target: Option<String>) -> Result<Resolved, Failure> {
+    let cfg = load_config()?;
+    let gateway = args
+        .gateway
+        .clone()
+        .filter(|g| !g.is_empty())
+        .or(cfg.gateway);
+    Ok(Resolved {
+        gateway,
+        token: args
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .map(Secret::new),
+        target: target.filter(|t| !t.is_empty()).or(cfg.target),
+    })
+}

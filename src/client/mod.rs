@@ -1,0 +1,231 @@
+//! The gateway client: the HTTP API (reqwest) and the session stream (WebSocket).
+
+pub mod session;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::auth::Secret;
+use crate::proto::{
+    codes, ErrorBody, OpenSession, SessionInfo, SessionList, SessionOpened, PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+};
+
+/// What can go wrong talking to a gateway; each maps to one exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    BadUrl(String),
+    #[error("cannot reach the gateway at {url}: {why}")]
+    Unreachable { url: String, why: String },
+    #[error("the gateway refused the token: {message}")]
+    Unauthorized {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("denied by policy: {message}")]
+    Denied {
+        message: String,
+        rule: Option<String>,
+    },
+    #[error("{message}")]
+    UnknownTarget {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("the gateway answered {status}: {message}")]
+    Api {
+        status: u16,
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl ClientError {
+    /// The hint to show under the error, if any.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ClientError::Unreachable { .. } => Some(
+                "check --gateway / HOOPX_GATEWAY, or unset them to use the embedded gateway".into(),
+            ),
+            ClientError::Unauthorized { hint, .. }
+            | ClientError::UnknownTarget { hint, .. }
+            | ClientError::Api { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to one gateway with one token.
+#[derive(Clone)]
+pub struct GatewayClient {
+    base: String,
+    token: Option<Secret>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for GatewayClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayClient")
+            .field("base", &self.base)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl GatewayClient {
+    pub fn new(url: &str, token: Option<Secret>) -> Result<GatewayClient, ClientError> {
+        let base = url.trim_end_matches('/').to_string();
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|e| ClientError::BadUrl(format!("gateway URL {url:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(ClientError::BadUrl(format!(
+                "gateway URL {url:?} must look like https://gateway.example.com or http://127.0.0.1:8433"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::BadUrl(format!("cannot set up HTTP: {e}")))?;
+        Ok(GatewayClient { base, token, http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn token(&self) -> Option<&Secret> {
+        self.token.as_ref()
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string());
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t.expose());
+        }
+        rb
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = rb.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            why: describe_reqwest(&e),
+        })?;
+        let status = resp.status();
+        let theirs = resp
+            .headers()
+            .get(PROTOCOL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            why: describe_reqwest(&e),
+        })?;
+        match theirs.as_deref().map(|v| v.trim().parse::<u32>()) {
+            Some(Ok(v)) if v == PROTOCOL_VERSION => {}
+            Some(_) => {
+                return Err(ClientError::Protocol(format!(
+                    "the gateway speaks protocol {}, this hoopx speaks {PROTOCOL_VERSION}; use matching versions",
+                    theirs.unwrap_or_default()
+                )))
+            }
+            None => {
+                return Err(ClientError::Protocol(format!(
+                    "{} answered {status} without a {PROTOCOL_HEADER} header: is it a hoopx gateway?",
+                    self.base
+                )))
+            }
+        }
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| {
+                ClientError::Protocol(format!("unreadable answer from the gateway: {e}"))
+            });
+        }
+        let err = serde_json::from_slice::<ErrorBody>(&body)
+            .map_err(|_| {
+                ClientError::Protocol(format!(
+                    "the gateway answered {status} with an unreadable body"
+                ))
+            })?
+            .error;
+        Err(match (status, err.code.as_str()) {
+            (StatusCode::UNAUTHORIZED, _) => ClientError::Unauthorized {
+                message: err.message,
+                hint: err.hint,
+            },
+            (_, codes::DENIED) => ClientError::Denied {
+                message: err.message,
+                rule: err.rule,
+            },
+            (_, codes::UNKNOWN_TARGET) => ClientError::UnknownTarget {
+                message: err.message,
+                hint: err.hint,
+            },
+            (_, codes::PROTOCOL_MISMATCH) => ClientError::Protocol(err.message),
+            _ => ClientError::Api {
+                status: status.as_u16(),
+                message: err.message,
+                hint: err.hint,
+            },
+        })
+    }
+
+    pub async fn open_session(&self, req: &OpenSession) -> Result<SessionOpened, ClientError> {
+        self.call(
+            self.request(reqwest::Method::POST, "/v1/sessions")
+                .json(req),
+        )
+        .await
+    }
+
+    pub async fn list_sessions(&self, limit: u32) -> Result<Vec<SessionInfo>, ClientError> {
+        let list: SessionList = self
+            .call(self.request(reqwest::Method::GET, &format!("/v1/sessions?limit={limit}")))
+            .await?;
+        Ok(list.sessions)
+    }
+
+    pub async fn session(&self, id: &str) -> Result<SessionInfo, ClientError> {
+        self.call(self.request(reqwest::Method::GET, &format!("/v1/sessions/{id}")))
+            .await
+    }
+
+    /// The WebSocket URL of a path on this gateway.
+    pub fn ws_url(&self, path: &str) -> String {
+        let base = if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = self.base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            self.base.clone()
+        };
+        format!("{base}{path}")
+    }
+}
+
+/// One line on why a request failed, without reqwest's nested debug output.
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    let mut last = e.to_string();
+    while let Some(s) = src {
+        last = s.to_string();
+        src = s.source();
+    }
+    if e.is_timeout() {
+        "timed out".into()
+    } else {
+        last
+    }
+}

@@ -1,0 +1,532 @@
+//! One `hoopx exec` session on the client side: one `select!` loop owns the session state;
+//! readers of the tool's output and of our stdin, and writers to our stdout and to the
+//! tool's stdin, run as separate tasks bridged by channels.
+//!
+//! Back-pressure: a reader takes a permit before each read and the permit travels with the
+//! chunk through the gateway and back, to be released only once the masked chunk was
+//! written. At most [`OUTPUT_WINDOW`] output chunks are in flight, and the gateway answers
+//! them in order, so a slow consumer slows the tool instead of filling memory. Input works
+//! the same way with [`INPUT_WINDOW`], released when the tool has been handed the input.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::{ClientError, GatewayClient};
+use crate::proto::frame::{ClientFrame, ServerFrame, Stream, MAX_DATA, MAX_FRAME};
+use crate::proto::{PROTOCOL_HEADER, PROTOCOL_VERSION};
+use crate::pty::{self, Tool, ToolIo};
+
+pub const OUTPUT_WINDOW: usize = 32;
+pub const INPUT_WINDOW: usize = 16;
+const READ_CHUNK: usize = 64 * 1024;
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// A gateway silent for this long (no frame, no pong) is gone.
+const GATEWAY_SILENCE: Duration = Duration::from_secs(45);
+/// After the tool exits, output still arriving is drained until it pauses this long.
+const DRAIN_PAUSE: Duration = Duration::from_secs(2);
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How a session ended, from the client's point of view.
+#[derive(Debug)]
+pub enum SessionError {
+    /// The gateway could not be reached, or went away mid-session.
+    GatewayLost(String),
+    /// The gateway broke the protocol, or we could not understand it.
+    Protocol(String),
+    /// The gateway ended the session on policy grounds.
+    Policy(String),
+    /// The gateway ended the session because of its own failure.
+    GatewayFailed(String),
+    /// The tool could not be started.
+    Spawn(String),
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit code of the tool (128 + n for a signal).
+    pub code: i32,
+    /// Input lines the gateway withheld.
+    pub denied: usize,
+}
+
+/// Connects the session's stream.
+pub async fn connect(client: &GatewayClient, path: &str) -> Result<Ws, ClientError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = client.ws_url(path);
+    let mut req = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ClientError::BadUrl(format!("bad stream URL {url}: {e}")))?;
+    let h = req.headers_mut();
+    h.insert(PROTOCOL_HEADER, PROTOCOL_VERSION.into());
+    if let Some(t) = client.token() {
+        let v = format!("Bearer {}", t.expose()).parse().map_err(|_| {
+            ClientError::BadUrl("the token has characters a header cannot carry".into())
+        })?;
+        h.insert("authorization", v);
+    }
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME * 2))
+        .max_frame_size(Some(MAX_FRAME * 2));
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
+        .await
+        .map_err(|e| ClientError::Unreachable {
+            url: client.base().to_string(),
+            why: format!("session stream: {e}"),
+        })?;
+    Ok(ws)
+}
+
+/// Waits for the gateway's go-ahead. Until it arrives, the tool must not start.
+pub async fn wait_ready(ws: &mut Ws) -> Result<(), SessionError> {
+    let first = tokio::time::timeout(READY_TIMEOUT, next_frame(ws))
+        .await
+        .map_err(|_| {
+            SessionError::GatewayLost("the gateway did not start the session within 30 s".into())
+        })??;
+    match first {
+        ServerFrame::Ready => Ok(()),
+        ServerFrame::Error(e) => Err(stream_error(e)),
+        other => Err(SessionError::Protocol(format!(
+            "expected the ready frame first, got {other:?}"
+        ))),
+    }
+}
+
+fn stream_error(e: crate::proto::frame::StreamError) -> SessionError {
+    match e.code.as_str() {
+        "protocol" => SessionError::Protocol(format!("the gateway reports: {}", e.message)),
+        "policy" => SessionError::Policy(e.message),
+        _ => SessionError::GatewayFailed(e.message),
+    }
+}
+
+/// The next frame from the gateway, skipping pings and pongs.
+async fn next_frame(ws: &mut Ws) -> Result<ServerFrame, SessionError> {
+    loop {
+        match ws.next().await {
+            None => {
+                return Err(SessionError::GatewayLost(
+                    "the gateway closed the connection".into(),
+                ))
+            }
+            Some(Err(e)) => return Err(SessionError::GatewayLost(e.to_string())),
+            Some(Ok(Message::Binary(b))) => {
+                return ServerFrame::decode(&b).map_err(|e| SessionError::Protocol(e.to_string()))
+            }
+            Some(Ok(Message::Close(_))) => {
+                return Err(SessionError::GatewayLost(
+                    "the gateway closed the session stream".into(),
+                ))
+            }
+            Some(Ok(Message::Text(_))) => {
+                return Err(SessionError::Protocol(
+                    "unexpected text message from the gateway".into(),
+                ))
+            }
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Tells the gateway the tool never started (it exited with `code` before running), and
+/// waits briefly for the gateway to record it.
+pub async fn report_not_started(mut ws: Ws, code: i32) {
+    if send(&mut ws, ClientFrame::Exit { code, signal: None })
+        .await
+        .is_ok()
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(5), next_frame(&mut ws)).await;
+    }
+    let _ = ws.close(None).await;
+}
+
+/// Prints a line on stderr, right in raw mode too.
+pub fn say(msg: &str) {
+    let end = if pty::raw_mode_on() { "\r\n" } else { "\n" };
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "hoopx: {msg}{end}");
+    let _ = err.flush();
+}
+
+enum FromTool {
+    Chunk(Stream, Bytes, OwnedSemaphorePermit),
+    Eof,
+}
+
+enum FromCaller {
+    Chunk(Bytes, OwnedSemaphorePermit),
+    Eof,
+}
+
+enum ToTool {
+    Data(Bytes),
+    Release(OwnedSemaphorePermit),
+    Close,
+}
+
+fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
+    mut r: R,
+    stream: Stream,
+    window: Arc<Semaphore>,
+    tx: mpsc::Sender<FromTool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; READ_CHUNK.min(MAX_DATA)];
+        loop {
+            let Ok(permit) = window.clone().acquire_owned().await else {
+                break;
+            };
+            match r.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    let chunk = Bytes::copy_from_slice(&buf[..n]);
+                    if tx
+                        .send(FromTool::Chunk(stream, chunk, permit))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // EIO: the PTY's slave side is closed, i.e. the tool is gone.
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(FromTool::Eof).await;
+    })
+}
+
+/// Reads our stdin on a plain thread (a blocked read must not hold up the runtime at exit).
+fn spawn_stdin_reader(window: Arc<Semaphore>, tx: mpsc::Sender<FromCaller>) {
+    let rt = tokio::runtime::Handle::current();
+    let _ = std::thread::Builder::new()
+        .name("hoopx-stdin".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = vec![0u8; READ_CHUNK];
+            loop {
+                let Ok(permit) = rt.block_on(window.clone().acquire_owned()) else {
+                    return;
+                };
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let chunk = Bytes::copy_from_slice(&buf[..n]);
+                        if tx.blocking_send(FromCaller::Chunk(chunk, permit)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.blocking_send(FromCaller::Eof);
+        });
+}
+
+fn spawn_tool_writer<W: AsyncWrite + Unpin + Send + 'static>(
+    w: W,
+    mut rx: mpsc::UnboundedReceiver<ToTool>,
+    close_on_eof: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut broken = false;
+        let mut w = Some(w);
+        while let Some(m) = rx.recv().await {
+            match m {
+                ToTool::Data(d) => {
+                    if let (Some(w), false) = (w.as_mut(), broken) {
+                        // The tool may have closed its stdin; input then has nowhere to go.
+                        broken = w.write_all(&d).await.is_err() || w.flush().await.is_err();
+                    }
+                }
+                ToTool::Release(p) => drop(p),
+                ToTool::Close => {
+                    if close_on_eof {
+                        // Dropping the pipe is what closes it: the tool reads end of file.
+                        if let Some(mut w) = w.take() {
+                            let _ = w.shutdown().await;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Writes masked output to our stdout/stderr, releasing each chunk's permit once written.
+fn spawn_output_writer(
+    mut rx: mpsc::UnboundedReceiver<(Stream, Bytes, OwnedSemaphorePermit)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        let mut err = tokio::io::stderr();
+        let (mut out_ok, mut err_ok) = (true, true);
+        while let Some((stream, data, permit)) = rx.recv().await {
+            match stream {
+                Stream::Stdout if out_ok => {
+                    out_ok = out.write_all(&data).await.is_ok() && out.flush().await.is_ok();
+                }
+                Stream::Stderr if err_ok => {
+                    err_ok = err.write_all(&data).await.is_ok() && err.flush().await.is_ok();
+                }
+                _ => {}
+            }
+            drop(permit);
+        }
+    })
+}
+
+async fn send(ws: &mut Ws, f: ClientFrame) -> Result<(), SessionError> {
+    ws.send(Message::Binary(f.encode()))
+        .await
+        .map_err(|e| SessionError::GatewayLost(e.to_string()))
+}
+
+/// Runs the tool through the gateway until it exits and its exit is recorded.
+pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, SessionError> {
+    let out_window = Arc::new(Semaphore::new(OUTPUT_WINDOW));
+    let in_window = Arc::new(Semaphore::new(INPUT_WINDOW));
+    let (tool_tx, mut tool_rx) = mpsc::channel::<FromTool>(OUTPUT_WINDOW + 2);
+    let (caller_tx, mut caller_rx) = mpsc::channel::<FromCaller>(INPUT_WINDOW + 2);
+    let (to_tool, to_tool_rx) = mpsc::unbounded_channel::<ToTool>();
+    let (to_out, to_out_rx) = mpsc::unbounded_channel();
+
+    let mut readers = Vec::new();
+    let resize_handle;
+    let tool_writer = match tool.io.take() {
+        Some(ToolIo::Pty { reader, writer }) => {
+            readers.push(spawn_reader(
+                reader,
+                Stream::Stdout,
+                out_window.clone(),
+                tool_tx.clone(),
+            ));
+            // Keep a handle for resizes: the writer half owns the PTY for that.
+            let (resize_tx, mut resize_rx) = mpsc::unbounded_channel::<(u16, u16)>();
+            resize_handle = Some(resize_tx);
+            let mut w_rx = to_tool_rx;
+            tokio::spawn(async move {
+                let mut writer = writer;
+                let mut broken = false;
+                loop {
+                    tokio::select! {
+                        m = w_rx.recv() => match m {
+                            Some(ToTool::Data(d)) => {
+                                if !broken {
+                                    broken = writer.write_all(&d).await.is_err() || writer.flush().await.is_err();
+                                }
+                            }
+                            Some(ToTool::Release(p)) => drop(p),
+                            Some(ToTool::Close) => {}
+                            None => break,
+                        },
+                        Some((cols, rows)) = resize_rx.recv() => {
+                            let _ = writer.resize(pty_process::Size::new(rows, cols));
+                        }
+                    }
+                }
+            })
+        }
+        Some(ToolIo::Pipe {
+            stdin,
+            stdout,
+            stderr,
+        }) => {
+            resize_handle = None;
+            readers.push(spawn_reader(
+                stdout,
+                Stream::Stdout,
+                out_window.clone(),
+                tool_tx.clone(),
+            ));
+            readers.push(spawn_reader(
+                stderr,
+                Stream::Stderr,
+                out_window.clone(),
+                tool_tx.clone(),
+            ));
+            spawn_tool_writer(stdin, to_tool_rx, true)
+        }
+        None => return Err(SessionError::Spawn("the tool has no I/O".into())),
+    };
+    drop(tool_tx);
+    let mut open_readers = readers.len();
+    let output_writer = spawn_output_writer(to_out_rx);
+    spawn_stdin_reader(in_window.clone(), caller_tx);
+
+    let mut out_permits: VecDeque<OwnedSemaphorePermit> = VecDeque::new();
+    let mut in_permits: VecDeque<OwnedSemaphorePermit> = VecDeque::new();
+    let mut exit: Option<(i32, Option<i32>)> = None;
+    let mut exit_sent = false;
+    let mut denied = 0usize;
+    let mut caller_eof = false;
+    let mut last_heard = tokio::time::Instant::now();
+    let mut last_output = tokio::time::Instant::now();
+
+    let mut sigint = signal(SignalKind::interrupt()).map_err(spawn_err)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(spawn_err)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(spawn_err)?;
+    let mut sigquit = signal(SignalKind::quit()).map_err(spawn_err)?;
+    let mut sigwinch = signal(SignalKind::window_change()).map_err(spawn_err)?;
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    let mut drain_check = tokio::time::interval(Duration::from_millis(250));
+
+    let mut ws = ws;
+    let result: Result<(), SessionError> = loop {
+        if exit.is_some() && open_readers == 0 && out_permits.is_empty() && !exit_sent {
+            let (code, signal) = exit.unwrap_or((1, None));
+            if let Err(e) = send(&mut ws, ClientFrame::Exit { code, signal }).await {
+                break Err(e);
+            }
+            exit_sent = true;
+        }
+        tokio::select! {
+            msg = ws.next() => {
+                last_heard = tokio::time::Instant::now();
+                let frame = match msg {
+                    None => break Err(SessionError::GatewayLost("the gateway closed the connection".into())),
+                    Some(Err(e)) => break Err(SessionError::GatewayLost(e.to_string())),
+                    Some(Ok(Message::Binary(b))) => match ServerFrame::decode(&b) {
+                        Ok(f) => f,
+                        Err(e) => break Err(SessionError::Protocol(e.to_string())),
+                    },
+                    Some(Ok(Message::Close(_))) => break Err(SessionError::GatewayLost("the gateway closed the session stream".into())),
+                    Some(Ok(Message::Text(_))) => break Err(SessionError::Protocol("unexpected text message from the gateway".into())),
+                    Some(Ok(_)) => continue,
+                };
+                match frame {
+                    ServerFrame::Deliver(d) => { let _ = to_tool.send(ToTool::Data(d)); }
+                    ServerFrame::DeliverEof => { let _ = to_tool.send(ToTool::Close); }
+                    ServerFrame::InputAck => match in_permits.pop_front() {
+                        Some(p) => { let _ = to_tool.send(ToTool::Release(p)); }
+                        None => break Err(SessionError::Protocol("input acknowledged that was never sent".into())),
+                    },
+                    ServerFrame::Output { stream, data } => match out_permits.pop_front() {
+                        Some(p) => { let _ = to_out.send((stream, data, p)); }
+                        None => break Err(SessionError::Protocol("output that was never sent came back".into())),
+                    },
+                    ServerFrame::Notice(n) => {
+                        if n.kind == "denied" { denied += 1; }
+                        say(&n.message);
+                    }
+                    ServerFrame::Closed(_) if exit_sent => break Ok(()),
+                    ServerFrame::Closed(_) => break Err(SessionError::Protocol("the gateway closed the session before the tool exited".into())),
+                    ServerFrame::Error(e) => break Err(stream_error(e)),
+                    ServerFrame::Ready => break Err(SessionError::Protocol("a second ready frame".into())),
+                }
+            }
+            m = tool_rx.recv(), if open_readers > 0 => match m {
+                Some(FromTool::Chunk(stream, data, permit)) => {
+                    last_output = tokio::time::Instant::now();
+                    out_permits.push_back(permit);
+                    if let Err(e) = send(&mut ws, ClientFrame::Output { stream, data }).await { break Err(e); }
+                }
+                Some(FromTool::Eof) | None => open_readers = open_readers.saturating_sub(1),
+            },
+            m = caller_rx.recv(), if !caller_eof => match m {
+                Some(FromCaller::Chunk(data, permit)) => {
+                    in_permits.push_back(permit);
+                    if let Err(e) = send(&mut ws, ClientFrame::Input(data)).await { break Err(e); }
+                }
+                Some(FromCaller::Eof) | None => {
+                    caller_eof = true;
+                    // Under a PTY the tool sees end of input as ^D typed by the caller.
+                    let frame = if pty_mode { ClientFrame::Input(Bytes::from_static(b"\x04")) } else { ClientFrame::InputEof };
+                    match in_window.clone().try_acquire_owned() {
+                        Ok(p) => in_permits.push_back(p),
+                        Err(_) => {
+                            // All permits are in flight; wait for one so the ack accounting stays exact.
+                            let p = in_window.clone().acquire_owned().await.map_err(|_| SessionError::Spawn("input window closed".into()));
+                            match p { Ok(p) => in_permits.push_back(p), Err(e) => break Err(e) }
+                        }
+                    }
+                    if let Err(e) = send(&mut ws, frame).await { break Err(e); }
+                }
+            },
+            status = tool.child.wait(), if exit.is_none() => {
+                exit = Some(match status {
+                    Ok(s) => pty::exit_code(&s),
+                    Err(_) => (1, None),
+                });
+                last_output = tokio::time::Instant::now();
+            }
+            _ = drain_check.tick() => {
+                if exit.is_some() && open_readers > 0 && last_output.elapsed() >= DRAIN_PAUSE {
+                    // Something the tool started still holds its output open; stop waiting.
+                    for r in &readers { r.abort(); }
+                    open_readers = 0;
+                }
+            }
+            _ = keepalive.tick() => {
+                if last_heard.elapsed() > GATEWAY_SILENCE {
+                    break Err(SessionError::GatewayLost(format!("no answer from the gateway for {} s", GATEWAY_SILENCE.as_secs())));
+                }
+                if let Err(e) = ws.send(Message::Ping(Bytes::new())).await {
+                    break Err(SessionError::GatewayLost(e.to_string()));
+                }
+            }
+            _ = sigint.recv() => tool.signal(Signal::SIGINT),
+            _ = sigterm.recv() => tool.signal(Signal::SIGTERM),
+            _ = sighup.recv() => tool.signal(Signal::SIGHUP),
+            _ = sigquit.recv() => tool.signal(Signal::SIGQUIT),
+            _ = sigwinch.recv(), if pty_mode => {
+                let fd = std::io::stdout();
+                if let Some((cols, rows)) = pty::window_size(std::os::fd::AsFd::as_fd(&fd)) {
+                    if let Some(h) = &resize_handle { let _ = h.send((cols, rows)); }
+                    if let Err(e) = send(&mut ws, ClientFrame::Resize { cols, rows }).await { break Err(e); }
+                }
+            }
+        }
+    };
+
+    match result {
+        Ok(()) => {
+            drop(to_out);
+            let _ = output_writer.await;
+            drop(to_tool);
+            tool_writer.abort();
+            let _ = ws.close(None).await;
+            Ok(Outcome {
+                code: exit.map(|e| e.0).unwrap_or(1),
+                denied,
+            })
+        }
+        Err(e) => {
+            // Fail closed: nothing may run that the gateway cannot see.
+            if exit.is_none() {
+                tool.terminate(Duration::from_secs(2)).await;
+            }
+            for r in &readers {
+                r.abort();
+            }
+            drop(to_out);
+            let _ = tokio::time::timeout(Duration::from_secs(1), output_writer).await;
+            tool_writer.abort();
+            Err(e)
+        }
+    }
+}
+
+fn spawn_err(e: std::io::Error) -> SessionError {
+    SessionError::Spawn(format!("cannot install signal handlers: {e}"))
+}

@@ -1,0 +1,357 @@
+//! HTTP endpoints under `/v1`. See docs/PROTOCOL.md.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+
+use super::store::NewSession;
+use super::{now_ms, Gateway, Pending};
+use crate::auth::{AuthError, Identity};
+use crate::policy::TargetError;
+use crate::proto::{
+    codes, frame::MAX_FRAME, ApiError, ErrorBody, EventInfo, Health, OpenSession, SessionList,
+    SessionOpened, PROTOCOL_HEADER, PROTOCOL_VERSION,
+};
+
+/// An error answer: status plus the JSON body every client can read.
+pub(crate) struct ApiFailure(StatusCode, ApiError);
+
+impl ApiFailure {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiFailure(
+            status,
+            ApiError {
+                code: code.into(),
+                message: message.into(),
+                hint: None,
+                rule: None,
+            },
+        )
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.1.hint = Some(hint.into());
+        self
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        eprintln!("hoopx gateway: internal error: {e}");
+        ApiFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "the gateway could not complete the request; see the gateway's log",
+        )
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let mut resp = (self.0, Json(ErrorBody { error: self.1 })).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+pub(crate) fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/sessions", post(open_session).get(list_sessions))
+        .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/sessions/{id}/events", get(get_events))
+        .route("/v1/sessions/{id}/stream", get(attach_stream))
+        .fallback(not_found)
+        .layer(middleware::from_fn(protocol_version))
+        .with_state(gw)
+}
+
+/// Refuses requests that announce another protocol version, and stamps ours on every answer.
+async fn protocol_version(req: Request<axum::body::Body>, next: Next) -> Response {
+    let theirs = req
+        .headers()
+        .get(PROTOCOL_HEADER)
+        .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u32>().ok()));
+    let mut resp = match theirs {
+        Some(Some(v)) if v == PROTOCOL_VERSION => next.run(req).await,
+        None => next.run(req).await,
+        Some(v) => {
+            let shown = v.map_or_else(
+                || "an unreadable version".to_string(),
+                |v| format!("protocol {v}"),
+            );
+            ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                codes::PROTOCOL_MISMATCH,
+                format!(
+                    "the client speaks {shown}; this gateway speaks protocol {PROTOCOL_VERSION}"
+                ),
+            )
+            .hint("use a hoopx client and gateway of the same protocol version")
+            .into_response()
+        }
+    };
+    resp.headers_mut()
+        .insert(PROTOCOL_HEADER, HeaderValue::from(PROTOCOL_VERSION));
+    resp
+}
+
+async fn not_found() -> ApiFailure {
+    ApiFailure::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such endpoint")
+}
+
+pub(crate) async fn authenticate(
+    gw: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Identity, ApiFailure> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    gw.auth.authenticate(bearer).await.map_err(|e| {
+        let f = ApiFailure::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, e.to_string());
+        match e {
+            AuthError::Missing => f.hint("set HOOPX_TOKEN or pass --token"),
+            AuthError::Rejected => {
+                f.hint("check the token; a dev gateway prints its token at start")
+            }
+        }
+    })
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+fn bad_request(msg: impl Into<String>) -> ApiFailure {
+    ApiFailure::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, msg)
+}
+
+async fn open_session(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiFailure> {
+    let identity = authenticate(&gw, &headers).await?;
+    let req: OpenSession = serde_json::from_slice(&body)
+        .map_err(|e| bad_request(format!("invalid session request: {e}")))?;
+    let Some(argv0) = req.argv.first().filter(|a| !a.is_empty()) else {
+        return Err(bad_request("argv is empty: name the command to run"));
+    };
+    if req.argv.len() > 4096 || req.argv.iter().map(String::len).sum::<usize>() > 256 * 1024 {
+        return Err(bad_request(
+            "argv is too long (over 4096 arguments or 256 KiB)",
+        ));
+    }
+    let target = gw
+        .policy
+        .resolve_target(req.target.as_deref(), argv0)
+        .map_err(|e| match e {
+            TargetError::ProgramNotAllowed { .. } => {
+                ApiFailure::new(StatusCode::FORBIDDEN, codes::DENIED, e.to_string())
+                    .hint("run one of the target's programs, or ask for another target")
+            }
+            _ => ApiFailure::new(StatusCode::NOT_FOUND, codes::UNKNOWN_TARGET, e.to_string())
+                .hint("`hoopx exec --target NAME` picks a target explicitly"),
+        })?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let denied = gw.policy.denies_argv(&target.name, &req.argv);
+    let session = NewSession {
+        id: id.clone(),
+        identity: identity.subject.clone(),
+        target: target.name.clone(),
+        argv: req.argv.clone(),
+        mode: req.mode,
+        status: if denied.is_some() { "denied" } else { "open" }.into(),
+        started_at: now_ms(),
+        reason: denied.map(|r| format!("command denied by rule {}", r.name)),
+    };
+    gw.store
+        .create_session(&session)
+        .await
+        .map_err(ApiFailure::internal)?;
+    if let Some(rule) = denied {
+        gw.store
+            .finish_session(
+                &id,
+                &super::store::SessionEnd {
+                    status: "denied".into(),
+                    ended_at: now_ms(),
+                    exit_code: None,
+                    reason: session.reason.clone(),
+                },
+            )
+            .await
+            .map_err(ApiFailure::internal)?;
+        let mut f = ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            codes::DENIED,
+            rule.message
+                .clone()
+                .unwrap_or_else(|| format!("the command matches deny rule {:?}", rule.name)),
+        );
+        f.1.rule = Some(rule.name.clone());
+        return Err(f);
+    }
+    gw.pending().insert(
+        id.clone(),
+        Pending {
+            id: id.clone(),
+            identity,
+            target: target.name.clone(),
+            mode: req.mode,
+            started: std::time::Instant::now(),
+            cols: req.cols,
+            rows: req.rows,
+        },
+    );
+    let opened = SessionOpened {
+        stream: format!("/v1/sessions/{id}/stream"),
+        session_id: id,
+        target: target.name.clone(),
+        env: target.env.clone(),
+    };
+    Ok((StatusCode::CREATED, Json(opened)).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+}
+
+async fn list_sessions(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<SessionList>, ApiFailure> {
+    authenticate(&gw, &headers).await?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let sessions = gw
+        .store
+        .list_sessions(limit)
+        .await
+        .map_err(ApiFailure::internal)?;
+    Ok(Json(SessionList { sessions }))
+}
+
+async fn get_session(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiFailure> {
+    authenticate(&gw, &headers).await?;
+    match gw.store.session(&id).await.map_err(ApiFailure::internal)? {
+        Some(s) => Ok(Json(s).into_response()),
+        None => Err(no_session(&id)),
+    }
+}
+
+fn no_session(id: &str) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::NOT_FOUND,
+        codes::NOT_FOUND,
+        format!("no session {id:?}"),
+    )
+    .hint("`hoopx sessions list` shows the sessions this gateway knows")
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    from: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn get_events(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<EventInfo>>, ApiFailure> {
+    authenticate(&gw, &headers).await?;
+    if gw
+        .store
+        .session(&id)
+        .await
+        .map_err(ApiFailure::internal)?
+        .is_none()
+    {
+        return Err(no_session(&id));
+    }
+    let events = gw
+        .store
+        .events(
+            &id,
+            q.from.unwrap_or(0).max(0),
+            q.limit.unwrap_or(1000).clamp(1, 10_000),
+        )
+        .await
+        .map_err(ApiFailure::internal)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| EventInfo {
+                seq: e.seq,
+                t_us: e.t_us,
+                kind: e.kind.code().into(),
+                data: b64.encode(&e.data),
+            })
+            .collect(),
+    ))
+}
+
+async fn attach_stream(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiFailure> {
+    let identity = authenticate(&gw, &headers).await?;
+    let pending = {
+        let mut map = gw.pending();
+        match map.get(&id) {
+            None => {
+                return Err(ApiFailure::new(
+                    StatusCode::NOT_FOUND,
+                    codes::NOT_FOUND,
+                    format!("no session {id:?} is waiting for its stream"),
+                )
+                .hint("open a session with POST /v1/sessions first; a stream attaches once"))
+            }
+            Some(p) if p.identity != identity => {
+                return Err(ApiFailure::new(
+                    StatusCode::FORBIDDEN,
+                    codes::DENIED,
+                    "this session belongs to another identity",
+                ))
+            }
+            Some(_) => map.remove(&id),
+        }
+    };
+    let Some(pending) = pending else {
+        return Err(ApiFailure::new(
+            StatusCode::CONFLICT,
+            codes::CONFLICT,
+            "stream already attached",
+        ));
+    };
+    Ok(ws
+        .max_message_size(MAX_FRAME * 2)
+        .max_frame_size(MAX_FRAME * 2)
+        .on_upgrade(move |socket| super::stream::run(gw, pending, socket)))
+}

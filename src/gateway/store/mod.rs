@@ -1,0 +1,127 @@
+//! Where the gateway keeps sessions and their recordings: one trait, chosen once at start-up
+//! from a URL. SQLite (default) for one gateway, PostgreSQL when replicas share state. Each
+//! backend owns its schema and migrations.
+
+mod postgres;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::proto::{Mode, SessionInfo};
+use crate::recording::Event;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported store URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    BadUrl(String),
+    #[error("store unavailable: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("cannot prepare the store directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A session as created at open.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub identity: String,
+    pub target: String,
+    pub argv: Vec<String>,
+    pub mode: Mode,
+    pub status: String,
+    pub started_at: i64,
+    pub reason: Option<String>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub struct SessionEnd {
+    pub status: String,
+    pub ended_at: i64,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend, for logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError>;
+    async fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError>;
+    /// Appends events in one transaction; their `seq` continue the session's log.
+    async fn append_events(&self, id: &str, events: &[Event]) -> Result<(), StoreError>;
+    async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError>;
+    async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError>;
+    /// Newest first.
+    async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, StoreError>;
+    /// Events with `seq >= from`, in order, at most `limit`.
+    async fn events(&self, id: &str, from: i64, limit: i64) -> Result<Vec<Event>, StoreError>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` or `postgres://…` (also `postgresql://`).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::BadUrl(url.to_string()));
+        }
+        return Ok(Arc::new(
+            SqliteStore::open(PathBuf::from(path).as_path()).await?,
+        ));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::open(url).await?));
+    }
+    Err(StoreError::BadUrl(redact_url(url)))
+}
+
+/// A URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, StoreError> {
+    match s {
+        "pty" => Ok(Mode::Pty),
+        "pipe" => Ok(Mode::Pipe),
+        other => Err(StoreError::Corrupt(format!("unknown mode {other:?}"))),
+    }
+}
+
+pub(crate) fn parse_argv(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("argv: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("mysql://a:b@c"), "mysql://a:***@c");
+    }
+}

@@ -1,0 +1,219 @@
+//! PostgreSQL backend, for gateways that share state. Events are inserted in batches with
+//! `UNNEST`, one round trip per batch.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+
+use super::{parse_argv, parse_mode, NewSession, SessionEnd, Store, StoreError};
+use crate::proto::SessionInfo;
+use crate::recording::{Event, EventKind};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    target TEXT NOT NULL,
+    argv TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    exit_code INTEGER,
+    reason TEXT,
+    event_count BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_started ON sessions (started_at DESC);
+CREATE TABLE events (
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    seq BIGINT NOT NULL,
+    t_us BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+"#];
+
+/// Serializes concurrent migrations of several gateways starting at once.
+const MIGRATION_LOCK: i64 = 0x686f_6f70_78;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS hoopx_schema (version INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let current: Option<i32> = sqlx::query_scalar("SELECT MAX(version) FROM hoopx_schema")
+            .fetch_one(&mut *tx)
+            .await?;
+        let current = current.unwrap_or(0) as usize;
+        if current > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {current} is newer than this hoopx knows ({}); upgrade hoopx",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO hoopx_schema (version) VALUES ($1)")
+                .bind(i as i32 + 1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn row_to_info(r: &PgRow) -> Result<SessionInfo, StoreError> {
+    Ok(SessionInfo {
+        id: r.try_get("id")?,
+        identity: r.try_get("identity")?,
+        target: r.try_get("target")?,
+        argv: parse_argv(r.try_get("argv")?)?,
+        mode: parse_mode(r.try_get("mode")?)?,
+        status: r.try_get("status")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        exit_code: r.try_get("exit_code")?,
+        reason: r.try_get("reason")?,
+        event_count: r.try_get("event_count")?,
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, identity, target, argv, mode, status, started_at, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&s.id)
+        .bind(&s.identity)
+        .bind(&s.target)
+        .bind(serde_json::to_string(&s.argv).unwrap_or_default())
+        .bind(s.mode.as_str())
+        .bind(&s.status)
+        .bind(s.started_at)
+        .bind(&s.reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_events(&self, id: &str, events: &[Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let times: Vec<i64> = events.iter().map(|e| e.t_us).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.code()).collect();
+        let data: Vec<&[u8]> = events.iter().map(|e| e.data.as_slice()).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO events (session_id, seq, t_us, kind, data) \
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::bytea[])",
+        )
+        .bind(id)
+        .bind(&seqs)
+        .bind(&times)
+        .bind(&kinds)
+        .bind(&data)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE sessions SET event_count = event_count + $1 WHERE id = $2")
+            .bind(events.len() as i64)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET status = $1, ended_at = $2, exit_code = $3, reason = $4 WHERE id = $5",
+        )
+        .bind(&end.status)
+        .bind(end.ended_at)
+        .bind(end.exit_code)
+        .bind(&end.reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_info).transpose()
+    }
+
+    async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM sessions ORDER BY started_at DESC, id LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_info).collect()
+    }
+
+    async fn events(&self, id: &str, from: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, t_us, kind, data FROM events WHERE session_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(Event {
+                    seq: r.try_get("seq")?,
+                    t_us: r.try_get("t_us")?,
+                    kind: EventKind::from_code(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+                    data: r.try_get("data")?,
+                })
+            })
+            .collect()
+    }
+}

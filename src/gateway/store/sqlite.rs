@@ -1,0 +1,222 @@
+//! SQLite backend: one file, WAL, created with 0700 parent directory.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{parse_argv, parse_mode, NewSession, SessionEnd, Store, StoreError};
+use crate::proto::SessionInfo;
+use crate::recording::{Event, EventKind};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    target TEXT NOT NULL,
+    argv TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    exit_code INTEGER,
+    reason TEXT,
+    event_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_started ON sessions (started_at DESC);
+CREATE TABLE events (
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    seq INTEGER NOT NULL,
+    t_us INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+"#];
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::dirs::create_private_dir(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS hoopx_schema (version INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM hoopx_schema")
+            .fetch_one(&mut *tx)
+            .await?;
+        let current = current.unwrap_or(0) as usize;
+        if current > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {current} is newer than this hoopx knows ({}); upgrade hoopx",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO hoopx_schema (version) VALUES (?)")
+                .bind(i as i64 + 1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn row_to_info(r: &sqlx::sqlite::SqliteRow) -> Result<SessionInfo, StoreError> {
+    Ok(SessionInfo {
+        id: r.try_get("id")?,
+        identity: r.try_get("identity")?,
+        target: r.try_get("target")?,
+        argv: parse_argv(r.try_get("argv")?)?,
+        mode: parse_mode(r.try_get("mode")?)?,
+        status: r.try_get("status")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
+        reason: r.try_get("reason")?,
+        event_count: r.try_get("event_count")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, identity, target, argv, mode, status, started_at, reason) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.identity)
+        .bind(&s.target)
+        .bind(serde_json::to_string(&s.argv).unwrap_or_default())
+        .bind(s.mode.as_str())
+        .bind(&s.status)
+        .bind(s.started_at)
+        .bind(&s.reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET status = ? WHERE id = ?")
+            .bind(status)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_events(&self, id: &str, events: &[Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO events (session_id, seq, t_us, kind, data) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(e.seq)
+            .bind(e.t_us)
+            .bind(e.kind.code())
+            .bind(&e.data)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE sessions SET event_count = event_count + ? WHERE id = ?")
+            .bind(events.len() as i64)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ?, reason = ? WHERE id = ?",
+        )
+        .bind(&end.status)
+        .bind(end.ended_at)
+        .bind(end.exit_code.map(i64::from))
+        .bind(&end.reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_info).transpose()
+    }
+
+    async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM sessions ORDER BY started_at DESC, id LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_info).collect()
+    }
+
+    async fn events(&self, id: &str, from: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, t_us, kind, data FROM events WHERE session_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(Event {
+                    seq: r.try_get("seq")?,
+                    t_us: r.try_get("t_us")?,
+                    kind: EventKind::from_code(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+                    data: r.try_get("data")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,350 @@
+//! One session's stream: a single task that owns the session state, reads client frames,
+//! applies policy (input gate, masking), answers and records.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use serde_json::json;
+
+use super::store::{SessionEnd, Store};
+use super::{now_ms, Gateway, Pending};
+use crate::policy::{GateAction, InputGate, Masker};
+use crate::proto::frame::{ClientFrame, Closed, Notice, ServerFrame, Stream, StreamError};
+use crate::recording::{Event, EventKind};
+
+/// Events are written in batches: at this many events, this many bytes, or this often.
+const FLUSH_EVENTS: usize = 512;
+const FLUSH_BYTES: usize = 4 * 1024 * 1024;
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// A session whose client stays silent this long is ended (clients ping every 15 s).
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Appends events to the session's log in batches.
+struct Recorder {
+    store: Arc<dyn Store>,
+    id: String,
+    started: Instant,
+    seq: i64,
+    buf: Vec<Event>,
+    bytes: usize,
+}
+
+impl Recorder {
+    fn push(&mut self, kind: EventKind, data: Vec<u8>) {
+        self.bytes += data.len();
+        self.buf.push(Event {
+            seq: self.seq,
+            t_us: self.started.elapsed().as_micros() as i64,
+            kind,
+            data,
+        });
+        self.seq += 1;
+    }
+
+    fn marker(&mut self, value: serde_json::Value) {
+        self.push(EventKind::Marker, value.to_string().into_bytes());
+    }
+
+    fn full(&self) -> bool {
+        self.buf.len() >= FLUSH_EVENTS || self.bytes >= FLUSH_BYTES
+    }
+
+    async fn flush(&mut self) -> Result<(), super::store::StoreError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.store.append_events(&self.id, &self.buf).await?;
+        self.buf.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// How the stream ended.
+enum End {
+    Exited { code: i32, signal: Option<i32> },
+    Aborted(String),
+}
+
+struct Session {
+    gw: Arc<Gateway>,
+    target: String,
+    gate: InputGate,
+    masker: Masker,
+    rec: Recorder,
+    masked: usize,
+    denied: usize,
+}
+
+pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocket) {
+    let rec = Recorder {
+        store: gw.store.clone(),
+        id: pending.id.clone(),
+        started: pending.started,
+        seq: 0,
+        buf: Vec::new(),
+        bytes: 0,
+    };
+    let mut s = Session {
+        masker: gw.policy.masker(&pending.target),
+        gate: InputGate::new(pending.mode),
+        target: pending.target.clone(),
+        gw: gw.clone(),
+        rec,
+        masked: 0,
+        denied: 0,
+    };
+    if let (Some(c), Some(r)) = (pending.cols, pending.rows) {
+        s.rec
+            .push(EventKind::Resize, format!("{c}x{r}").into_bytes());
+    }
+    let end = match gw.store.set_status(&pending.id, "running").await {
+        Err(e) => {
+            eprintln!("hoopx gateway: session {}: {e}", pending.id);
+            let _ = send(
+                &mut socket,
+                ServerFrame::Error(StreamError {
+                    code: "internal".into(),
+                    message: "the gateway cannot record this session, so it will not run".into(),
+                }),
+            )
+            .await;
+            End::Aborted(format!("store unavailable: {e}"))
+        }
+        Ok(()) => match send(&mut socket, ServerFrame::Ready).await {
+            Err(_) => End::Aborted("client left before the session started".into()),
+            Ok(()) => s.relay(&mut socket).await,
+        },
+    };
+    s.finish(&pending.id, end, &mut socket).await;
+}
+
+async fn send(socket: &mut WebSocket, frame: ServerFrame) -> Result<(), axum::Error> {
+    socket.send(Message::Binary(frame.encode())).await
+}
+
+async fn fail(socket: &mut WebSocket, code: &str, message: String) -> End {
+    let _ = send(
+        socket,
+        ServerFrame::Error(StreamError {
+            code: code.into(),
+            message: message.clone(),
+        }),
+    )
+    .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: if code == "protocol" { 1002 } else { 1011 },
+            reason: "".into(),
+        })))
+        .await;
+    End::Aborted(format!("{code} error: {message}"))
+}
+
+impl Session {
+    async fn relay(&mut self, socket: &mut WebSocket) -> End {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        let mut last_heard = Instant::now();
+        loop {
+            let msg = tokio::select! {
+                m = socket.recv() => m,
+                _ = tick.tick() => {
+                    if let Err(e) = self.rec.flush().await {
+                        return fail(socket, "internal", format!("cannot record the session: {e}")).await;
+                    }
+                    if last_heard.elapsed() > IDLE_LIMIT {
+                        return End::Aborted(format!("client silent for {} s", IDLE_LIMIT.as_secs()));
+                    }
+                    continue;
+                }
+            };
+            last_heard = Instant::now();
+            let raw = match msg {
+                None => return End::Aborted("client disconnected".into()),
+                Some(Err(e)) => return End::Aborted(format!("client connection failed: {e}")),
+                Some(Ok(Message::Binary(b))) => b,
+                Some(Ok(Message::Text(_))) => {
+                    return fail(
+                        socket,
+                        "protocol",
+                        "text messages are not part of the protocol; frames are binary".into(),
+                    )
+                    .await
+                }
+                Some(Ok(Message::Close(_))) => {
+                    return End::Aborted("client closed the stream before the tool exited".into())
+                }
+                Some(Ok(_)) => continue,
+            };
+            let frame = match ClientFrame::decode(&raw) {
+                Ok(f) => f,
+                Err(e) => return fail(socket, "protocol", e.to_string()).await,
+            };
+            match self.handle(frame, socket).await {
+                Ok(None) => {}
+                Ok(Some(end)) => return end,
+                Err(end) => return end,
+            }
+            if self.rec.full() {
+                if let Err(e) = self.rec.flush().await {
+                    return fail(
+                        socket,
+                        "internal",
+                        format!("cannot record the session: {e}"),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    /// Handles one frame; `Ok(Some)` ends the session normally, `Err` abnormally.
+    async fn handle(
+        &mut self,
+        frame: ClientFrame,
+        socket: &mut WebSocket,
+    ) -> Result<Option<End>, End> {
+        let lost = |_| End::Aborted("client connection failed while sending".into());
+        match frame {
+            ClientFrame::Input(data) => {
+                let policy = self.gw.policy.clone();
+                let target = self.target.clone();
+                let check = |line: &[u8]| policy.denies(&target, line).map(|r| r.name.clone());
+                match self.gate.feed(&data, check) {
+                    Ok(actions) => self.apply(actions, socket).await.map_err(lost)?,
+                    Err(e) => return Err(fail(socket, "policy", e.to_string()).await),
+                }
+                send(socket, ServerFrame::InputAck).await.map_err(lost)?;
+            }
+            ClientFrame::InputEof => {
+                let policy = self.gw.policy.clone();
+                let target = self.target.clone();
+                let check = |line: &[u8]| policy.denies(&target, line).map(|r| r.name.clone());
+                let actions = self.gate.finish(check);
+                self.apply(actions, socket).await.map_err(lost)?;
+                send(socket, ServerFrame::DeliverEof).await.map_err(lost)?;
+                send(socket, ServerFrame::InputAck).await.map_err(lost)?;
+            }
+            ClientFrame::Output { stream, data } => {
+                let (masked, n) = self.masker.mask(&data);
+                self.masked += n;
+                let masked = Bytes::copy_from_slice(&masked);
+                let kind = match stream {
+                    Stream::Stdout => EventKind::Output,
+                    Stream::Stderr => EventKind::Stderr,
+                };
+                if !masked.is_empty() {
+                    self.rec.push(kind, masked.to_vec());
+                }
+                send(
+                    socket,
+                    ServerFrame::Output {
+                        stream,
+                        data: masked,
+                    },
+                )
+                .await
+                .map_err(lost)?;
+            }
+            ClientFrame::Resize { cols, rows } => {
+                self.rec
+                    .push(EventKind::Resize, format!("{cols}x{rows}").into_bytes());
+            }
+            ClientFrame::Exit { code, signal } => {
+                return Ok(Some(End::Exited { code, signal }));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn apply(
+        &mut self,
+        actions: Vec<GateAction>,
+        socket: &mut WebSocket,
+    ) -> Result<(), axum::Error> {
+        for a in actions {
+            match a {
+                GateAction::Deliver(d) => {
+                    let (masked, _) = self.masker.mask(&d);
+                    self.rec.push(EventKind::Input, masked.into_owned());
+                    send(socket, ServerFrame::Deliver(d)).await?;
+                }
+                GateAction::Denied { rule, line } => {
+                    self.denied += 1;
+                    let (masked, _) = self.masker.mask(&line);
+                    let shown = String::from_utf8_lossy(&masked).trim_end().to_string();
+                    self.rec.marker(json!({"denied": rule, "line": shown}));
+                    send(
+                        socket,
+                        ServerFrame::Notice(Notice {
+                            kind: "denied".into(),
+                            rule: Some(rule.clone()),
+                            message: format!("input line withheld by deny rule {rule:?}: {shown}"),
+                        }),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, id: &str, end: End, socket: &mut WebSocket) {
+        if self.masked > 0 {
+            self.rec.marker(json!({"masked": self.masked}));
+        }
+        let (status, exit_code, reason) = match &end {
+            End::Exited { code, signal } => {
+                self.rec.push(
+                    EventKind::Exit,
+                    json!({"code": code, "signal": signal})
+                        .to_string()
+                        .into_bytes(),
+                );
+                (
+                    "exited",
+                    Some(*code),
+                    (self.denied > 0).then(|| format!("{} input line(s) denied", self.denied)),
+                )
+            }
+            End::Aborted(why) => {
+                self.rec.marker(json!({"aborted": why}));
+                ("aborted", None, Some(why.clone()))
+            }
+        };
+        let stored = self.rec.flush().await;
+        let finished = self
+            .gw
+            .store
+            .finish_session(
+                id,
+                &SessionEnd {
+                    status: status.into(),
+                    ended_at: now_ms(),
+                    exit_code,
+                    reason,
+                },
+            )
+            .await;
+        if let Err(e) = stored.as_ref().and(finished.as_ref()) {
+            eprintln!("hoopx gateway: session {id}: could not record its end: {e}");
+        }
+        if matches!(end, End::Exited { .. }) {
+            let frame = if let Err(e) = stored.and(finished) {
+                ServerFrame::Error(StreamError {
+                    code: "internal".into(),
+                    message: format!("the session's end could not be recorded: {e}"),
+                })
+            } else {
+                ServerFrame::Closed(Closed {
+                    status: status.into(),
+                    events: self.rec.seq,
+                })
+            };
+            let _ = send(socket, frame).await;
+            let _ = socket.send(Message::Close(None)).await;
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The gateway's TOML config: parsed with spans so every refusal names the file, the line
+//! and the reason.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+
+use regex::bytes::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{DenyRule, MaskRule, Policy, Target, TargetKind};
+
+/// A config the gateway refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn at(text: &str, file: &str, span: Option<Range<usize>>, reason: impl Into<String>) -> Self {
+        let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            reason: reason.into(),
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    (line, col)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    targets: Vec<Spanned<RawTarget>>,
+    #[serde(default)]
+    rules: RawRules,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    command: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    #[serde(default)]
+    mask: Vec<RawMask>,
+    #[serde(default)]
+    deny: Vec<RawDeny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMask {
+    name: Spanned<String>,
+    pattern: Spanned<String>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    #[serde(default)]
+    replacement: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeny {
+    name: Spanned<String>,
+    pattern: Spanned<String>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Largest compiled program size of one rule's regex: a runaway pattern is refused at start
+/// instead of eating memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
+    let raw: RawConfig = toml::from_str(text)
+        .map_err(|e| ConfigError::at(text, file, e.span(), e.message().trim().to_string()))?;
+    let err = |span: Range<usize>, reason: String| ConfigError::at(text, file, Some(span), reason);
+
+    let mut targets = Vec::new();
+    let mut names = HashSet::new();
+    for t in raw.targets {
+        let span = t.span();
+        let t = t.into_inner();
+        let name = t.name.get_ref().trim();
+        if !valid_name(name) {
+            return Err(err(
+                t.name.span(),
+                format!("target name {name:?} must be letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if !names.insert(name.to_string()) {
+            return Err(err(t.name.span(), format!("duplicate target {name:?}")));
+        }
+        let kind = TargetKind::parse(t.kind.get_ref()).ok_or_else(|| {
+            err(
+                t.kind.span(),
+                format!(
+                    "unknown target kind {:?}: expected postgres, ssh, kubernetes or command",
+                    t.kind.get_ref()
+                ),
+            )
+        })?;
+        if t.command.iter().any(|c| c.is_empty() || c.contains('/')) {
+            return Err(err(
+                span,
+                format!("target {name:?}: command lists program names such as \"psql\", not paths or empty strings"),
+            ));
+        }
+        targets.push(Target {
+            name: name.to_string(),
+            kind,
+            command: t.command,
+            env: t.env,
+        });
+    }
+
+    let check_targets = |list: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+        list.iter()
+            .map(|t| {
+                if names.contains(t.get_ref()) {
+                    Ok(t.get_ref().clone())
+                } else {
+                    Err(err(t.span(), format!("unknown target {:?}", t.get_ref())))
+                }
+            })
+            .collect()
+    };
+    let compile = |name: &Spanned<String>, pattern: &Spanned<String>| {
+        if !valid_name(name.get_ref()) {
+            return Err(err(
+                name.span(),
+                format!(
+                    "rule name {:?} must be letters, digits, '-', '_' or '.'",
+                    name.get_ref()
+                ),
+            ));
+        }
+        if pattern.get_ref().is_empty() {
+            return Err(err(pattern.span(), "empty pattern".to_string()));
+        }
+        regex::bytes::RegexBuilder::new(pattern.get_ref())
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| {
+                let detail = e.to_string();
+                let last = detail.lines().last().unwrap_or("").trim().to_string();
+                err(
+                    pattern.span(),
+                    format!("rule {:?}: invalid regex: {last}", name.get_ref()),
+                )
+            })
+    };
+
+    let mut rule_names = HashSet::new();
+    let mut mask = Vec::new();
+    for r in &raw.rules.mask {
+        let pattern: Regex = compile(&r.name, &r.pattern)?;
+        if !rule_names.insert(("mask", r.name.get_ref().clone())) {
+            return Err(err(
+                r.name.span(),
+                format!("duplicate mask rule {:?}", r.name.get_ref()),
+            ));
+        }
+        if pattern.is_match(b"") {
+            return Err(err(
+                r.pattern.span(),
+                format!("mask rule {:?} matches the empty string", r.name.get_ref()),
+            ));
+        }
+        mask.push(MaskRule {
+            name: r.name.get_ref().clone(),
+            replacement: r
+                .replacement
+                .clone()
+                .unwrap_or_else(|| format!("[REDACTED:{}]", r.name.get_ref())),
+            pattern,
+            targets: check_targets(&r.targets)?,
+        });
+    }
+    let mut deny = Vec::new();
+    for r in &raw.rules.deny {
+        let pattern = compile(&r.name, &r.pattern)?;
+        if !rule_names.insert(("deny", r.name.get_ref().clone())) {
+            return Err(err(
+                r.name.span(),
+                format!("duplicate deny rule {:?}", r.name.get_ref()),
+            ));
+        }
+        deny.push(DenyRule {
+            name: r.name.get_ref().clone(),
+            pattern,
+            targets: check_targets(&r.targets)?,
+            message: r.message.clone(),
+        });
+    }
+    if targets.is_empty() {
+        return Err(ConfigError::at(
+            text,
+            file,
+            None,
+            "no [[targets]]: declare at least one target the gateway may open sessions on",
+        ));
+    }
+    Ok(Policy {
+        targets,
+        mask,
+        deny,
+    })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refuse(text: &str) -> ConfigError {
+        parse(text, "gw.toml").unwrap_err()
+    }
+
+    #[test]
+    fn the_issue_example_is_accepted() {
+        let text = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\ncommand = [\"psql\"]\n\n[[rules.mask]]\nname = \"email\"\npattern = '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}'\n\n[[rules.deny]]\nname = \"no-drop-table\"\npattern = '(?i)\\bdrop\\s+table\\b'\n";
+        let p = parse(text, "gw.toml").unwrap();
+        assert_eq!(p.targets.len(), 1);
+        assert_eq!(p.mask[0].replacement, "[REDACTED:email]");
+        assert_eq!(p.deny[0].name, "no-drop-table");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = refuse("[[targets]]\nname = \"pg\"\nkind = postgres\n");
+        assert_eq!((e.file.as_str(), e.line), ("gw.toml", 3), "{e}");
+    }
+
+    #[test]
+    fn bad_regex_names_the_line_and_rule() {
+        let e = refuse(
+            "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n\n[[rules.deny]]\nname = \"x\"\npattern = '(unclosed'\n",
+        );
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.reason.contains("invalid regex"), "{e}");
+        assert!(e.to_string().starts_with("gw.toml:7:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_kinds_and_targets_are_refused() {
+        let e = refuse("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\ncomand = [\"psql\"]\n");
+        assert!(e.reason.contains("comand"), "{e}");
+        assert_eq!(e.line, 4, "{e}");
+        let e = refuse("[[targets]]\nname = \"pg\"\nkind = \"mysql\"\n");
+        assert_eq!(e.line, 3);
+        assert!(e.reason.contains("unknown target kind"), "{e}");
+        let e = refuse(
+            "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n[[rules.deny]]\nname = \"d\"\npattern = 'x'\ntargets = [\"pgg\"]\n",
+        );
+        assert_eq!(e.line, 7, "{e}");
+        let e = refuse("[[targets]]\nname = \"a\"\nkind = \"command\"\n[[targets]]\nname = \"a\"\nkind = \"command\"\n");
+        assert!(e.reason.contains("duplicate target"), "{e}");
+        assert_eq!(e.line, 5);
+    }
+
+    #[test]
+    fn empty_and_empty_matching_patterns_are_refused() {
+        let e = refuse("[[targets]]\nname = \"a\"\nkind = \"command\"\n[[rules.mask]]\nname = \"m\"\npattern = 'x*'\n");
+        assert!(e.reason.contains("empty string"), "{e}");
+        let e = refuse("");
+        assert!(e.reason.contains("no [[targets]]"), "{e}");
+    }
+}

@@ -1,0 +1,285 @@
+//! The input gate: decides which input bytes reach the tool. Pure state machine, no I/O.
+//!
+//! Pipe mode: input is released one whole line at a time, after the line was checked.
+//! PTY mode: keystrokes are released at once (so the tool can echo them), while the gate
+//! keeps its own copy of the line being typed; at Enter the line is checked and the Enter is
+//! released only if the line is allowed. A denied line gets Ctrl-U (erase line) instead, so
+//! the tool never runs it. This PTY reconstruction is simple (backspace, Ctrl-U, Ctrl-W,
+//! escape sequences skipped); history recall and in-line editing are not followed.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::proto::Mode;
+
+/// Largest line the gate holds before it refuses, so a line can never grow without bound.
+pub const MAX_LINE: usize = 1024 * 1024;
+
+const CTRL_C: u8 = 0x03;
+const BS: u8 = 0x08;
+const CTRL_U: u8 = 0x15;
+const CTRL_W: u8 = 0x17;
+const ESC: u8 = 0x1b;
+const DEL: u8 = 0x7f;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateAction {
+    /// Release these bytes to the tool.
+    Deliver(Bytes),
+    /// This line was withheld; `rule` decided.
+    Denied { rule: String, line: Bytes },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an input line is longer than {MAX_LINE} bytes; hoopx cannot check it, so it was not sent")]
+pub struct LineTooLong;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    None,
+    Start,
+    Csi,
+}
+
+#[derive(Debug)]
+pub struct InputGate {
+    mode: Mode,
+    line: BytesMut,
+    esc: Esc,
+}
+
+impl InputGate {
+    pub fn new(mode: Mode) -> InputGate {
+        InputGate {
+            mode,
+            line: BytesMut::new(),
+            esc: Esc::None,
+        }
+    }
+
+    /// Feeds input; `check` returns the name of the deny rule that matches a line, if any.
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        check: impl Fn(&[u8]) -> Option<String>,
+    ) -> Result<Vec<GateAction>, LineTooLong> {
+        match self.mode {
+            Mode::Pipe => self.feed_pipe(data, check),
+            Mode::Pty => self.feed_pty(data, check),
+        }
+    }
+
+    /// End of input: the last, unterminated line is checked and released.
+    pub fn finish(&mut self, check: impl Fn(&[u8]) -> Option<String>) -> Vec<GateAction> {
+        if self.mode == Mode::Pty || self.line.is_empty() {
+            self.line.clear();
+            return vec![];
+        }
+        let line = self.line.split().freeze();
+        vec![decide(line, &check)]
+    }
+
+    fn feed_pipe(
+        &mut self,
+        data: &[u8],
+        check: impl Fn(&[u8]) -> Option<String>,
+    ) -> Result<Vec<GateAction>, LineTooLong> {
+        let mut out: Vec<GateAction> = Vec::new();
+        let mut rest = data;
+        while let Some(nl) = memchr(b'\n', rest) {
+            let (head, tail) = rest.split_at(nl + 1);
+            rest = tail;
+            let line = if self.line.is_empty() {
+                Bytes::copy_from_slice(head)
+            } else {
+                self.line.extend_from_slice(head);
+                self.line.split().freeze()
+            };
+            if line.len() > MAX_LINE {
+                return Err(LineTooLong);
+            }
+            match (decide(line, &check), out.last_mut()) {
+                // Coalesce consecutive allowed lines into one delivery.
+                (GateAction::Deliver(d), Some(GateAction::Deliver(prev))) => {
+                    let mut joined = BytesMut::from(&prev[..]);
+                    joined.extend_from_slice(&d);
+                    *prev = joined.freeze();
+                }
+                (action, _) => out.push(action),
+            }
+        }
+        self.line.extend_from_slice(rest);
+        if self.line.len() > MAX_LINE {
+            return Err(LineTooLong);
+        }
+        Ok(out)
+    }
+
+    fn feed_pty(
+        &mut self,
+        data: &[u8],
+        check: impl Fn(&[u8]) -> Option<String>,
+    ) -> Result<Vec<GateAction>, LineTooLong> {
+        let mut out = Vec::new();
+        let mut pending = BytesMut::new();
+        for &b in data {
+            match self.esc {
+                Esc::Start => {
+                    self.esc = if b == b'[' || b == b'O' {
+                        Esc::Csi
+                    } else {
+                        Esc::None
+                    };
+                    pending.extend_from_slice(&[b]);
+                    continue;
+                }
+                Esc::Csi => {
+                    if (0x40..=0x7e).contains(&b) {
+                        self.esc = Esc::None;
+                    }
+                    pending.extend_from_slice(&[b]);
+                    continue;
+                }
+                Esc::None => {}
+            }
+            match b {
+                b'\r' | b'\n' => {
+                    let line = self.line.split().freeze();
+                    match check(&line) {
+                        None => pending.extend_from_slice(&[b]),
+                        Some(rule) => {
+                            pending.extend_from_slice(&[CTRL_U]);
+                            out.push(GateAction::Deliver(pending.split().freeze()));
+                            out.push(GateAction::Denied { rule, line });
+                        }
+                    }
+                    continue;
+                }
+                ESC => self.esc = Esc::Start,
+                DEL | BS => {
+                    // Drop one character, including its UTF-8 continuation bytes.
+                    while let Some(last) = self.line.last().copied() {
+                        self.line.truncate(self.line.len() - 1);
+                        if last & 0xc0 != 0x80 {
+                            break;
+                        }
+                    }
+                }
+                CTRL_U | CTRL_C => self.line.clear(),
+                CTRL_W => {
+                    let trimmed = self.line.iter().rposition(|c| !c.is_ascii_whitespace());
+                    let keep = trimmed
+                        .and_then(|end| {
+                            self.line[..end]
+                                .iter()
+                                .rposition(|c| c.is_ascii_whitespace())
+                        })
+                        .map_or(0, |p| p + 1);
+                    self.line.truncate(keep);
+                }
+                _ => {
+                    if self.line.len() >= MAX_LINE {
+                        return Err(LineTooLong);
+                    }
+                    self.line.extend_from_slice(&[b]);
+                }
+            }
+            pending.extend_from_slice(&[b]);
+        }
+        if !pending.is_empty() {
+            out.push(GateAction::Deliver(pending.freeze()));
+        }
+        Ok(out)
+    }
+}
+
+fn decide(line: Bytes, check: &impl Fn(&[u8]) -> Option<String>) -> GateAction {
+    match check(&line) {
+        None => GateAction::Deliver(line),
+        Some(rule) => GateAction::Denied { rule, line },
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drop_rule(line: &[u8]) -> Option<String> {
+        let l = String::from_utf8_lossy(line).to_lowercase();
+        l.contains("drop table").then(|| "no-drop".to_string())
+    }
+
+    fn delivered(actions: &[GateAction]) -> Vec<u8> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                GateAction::Deliver(d) => Some(d.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn pipe_mode_holds_partial_lines_until_newline() {
+        let mut g = InputGate::new(Mode::Pipe);
+        assert!(g.feed(b"select ", drop_rule).unwrap().is_empty());
+        let a = g.feed(b"1;\nselect 2;\nsel", drop_rule).unwrap();
+        assert_eq!(delivered(&a), b"select 1;\nselect 2;\n");
+        assert_eq!(a.len(), 1, "consecutive lines coalesce");
+        let a = g.finish(drop_rule);
+        assert_eq!(delivered(&a), b"sel");
+    }
+
+    #[test]
+    fn pipe_mode_withholds_denied_lines_split_across_chunks() {
+        let mut g = InputGate::new(Mode::Pipe);
+        let mut all = g.feed(b"select 1;\nDROP TA", drop_rule).unwrap();
+        all.extend(g.feed(b"BLE users;\nselect 3;\n", drop_rule).unwrap());
+        assert_eq!(delivered(&all), b"select 1;\nselect 3;\n");
+        assert!(all.iter().any(|a| matches!(a, GateAction::Denied { rule, line } if rule == "no-drop" && &line[..] == b"DROP TABLE users;\n")));
+        let mut g = InputGate::new(Mode::Pipe);
+        g.feed(b"drop table x;", drop_rule).unwrap();
+        let fin = g.finish(drop_rule);
+        assert!(
+            delivered(&fin).is_empty(),
+            "an unterminated last line is checked too"
+        );
+    }
+
+    #[test]
+    fn pty_mode_echoes_keys_and_erases_a_denied_line() {
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"drop tabel", drop_rule).unwrap();
+        assert_eq!(delivered(&a), b"drop tabel");
+        // Fix the typo with backspaces, then press Enter.
+        let a = g.feed(b"\x7f\x7fle t;\r", drop_rule).unwrap();
+        assert_eq!(delivered(&a), b"\x7f\x7fle t;\x15");
+        assert!(matches!(&a[1], GateAction::Denied { line, .. } if &line[..] == b"drop table t;"));
+        let a = g.feed(b"select 1;\r", drop_rule).unwrap();
+        assert_eq!(delivered(&a), b"select 1;\r");
+    }
+
+    #[test]
+    fn pty_mode_skips_escape_sequences_and_handles_kill_keys() {
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"drop \x1b[Dtable x\r", drop_rule).unwrap();
+        assert!(a.iter().any(|x| matches!(x, GateAction::Denied { .. })));
+        let a = g.feed(b"drop table\x15select 1\r", drop_rule).unwrap();
+        assert!(!a.iter().any(|x| matches!(x, GateAction::Denied { .. })));
+        let a = g
+            .feed(b"drop table x\x17\x17\x17select\r", drop_rule)
+            .unwrap();
+        assert!(!a.iter().any(|x| matches!(x, GateAction::Denied { .. })));
+    }
+
+    #[test]
+    fn lines_are_bounded() {
+        let mut g = InputGate::new(Mode::Pipe);
+        let big = vec![b'a'; MAX_LINE + 1];
+        assert_eq!(g.feed(&big, drop_rule).unwrap_err(), LineTooLong);
+    }
+}

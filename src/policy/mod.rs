@@ -1,0 +1,270 @@
+//! Policy: targets, mask rules and deny rules, parsed from the gateway's TOML config and
+//! compiled once. Pure logic, no I/O: the caller reads the file and hands over its text.
+
+pub mod config;
+pub mod gate;
+pub mod mask;
+
+use std::collections::BTreeMap;
+
+use regex::bytes::Regex;
+
+pub use config::ConfigError;
+pub use gate::{GateAction, InputGate};
+pub use mask::Masker;
+
+/// What a target is; it decides defaults such as the escape hatches a target closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Postgres,
+    Ssh,
+    Kubernetes,
+    Command,
+}
+
+impl TargetKind {
+    pub fn parse(s: &str) -> Option<TargetKind> {
+        Some(match s {
+            "postgres" => TargetKind::Postgres,
+            "ssh" => TargetKind::Ssh,
+            "kubernetes" => TargetKind::Kubernetes,
+            "command" => TargetKind::Command,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub kind: TargetKind,
+    /// Programs this target may run (matched on the basename of `argv[0]`); empty: any.
+    pub command: Vec<String>,
+    /// Plain environment handed to the tool.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Target {
+    pub fn allows_program(&self, argv0: &str) -> bool {
+        self.command.is_empty() || self.command.iter().any(|c| c == program_name(argv0))
+    }
+}
+
+/// The basename of a program path: `/usr/bin/psql` → `psql`.
+pub fn program_name(argv0: &str) -> &str {
+    argv0.rsplit('/').next().unwrap_or(argv0)
+}
+
+#[derive(Debug, Clone)]
+pub struct DenyRule {
+    pub name: String,
+    pub pattern: Regex,
+    /// Targets the rule applies to; empty: all.
+    pub targets: Vec<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MaskRule {
+    pub name: String,
+    pub pattern: Regex,
+    pub targets: Vec<String>,
+    /// Replacement text; `[REDACTED:<name>]` when not set.
+    pub replacement: String,
+}
+
+fn applies(targets: &[String], target: &str) -> bool {
+    targets.is_empty() || targets.iter().any(|t| t == target)
+}
+
+/// A compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub targets: Vec<Target>,
+    pub mask: Vec<MaskRule>,
+    pub deny: Vec<DenyRule>,
+}
+
+/// Why a session cannot open on the requested target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetError {
+    Unknown(String),
+    NoneRuns(String),
+    Ambiguous(String, Vec<String>),
+    ProgramNotAllowed { target: String, program: String },
+}
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetError::Unknown(t) => write!(f, "no target named {t:?} on this gateway"),
+            TargetError::NoneRuns(p) => write!(f, "no target on this gateway runs {p:?}"),
+            TargetError::Ambiguous(p, names) => write!(
+                f,
+                "several targets run {p:?} ({}); pass --target to pick one",
+                names.join(", ")
+            ),
+            TargetError::ProgramNotAllowed { target, program } => {
+                write!(f, "target {target:?} does not allow running {program:?}")
+            }
+        }
+    }
+}
+
+impl Policy {
+    /// Parses and compiles a gateway config. `file` only names the source in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Policy, ConfigError> {
+        config::parse(text, file)
+    }
+
+    /// The policy of the embedded gateway: one `local` target that runs anything, built-in
+    /// masking on, nothing denied.
+    pub fn embedded_default() -> Policy {
+        Policy {
+            targets: vec![Target {
+                name: "local".into(),
+                kind: TargetKind::Command,
+                command: vec![],
+                env: BTreeMap::new(),
+            }],
+            mask: mask::builtin_rules(),
+            deny: vec![],
+        }
+    }
+
+    /// Picks the target of a session: the named one, or else the one target that runs
+    /// `argv0`, and checks it may run `argv0`.
+    pub fn resolve_target(
+        &self,
+        requested: Option<&str>,
+        argv0: &str,
+    ) -> Result<&Target, TargetError> {
+        let program = program_name(argv0);
+        let target = match requested {
+            Some(name) => self
+                .targets
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| TargetError::Unknown(name.to_string()))?,
+            None => {
+                let explicit: Vec<&Target> = self
+                    .targets
+                    .iter()
+                    .filter(|t| t.command.iter().any(|c| c == program))
+                    .collect();
+                let candidates = if explicit.is_empty() {
+                    self.targets
+                        .iter()
+                        .filter(|t| t.command.is_empty())
+                        .collect()
+                } else {
+                    explicit
+                };
+                match candidates.as_slice() {
+                    [one] => *one,
+                    [] => return Err(TargetError::NoneRuns(program.to_string())),
+                    many => {
+                        return Err(TargetError::Ambiguous(
+                            program.to_string(),
+                            many.iter().map(|t| t.name.clone()).collect(),
+                        ))
+                    }
+                }
+            }
+        };
+        if !target.allows_program(argv0) {
+            return Err(TargetError::ProgramNotAllowed {
+                target: target.name.clone(),
+                program: program.to_string(),
+            });
+        }
+        Ok(target)
+    }
+
+    /// The first deny rule that matches `text` on `target`.
+    pub fn denies(&self, target: &str, text: &[u8]) -> Option<&DenyRule> {
+        self.deny
+            .iter()
+            .find(|r| applies(&r.targets, target) && r.pattern.is_match(text))
+    }
+
+    /// The first deny rule that matches the command line (argv joined by spaces).
+    pub fn denies_argv(&self, target: &str, argv: &[String]) -> Option<&DenyRule> {
+        self.denies(target, argv.join(" ").as_bytes())
+    }
+
+    /// The masker for one session on `target`.
+    pub fn masker(&self, target: &str) -> Masker {
+        Masker::new(
+            self.mask
+                .iter()
+                .filter(|r| applies(&r.targets, target))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[[targets]]
+name = "pg"
+kind = "postgres"
+command = ["psql"]
+
+[[targets]]
+name = "shell"
+kind = "command"
+
+[[rules.mask]]
+name = "email"
+pattern = '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}'
+
+[[rules.deny]]
+name = "no-drop-table"
+pattern = '(?i)\bdrop\s+table\b'
+"#;
+
+    #[test]
+    fn resolves_targets_by_name_and_by_program() {
+        let p = Policy::from_toml(EXAMPLE, "t.toml").unwrap();
+        assert_eq!(p.resolve_target(None, "/usr/bin/psql").unwrap().name, "pg");
+        assert_eq!(p.resolve_target(None, "ls").unwrap().name, "shell");
+        assert_eq!(
+            p.resolve_target(Some("shell"), "psql").unwrap().name,
+            "shell"
+        );
+        assert_eq!(
+            p.resolve_target(Some("pg"), "bash").unwrap_err(),
+            TargetError::ProgramNotAllowed {
+                target: "pg".into(),
+                program: "bash".into()
+            }
+        );
+        assert_eq!(
+            p.resolve_target(Some("nope"), "psql").unwrap_err(),
+            TargetError::Unknown("nope".into())
+        );
+    }
+
+    #[test]
+    fn deny_rules_match_argv_and_lines() {
+        let p = Policy::from_toml(EXAMPLE, "t.toml").unwrap();
+        let argv = vec!["psql".to_string(), "-c".into(), "DROP  TABLE users".into()];
+        assert_eq!(p.denies_argv("pg", &argv).unwrap().name, "no-drop-table");
+        assert!(p.denies("pg", b"select * from droptables;").is_none());
+        assert!(p.denies("pg", b"drop table t;\n").is_some());
+    }
+
+    #[test]
+    fn embedded_default_runs_anything_and_masks() {
+        let p = Policy::embedded_default();
+        assert_eq!(p.resolve_target(None, "true").unwrap().name, "local");
+        let (out, n) = p.masker("local").mask(b"mail bob@example.com now");
+        assert_eq!(&out[..], b"mail [REDACTED:email] now");
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,457 @@
+//! The binary frames of the session stream: one frame per WebSocket binary message, first
+//! byte the frame type, then a type-specific body. Pure encode/decode, no I/O.
+//!
+//! Decoding never trusts a length: a frame over [`MAX_FRAME`] bytes, a body shorter than its
+//! type needs or an unknown type is a [`FrameError`], never an allocation or a panic.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+/// Largest data payload a sender may put in one frame.
+pub const MAX_DATA: usize = 256 * 1024;
+/// Largest frame a receiver accepts (data plus header and a generous margin for JSON).
+pub const MAX_FRAME: usize = MAX_DATA + 1024;
+
+/// Which output stream of the tool a chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout = 1,
+    Stderr = 2,
+}
+
+impl Stream {
+    fn from_byte(b: u8) -> Result<Stream, FrameError> {
+        match b {
+            1 => Ok(Stream::Stdout),
+            2 => Ok(Stream::Stderr),
+            other => Err(FrameError::BadField {
+                frame: "output",
+                why: format!("stream must be 1 (stdout) or 2 (stderr), got {other}"),
+            }),
+        }
+    }
+}
+
+/// Frames sent by `hoopx exec` to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// Bytes the caller typed or piped, not yet released to the tool.
+    Input(Bytes),
+    /// The caller's stdin reached end of file.
+    InputEof,
+    /// Bytes the tool wrote, not yet masked.
+    Output { stream: Stream, data: Bytes },
+    /// The caller's terminal changed size.
+    Resize { cols: u16, rows: u16 },
+    /// The tool ended: its exit code, or the signal that killed it.
+    Exit { code: i32, signal: Option<i32> },
+}
+
+/// Frames sent by the gateway to `hoopx exec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerFrame {
+    /// The session is open and recorded: the client may start the tool now.
+    Ready,
+    /// Input released to the tool.
+    Deliver(Bytes),
+    /// All input was released: close the tool's stdin.
+    DeliverEof,
+    /// One [`ClientFrame::Input`] or [`ClientFrame::InputEof`] was handled.
+    InputAck,
+    /// Masked output, exactly one per [`ClientFrame::Output`], in order: it is also the ack.
+    Output { stream: Stream, data: Bytes },
+    /// Something the caller must be told, e.g. a denied input line.
+    Notice(Notice),
+    /// The exit was recorded and the session is closed.
+    Closed(Closed),
+    /// The gateway ends the session because of an error; the stream closes after it.
+    Error(StreamError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// `denied` for now.
+    pub kind: String,
+    #[serde(default)]
+    pub rule: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    pub status: String,
+    pub events: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamError {
+    /// `protocol`, `policy` or `internal`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("empty frame")]
+    Empty,
+    #[error("frame of {len} bytes is over the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("unknown frame type 0x{0:02x}")]
+    UnknownType(u8),
+    #[error("truncated {frame} frame: needs {need} bytes, got {got}")]
+    Truncated {
+        frame: &'static str,
+        need: usize,
+        got: usize,
+    },
+    #[error("bad {frame} frame: {why}")]
+    BadField { frame: &'static str, why: String },
+}
+
+mod tag {
+    pub const INPUT: u8 = 0x01;
+    pub const INPUT_EOF: u8 = 0x02;
+    pub const OUTPUT: u8 = 0x03;
+    pub const RESIZE: u8 = 0x04;
+    pub const EXIT: u8 = 0x05;
+
+    pub const READY: u8 = 0x81;
+    pub const DELIVER: u8 = 0x82;
+    pub const DELIVER_EOF: u8 = 0x83;
+    pub const INPUT_ACK: u8 = 0x84;
+    pub const S_OUTPUT: u8 = 0x85;
+    pub const NOTICE: u8 = 0x86;
+    pub const CLOSED: u8 = 0x87;
+    pub const ERROR: u8 = 0x88;
+}
+
+fn with_tag(tag: u8, body: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(1 + body.len());
+    b.put_u8(tag);
+    b.put_slice(body);
+    b.freeze()
+}
+
+fn json<T: Serialize>(tag: u8, v: &T) -> Bytes {
+    // Serializing these plain structs cannot fail.
+    with_tag(tag, &serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn exact(frame: &'static str, body: &[u8], need: usize) -> Result<(), FrameError> {
+    if body.len() != need {
+        if body.len() < need {
+            return Err(FrameError::Truncated {
+                frame,
+                need: need + 1,
+                got: body.len() + 1,
+            });
+        }
+        return Err(FrameError::BadField {
+            frame,
+            why: format!("{} trailing bytes", body.len() - need),
+        });
+    }
+    Ok(())
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(
+    frame: &'static str,
+    body: &[u8],
+) -> Result<T, FrameError> {
+    serde_json::from_slice(body).map_err(|e| FrameError::BadField {
+        frame,
+        why: e.to_string(),
+    })
+}
+
+fn split(raw: &Bytes) -> Result<(u8, Bytes), FrameError> {
+    if raw.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge {
+            len: raw.len(),
+            max: MAX_FRAME,
+        });
+    }
+    let Some(&tag) = raw.first() else {
+        return Err(FrameError::Empty);
+    };
+    Ok((tag, raw.slice(1..)))
+}
+
+impl ClientFrame {
+    pub fn encode(&self) -> Bytes {
+        match self {
+            ClientFrame::Input(d) => with_tag(tag::INPUT, d),
+            ClientFrame::InputEof => with_tag(tag::INPUT_EOF, &[]),
+            ClientFrame::Output { stream, data } => {
+                let mut b = BytesMut::with_capacity(2 + data.len());
+                b.put_u8(tag::OUTPUT);
+                b.put_u8(*stream as u8);
+                b.put_slice(data);
+                b.freeze()
+            }
+            ClientFrame::Resize { cols, rows } => {
+                let mut b = BytesMut::with_capacity(5);
+                b.put_u8(tag::RESIZE);
+                b.put_u16(*cols);
+                b.put_u16(*rows);
+                b.freeze()
+            }
+            ClientFrame::Exit { code, signal } => {
+                let mut b = BytesMut::with_capacity(9);
+                b.put_u8(tag::EXIT);
+                b.put_i32(*code);
+                b.put_i32(signal.unwrap_or(0));
+                b.freeze()
+            }
+        }
+    }
+
+    pub fn decode(raw: &Bytes) -> Result<ClientFrame, FrameError> {
+        let (t, body) = split(raw)?;
+        match t {
+            tag::INPUT => Ok(ClientFrame::Input(body)),
+            tag::INPUT_EOF => {
+                exact("input-eof", &body, 0)?;
+                Ok(ClientFrame::InputEof)
+            }
+            tag::OUTPUT => {
+                let Some(&s) = body.first() else {
+                    return Err(FrameError::Truncated {
+                        frame: "output",
+                        need: 2,
+                        got: 1,
+                    });
+                };
+                Ok(ClientFrame::Output {
+                    stream: Stream::from_byte(s)?,
+                    data: body.slice(1..),
+                })
+            }
+            tag::RESIZE => {
+                exact("resize", &body, 4)?;
+                let cols = u16::from_be_bytes([body[0], body[1]]);
+                let rows = u16::from_be_bytes([body[2], body[3]]);
+                if cols == 0 || rows == 0 {
+                    return Err(FrameError::BadField {
+                        frame: "resize",
+                        why: format!("{cols}x{rows} is not a terminal size"),
+                    });
+                }
+                Ok(ClientFrame::Resize { cols, rows })
+            }
+            tag::EXIT => {
+                exact("exit", &body, 8)?;
+                let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                let sig = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                Ok(ClientFrame::Exit {
+                    code,
+                    signal: (sig != 0).then_some(sig),
+                })
+            }
+            other => Err(FrameError::UnknownType(other)),
+        }
+    }
+}
+
+impl ServerFrame {
+    pub fn encode(&self) -> Bytes {
+        match self {
+            ServerFrame::Ready => with_tag(tag::READY, &[]),
+            ServerFrame::Deliver(d) => with_tag(tag::DELIVER, d),
+            ServerFrame::DeliverEof => with_tag(tag::DELIVER_EOF, &[]),
+            ServerFrame::InputAck => with_tag(tag::INPUT_ACK, &[]),
+            ServerFrame::Output { stream, data } => {
+                let mut b = BytesMut::with_capacity(2 + data.len());
+                b.put_u8(tag::S_OUTPUT);
+                b.put_u8(*stream as u8);
+                b.put_slice(data);
+                b.freeze()
+            }
+            ServerFrame::Notice(n) => json(tag::NOTICE, n),
+            ServerFrame::Closed(c) => json(tag::CLOSED, c),
+            ServerFrame::Error(e) => json(tag::ERROR, e),
+        }
+    }
+
+    pub fn decode(raw: &Bytes) -> Result<ServerFrame, FrameError> {
+        let (t, body) = split(raw)?;
+        match t {
+            tag::READY => exact("ready", &body, 0).map(|_| ServerFrame::Ready),
+            tag::DELIVER => Ok(ServerFrame::Deliver(body)),
+            tag::DELIVER_EOF => exact("deliver-eof", &body, 0).map(|_| ServerFrame::DeliverEof),
+            tag::INPUT_ACK => exact("input-ack", &body, 0).map(|_| ServerFrame::InputAck),
+            tag::S_OUTPUT => {
+                let Some(&s) = body.first() else {
+                    return Err(FrameError::Truncated {
+                        frame: "output",
+                        need: 2,
+                        got: 1,
+                    });
+                };
+                Ok(ServerFrame::Output {
+                    stream: Stream::from_byte(s)?,
+                    data: body.slice(1..),
+                })
+            }
+            tag::NOTICE => parse_json("notice", &body).map(ServerFrame::Notice),
+            tag::CLOSED => parse_json("closed", &body).map(ServerFrame::Closed),
+            tag::ERROR => parse_json("error", &body).map(ServerFrame::Error),
+            other => Err(FrameError::UnknownType(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_roundtrip(f: ClientFrame) {
+        assert_eq!(ClientFrame::decode(&f.encode()).unwrap(), f);
+    }
+
+    fn server_roundtrip(f: ServerFrame) {
+        assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
+    }
+
+    #[test]
+    fn every_client_frame_roundtrips() {
+        client_roundtrip(ClientFrame::Input(Bytes::from_static(b"select 1;\n")));
+        client_roundtrip(ClientFrame::Input(Bytes::new()));
+        client_roundtrip(ClientFrame::InputEof);
+        client_roundtrip(ClientFrame::Output {
+            stream: Stream::Stderr,
+            data: Bytes::from_static(b"\x00\xff err"),
+        });
+        client_roundtrip(ClientFrame::Resize {
+            cols: 132,
+            rows: 43,
+        });
+        client_roundtrip(ClientFrame::Exit {
+            code: -1,
+            signal: None,
+        });
+        client_roundtrip(ClientFrame::Exit {
+            code: 137,
+            signal: Some(9),
+        });
+    }
+
+    #[test]
+    fn every_server_frame_roundtrips() {
+        server_roundtrip(ServerFrame::Ready);
+        server_roundtrip(ServerFrame::Deliver(Bytes::from_static(b"x")));
+        server_roundtrip(ServerFrame::DeliverEof);
+        server_roundtrip(ServerFrame::InputAck);
+        server_roundtrip(ServerFrame::Output {
+            stream: Stream::Stdout,
+            data: Bytes::from_static(b"[REDACTED:email]"),
+        });
+        server_roundtrip(ServerFrame::Notice(Notice {
+            kind: "denied".into(),
+            rule: Some("no-drop".into()),
+            message: "m".into(),
+        }));
+        server_roundtrip(ServerFrame::Closed(Closed {
+            status: "exited".into(),
+            events: 4,
+        }));
+        server_roundtrip(ServerFrame::Error(StreamError {
+            code: "protocol".into(),
+            message: "m".into(),
+        }));
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_not_panics() {
+        let cases: Vec<(&[u8], FrameError)> = vec![
+            (b"", FrameError::Empty),
+            (b"\x7f", FrameError::UnknownType(0x7f)),
+            (b"\x81", FrameError::UnknownType(0x81)),
+            (
+                b"\x03",
+                FrameError::Truncated {
+                    frame: "output",
+                    need: 2,
+                    got: 1,
+                },
+            ),
+            (
+                b"\x04\x00\x50",
+                FrameError::Truncated {
+                    frame: "resize",
+                    need: 5,
+                    got: 3,
+                },
+            ),
+            (
+                b"\x05\x00\x00\x00",
+                FrameError::Truncated {
+                    frame: "exit",
+                    need: 9,
+                    got: 4,
+                },
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                ClientFrame::decode(&Bytes::copy_from_slice(raw)).unwrap_err(),
+                want,
+                "{raw:?}"
+            );
+        }
+        assert!(matches!(
+            ClientFrame::decode(&Bytes::from_static(b"\x03\x07data")),
+            Err(FrameError::BadField { .. })
+        ));
+        assert!(matches!(
+            ClientFrame::decode(&Bytes::from_static(b"\x04\x00\x00\x00\x18")),
+            Err(FrameError::BadField { .. })
+        ));
+        assert!(matches!(
+            ClientFrame::decode(&Bytes::from_static(b"\x02junk")),
+            Err(FrameError::BadField { .. })
+        ));
+        assert!(matches!(
+            ServerFrame::decode(&Bytes::from_static(b"\x86{not json")),
+            Err(FrameError::BadField { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_parsing() {
+        let big = Bytes::from(vec![1u8; MAX_FRAME + 1]);
+        assert_eq!(
+            ClientFrame::decode(&big).unwrap_err(),
+            FrameError::TooLarge {
+                len: MAX_FRAME + 1,
+                max: MAX_FRAME
+            }
+        );
+        let ok = Bytes::from(vec![1u8; MAX_FRAME]);
+        assert!(ClientFrame::decode(&ok).is_ok());
+    }
+
+    #[test]
+    fn every_truncation_of_every_frame_is_handled() {
+        let frames = [
+            ClientFrame::Resize { cols: 80, rows: 24 }.encode(),
+            ClientFrame::Exit {
+                code: 3,
+                signal: Some(15),
+            }
+            .encode(),
+            ClientFrame::Output {
+                stream: Stream::Stdout,
+                data: Bytes::from_static(b"abc"),
+            }
+            .encode(),
+        ];
+        for f in frames {
+            for cut in 0..f.len() {
+                // Must return (Ok or Err), never panic.
+                let _ = ClientFrame::decode(&f.slice(..cut));
+            }
+        }
+    }
+}

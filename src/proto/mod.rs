@@ -1,0 +1,136 @@
+//! Wire types shared by the client and the gateway: the protocol version, the JSON bodies of
+//! the HTTP API and the binary frames of the session stream. Written down in docs/PROTOCOL.md.
+
+pub mod frame;
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol this build speaks. Carried in the `hoopx-protocol` header of every request
+/// and response; a mismatch is refused on both sides.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// HTTP header that carries [`PROTOCOL_VERSION`].
+pub const PROTOCOL_HEADER: &str = "hoopx-protocol";
+
+/// How the tool is attached on the client side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Under a pseudo-terminal: one output stream, keystrokes as input.
+    Pty,
+    /// Under pipes: stdout and stderr kept apart, stdin streamed line by line.
+    Pipe,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Pty => "pty",
+            Mode::Pipe => "pipe",
+        }
+    }
+}
+
+/// `POST /v1/sessions`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenSession {
+    /// Target name; when absent the gateway picks the one target that runs `argv[0]`.
+    #[serde(default)]
+    pub target: Option<String>,
+    pub argv: Vec<String>,
+    pub mode: Mode,
+    #[serde(default)]
+    pub cols: Option<u16>,
+    #[serde(default)]
+    pub rows: Option<u16>,
+}
+
+/// `201 Created` answer to [`OpenSession`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionOpened {
+    pub session_id: String,
+    pub target: String,
+    /// Path of the session's WebSocket stream, relative to the gateway URL.
+    pub stream: String,
+    /// Plain environment the target asks the tool to run with.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+/// One session as listed by `GET /v1/sessions` and `GET /v1/sessions/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub identity: String,
+    pub target: String,
+    pub argv: Vec<String>,
+    pub mode: Mode,
+    /// `open`, `running`, `exited`, `denied` or `aborted`.
+    pub status: String,
+    /// Unix time in milliseconds.
+    pub started_at: i64,
+    #[serde(default)]
+    pub ended_at: Option<i64>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub event_count: i64,
+}
+
+/// `GET /v1/sessions`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// One recorded event as served by `GET /v1/sessions/{id}/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventInfo {
+    pub seq: i64,
+    /// Microseconds since the session started.
+    pub t_us: i64,
+    pub kind: String,
+    /// The bytes as base64 (standard alphabet, padded); always masked.
+    pub data: String,
+}
+
+/// `GET /v1/health` (no authentication).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub protocol: u32,
+    pub version: String,
+}
+
+/// Every non-2xx answer carries this body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ApiError,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable machine-readable code, see docs/PROTOCOL.md.
+    pub code: String,
+    /// What happened, for a person.
+    pub message: String,
+    /// What to do next, when there is something to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// The policy rule that decided, for `denied`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// Stable error codes of [`ApiError::code`].
+pub mod codes {
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const DENIED: &str = "denied";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const UNKNOWN_TARGET: &str = "unknown_target";
+    pub const PROTOCOL_MISMATCH: &str = "protocol_mismatch";
+    pub const CONFLICT: &str = "conflict";
+    pub const INTERNAL: &str = "internal";
+}
