@@ -319,9 +319,15 @@ async fn attach_stream(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiFailure> {
     let identity = authenticate(&gw, &headers).await?;
+    let ws = ws.map_err(|e| {
+        bad_request(format!(
+            "this endpoint is the session's WebSocket stream: {e}"
+        ))
+        .hint("connect with a WebSocket client, as `hoopx exec` does")
+    })?;
     let pending = {
         let mut map = gw.pending();
         match map.get(&id) {

@@ -1,0 +1,140 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[hoopx] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'hoopx'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'hoopx'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
+            cand gateway 'Run or manage a gateway'
+            cand sessions 'List and inspect recorded sessions'
+            cand generate 'Regenerate shell completions and man pages (for packagers and the repository)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hoopx;exec'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --target 'Target to open the session on; by default the one target that runs the command'
+            cand --tty 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
+            cand --no-tty 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;gateway'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand serve 'Serve the HTTP API and session streams'
+            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hoopx;gateway;serve'= {
+            cand --config 'The TOML config (targets and rules); without one, the default policy'
+            cand --listen 'Address to listen on'
+            cand --store 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…'
+            cand --dev 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;gateway;check'= {
+            cand --config 'The TOML config file'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;gateway;help'= {
+            cand serve 'Serve the HTTP API and session streams'
+            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hoopx;gateway;help;serve'= {
+        }
+        &'hoopx;gateway;help;check'= {
+        }
+        &'hoopx;gateway;help;help'= {
+        }
+        &'hoopx;sessions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand list 'List sessions, newest first'
+            cand show 'Show one session'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hoopx;sessions;list'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --limit 'How many sessions to show'
+            cand --output 'output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;sessions;show'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --output 'output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;sessions;help'= {
+            cand list 'List sessions, newest first'
+            cand show 'Show one session'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hoopx;sessions;help;list'= {
+        }
+        &'hoopx;sessions;help;show'= {
+        }
+        &'hoopx;sessions;help;help'= {
+        }
+        &'hoopx;generate'= {
+            cand --out 'Directory that receives `completions/` and `man/`'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;help'= {
+            cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
+            cand gateway 'Run or manage a gateway'
+            cand sessions 'List and inspect recorded sessions'
+            cand generate 'Regenerate shell completions and man pages (for packagers and the repository)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hoopx;help;exec'= {
+        }
+        &'hoopx;help;gateway'= {
+            cand serve 'Serve the HTTP API and session streams'
+            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+        }
+        &'hoopx;help;gateway;serve'= {
+        }
+        &'hoopx;help;gateway;check'= {
+        }
+        &'hoopx;help;sessions'= {
+            cand list 'List sessions, newest first'
+            cand show 'Show one session'
+        }
+        &'hoopx;help;sessions;list'= {
+        }
+        &'hoopx;help;sessions;show'= {
+        }
+        &'hoopx;help;generate'= {
+        }
+        &'hoopx;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,139 @@
+//! Usage errors, configuration errors and generated files.
+
+use std::time::Duration;
+
+use crate::util::{run, Env};
+use crate::EXAMPLE_CONFIG;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn usage_errors_exit_64() {
+    let env = Env::new();
+    for args in [
+        vec!["exec"],
+        vec!["exec", "--tty", "--no-tty", "--", "true"],
+        vec!["no-such-command"],
+        vec!["exec", "--bogus", "--", "true"],
+        vec![],
+    ] {
+        let mut c = env.hoopx();
+        c.args(&args);
+        let out = run(c, "", T);
+        assert_eq!(out.code(), 64, "{args:?}: {out:?}");
+        assert!(!out.stderr.contains("panicked"), "{out:?}");
+    }
+    let mut c = env.hoopx();
+    c.arg("--help");
+    assert_eq!(run(c, "", T).code(), 0);
+    let mut c = env.hoopx();
+    c.args(["exec", "--gateway", "not a url", "--", "true"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(out.stderr.contains("not a URL"), "{out:?}");
+}
+
+#[test]
+fn the_example_config_is_accepted_and_a_bad_one_is_refused_with_file_and_line() {
+    let env = Env::new();
+    let good = env.write("good.toml", EXAMPLE_CONFIG);
+    let mut c = env.hoopx();
+    c.args(["gateway", "check", "--config"]).arg(&good);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+
+    let bad = env.write(
+        "bad.toml",
+        "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n\n[[rules.deny]]\nname = \"x\"\npattern = '(?i)drop(('\n",
+    );
+    for sub in ["check", "serve"] {
+        let mut c = env.hoopx();
+        c.args([
+            "gateway",
+            sub,
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&bad);
+        if sub == "check" {
+            c = env.hoopx();
+            c.args(["gateway", "check", "--config"]).arg(&bad);
+        }
+        let out = run(c, "", T);
+        assert_eq!(out.code(), 78, "{sub}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!("{}:7:", bad.display())),
+            "{sub}: {out:?}"
+        );
+        assert!(out.stderr.contains("invalid regex"), "{sub}: {out:?}");
+    }
+
+    // A serve without any authentication refuses to start.
+    let mut c = env.hoopx();
+    c.args(["gateway", "serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&good);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+}
+
+#[test]
+fn a_bad_client_config_exits_78_with_its_line() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path().join("config/hoopx")).unwrap();
+    env.write(
+        "config/hoopx/config.toml",
+        "gateway = \"http://127.0.0.1:1\"\ntarget = 5\n",
+    );
+    let mut c = env.hoopx();
+    c.args(["exec", "--", "true"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("config.toml:2"), "{out:?}");
+    // A good one points exec at its gateway (unreachable here: exit 69).
+    env.write(
+        "config/hoopx/config.toml",
+        "gateway = \"http://127.0.0.1:1\"\n",
+    );
+    let mut c = env.hoopx();
+    c.args(["exec", "--", "true"]);
+    assert_eq!(run(c, "", T).code(), 69);
+}
+
+#[test]
+fn completions_and_man_pages_have_not_drifted() {
+    let env = Env::new();
+    let mut c = env.hoopx();
+    c.args(["generate", "--out"]).arg(env.path());
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["completions", "man"] {
+        let fresh = env.path().join(dir);
+        let mut names: Vec<_> = std::fs::read_dir(&fresh)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert!(!names.is_empty());
+        let mut committed: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        committed.sort();
+        assert_eq!(
+            names, committed,
+            "{dir}/ differs: run `cargo run -- generate`"
+        );
+        for n in names {
+            let a = std::fs::read(fresh.join(&n)).unwrap();
+            let b = std::fs::read(root.join(dir).join(&n)).unwrap();
+            assert!(
+                a == b,
+                "{dir}/{} has drifted: run `cargo run -- generate`",
+                n.to_string_lossy()
+            );
+        }
+    }
+}

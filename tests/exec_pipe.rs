@@ -1,0 +1,213 @@
+//! `hoopx exec -- psql` in pipe mode against a real PostgreSQL through a real gateway.
+
+use std::time::Duration;
+
+use crate::util::{run, Env, Gateway, Postgres};
+use crate::EXAMPLE_CONFIG;
+
+const T: Duration = Duration::from_secs(60);
+
+fn setup() -> (Env, Postgres, Gateway) {
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("app");
+    pg.sql(
+        "app",
+        "create table users (id int primary key, name text, email text); \
+         insert into users values (1, 'Alice', 'alice@example.com'), (2, 'Bob', 'bob.smith@corp.example.org');",
+    );
+    let gw = Gateway::start(&env, Some(EXAMPLE_CONFIG), None);
+    (env, pg, gw)
+}
+
+fn psql(gw: &Gateway, env: &Env, pg: &Postgres, extra: &[&str]) -> std::process::Command {
+    let mut c = gw.hoopx(env);
+    c.args(["exec", "--no-tty", "--", "psql"])
+        .args(pg.args("app"))
+        .args(extra);
+    c
+}
+
+#[test]
+fn psql_output_is_masked_and_stdout_stderr_stay_apart() {
+    let (env, pg, gw) = setup();
+    let out = run(
+        psql(
+            &gw,
+            &env,
+            &pg,
+            &["-c", "select id, email from users order by id"],
+        ),
+        "",
+        T,
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("[REDACTED:email]"), "{out:?}");
+    assert!(!out.stdout.contains("alice@example.com"), "{out:?}");
+    assert!(!out.stdout.contains("bob.smith"), "{out:?}");
+    assert!(out.stdout.contains("(2 rows)"), "{out:?}");
+
+    // An error goes to stderr only, and psql's exit code comes through.
+    let out = run(
+        psql(&gw, &env, &pg, &["-c", "select nosuchcolumn from users"]),
+        "",
+        T,
+    );
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr.contains("nosuchcolumn"), "{out:?}");
+    assert!(!out.stdout.contains("nosuchcolumn"), "{out:?}");
+}
+
+#[test]
+fn stdin_is_streamed_to_psql_and_eof_ends_it() {
+    let (env, pg, gw) = setup();
+    let out = run(
+        psql(&gw, &env, &pg, &["-v", "ON_ERROR_STOP=1", "-At"]),
+        "insert into users values (3, 'Carol', 'carol@example.net');\nselect count(*) from users;\n",
+        T,
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("INSERT 0 1"), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l.trim() == "3"), "{out:?}");
+    assert_eq!(
+        pg.sql("app", "select name from users where id = 3"),
+        "Carol"
+    );
+}
+
+#[test]
+fn a_denied_input_line_never_reaches_the_database() {
+    let (env, pg, gw) = setup();
+    let out = run(
+        psql(&gw, &env, &pg, &["-At"]),
+        "select count(*) from users;\nDROP TABLE users;\nselect 40 + 2;\n",
+        T,
+    );
+    assert_eq!(out.code(), 77, "{out:?}");
+    assert!(out.stderr.contains("no-drop-table"), "{out:?}");
+    // The lines around the denied one ran.
+    assert!(out.stdout.lines().any(|l| l.trim() == "2"), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l.trim() == "42"), "{out:?}");
+    // The database shows the statement did not run.
+    assert_eq!(pg.sql("app", "select count(*) from users"), "2");
+}
+
+#[test]
+fn a_denied_command_line_never_starts_psql() {
+    let (env, pg, gw) = setup();
+    let out = run(psql(&gw, &env, &pg, &["-c", "drop  table users"]), "", T);
+    assert_eq!(out.code(), 77, "{out:?}");
+    assert!(out.stderr.contains("no-drop-table"), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(pg.sql("app", "select count(*) from users"), "2");
+    // The refusal is on record.
+    let list = run(
+        {
+            let mut c = gw.hoopx(&env);
+            c.args(["sessions", "list", "--output", "json"]);
+            c
+        },
+        "",
+        T,
+    );
+    let sessions: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(sessions[0]["status"], "denied", "{list:?}");
+}
+
+#[test]
+fn a_program_the_target_does_not_run_is_refused() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(EXAMPLE_CONFIG), None);
+    let marker = env.path().join("ran");
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--target", "pg", "--", "sh", "-c"])
+        .arg(format!("touch {}", marker.display()));
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 77, "{out:?}");
+    assert!(!marker.exists());
+    // Without --target, no target runs `sh`.
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "sh", "-c", "true"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(out.stderr.contains("no target"), "{out:?}");
+}
+
+#[test]
+fn sessions_are_recorded_with_identity_target_argv_and_exit() {
+    let (env, pg, gw) = setup();
+    let out = run(
+        psql(&gw, &env, &pg, &["-c", "select email from users"]),
+        "",
+        T,
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    let mut c = gw.hoopx(&env);
+    c.args(["sessions", "list", "--output", "json"]);
+    let list = run(c, "", T);
+    let v: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
+    let s = &v[0];
+    assert_eq!(s["identity"], "dev");
+    assert_eq!(s["target"], "pg");
+    assert_eq!(s["argv"][0], "psql");
+    assert_eq!(s["status"], "exited");
+    assert_eq!(s["exit_code"], 0);
+    assert!(s["ended_at"].as_i64().unwrap() >= s["started_at"].as_i64().unwrap());
+    assert!(s["event_count"].as_i64().unwrap() >= 2, "{s}");
+    // The recording holds only masked output.
+    let id = s["id"].as_str().unwrap();
+    let events: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/sessions/{id}/events", gw.url))
+        .bearer_auth(crate::util::DEV_TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    use base64::Engine;
+    let all: Vec<u8> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| {
+            base64::engine::general_purpose::STANDARD
+                .decode(e["data"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.contains("[REDACTED:email]"), "{all}");
+    assert!(!all.contains("alice@example.com"), "{all}");
+    assert!(events.as_array().unwrap().iter().any(|e| e["kind"] == "x"));
+}
+
+#[test]
+fn embedded_default_runs_without_any_gateway_and_lists_sessions() {
+    let env = Env::new();
+    let mut c = env.hoopx();
+    c.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo mail me at jane@example.com; exit 7",
+    ]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 7, "{out:?}");
+    assert_eq!(out.stdout, "mail me at [REDACTED:email]\n", "{out:?}");
+    assert!(env.path().join("data/hoopx/embedded.db").exists());
+    let mut c = env.hoopx();
+    c.args(["sessions", "list"]);
+    let list = run(c, "", T);
+    assert_eq!(list.code(), 0, "{list:?}");
+    assert!(list.stdout.contains("exited"), "{list:?}");
+    assert!(list.stdout.contains("sh -c echo mail me"), "{list:?}");
+}
+
+#[test]
+fn signals_come_through_as_128_plus_n() {
+    let env = Env::new();
+    let mut c = env.hoopx();
+    c.args(["exec", "--", "sh", "-c", "kill -TERM $$"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 128 + 15, "{out:?}");
+}

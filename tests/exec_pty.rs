@@ -1,0 +1,120 @@
+//! PTY mode, driven from the test through a real pseudo-terminal.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use crate::util::{Env, Gateway, Postgres, PtyChild};
+use crate::{EXAMPLE_CONFIG, SHELL_CONFIG};
+
+const T: Duration = Duration::from_secs(30);
+
+fn is_cooked(p: &PtyChild) -> bool {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    let t = tcgetattr(p.slave.as_fd()).unwrap();
+    t.local_flags
+        .contains(LocalFlags::ICANON | LocalFlags::ECHO)
+}
+
+#[test]
+fn interactive_psql_is_masked_and_a_denied_line_is_not_run() {
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("app");
+    pg.sql(
+        "app",
+        "create table users (id int, email text); insert into users values (1, 'alice@example.com');",
+    );
+    let gw = Gateway::start(&env, Some(EXAMPLE_CONFIG), None);
+    let mut cmd = gw.hoopx(&env);
+    cmd.env("TERM", "xterm")
+        .args(["exec", "--", "psql"])
+        .args(pg.args("app"));
+    let mut p = PtyChild::spawn(cmd, 100, 30);
+    p.output.wait_for("app=#", T);
+    assert!(!is_cooked(&p), "hoopx puts the terminal in raw mode");
+
+    p.type_str("select email from users;\r");
+    let screen = p.output.wait_for("(1 row)", T);
+    assert!(screen.contains("[REDACTED:email]"), "{screen}");
+    assert!(!screen.contains("alice@example.com"), "{screen}");
+
+    p.type_str("drop table users;\r");
+    p.output.wait_for("no-drop-table", T);
+    p.type_str("select count(*) + 100 from users;\r");
+    p.output.wait_for("101", T);
+    p.type_str("\\q\r");
+    let status = p.wait(T);
+    assert_eq!(status.code(), Some(77), "{}", p.output.text());
+    assert_eq!(pg.sql("app", "select count(*) from users"), "1");
+    assert!(is_cooked(&p), "the terminal is restored when hoopx exits");
+}
+
+#[test]
+fn pty_exit_code_ctrl_c_and_resize_reach_the_tool() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
+
+    // The window size at start and after a resize.
+    let mut cmd = gw.hoopx(&env);
+    cmd.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "stty size; echo ready; read x; stty size; exit 3",
+    ]);
+    let mut p = PtyChild::spawn(cmd, 100, 30);
+    p.output.wait_for("30 100", T);
+    p.output.wait_for("ready", T);
+    p.resize(120, 40);
+    // Wait until the resize has travelled: hoopx forwards SIGWINCH, then we press Enter.
+    crate::util::wait_for("the resize to be recorded", T, || {
+        let out = std::process::Command::new(crate::util::BIN)
+            .env("HOME", env.path())
+            .args([
+                "sessions",
+                "list",
+                "--output",
+                "json",
+                "--gateway",
+                &gw.url,
+                "--token",
+                crate::util::DEV_TOKEN,
+            ])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let id = v[0]["id"].as_str()?.to_string();
+        let events: serde_json::Value = reqwest::blocking::Client::new()
+            .get(format!("{}/v1/sessions/{id}/events", gw.url))
+            .bearer_auth(crate::util::DEV_TOKEN)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        events
+            .as_array()?
+            .iter()
+            .any(|e| e["kind"] == "r" && e["data"] == "MTIweDQw")
+            .then_some(())
+    });
+    p.type_str("\r");
+    p.output.wait_for("40 120", T);
+    assert_eq!(p.wait(T).code(), Some(3), "{}", p.output.text());
+
+    // Ctrl-C is a keystroke that goes through the gateway to the tool's terminal.
+    let mut cmd = gw.hoopx(&env);
+    cmd.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-sigint; exit 5' INT; echo armed; while :; do sleep 0.05; done",
+    ]);
+    let mut p = PtyChild::spawn(cmd, 80, 24);
+    p.output.wait_for("armed", T);
+    p.type_str("\x03");
+    p.output.wait_for("got-sigint", T);
+    assert_eq!(p.wait(T).code(), Some(5), "{}", p.output.text());
+    assert!(is_cooked(&p));
+}

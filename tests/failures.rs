@@ -1,0 +1,178 @@
+//! Failing closed: no gateway, a gateway that dies, bad tokens, other protocol versions.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::util::{free_port, run, wait_for, Env, Gateway, Lines, DEV_TOKEN};
+use crate::SHELL_CONFIG;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn unreachable_gateway_exits_69_and_the_tool_never_runs() {
+    let env = Env::new();
+    let marker = env.path().join("ran");
+    let mut c = env.hoopx();
+    c.args([
+        "exec",
+        "--gateway",
+        &format!("http://127.0.0.1:{}", free_port()),
+        "--",
+        "sh",
+        "-c",
+    ])
+    .arg(format!("touch {}", marker.display()));
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 69, "{out:?}");
+    assert!(out.stderr.contains("cannot reach the gateway"), "{out:?}");
+    assert!(out.stderr.contains("was not run"), "{out:?}");
+    assert_eq!(
+        out.stderr.lines().next().map(|l| l.starts_with("hoopx: ")),
+        Some(true),
+        "{out:?}"
+    );
+    assert!(!marker.exists(), "the tool must not run without a gateway");
+}
+
+#[test]
+fn gateway_killed_mid_session_terminates_the_tool() {
+    let env = Env::new();
+    let mut gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
+    let pidfile = env.path().join("pid");
+    let after = env.path().join("after");
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "sh", "-c"])
+        .arg(format!(
+            "echo $$ > {}; echo ready; sleep 30; touch {}",
+            pidfile.display(),
+            after.display()
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stdout = Lines::collect(child.stdout.take().unwrap());
+    let stderr = Lines::collect(child.stderr.take().unwrap());
+    stdout.wait_for("ready", T);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    gw.kill();
+    let status =
+        crate::util::wait_timeout(&mut child, T).expect("hoopx exits when the gateway dies");
+    assert_eq!(status.code(), Some(69), "stderr: {}", stderr.text());
+    assert!(
+        stderr.text().contains("lost the gateway"),
+        "{}",
+        stderr.text()
+    );
+    wait_for("the tool to be gone", T, || {
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err();
+        gone.then_some(())
+    });
+    assert!(!after.exists());
+}
+
+#[test]
+fn missing_or_wrong_tokens_exit_67_and_every_endpoint_answers_401_json() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
+    for token in [None, Some("wrong-token")] {
+        let mut c = env.hoopx();
+        c.args(["exec", "--gateway", &gw.url, "--", "sh", "-c", "echo ran"]);
+        if let Some(t) = token {
+            c.env("HOOPX_TOKEN", t);
+        }
+        let out = run(c, "", T);
+        assert_eq!(out.code(), 67, "{out:?}");
+        assert!(!out.stdout.contains("ran"), "{out:?}");
+    }
+    let http = reqwest::blocking::Client::new();
+    for (method, path) in [
+        ("GET", "/v1/sessions"),
+        ("POST", "/v1/sessions"),
+        ("GET", "/v1/sessions/x"),
+        ("GET", "/v1/sessions/x/events"),
+        ("GET", "/v1/sessions/x/stream"),
+    ] {
+        let resp = http
+            .request(method.parse().unwrap(), format!("{}{path}", gw.url))
+            .bearer_auth("nope")
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{method} {path}");
+        let body: serde_json::Value = resp.json().unwrap();
+        assert_eq!(
+            body["error"]["code"], "unauthorized",
+            "{method} {path}: {body}"
+        );
+    }
+    // Health needs no token and names the protocol.
+    let h: serde_json::Value = http
+        .get(format!("{}/v1/health", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(h["protocol"], 1);
+    // With the right token, the same request works.
+    let ok = http
+        .get(format!("{}/v1/sessions", gw.url))
+        .bearer_auth(DEV_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[test]
+fn protocol_version_mismatch_is_a_clear_error() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/sessions", gw.url))
+        .bearer_auth(DEV_TOKEN)
+        .header("hoopx-protocol", "99")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["error"]["code"], "protocol_mismatch");
+
+    // A gateway of another protocol version. Test double: no other hoopx version exists
+    // here, so a loopback server answers as a future gateway would.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = r#"{"error":{"code":"protocol_mismatch","message":"this gateway speaks protocol 2"}}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 400 Bad Request\r\nhoopx-protocol: 2\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let marker = env.path().join("ran");
+    let mut c = env.hoopx();
+    c.args([
+        "exec",
+        "--gateway",
+        &format!("http://{addr}"),
+        "--token",
+        "t",
+        "--",
+        "sh",
+        "-c",
+    ])
+    .arg(format!("touch {}", marker.display()));
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 76, "{out:?}");
+    assert!(out.stderr.contains("protocol 2"), "{out:?}");
+    assert!(!marker.exists());
+}

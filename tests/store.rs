@@ -1,0 +1,128 @@
+//! One contract, two backends: the same story against SQLite and a real PostgreSQL.
+
+use hoopx::gateway::store::{self, NewSession, SessionEnd, Store};
+use hoopx::proto::Mode;
+use hoopx::recording::{Event, EventKind};
+
+use crate::util::{Env, Postgres};
+
+async fn story(s: &dyn Store) {
+    let new = |id: &str, at: i64| NewSession {
+        id: id.into(),
+        identity: "dev".into(),
+        target: "pg".into(),
+        argv: vec!["psql".into(), "-c".into(), "select 'it''s'".into()],
+        mode: Mode::Pipe,
+        status: "open".into(),
+        started_at: at,
+        reason: None,
+    };
+    s.create_session(&new("a", 1_000)).await.unwrap();
+    s.create_session(&new("b", 2_000)).await.unwrap();
+    assert!(
+        s.create_session(&new("a", 3_000)).await.is_err(),
+        "ids are unique"
+    );
+    s.set_status("a", "running").await.unwrap();
+
+    let events: Vec<Event> = (0..1200)
+        .map(|i| Event {
+            seq: i,
+            t_us: i * 10,
+            kind: if i % 3 == 0 {
+                EventKind::Input
+            } else {
+                EventKind::Output
+            },
+            data: vec![(i % 256) as u8; (i % 7) as usize],
+        })
+        .collect();
+    s.append_events("a", &events[..700]).await.unwrap();
+    s.append_events("a", &events[700..]).await.unwrap();
+    assert!(
+        s.append_events("a", &events[5..6]).await.is_err(),
+        "seq never repeats"
+    );
+    s.finish_session(
+        "a",
+        &SessionEnd {
+            status: "exited".into(),
+            ended_at: 9_000,
+            exit_code: Some(3),
+            reason: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    let a = s.session("a").await.unwrap().unwrap();
+    assert_eq!(a.status, "exited");
+    assert_eq!(a.exit_code, Some(3));
+    assert_eq!(a.ended_at, Some(9_000));
+    assert_eq!(a.event_count, 1200);
+    assert_eq!(a.argv[2], "select 'it''s'");
+    assert_eq!(a.mode, Mode::Pipe);
+    assert!(s.session("zz").await.unwrap().is_none());
+
+    let list = s.list_sessions(10).await.unwrap();
+    assert_eq!(
+        list.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["b", "a"],
+        "newest first"
+    );
+    assert_eq!(s.list_sessions(1).await.unwrap().len(), 1);
+
+    let back = s.events("a", 0, 10_000).await.unwrap();
+    assert_eq!(back, events);
+    let page = s.events("a", 1000, 50).await.unwrap();
+    assert_eq!(page.len(), 50);
+    assert_eq!(page[0].seq, 1000);
+    assert!(s.events("b", 0, 10).await.unwrap().is_empty());
+}
+
+#[test]
+fn sqlite_and_postgres_tell_the_same_story() {
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("gw");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let path = env.path().join("nested/dir/store.db");
+        let sqlite = store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        assert_eq!(sqlite.backend(), "sqlite");
+        story(sqlite.as_ref()).await;
+        // Reopening runs no migration twice and keeps the data.
+        drop(sqlite);
+        let again = store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        assert_eq!(again.session("a").await.unwrap().unwrap().event_count, 1200);
+
+        let postgres = store::open(&pg.url("gw")).await.unwrap();
+        assert_eq!(postgres.backend(), "postgres");
+        story(postgres.as_ref()).await;
+        drop(postgres);
+        let again = store::open(&pg.url("gw")).await.unwrap();
+        assert_eq!(again.session("a").await.unwrap().unwrap().event_count, 1200);
+
+        assert!(store::open("mysql://x").await.is_err());
+    });
+}
+
+#[test]
+fn a_gateway_runs_on_postgres_end_to_end() {
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("gw");
+    let gw = crate::util::Gateway::start(&env, Some(crate::SHELL_CONFIG), Some(&pg.url("gw")));
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "sh", "-c", "echo on postgres"]);
+    let out = crate::util::run(c, "", std::time::Duration::from_secs(30));
+    assert_eq!(out.stdout, "on postgres\n", "{out:?}");
+    assert_eq!(
+        pg.sql("gw", "select status || ' ' || exit_code from sessions"),
+        "exited 0"
+    );
+}
