@@ -211,3 +211,25 @@ fn signals_come_through_as_128_plus_n() {
     let out = run(c, "", T);
     assert_eq!(out.code(), 128 + 15, "{out:?}");
 }
+
+#[test]
+fn long_lines_and_binary_output_pass_through_intact() {
+    let env = Env::new();
+    // One 600 KiB line: longer than a frame carries, so the gateway releases it in parts.
+    let line: String = (0..600 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let mut c = env.hoopx();
+    c.args(["exec", "--", "wc", "-c"]);
+    let out = run(c, &format!("{line}\n"), T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout.trim(), (600 * 1024 + 1).to_string());
+    let mut c = env.hoopx();
+    c.args(["exec", "--", "cat"]);
+    let out = run(c, &format!("{line}\n{line}"), T);
+    assert_eq!(
+        out.stdout,
+        format!("{line}\n{line}"),
+        "no byte lost or reordered"
+    );
+}

@@ -135,6 +135,17 @@ impl GatewayClient {
         })?;
         match theirs.as_deref().map(|v| v.trim().parse::<u32>()) {
             Some(Ok(v)) if v == PROTOCOL_VERSION => {}
+            // An error from something in front of the gateway (a proxy's 502, say).
+            None if !status.is_success() => {
+                return Err(ClientError::Api {
+                    status: status.as_u16(),
+                    message: format!(
+                        "{} answered {status} (not from a hoopx gateway: a proxy in front of it?)",
+                        self.base
+                    ),
+                    hint: Some("check that the gateway behind that address is running".into()),
+                })
+            }
             Some(_) => {
                 return Err(ClientError::Protocol(format!(
                     "the gateway speaks protocol {}, this hoopx speaks {PROTOCOL_VERSION}; use matching versions",
@@ -153,13 +164,16 @@ impl GatewayClient {
                 ClientError::Protocol(format!("unreadable answer from the gateway: {e}"))
             });
         }
-        let err = serde_json::from_slice::<ErrorBody>(&body)
-            .map_err(|_| {
-                ClientError::Protocol(format!(
-                    "the gateway answered {status} with an unreadable body"
-                ))
-            })?
-            .error;
+        let Ok(ErrorBody { error: err }) = serde_json::from_slice::<ErrorBody>(&body) else {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                message: format!(
+                    "the gateway answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
+                ),
+                hint: None,
+            });
+        };
         Err(match (status, err.code.as_str()) {
             (StatusCode::UNAUTHORIZED, _) => ClientError::Unauthorized {
                 message: err.message,

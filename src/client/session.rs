@@ -85,11 +85,46 @@ pub async fn connect(client: &GatewayClient, path: &str) -> Result<Ws, ClientErr
         .max_frame_size(Some(MAX_FRAME * 2));
     let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
         .await
-        .map_err(|e| ClientError::Unreachable {
+        .map_err(|e| stream_refused(client, e))?;
+    Ok(ws)
+}
+
+/// Maps a refused stream upgrade to the same errors as the HTTP API.
+fn stream_refused(client: &GatewayClient, e: tokio_tungstenite::tungstenite::Error) -> ClientError {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let WsError::Http(resp) = &e else {
+        return ClientError::Unreachable {
             url: client.base().to_string(),
             why: format!("session stream: {e}"),
-        })?;
-    Ok(ws)
+        };
+    };
+    let status = resp.status().as_u16();
+    let body = resp
+        .body()
+        .as_deref()
+        .and_then(|b| serde_json::from_slice::<crate::proto::ErrorBody>(b).ok())
+        .map(|b| b.error);
+    let message = body
+        .as_ref()
+        .map(|b| b.message.clone())
+        .unwrap_or_else(|| format!("the session stream was refused with HTTP {status}"));
+    let code = body.as_ref().map(|b| b.code.as_str()).unwrap_or("");
+    match (status, code) {
+        (401, _) => ClientError::Unauthorized {
+            message,
+            hint: None,
+        },
+        (_, crate::proto::codes::DENIED) => ClientError::Denied {
+            message,
+            rule: None,
+        },
+        (_, crate::proto::codes::PROTOCOL_MISMATCH) => ClientError::Protocol(message),
+        _ => ClientError::Api {
+            status,
+            message,
+            hint: None,
+        },
+    }
 }
 
 /// Waits for the gateway's go-ahead. Until it arrives, the tool must not start.
@@ -274,7 +309,7 @@ fn spawn_tool_writer<W: AsyncWrite + Unpin + Send + 'static>(
 
 /// Writes masked output to our stdout/stderr, releasing each chunk's permit once written.
 fn spawn_output_writer(
-    mut rx: mpsc::UnboundedReceiver<(Stream, Bytes, OwnedSemaphorePermit)>,
+    mut rx: mpsc::UnboundedReceiver<(Stream, Bytes, Option<OwnedSemaphorePermit>)>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut out = tokio::io::stdout();
@@ -421,8 +456,14 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                         Some(p) => { let _ = to_tool.send(ToTool::Release(p)); }
                         None => break Err(SessionError::Protocol("input acknowledged that was never sent".into())),
                     },
-                    ServerFrame::Output { stream, data } => match out_permits.pop_front() {
-                        Some(p) => { let _ = to_out.send((stream, data, p)); }
+                    ServerFrame::Output { stream, data, more: true } => {
+                        if out_permits.is_empty() {
+                            break Err(SessionError::Protocol("output that was never sent came back".into()));
+                        }
+                        let _ = to_out.send((stream, data, None));
+                    }
+                    ServerFrame::Output { stream, data, more: false } => match out_permits.pop_front() {
+                        Some(p) => { let _ = to_out.send((stream, data, Some(p))); }
                         None => break Err(SessionError::Protocol("output that was never sent came back".into())),
                     },
                     ServerFrame::Notice(n) => {

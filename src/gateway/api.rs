@@ -216,10 +216,11 @@ async fn open_session(
             target: target.name.clone(),
             mode: req.mode,
             started: std::time::Instant::now(),
-            cols: req.cols,
-            rows: req.rows,
+            cols: req.cols.filter(|&c| c > 0),
+            rows: req.rows.filter(|&r| r > 0),
         },
     );
+    reap_if_never_attached(gw.clone(), id.clone());
     let opened = SessionOpened {
         stream: format!("/v1/sessions/{id}/stream"),
         session_id: id,
@@ -349,15 +350,36 @@ async fn attach_stream(
             Some(_) => map.remove(&id),
         }
     };
+    // Taken out under the lock above, so a stream attaches once; a second attach is a 404.
     let Some(pending) = pending else {
-        return Err(ApiFailure::new(
-            StatusCode::CONFLICT,
-            codes::CONFLICT,
-            "stream already attached",
+        return Err(ApiFailure::internal(
+            "pending session vanished under the lock",
         ));
     };
     Ok(ws
         .max_message_size(MAX_FRAME * 2)
         .max_frame_size(MAX_FRAME * 2)
         .on_upgrade(move |socket| super::stream::run(gw, pending, socket)))
+}
+
+/// How long an opened session waits for its stream before it is given up.
+const ATTACH_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Ends a session whose client never attached its stream, so nothing stays `open` forever.
+fn reap_if_never_attached(gw: Arc<Gateway>, id: String) {
+    tokio::spawn(async move {
+        tokio::time::sleep(ATTACH_WITHIN).await;
+        if gw.pending().remove(&id).is_none() {
+            return;
+        }
+        let end = super::store::SessionEnd {
+            status: "aborted".into(),
+            ended_at: now_ms(),
+            exit_code: None,
+            reason: Some("the client never attached the session stream".into()),
+        };
+        if let Err(e) = gw.store.finish_session(&id, &end).await {
+            eprintln!("hoopx gateway: session {id}: {e}");
+        }
+    });
 }

@@ -11,7 +11,9 @@ use serde_json::json;
 use super::store::{SessionEnd, Store};
 use super::{now_ms, Gateway, Pending};
 use crate::policy::{GateAction, InputGate, Masker};
-use crate::proto::frame::{ClientFrame, Closed, Notice, ServerFrame, Stream, StreamError};
+use crate::proto::frame::{
+    ClientFrame, Closed, Notice, ServerFrame, Stream, StreamError, MAX_DATA,
+};
 use crate::recording::{Event, EventKind};
 
 /// Events are written in batches: at this many events, this many bytes, or this often.
@@ -238,15 +240,25 @@ impl Session {
                 if !masked.is_empty() {
                     self.rec.push(kind, masked.to_vec());
                 }
-                send(
-                    socket,
-                    ServerFrame::Output {
-                        stream,
-                        data: masked,
-                    },
-                )
-                .await
-                .map_err(lost)?;
+                // Masking can grow a chunk past the frame limit: answer in parts.
+                let mut rest = masked;
+                loop {
+                    let part = rest.split_to(rest.len().min(MAX_DATA));
+                    let more = !rest.is_empty();
+                    send(
+                        socket,
+                        ServerFrame::Output {
+                            stream,
+                            data: part,
+                            more,
+                        },
+                    )
+                    .await
+                    .map_err(lost)?;
+                    if !more {
+                        break;
+                    }
+                }
             }
             ClientFrame::Resize { cols, rows } => {
                 self.rec
@@ -269,12 +281,15 @@ impl Session {
                 GateAction::Deliver(d) => {
                     let (masked, _) = self.masker.mask(&d);
                     self.rec.push(EventKind::Input, masked.into_owned());
-                    send(socket, ServerFrame::Deliver(d)).await?;
+                    // A released line may be longer than one frame carries.
+                    for part in d.chunks(MAX_DATA) {
+                        send(socket, ServerFrame::Deliver(d.slice_ref(part))).await?;
+                    }
                 }
                 GateAction::Denied { rule, line } => {
                     self.denied += 1;
                     let (masked, _) = self.masker.mask(&line);
-                    let shown = String::from_utf8_lossy(&masked).trim_end().to_string();
+                    let shown = shorten(String::from_utf8_lossy(&masked).trim_end());
                     self.rec.marker(json!({"denied": rule, "line": shown}));
                     send(
                         socket,
@@ -347,4 +362,15 @@ impl Session {
             let _ = socket.send(Message::Close(None)).await;
         }
     }
+}
+
+/// A line as quoted in notices and markers: at most 200 characters.
+fn shorten(line: &str) -> String {
+    const MAX: usize = 200;
+    if line.chars().count() <= MAX {
+        return line.to_string();
+    }
+    let mut s: String = line.chars().take(MAX).collect();
+    s.push('…');
+    s
 }

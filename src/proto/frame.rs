@@ -58,8 +58,14 @@ pub enum ServerFrame {
     DeliverEof,
     /// One [`ClientFrame::Input`] or [`ClientFrame::InputEof`] was handled.
     InputAck,
-    /// Masked output, exactly one per [`ClientFrame::Output`], in order: it is also the ack.
-    Output { stream: Stream, data: Bytes },
+    /// Masked output, in order. Masking can make a chunk longer than [`MAX_DATA`], so the
+    /// answer to one [`ClientFrame::Output`] may come in several frames: all but the last
+    /// have `more` set. The last one (`more == false`) is the acknowledgement.
+    Output {
+        stream: Stream,
+        data: Bytes,
+        more: bool,
+    },
     /// Something the caller must be told, e.g. a denied input line.
     Notice(Notice),
     /// The exit was recorded and the session is closed.
@@ -108,6 +114,9 @@ pub enum FrameError {
     #[error("bad {frame} frame: {why}")]
     BadField { frame: &'static str, why: String },
 }
+
+/// Flag on the stream byte of a gateway output frame: more frames answer the same chunk.
+const MORE: u8 = 0x80;
 
 mod tag {
     pub const INPUT: u8 = 0x01;
@@ -261,10 +270,10 @@ impl ServerFrame {
             ServerFrame::Deliver(d) => with_tag(tag::DELIVER, d),
             ServerFrame::DeliverEof => with_tag(tag::DELIVER_EOF, &[]),
             ServerFrame::InputAck => with_tag(tag::INPUT_ACK, &[]),
-            ServerFrame::Output { stream, data } => {
+            ServerFrame::Output { stream, data, more } => {
                 let mut b = BytesMut::with_capacity(2 + data.len());
                 b.put_u8(tag::S_OUTPUT);
-                b.put_u8(*stream as u8);
+                b.put_u8(*stream as u8 | if *more { MORE } else { 0 });
                 b.put_slice(data);
                 b.freeze()
             }
@@ -290,8 +299,9 @@ impl ServerFrame {
                     });
                 };
                 Ok(ServerFrame::Output {
-                    stream: Stream::from_byte(s)?,
+                    stream: Stream::from_byte(s & !MORE)?,
                     data: body.slice(1..),
+                    more: s & MORE != 0,
                 })
             }
             tag::NOTICE => parse_json("notice", &body).map(ServerFrame::Notice),
@@ -346,6 +356,12 @@ mod tests {
         server_roundtrip(ServerFrame::Output {
             stream: Stream::Stdout,
             data: Bytes::from_static(b"[REDACTED:email]"),
+            more: false,
+        });
+        server_roundtrip(ServerFrame::Output {
+            stream: Stream::Stderr,
+            data: Bytes::from_static(b"part"),
+            more: true,
         });
         server_roundtrip(ServerFrame::Notice(Notice {
             kind: "denied".into(),

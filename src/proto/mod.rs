@@ -131,6 +131,5 @@ pub mod codes {
     pub const BAD_REQUEST: &str = "bad_request";
     pub const UNKNOWN_TARGET: &str = "unknown_target";
     pub const PROTOCOL_MISMATCH: &str = "protocol_mismatch";
-    pub const CONFLICT: &str = "conflict";
     pub const INTERNAL: &str = "internal";
 }

@@ -37,7 +37,7 @@ CREATE TABLE events (
 "#];
 
 /// Serializes concurrent migrations of several gateways starting at once.
-const MIGRATION_LOCK: i64 = 0x686f_6f70_78;
+const MIGRATION_LOCK: i64 = 0x0068_6f6f_7078;
 
 pub struct PostgresStore {
     pool: PgPool,
