@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -29,7 +29,7 @@ use crate::proto::frame::{ClientFrame, ServerFrame, Stream, MAX_DATA, MAX_FRAME}
 use crate::proto::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 use crate::pty::{self, Tool, ToolIo};
 
-pub const OUTPUT_WINDOW: usize = 32;
+pub const OUTPUT_WINDOW: usize = 64;
 pub const INPUT_WINDOW: usize = 16;
 const READ_CHUNK: usize = 64 * 1024;
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -307,25 +307,29 @@ fn spawn_tool_writer<W: AsyncWrite + Unpin + Send + 'static>(
     })
 }
 
-/// Writes masked output to our stdout/stderr, releasing each chunk's permit once written.
+/// Writes masked output to our stdout/stderr on a plain thread with blocking writes (tokio's
+/// stdout would hop to the blocking pool on every chunk), releasing each chunk's permits once
+/// written.
 fn spawn_output_writer(
-    mut rx: mpsc::UnboundedReceiver<(Stream, Bytes, Option<OwnedSemaphorePermit>)>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut out = tokio::io::stdout();
-        let mut err = tokio::io::stderr();
+    mut rx: mpsc::UnboundedReceiver<(Stream, Bytes, Vec<OwnedSemaphorePermit>)>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let out = std::io::stdout();
+        let err = std::io::stderr();
         let (mut out_ok, mut err_ok) = (true, true);
-        while let Some((stream, data, permit)) = rx.recv().await {
+        while let Some((stream, data, permits)) = rx.blocking_recv() {
             match stream {
                 Stream::Stdout if out_ok => {
-                    out_ok = out.write_all(&data).await.is_ok() && out.flush().await.is_ok();
+                    let mut o = out.lock();
+                    out_ok = o.write_all(&data).is_ok() && o.flush().is_ok();
                 }
                 Stream::Stderr if err_ok => {
-                    err_ok = err.write_all(&data).await.is_ok() && err.flush().await.is_ok();
+                    let mut e = err.lock();
+                    err_ok = e.write_all(&data).is_ok() && e.flush().is_ok();
                 }
                 _ => {}
             }
-            drop(permit);
+            drop(permits);
         }
     })
 }
@@ -408,7 +412,8 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
     let output_writer = spawn_output_writer(to_out_rx);
     spawn_stdin_reader(in_window.clone(), caller_tx);
 
-    let mut out_permits: VecDeque<OwnedSemaphorePermit> = VecDeque::new();
+    // One entry per output frame in flight: the permits of the chunks it carries.
+    let mut out_permits: VecDeque<Vec<OwnedSemaphorePermit>> = VecDeque::new();
     let mut in_permits: VecDeque<OwnedSemaphorePermit> = VecDeque::new();
     let mut exit: Option<(i32, Option<i32>)> = None;
     let mut exit_sent = false;
@@ -460,10 +465,10 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                         if out_permits.is_empty() {
                             break Err(SessionError::Protocol("output that was never sent came back".into()));
                         }
-                        let _ = to_out.send((stream, data, None));
+                        let _ = to_out.send((stream, data, Vec::new()));
                     }
                     ServerFrame::Output { stream, data, more: false } => match out_permits.pop_front() {
-                        Some(p) => { let _ = to_out.send((stream, data, Some(p))); }
+                        Some(p) => { let _ = to_out.send((stream, data, p)); }
                         None => break Err(SessionError::Protocol("output that was never sent came back".into())),
                     },
                     ServerFrame::Notice(n) => {
@@ -476,14 +481,42 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                     ServerFrame::Ready => break Err(SessionError::Protocol("a second ready frame".into())),
                 }
             }
-            m = tool_rx.recv(), if open_readers > 0 => match m {
-                Some(FromTool::Chunk(stream, data, permit)) => {
-                    last_output = tokio::time::Instant::now();
-                    out_permits.push_back(permit);
-                    if let Err(e) = send(&mut ws, ClientFrame::Output { stream, data }).await { break Err(e); }
+            m = tool_rx.recv(), if open_readers > 0 => {
+                // Coalesce what is already waiting into one frame: fewer round trips when the
+                // tool writes faster than we forward (a PTY hands out at most 4 KiB a read).
+                if m.is_none() {
+                    // Every reader is gone.
+                    open_readers = 0;
                 }
-                Some(FromTool::Eof) | None => open_readers = open_readers.saturating_sub(1),
-            },
+                let mut next = m;
+                let mut failed = None;
+                while let Some(item) = next.take() {
+                    let FromTool::Chunk(stream, data, permit) = item else {
+                        open_readers = open_readers.saturating_sub(1);
+                        continue;
+                    };
+                    last_output = tokio::time::Instant::now();
+                    let mut permits = vec![permit];
+                    let mut batch = BytesMut::new();
+                    batch.extend_from_slice(&data);
+                    loop {
+                        match tool_rx.try_recv() {
+                            Ok(FromTool::Chunk(s, d, p)) if s == stream && batch.len() + d.len() <= MAX_DATA => {
+                                batch.extend_from_slice(&d);
+                                permits.push(p);
+                            }
+                            Ok(other) => { next = Some(other); break; }
+                            Err(_) => break,
+                        }
+                    }
+                    out_permits.push_back(permits);
+                    if let Err(e) = send(&mut ws, ClientFrame::Output { stream, data: batch.freeze() }).await {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                if let Some(e) = failed { break Err(e); }
+            }
             m = caller_rx.recv(), if !caller_eof => match m {
                 Some(FromCaller::Chunk(data, permit)) => {
                     in_permits.push_back(permit);
@@ -543,7 +576,7 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
     match result {
         Ok(()) => {
             drop(to_out);
-            let _ = output_writer.await;
+            let _ = tokio::task::spawn_blocking(move || output_writer.join()).await;
             drop(to_tool);
             tool_writer.abort();
             let _ = ws.close(None).await;
@@ -561,7 +594,11 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                 r.abort();
             }
             drop(to_out);
-            let _ = tokio::time::timeout(Duration::from_secs(1), output_writer).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::task::spawn_blocking(move || output_writer.join()),
+            )
+            .await;
             tool_writer.abort();
             Err(e)
         }

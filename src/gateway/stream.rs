@@ -8,7 +8,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use serde_json::json;
 
-use super::store::{SessionEnd, Store};
+use tokio::sync::mpsc;
+
+use super::store::{SessionEnd, Store, StoreError};
 use super::{now_ms, Gateway, Pending};
 use crate::policy::{GateAction, InputGate, Masker};
 use crate::proto::frame::{
@@ -23,17 +25,39 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// A session whose client stays silent this long is ended (clients ping every 15 s).
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
-/// Appends events to the session's log in batches.
+/// Batches queued for the store before the relay waits: recording keeps up with the stream
+/// without holding up every frame for a database write.
+const QUEUED_BATCHES: usize = 4;
+
+/// Appends events to the session's log in batches, written by a task of their own.
 struct Recorder {
-    store: Arc<dyn Store>,
-    id: String,
     started: Instant,
     seq: i64,
     buf: Vec<Event>,
     bytes: usize,
+    tx: Option<mpsc::Sender<Vec<Event>>>,
+    writer: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Recorder {
+    fn new(store: Arc<dyn Store>, id: String, started: Instant) -> Recorder {
+        let (tx, mut rx) = mpsc::channel::<Vec<Event>>(QUEUED_BATCHES);
+        let writer = tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                store.append_events(&id, &batch).await?;
+            }
+            Ok(())
+        });
+        Recorder {
+            started,
+            seq: 0,
+            buf: Vec::new(),
+            bytes: 0,
+            tx: Some(tx),
+            writer: Some(writer),
+        }
+    }
+
     fn push(&mut self, kind: EventKind, data: Vec<u8>) {
         self.bytes += data.len();
         self.buf.push(Event {
@@ -53,14 +77,48 @@ impl Recorder {
         self.buf.len() >= FLUSH_EVENTS || self.bytes >= FLUSH_BYTES
     }
 
-    async fn flush(&mut self) -> Result<(), super::store::StoreError> {
+    /// Hands the buffered events to the writer; fails once the store has failed.
+    async fn flush(&mut self) -> Result<(), String> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.store.append_events(&self.id, &self.buf).await?;
-        self.buf.clear();
+        let batch = std::mem::take(&mut self.buf);
         self.bytes = 0;
-        Ok(())
+        let sent = match &self.tx {
+            Some(tx) => tx.send(batch).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(self.writer_error().await)
+        }
+    }
+
+    async fn writer_error(&mut self) -> String {
+        self.tx = None;
+        match self.writer.take() {
+            Some(w) => match w.await {
+                Ok(Err(e)) => e.to_string(),
+                Ok(Ok(())) => "the recording writer stopped".into(),
+                Err(e) => format!("the recording writer failed: {e}"),
+            },
+            None => "the recording writer stopped".into(),
+        }
+    }
+
+    /// Writes everything still buffered and waits until the store has it.
+    async fn close(&mut self) -> Result<(), String> {
+        self.flush().await?;
+        self.tx = None;
+        match self.writer.take() {
+            Some(w) => match w.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("the recording writer failed: {e}")),
+            },
+            None => Err("the recording writer stopped".into()),
+        }
     }
 }
 
@@ -81,14 +139,7 @@ struct Session {
 }
 
 pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocket) {
-    let rec = Recorder {
-        store: gw.store.clone(),
-        id: pending.id.clone(),
-        started: pending.started,
-        seq: 0,
-        buf: Vec::new(),
-        bytes: 0,
-    };
+    let rec = Recorder::new(gw.store.clone(), pending.id.clone(), pending.started);
     let mut s = Session {
         masker: gw.policy.masker(&pending.target),
         gate: InputGate::new(pending.mode),
@@ -329,7 +380,7 @@ impl Session {
                 ("aborted", None, Some(why.clone()))
             }
         };
-        let stored = self.rec.flush().await;
+        let stored = self.rec.close().await;
         let finished = self
             .gw
             .store
@@ -342,7 +393,8 @@ impl Session {
                     reason,
                 },
             )
-            .await;
+            .await
+            .map_err(|e| e.to_string());
         if let Err(e) = stored.as_ref().and(finished.as_ref()) {
             eprintln!("hoopx gateway: session {id}: could not record its end: {e}");
         }

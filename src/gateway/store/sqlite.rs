@@ -27,14 +27,17 @@ CREATE TABLE sessions (
     event_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX sessions_started ON sessions (started_at DESC);
+-- A rowid table, so large payloads are appended at the end of the b-tree instead of being
+-- moved around inside a WITHOUT ROWID index.
 CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
     session_id TEXT NOT NULL REFERENCES sessions (id),
     seq INTEGER NOT NULL,
     t_us INTEGER NOT NULL,
     kind TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX events_session_seq ON events (session_id, seq);
 "#];
 
 pub struct SqliteStore {

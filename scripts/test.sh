@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need on a fresh Debian/Ubuntu machine
+# (PostgreSQL server and client, util-linux's `script`), then runs every test.
+# Extra arguments go to `cargo test`, e.g. `scripts/test.sh exec_pty`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
+if [ "$(id -u)" -eq 0 ] && ! getent passwd postgres >/dev/null; then
+  # Running as root, the tests start PostgreSQL as the `postgres` user the package creates.
+  need+=(postgresql)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "scripts/test.sh: installing ${need[*]}" >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+cargo test --locked "$@"
