@@ -137,3 +137,39 @@ fn completions_and_man_pages_have_not_drifted() {
         }
     }
 }
+
+#[test]
+fn the_readme_main_job_does_what_the_readme_says() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("cargo install --locked --path . && "))
+        .expect("the README's install-and-run command");
+    let job = line.trim_start_matches("cargo install --locked --path . && ");
+    let env = Env::new();
+    // The installed binary is the one under test: put it first on PATH.
+    let bin_dir = std::path::Path::new(crate::util::BIN).parent().unwrap();
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c").arg(job).env_clear();
+    for (k, v) in env.hoopx().get_envs() {
+        if let Some(v) = v {
+            sh.env(k, v);
+        }
+    }
+    sh.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    sh.current_dir(env.path());
+    let out = run(sh, "", T);
+    assert_eq!(out.code(), 3, "{out:?}");
+    assert_eq!(
+        out.stdout, "deploy key [REDACTED:aws-access-key-id], owner [REDACTED:email]\n",
+        "{out:?}"
+    );
+}
