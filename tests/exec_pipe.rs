@@ -233,3 +233,26 @@ fn long_lines_and_binary_output_pass_through_intact() {
         "no byte lost or reordered"
     );
 }
+
+#[test]
+fn a_closed_stdout_stops_the_tool_like_a_pipe_would() {
+    let env = Env::new();
+    let mut c = env.hoopx();
+    c.args(["exec", "--", "yes", "endless"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(&first, b"endless\n");
+    drop(out);
+    let status =
+        crate::util::wait_timeout(&mut child, T).expect("hoopx ends when its reader is gone");
+    assert_eq!(
+        status.code(),
+        Some(128 + 13),
+        "yes dies of SIGPIPE, as in a shell pipeline"
+    );
+}

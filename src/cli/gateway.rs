@@ -120,6 +120,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::new(code::UNAVAILABLE, e.to_string()))?;
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "hoopx gateway: warning: dev mode on {addr} serves plain http with one shared token; \
+                 put TLS in front of it or keep it on loopback"
+            );
+        }
         let gw = Gateway::new(policy, Arc::new(DevToken::new(token)), store);
         eprintln!(
             "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, dev mode)",

@@ -87,6 +87,12 @@ impl GatewayClient {
                 "gateway URL {url:?} must look like https://gateway.example.com or http://127.0.0.1:8433"
             )));
         }
+        if parsed.scheme() == "http" && token.is_some() && !is_loopback(&parsed) {
+            crate::client::session::say(&format!(
+                "warning: sending the token to {} over plain http; use https outside a trusted network",
+                parsed.host_str().unwrap_or_default()
+            ));
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
@@ -140,7 +146,7 @@ impl GatewayClient {
                 return Err(ClientError::Api {
                     status: status.as_u16(),
                     message: format!(
-                        "{} answered {status} (not from a hoopx gateway: a proxy in front of it?)",
+                        "the answer is not from a hoopx gateway (a proxy in front of {}?)",
                         self.base
                     ),
                     hint: Some("check that the gateway behind that address is running".into()),
@@ -167,10 +173,9 @@ impl GatewayClient {
         let Ok(ErrorBody { error: err }) = serde_json::from_slice::<ErrorBody>(&body) else {
             return Err(ClientError::Api {
                 status: status.as_u16(),
-                message: format!(
-                    "the gateway answered {status}: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
-                ),
+                message: String::from_utf8_lossy(&body[..body.len().min(200)])
+                    .trim()
+                    .to_string(),
                 hint: None,
             });
         };
@@ -242,4 +247,13 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     } else {
         last
     }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -310,8 +310,12 @@ fn spawn_tool_writer<W: AsyncWrite + Unpin + Send + 'static>(
 /// Writes masked output to our stdout/stderr on a plain thread with blocking writes (tokio's
 /// stdout would hop to the blocking pool on every chunk), releasing each chunk's permits once
 /// written.
+///
+/// When our stdout's reader goes away (`hoopx exec -- cat big | head -1`), `closed` is told
+/// once, so the tool can be stopped as it would be in a plain pipeline.
 fn spawn_output_writer(
     mut rx: mpsc::UnboundedReceiver<(Stream, Bytes, Vec<OwnedSemaphorePermit>)>,
+    closed: mpsc::UnboundedSender<()>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let out = std::io::stdout();
@@ -321,7 +325,10 @@ fn spawn_output_writer(
             match stream {
                 Stream::Stdout if out_ok => {
                     let mut o = out.lock();
-                    out_ok = o.write_all(&data).is_ok() && o.flush().is_ok();
+                    out_ok = o.write_all(&data).and_then(|_| o.flush()).is_ok();
+                    if !out_ok {
+                        let _ = closed.send(());
+                    }
                 }
                 Stream::Stderr if err_ok => {
                     let mut e = err.lock();
@@ -409,7 +416,8 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
     };
     drop(tool_tx);
     let mut open_readers = readers.len();
-    let output_writer = spawn_output_writer(to_out_rx);
+    let (stdout_closed_tx, mut stdout_closed) = mpsc::unbounded_channel();
+    let output_writer = spawn_output_writer(to_out_rx, stdout_closed_tx);
     spawn_stdin_reader(in_window.clone(), caller_tx);
 
     // One entry per output frame in flight: the permits of the chunks it carries.
@@ -563,6 +571,12 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
             _ = sigterm.recv() => tool.signal(Signal::SIGTERM),
             _ = sighup.recv() => tool.signal(Signal::SIGHUP),
             _ = sigquit.recv() => tool.signal(Signal::SIGQUIT),
+            Some(()) = stdout_closed.recv() => {
+                // Nobody reads our stdout any more: stop the tool the way a pipe would.
+                if exit.is_none() {
+                    tool.signal(Signal::SIGPIPE);
+                }
+            }
             _ = sigwinch.recv(), if pty_mode => {
                 let fd = std::io::stdout();
                 if let Some((cols, rows)) = pty::window_size(std::os::fd::AsFd::as_fd(&fd)) {
