@@ -256,3 +256,89 @@ fn a_closed_stdout_stops_the_tool_like_a_pipe_would() {
         "yes dies of SIGPIPE, as in a shell pipeline"
     );
 }
+
+#[test]
+fn a_tool_that_ignores_sigpipe_still_stops_when_stdout_closes() {
+    let env = Env::new();
+    let mut c = env.hoopx();
+    c.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "trap '' PIPE; while :; do echo y || exit 9; done",
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    drop(out);
+    let status = crate::util::wait_timeout(&mut child, T).expect("hoopx ends");
+    assert_eq!(
+        status.code(),
+        Some(9),
+        "its writes fail once hoopx closes its stdout"
+    );
+}
+
+#[test]
+fn a_slow_reader_loses_no_output_after_the_tool_exits() {
+    let env = Env::new();
+    let mut c = env.hoopx();
+    // The tool writes 3 MB and exits at once; the reader pauses before reading any of it.
+    c.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/zero | tr '\\0' a",
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    std::thread::sleep(Duration::from_secs(4)); // the stimulus: a consumer that is slow to start
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut out, &mut all).unwrap();
+    assert_eq!(all.len(), 3_000_000);
+    assert!(all.iter().all(|&b| b == b'a'));
+    assert_eq!(
+        crate::util::wait_timeout(&mut child, T).unwrap().code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn the_tool_never_sees_the_callers_token_or_terminal() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(crate::SHELL_CONFIG), None);
+    let mut c = gw.hoopx(&env);
+    c.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo \"token=[${HOOPX_TOKEN:-none}]\"",
+    ]);
+    let out = run(c, "", T);
+    assert_eq!(out.stdout, "token=[none]\n", "{out:?}");
+
+    // Pipe mode on a terminal: the tool has no controlling terminal to go around the gateway.
+    let mut c = gw.hoopx(&env);
+    c.args([
+        "exec",
+        "--no-tty",
+        "--",
+        "sh",
+        "-c",
+        "if (exec 3</dev/tty) 2>/dev/null; then echo TTY-OPEN; else echo NO-TTY; fi",
+    ]);
+    let mut p = crate::util::PtyChild::spawn(c, 80, 24);
+    assert_eq!(p.wait(T).code(), Some(0));
+    let screen = p.output.wait_for("TTY", T);
+    assert!(screen.contains("NO-TTY"), "{screen}");
+}

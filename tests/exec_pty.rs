@@ -40,6 +40,11 @@ fn interactive_psql_is_masked_and_a_denied_line_is_not_run() {
 
     p.type_str("drop table users;\r");
     p.output.wait_for("no-drop-table", T);
+    // Alt+Enter (ESC CR) is an Enter too.
+    p.type_str("drop table users;\x1b\r");
+    crate::util::wait_for("a second denial", T, || {
+        (p.output.text().matches("no-drop-table").count() >= 2).then_some(())
+    });
     p.type_str("select count(*) + 100 from users;\r");
     p.output.wait_for("101", T);
     p.type_str("\\q\r");

@@ -108,7 +108,7 @@ pub enum Command {
 }
 
 /// Where the gateway is and how to authenticate, shared by client commands.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct GatewayArgs {
     /// Gateway URL; without one, hoopx runs an embedded gateway in-process.
     #[arg(long, env = crate::env_vars::HOOPX_GATEWAY, value_name = "URL")]
@@ -118,7 +118,17 @@ pub struct GatewayArgs {
     pub token: Option<String>,
 }
 
+impl std::fmt::Debug for GatewayArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayArgs")
+            .field("gateway", &self.gateway)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 pub fn main() -> ExitCode {
+    crate::pty::cloexec_inherited_fds();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -87,6 +87,18 @@ impl GatewayClient {
                 "gateway URL {url:?} must look like https://gateway.example.com or http://127.0.0.1:8433"
             )));
         }
+        if let Some(t) = &token {
+            if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.expose())).is_err() {
+                return Err(ClientError::Unauthorized {
+                    message:
+                        "the token has characters an HTTP header cannot carry (a stray newline?)"
+                            .into(),
+                    hint: Some(
+                        "check HOOPX_TOKEN / --token for whitespace or control characters".into(),
+                    ),
+                });
+            }
+        }
         if parsed.scheme() == "http" && token.is_some() && !is_loopback(&parsed) {
             crate::client::session::say(&format!(
                 "warning: sending the token to {} over plain http; use https outside a trusted network",

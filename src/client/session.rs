@@ -347,8 +347,64 @@ async fn send(ws: &mut Ws, f: ClientFrame) -> Result<(), SessionError> {
         .map_err(|e| SessionError::GatewayLost(e.to_string()))
 }
 
+type Sink = futures_util::stream::SplitSink<Ws, Message>;
+
+/// Sends on the session's write half; a gateway that takes no frame for
+/// [`GATEWAY_SILENCE`] is gone.
+async fn send_to(sink: &mut Sink, msg: Message) -> Result<(), SessionError> {
+    match tokio::time::timeout(GATEWAY_SILENCE, sink.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(SessionError::GatewayLost(e.to_string())),
+        Err(_) => Err(SessionError::GatewayLost(format!(
+            "the gateway took no data for {} s",
+            GATEWAY_SILENCE.as_secs()
+        ))),
+    }
+}
+
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    winch: tokio::signal::unix::Signal,
+}
+
+fn install_signals() -> std::io::Result<Signals> {
+    Ok(Signals {
+        int: signal(SignalKind::interrupt())?,
+        term: signal(SignalKind::terminate())?,
+        hup: signal(SignalKind::hangup())?,
+        quit: signal(SignalKind::quit())?,
+        winch: signal(SignalKind::window_change())?,
+    })
+}
+
 /// Runs the tool through the gateway until it exits and its exit is recorded.
 pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, SessionError> {
+    let mut sig = match install_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            tool.terminate(Duration::from_secs(2)).await;
+            return Err(SessionError::Spawn(format!(
+                "cannot install signal handlers, so the tool was stopped: {e}"
+            )));
+        }
+    };
+    // A reader task always drains the socket, so a send never waits on our own reads.
+    let (mut ws, mut ws_rx) = {
+        let (sink, mut stream) = ws.split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(m) = stream.next().await {
+                let failed = m.is_err();
+                if tx.send(m).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        (sink, rx)
+    };
     let out_window = Arc::new(Semaphore::new(OUTPUT_WINDOW));
     let in_window = Arc::new(Semaphore::new(INPUT_WINDOW));
     let (tool_tx, mut tool_rx) = mpsc::channel::<FromTool>(OUTPUT_WINDOW + 2);
@@ -430,26 +486,26 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
     let mut last_heard = tokio::time::Instant::now();
     let mut last_output = tokio::time::Instant::now();
 
-    let mut sigint = signal(SignalKind::interrupt()).map_err(spawn_err)?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(spawn_err)?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(spawn_err)?;
-    let mut sigquit = signal(SignalKind::quit()).map_err(spawn_err)?;
-    let mut sigwinch = signal(SignalKind::window_change()).map_err(spawn_err)?;
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
     let mut drain_check = tokio::time::interval(Duration::from_millis(250));
 
-    let mut ws = ws;
+    let mut stdout_gone: Option<tokio::time::Instant> = None;
     let result: Result<(), SessionError> = loop {
         if exit.is_some() && open_readers == 0 && out_permits.is_empty() && !exit_sent {
             let (code, signal) = exit.unwrap_or((1, None));
-            if let Err(e) = send(&mut ws, ClientFrame::Exit { code, signal }).await {
+            if let Err(e) = send_to(
+                &mut ws,
+                Message::Binary(ClientFrame::Exit { code, signal }.encode()),
+            )
+            .await
+            {
                 break Err(e);
             }
             exit_sent = true;
         }
         tokio::select! {
-            msg = ws.next() => {
+            msg = ws_rx.recv() => {
                 last_heard = tokio::time::Instant::now();
                 let frame = match msg {
                     None => break Err(SessionError::GatewayLost("the gateway closed the connection".into())),
@@ -518,17 +574,17 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                         }
                     }
                     out_permits.push_back(permits);
-                    if let Err(e) = send(&mut ws, ClientFrame::Output { stream, data: batch.freeze() }).await {
+                    if let Err(e) = send_to(&mut ws, Message::Binary(ClientFrame::Output { stream, data: batch.freeze() }.encode())).await {
                         failed = Some(e);
                         break;
                     }
                 }
                 if let Some(e) = failed { break Err(e); }
             }
-            m = caller_rx.recv(), if !caller_eof => match m {
+            m = caller_rx.recv(), if !caller_eof && !exit_sent => match m {
                 Some(FromCaller::Chunk(data, permit)) => {
                     in_permits.push_back(permit);
-                    if let Err(e) = send(&mut ws, ClientFrame::Input(data)).await { break Err(e); }
+                    if let Err(e) = send_to(&mut ws, Message::Binary(ClientFrame::Input(data).encode())).await { break Err(e); }
                 }
                 Some(FromCaller::Eof) | None => {
                     caller_eof = true;
@@ -542,7 +598,7 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                             match p { Ok(p) => in_permits.push_back(p), Err(e) => break Err(e) }
                         }
                     }
-                    if let Err(e) = send(&mut ws, frame).await { break Err(e); }
+                    if let Err(e) = send_to(&mut ws, Message::Binary(frame.encode())).await { break Err(e); }
                 }
             },
             status = tool.child.wait(), if exit.is_none() => {
@@ -553,6 +609,16 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                 last_output = tokio::time::Instant::now();
             }
             _ = drain_check.tick() => {
+                // Output waiting on the gateway or on our stdout is progress, not silence:
+                // only permits held by readers blocked in read() are "nothing to do".
+                if !out_permits.is_empty() || out_window.available_permits() + open_readers < OUTPUT_WINDOW {
+                    last_output = tokio::time::Instant::now();
+                }
+                if exit.is_none() && stdout_gone.is_some_and(|t| t.elapsed() >= DRAIN_PAUSE) {
+                    // It ignored SIGPIPE: stop it.
+                    stdout_gone = None;
+                    tool.terminate(DRAIN_PAUSE).await;
+                }
                 if exit.is_some() && open_readers > 0 && last_output.elapsed() >= DRAIN_PAUSE {
                     // Something the tool started still holds its output open; stop waiting.
                     for r in &readers { r.abort(); }
@@ -563,25 +629,35 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                 if last_heard.elapsed() > GATEWAY_SILENCE {
                     break Err(SessionError::GatewayLost(format!("no answer from the gateway for {} s", GATEWAY_SILENCE.as_secs())));
                 }
-                if let Err(e) = ws.send(Message::Ping(Bytes::new())).await {
-                    break Err(SessionError::GatewayLost(e.to_string()));
+                if let Err(e) = send_to(&mut ws, Message::Ping(Bytes::new())).await {
+                    break Err(e);
                 }
             }
-            _ = sigint.recv() => tool.signal(Signal::SIGINT),
-            _ = sigterm.recv() => tool.signal(Signal::SIGTERM),
-            _ = sighup.recv() => tool.signal(Signal::SIGHUP),
-            _ = sigquit.recv() => tool.signal(Signal::SIGQUIT),
+            _ = sig.int.recv() => tool.signal(Signal::SIGINT),
+            _ = sig.term.recv() => tool.signal(Signal::SIGTERM),
+            _ = sig.hup.recv() => tool.signal(Signal::SIGHUP),
+            _ = sig.quit.recv() => tool.signal(Signal::SIGQUIT),
             Some(()) = stdout_closed.recv() => {
-                // Nobody reads our stdout any more: stop the tool the way a pipe would.
+                // Nobody reads our stdout any more: stop the tool the way a pipe would. In
+                // pipe mode, closing the tool's stdout also makes its writes fail (EPIPE).
+                if !pty_mode {
+                    if let Some(r) = readers.first() {
+                        if !r.is_finished() {
+                            r.abort();
+                            open_readers = open_readers.saturating_sub(1);
+                        }
+                    }
+                }
                 if exit.is_none() {
                     tool.signal(Signal::SIGPIPE);
+                    stdout_gone = Some(tokio::time::Instant::now());
                 }
             }
-            _ = sigwinch.recv(), if pty_mode => {
+            _ = sig.winch.recv(), if pty_mode => {
                 let fd = std::io::stdout();
                 if let Some((cols, rows)) = pty::window_size(std::os::fd::AsFd::as_fd(&fd)) {
                     if let Some(h) = &resize_handle { let _ = h.send((cols, rows)); }
-                    if let Err(e) = send(&mut ws, ClientFrame::Resize { cols, rows }).await { break Err(e); }
+                    if let Err(e) = send_to(&mut ws, Message::Binary(ClientFrame::Resize { cols, rows }.encode())).await { break Err(e); }
                 }
             }
         }
@@ -593,7 +669,7 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
             let _ = tokio::task::spawn_blocking(move || output_writer.join()).await;
             drop(to_tool);
             tool_writer.abort();
-            let _ = ws.close(None).await;
+            let _ = ws.close().await;
             Ok(Outcome {
                 code: exit.map(|e| e.0).unwrap_or(1),
                 denied,
@@ -617,8 +693,4 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
             Err(e)
         }
     }
-}
-
-fn spawn_err(e: std::io::Error) -> SessionError {
-    SessionError::Spawn(format!("cannot install signal handlers: {e}"))
 }

@@ -3,9 +3,11 @@
 //! Pipe mode: input is released one whole line at a time, after the line was checked.
 //! PTY mode: keystrokes are released at once (so the tool can echo them), while the gate
 //! keeps its own copy of the line being typed; at Enter the line is checked and the Enter is
-//! released only if the line is allowed. A denied line gets Ctrl-U (erase line) instead, so
-//! the tool never runs it. This PTY reconstruction is simple (backspace, Ctrl-U, Ctrl-W,
-//! escape sequences skipped); history recall and in-line editing are not followed.
+//! released only if the line is allowed. A denied line gets Ctrl-E Ctrl-U (end of line, erase
+//! line) instead, so the tool never runs it. An Enter inside an unfinished escape sequence is
+//! withheld the same way (rule `pty-escape-enter`): the tool's view of the line is unknown.
+//! This PTY reconstruction is simple (backspace, Ctrl-U, Ctrl-W, escape sequences skipped);
+//! history recall and in-line cursor editing are not followed.
 
 use bytes::{Bytes, BytesMut};
 
@@ -19,6 +21,9 @@ const BS: u8 = 0x08;
 const CTRL_U: u8 = 0x15;
 const CTRL_W: u8 = 0x17;
 const ESC: u8 = 0x1b;
+/// What a withheld Enter becomes: Ctrl-E (end of line) then Ctrl-U (erase to its start),
+/// which clears the line in readline-style editors and in a terminal's canonical mode.
+const ERASE_LINE: &[u8] = b"\x05\x15";
 const DEL: u8 = 0x7f;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,25 +126,36 @@ impl InputGate {
     ) -> Result<Vec<GateAction>, LineTooLong> {
         let mut out = Vec::new();
         let mut pending = BytesMut::new();
-        for &b in data {
-            match self.esc {
-                Esc::Start => {
-                    self.esc = if b == b'[' || b == b'O' {
-                        Esc::Csi
-                    } else {
-                        Esc::None
-                    };
-                    pending.extend_from_slice(&[b]);
+        let mut i = 0;
+        while i < data.len() {
+            let b = data[i];
+            i += 1;
+            let enter = b == b'\r' || b == b'\n';
+            // Alt+Enter arrives as ESC CR in one read: drop the ESC, keep the Enter (checked).
+            if b == ESC && self.esc == Esc::None && matches!(data.get(i), Some(b'\r' | b'\n')) {
+                continue;
+            }
+            if self.esc != Esc::None {
+                if enter {
+                    // An Enter inside an escape sequence whose start the tool already has: the
+                    // tool's idea of the line is unknowable, so the line is not released.
+                    self.esc = Esc::None;
+                    let line = self.line.split().freeze();
+                    pending.extend_from_slice(ERASE_LINE);
+                    out.push(GateAction::Deliver(pending.split().freeze()));
+                    out.push(GateAction::Denied {
+                        rule: "pty-escape-enter".into(),
+                        line,
+                    });
                     continue;
                 }
-                Esc::Csi => {
-                    if (0x40..=0x7e).contains(&b) {
-                        self.esc = Esc::None;
-                    }
-                    pending.extend_from_slice(&[b]);
-                    continue;
-                }
-                Esc::None => {}
+                self.esc = match (self.esc, b) {
+                    (Esc::Start, b'[' | b'O') => Esc::Csi,
+                    (Esc::Csi, 0x40..=0x7e) | (Esc::Start, _) => Esc::None,
+                    (state, _) => state,
+                };
+                pending.extend_from_slice(&[b]);
+                continue;
             }
             match b {
                 b'\r' | b'\n' => {
@@ -147,7 +163,7 @@ impl InputGate {
                     match check(&line) {
                         None => pending.extend_from_slice(&[b]),
                         Some(rule) => {
-                            pending.extend_from_slice(&[CTRL_U]);
+                            pending.extend_from_slice(ERASE_LINE);
                             out.push(GateAction::Deliver(pending.split().freeze()));
                             out.push(GateAction::Denied { rule, line });
                         }
@@ -257,7 +273,7 @@ mod tests {
         assert_eq!(delivered(&a), b"drop tabel");
         // Fix the typo with backspaces, then press Enter.
         let a = g.feed(b"\x7f\x7fle t;\r", drop_rule).unwrap();
-        assert_eq!(delivered(&a), b"\x7f\x7fle t;\x15");
+        assert_eq!(delivered(&a), b"\x7f\x7fle t;\x05\x15");
         assert!(matches!(&a[1], GateAction::Denied { line, .. } if &line[..] == b"drop table t;"));
         let a = g.feed(b"select 1;\r", drop_rule).unwrap();
         assert_eq!(delivered(&a), b"select 1;\r");
@@ -274,6 +290,33 @@ mod tests {
             .feed(b"drop table x\x17\x17\x17select\r", drop_rule)
             .unwrap();
         assert!(!a.iter().any(|x| matches!(x, GateAction::Denied { .. })));
+    }
+
+    #[test]
+    fn an_enter_inside_an_escape_sequence_is_still_checked() {
+        for keys in [
+            &b"drop table t;\x1b\r"[..],
+            b"drop table t;\x1b[\r",
+            b"drop table t;\x1b[1\n",
+        ] {
+            let mut g = InputGate::new(Mode::Pty);
+            let a = g.feed(keys, drop_rule).unwrap();
+            assert!(
+                a.iter().any(|x| matches!(x, GateAction::Denied { .. })),
+                "{keys:?}"
+            );
+            assert!(
+                !delivered(&a).contains(&b'\r') && !delivered(&a).contains(&b'\n'),
+                "{keys:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn alt_enter_on_an_allowed_line_is_an_enter() {
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"select 1;\x1b\r", drop_rule).unwrap();
+        assert_eq!(delivered(&a), b"select 1;\r");
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Masker {
             count += n;
             let replaced = rule
                 .pattern
-                .replace_all(&out, rule.replacement.as_bytes())
+                .replace_all(&out, regex::bytes::NoExpand(rule.replacement.as_bytes()))
                 .into_owned();
             out = Cow::Owned(replaced);
         }
@@ -70,7 +70,7 @@ pub fn builtin_rules() -> Vec<MaskRule> {
         ),
         rule(
             "password-assignment",
-            r#"(?i)\b(?:password|passwd|secret|token|api[_-]?key)\s*[=:]\s*[^\s'"]{4,}"#,
+            r#"(?i)\b[a-z0-9_]*(?:password|passwd|secret|token|api[_-]?key)[a-z0-9_]*\s*[=:]\s*[^\s'"]{4,}"#,
         ),
         rule(
             "email",
@@ -101,6 +101,9 @@ mod tests {
                 "[REDACTED:github-token]",
             ),
             ("PASSWORD=hunter22 ok", "[REDACTED:password-assignment] ok"),
+            ("PGPASSWORD=hunter22", "[REDACTED:password-assignment]"),
+            ("HOOPX_TOKEN=abcdef123", "[REDACTED:password-assignment]"),
+            ("db_password: s3cret!", "[REDACTED:password-assignment]"),
             ("to alice@example.org.", "to [REDACTED:email]."),
         ];
         for (input, want) in cases {
@@ -111,6 +114,18 @@ mod tests {
         let (out, n) =
             mask("-----BEGIN RSA PRIVATE KEY-----\nMIIE\nabc\n-----END RSA PRIVATE KEY-----\n");
         assert_eq!((out.as_str(), n), ("[REDACTED:private-key]\n", 1));
+    }
+
+    #[test]
+    fn replacements_are_literal() {
+        let rule = MaskRule {
+            name: "x".into(),
+            pattern: Regex::new("(sec)ret").unwrap(),
+            targets: vec![],
+            replacement: "$1-${0}".into(),
+        };
+        let (out, n) = Masker::new(vec![rule]).mask(b"a secret b");
+        assert_eq!((&out[..], n), (&b"a $1-${0} b"[..], 1));
     }
 
     #[test]

@@ -95,9 +95,40 @@ pub struct Tool {
     pub pty: bool,
 }
 
-fn command_env(cmd: &mut tokio::process::Command, env: &BTreeMap<String, String>) {
-    for (k, v) in env {
-        cmd.env(k, v);
+/// Variables of ours the tool must not inherit: the caller's credentials for the gateway.
+const WITHHELD_ENV: &[&str] = &[
+    crate::env_vars::HOOPX_TOKEN,
+    crate::env_vars::HOOPX_DEV_TOKEN,
+];
+
+/// Marks every descriptor above stderr that hoopx inherited close-on-exec, so nothing the
+/// caller leaked to hoopx reaches the tool and gives it a way around the gateway. Call it
+/// first thing, before hoopx opens descriptors of its own.
+pub fn cloexec_inherited_fds() {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range with CLOEXEC only sets a flag on descriptors.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk /proc/self/fd.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a number that may or may not be open; errors are ignored.
+        unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
     }
 }
 
@@ -112,9 +143,13 @@ pub fn spawn_pty(
     pty.resize(pty_process::Size::new(rows, cols))
         .map_err(pty_err)?;
     let mut cmd = pty_process::Command::new(&argv[0]).args(&argv[1..]);
+    for k in WITHHELD_ENV {
+        cmd = cmd.env_remove(k);
+    }
     for (k, v) in env {
         cmd = cmd.env(k, v);
     }
+
     // `spawn` consumes `pts`, so the only slave end left open is the child's: the master
     // reads EIO once the tool and everything it started have closed the terminal.
     let child = cmd.spawn(pts).map_err(pty_err)?;
@@ -136,7 +171,19 @@ pub fn spawn_pipes(argv: &[String], env: &BTreeMap<String, String>) -> io::Resul
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    command_env(&mut cmd, env);
+    for k in WITHHELD_ENV {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // A session of its own: no controlling terminal, so the tool cannot read or write the
+    // caller's terminal around the gateway (/dev/tty), and the terminal's Ctrl-C reaches
+    // only hoopx, which forwards it once.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+    }
     let mut child = cmd.spawn()?;
     let pid = child.id().map(|p| Pid::from_raw(p as i32));
     let io = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
@@ -163,14 +210,13 @@ fn pty_err(e: pty_process::Error) -> io::Error {
 }
 
 impl Tool {
-    /// Sends `sig` to the tool (its whole process group under a PTY, where it leads one).
+    /// Sends `sig` to the tool's whole process group (it leads a session of its own), or to
+    /// the tool alone if the group is gone.
     pub fn signal(&self, sig: Signal) {
         if let Some(pid) = self.pid {
-            let _ = if self.pty {
-                killpg(pid, sig)
-            } else {
-                kill(pid, sig)
-            };
+            if killpg(pid, sig).is_err() {
+                let _ = kill(pid, sig);
+            }
         }
     }
 

@@ -85,8 +85,26 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Err(StoreError::BadUrl(redact_url(url)))
 }
 
-/// A URL with any password replaced, for messages.
+/// A URL with any password replaced (in the user part or a `password=` parameter), for
+/// messages.
 pub fn redact_url(url: &str) -> String {
+    let url = redact_userinfo(url);
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+        None => url,
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let userinfo = &url[s + 3..at];
@@ -123,5 +141,9 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact_url("mysql://a:b@c"), "mysql://a:***@c");
+        assert_eq!(
+            redact_url("postgres://db/x?sslmode=require&password=hunter2"),
+            "postgres://db/x?sslmode=require&password=***"
+        );
     }
 }
