@@ -138,7 +138,7 @@ impl GatewayClient {
         rb: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
         let resp = rb.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
+            url: crate::gateway::store::redact_url(&self.base),
             why: describe_reqwest(&e),
         })?;
         let status = resp.status();
@@ -148,7 +148,7 @@ impl GatewayClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let body = resp.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
+            url: crate::gateway::store::redact_url(&self.base),
             why: describe_reqwest(&e),
         })?;
         match theirs.as_deref().map(|v| v.trim().parse::<u32>()) {

@@ -94,7 +94,7 @@ fn stream_refused(client: &GatewayClient, e: tokio_tungstenite::tungstenite::Err
     use tokio_tungstenite::tungstenite::Error as WsError;
     let WsError::Http(resp) = &e else {
         return ClientError::Unreachable {
-            url: client.base().to_string(),
+            url: crate::gateway::store::redact_url(client.base()),
             why: format!("session stream: {e}"),
         };
     };
