@@ -201,7 +201,15 @@ pub fn say(msg: &str) {
 
 enum FromTool {
     Chunk(Stream, Bytes, OwnedSemaphorePermit),
-    Eof,
+    /// This stream's reader is done (readers are indexed by stream: stdout 0, stderr 1).
+    Eof(Stream),
+}
+
+fn reader_index(s: Stream) -> usize {
+    match s {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
 }
 
 enum FromCaller {
@@ -244,7 +252,7 @@ fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
                 Err(_) => break,
             }
         }
-        let _ = tx.send(FromTool::Eof).await;
+        let _ = tx.send(FromTool::Eof(stream)).await;
     })
 }
 
@@ -471,6 +479,8 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
         None => return Err(SessionError::Spawn("the tool has no I/O".into())),
     };
     drop(tool_tx);
+    // A reader is done once: by its end of file, or by being aborted; never counted twice.
+    let mut reader_done = vec![false; readers.len()];
     let mut open_readers = readers.len();
     let (stdout_closed_tx, mut stdout_closed) = mpsc::unbounded_channel();
     let output_writer = spawn_output_writer(to_out_rx, stdout_closed_tx);
@@ -555,9 +565,17 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                 let mut next = m;
                 let mut failed = None;
                 while let Some(item) = next.take() {
-                    let FromTool::Chunk(stream, data, permit) = item else {
-                        open_readers = open_readers.saturating_sub(1);
-                        continue;
+                    let (stream, data, permit) = match item {
+                        FromTool::Chunk(s, d, p) => (s, d, p),
+                        FromTool::Eof(s) => {
+                            if let Some(done) = reader_done.get_mut(reader_index(s)) {
+                                if !*done {
+                                    *done = true;
+                                    open_readers = open_readers.saturating_sub(1);
+                                }
+                            }
+                            continue;
+                        }
                     };
                     last_output = tokio::time::Instant::now();
                     let mut permits = vec![permit];
@@ -641,9 +659,10 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                 // Nobody reads our stdout any more: stop the tool the way a pipe would. In
                 // pipe mode, closing the tool's stdout also makes its writes fail (EPIPE).
                 if !pty_mode {
-                    if let Some(r) = readers.first() {
-                        if !r.is_finished() {
+                    if let (Some(r), Some(done)) = (readers.first(), reader_done.first_mut()) {
+                        if !*done {
                             r.abort();
+                            *done = true;
                             open_readers = open_readers.saturating_sub(1);
                         }
                     }
@@ -669,7 +688,7 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
             let _ = tokio::task::spawn_blocking(move || output_writer.join()).await;
             drop(to_tool);
             tool_writer.abort();
-            let _ = ws.close().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), ws.close()).await;
             Ok(Outcome {
                 code: exit.map(|e| e.0).unwrap_or(1),
                 denied,

@@ -17,6 +17,8 @@ use crate::proto::Mode;
 pub const MAX_LINE: usize = 1024 * 1024;
 
 const CTRL_C: u8 = 0x03;
+const CTRL_D: u8 = 0x04;
+const CTRL_V: u8 = 0x16;
 const BS: u8 = 0x08;
 const CTRL_U: u8 = 0x15;
 const CTRL_W: u8 = 0x17;
@@ -50,6 +52,8 @@ pub struct InputGate {
     mode: Mode,
     line: BytesMut,
     esc: Esc,
+    /// The previous byte was Ctrl-V (insert the next one literally).
+    literal_next: bool,
 }
 
 impl InputGate {
@@ -58,6 +62,7 @@ impl InputGate {
             mode,
             line: BytesMut::new(),
             esc: Esc::None,
+            literal_next: false,
         }
     }
 
@@ -135,6 +140,27 @@ impl InputGate {
             if b == ESC && self.esc == Esc::None && matches!(data.get(i), Some(b'\r' | b'\n')) {
                 continue;
             }
+            if self.literal_next {
+                self.literal_next = false;
+                if enter {
+                    // Ctrl-V Enter puts a line break inside the tool's line without submitting
+                    // it: the gate cannot follow that line, so it is not released.
+                    let line = self.line.split().freeze();
+                    pending.extend_from_slice(ERASE_LINE);
+                    out.push(GateAction::Deliver(pending.split().freeze()));
+                    out.push(GateAction::Denied {
+                        rule: "pty-escape-enter".into(),
+                        line,
+                    });
+                    continue;
+                }
+                if self.line.len() >= MAX_LINE {
+                    return Err(LineTooLong);
+                }
+                self.line.extend_from_slice(&[b]);
+                pending.extend_from_slice(&[b]);
+                continue;
+            }
             if self.esc != Esc::None {
                 if enter {
                     // An Enter inside an escape sequence whose start the tool already has: the
@@ -171,6 +197,19 @@ impl InputGate {
                     continue;
                 }
                 ESC => self.esc = Esc::Start,
+                CTRL_V => self.literal_next = true,
+                CTRL_D if !self.line.is_empty() => {
+                    // In a terminal's canonical mode Ctrl-D hands the partial line to the tool
+                    // without an Enter: check it like one. The gate keeps the line either way
+                    // (an editor may just delete a character), so a later Enter checks it all.
+                    if let Some(rule) = check(&self.line) {
+                        let line = self.line.split().freeze();
+                        pending.extend_from_slice(ERASE_LINE);
+                        out.push(GateAction::Deliver(pending.split().freeze()));
+                        out.push(GateAction::Denied { rule, line });
+                        continue;
+                    }
+                }
                 DEL | BS => {
                     // Drop one character, including its UTF-8 continuation bytes.
                     while let Some(last) = self.line.last().copied() {
@@ -310,6 +349,32 @@ mod tests {
                 "{keys:?}"
             );
         }
+    }
+
+    #[test]
+    fn ctrl_v_enter_and_ctrl_d_cannot_smuggle_a_line() {
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"drop \x16\rtable t;\r", drop_rule).unwrap();
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, GateAction::Denied { rule, .. } if rule == "pty-escape-enter")));
+        // The smuggled Enter became an erase; "table t;" alone is a harmless line.
+        assert_eq!(delivered(&a), b"drop \x16\x05\x15table t;\r");
+
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"drop table t;\x04", drop_rule).unwrap();
+        assert!(a.iter().any(|x| matches!(x, GateAction::Denied { .. })));
+        assert!(!delivered(&a).contains(&CTRL_D));
+        // An allowed Ctrl-D passes, and the line stays under watch until Enter.
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"drop\x04", drop_rule).unwrap();
+        assert_eq!(delivered(&a), b"drop\x04");
+        let a = g.feed(b" table t;\r", drop_rule).unwrap();
+        assert!(a.iter().any(|x| matches!(x, GateAction::Denied { .. })));
+        // Ctrl-V before an ordinary key just inserts it.
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"select \x16\x011;\r", drop_rule).unwrap();
+        assert!(delivered(&a).ends_with(b"\r"));
     }
 
     #[test]

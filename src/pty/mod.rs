@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{killpg, Signal};
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::unistd::Pid;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
@@ -210,13 +210,11 @@ fn pty_err(e: pty_process::Error) -> io::Error {
 }
 
 impl Tool {
-    /// Sends `sig` to the tool's whole process group (it leads a session of its own), or to
-    /// the tool alone if the group is gone.
+    /// Sends `sig` to the tool's whole process group (it leads a session of its own). Safe
+    /// after the tool was reaped: a group id is not reused while the group has members.
     pub fn signal(&self, sig: Signal) {
         if let Some(pid) = self.pid {
-            if killpg(pid, sig).is_err() {
-                let _ = kill(pid, sig);
-            }
+            let _ = killpg(pid, sig);
         }
     }
 
