@@ -145,13 +145,7 @@ impl InputGate {
                 if enter {
                     // Ctrl-V Enter puts a line break inside the tool's line without submitting
                     // it: the gate cannot follow that line, so it is not released.
-                    let line = self.line.split().freeze();
-                    pending.extend_from_slice(ERASE_LINE);
-                    out.push(GateAction::Deliver(pending.split().freeze()));
-                    out.push(GateAction::Denied {
-                        rule: "pty-escape-enter".into(),
-                        line,
-                    });
+                    self.withhold(&mut pending, &mut out, "pty-escape-enter".into());
                     continue;
                 }
                 if self.line.len() >= MAX_LINE {
@@ -166,13 +160,7 @@ impl InputGate {
                     // An Enter inside an escape sequence whose start the tool already has: the
                     // tool's idea of the line is unknowable, so the line is not released.
                     self.esc = Esc::None;
-                    let line = self.line.split().freeze();
-                    pending.extend_from_slice(ERASE_LINE);
-                    out.push(GateAction::Deliver(pending.split().freeze()));
-                    out.push(GateAction::Denied {
-                        rule: "pty-escape-enter".into(),
-                        line,
-                    });
+                    self.withhold(&mut pending, &mut out, "pty-escape-enter".into());
                     continue;
                 }
                 self.esc = match (self.esc, b) {
@@ -185,14 +173,12 @@ impl InputGate {
             }
             match b {
                 b'\r' | b'\n' => {
-                    let line = self.line.split().freeze();
-                    match check(&line) {
-                        None => pending.extend_from_slice(&[b]),
-                        Some(rule) => {
-                            pending.extend_from_slice(ERASE_LINE);
-                            out.push(GateAction::Deliver(pending.split().freeze()));
-                            out.push(GateAction::Denied { rule, line });
+                    match check(&self.line) {
+                        None => {
+                            self.line.clear();
+                            pending.extend_from_slice(&[b]);
                         }
+                        Some(rule) => self.withhold(&mut pending, &mut out, rule),
                     }
                     continue;
                 }
@@ -203,10 +189,7 @@ impl InputGate {
                     // without an Enter: check it like one. The gate keeps the line either way
                     // (an editor may just delete a character), so a later Enter checks it all.
                     if let Some(rule) = check(&self.line) {
-                        let line = self.line.split().freeze();
-                        pending.extend_from_slice(ERASE_LINE);
-                        out.push(GateAction::Deliver(pending.split().freeze()));
-                        out.push(GateAction::Denied { rule, line });
+                        self.withhold(&mut pending, &mut out, rule);
                         continue;
                     }
                 }
@@ -244,6 +227,17 @@ impl InputGate {
             out.push(GateAction::Deliver(pending.freeze()));
         }
         Ok(out)
+    }
+}
+
+impl InputGate {
+    /// Withholds the line being typed: what was typed so far goes out followed by
+    /// [`ERASE_LINE`] instead of the Enter, and the denial is reported.
+    fn withhold(&mut self, pending: &mut BytesMut, out: &mut Vec<GateAction>, rule: String) {
+        let line = self.line.split().freeze();
+        pending.extend_from_slice(ERASE_LINE);
+        out.push(GateAction::Deliver(pending.split().freeze()));
+        out.push(GateAction::Denied { rule, line });
     }
 }
 
