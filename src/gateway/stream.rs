@@ -283,7 +283,11 @@ impl Session {
             ClientFrame::Output { stream, data } => {
                 let (masked, n) = self.masker.mask(&data);
                 self.masked += n;
-                let masked = Bytes::copy_from_slice(&masked);
+                // Clean chunks (the common case) go back as the very bytes that came in.
+                let masked = match masked {
+                    std::borrow::Cow::Borrowed(_) => data.clone(),
+                    std::borrow::Cow::Owned(v) => Bytes::from(v),
+                };
                 let kind = match stream {
                     Stream::Stdout => EventKind::Output,
                     Stream::Stderr => EventKind::Stderr,

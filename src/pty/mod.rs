@@ -92,7 +92,6 @@ pub struct Tool {
     pub child: Child,
     pub io: Option<ToolIo>,
     pub pid: Option<Pid>,
-    pub pty: bool,
 }
 
 /// Variables of ours the tool must not inherit: the caller's credentials for the gateway.
@@ -159,7 +158,6 @@ pub fn spawn_pty(
         child,
         io: Some(ToolIo::Pty { reader, writer }),
         pid,
-        pty: true,
     })
 }
 
@@ -198,7 +196,6 @@ pub fn spawn_pipes(argv: &[String], env: &BTreeMap<String, String>) -> io::Resul
         child,
         io: Some(io),
         pid,
-        pty: false,
     })
 }
 
