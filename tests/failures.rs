@@ -176,3 +176,67 @@ fn protocol_version_mismatch_is_a_clear_error() {
     assert!(out.stderr.contains("protocol 2"), "{out:?}");
     assert!(!marker.exists());
 }
+
+#[test]
+fn a_stopping_gateway_ends_running_sessions_and_records_why() {
+    let env = Env::new();
+    let mut gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
+    let pidfile = env.path().join("pid");
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "sh", "-c"])
+        .arg(format!(
+            "echo $$ > {}; echo ready; exec sleep 30",
+            pidfile.display()
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stdout = Lines::collect(child.stdout.take().unwrap());
+    let stderr = Lines::collect(child.stderr.take().unwrap());
+    stdout.wait_for("ready", T);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    // The operator stops the gateway.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gw.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let gw_status = crate::util::wait_timeout(&mut gw.child, T).expect("the gateway stops");
+    assert_eq!(gw_status.code(), Some(0));
+    let status = crate::util::wait_timeout(&mut child, T).expect("hoopx exits");
+    assert_eq!(status.code(), Some(69), "{}", stderr.text());
+    assert!(stderr.text().contains("shutting down"), "{}", stderr.text());
+    wait_for("the tool to be gone", T, || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            .is_err()
+            .then_some(())
+    });
+
+    // The store says how the session ended.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sessions = rt.block_on(async {
+        let store = hoopx::gateway::store::open(&format!(
+            "sqlite://{}",
+            env.path().join("gw.db").display()
+        ))
+        .await
+        .unwrap();
+        store.list_sessions(10).await.unwrap()
+    });
+    assert_eq!(sessions[0].status, "aborted");
+    assert!(
+        sessions[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("shutting down"),
+        "{:?}",
+        sessions[0]
+    );
+}

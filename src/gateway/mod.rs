@@ -26,7 +26,14 @@ pub struct Gateway {
     pub store: Arc<dyn Store>,
     /// Sessions opened over HTTP whose stream has not attached yet.
     pending: Mutex<HashMap<String, Pending>>,
+    /// Set when the gateway begins to shut down: running sessions end, recorded.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// How many session streams are running.
+    active: tokio::sync::watch::Sender<usize>,
 }
+
+/// How long a stopping gateway waits for its sessions to record their end.
+const DRAIN_SESSIONS: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A session between `POST /v1/sessions` and the attach of its stream.
 #[derive(Debug, Clone)]
@@ -47,11 +54,23 @@ impl Gateway {
             auth,
             store,
             pending: Mutex::new(HashMap::new()),
+            stopping: tokio::sync::watch::channel(false).0,
+            active: tokio::sync::watch::channel(0).0,
         })
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
         api::router(self.clone())
+    }
+
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Counts a running session stream until the guard is dropped.
+    pub(crate) fn session_running(self: &Arc<Self>) -> ActiveGuard {
+        self.active.send_modify(|n| *n += 1);
+        ActiveGuard(self.clone())
     }
 
     pub(crate) fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
@@ -60,7 +79,17 @@ impl Gateway {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves.
+pub(crate) struct ActiveGuard(Arc<Gateway>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Serves the gateway on `listener` until `shutdown` resolves; then running sessions are
+/// told the gateway is going away (their tools are stopped by the clients) and get up to
+/// 10 s to record their end.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -71,9 +100,18 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let gw = gateway.clone();
+    let stop = async move {
+        shutdown.await;
+        gw.stopping.send_replace(true);
+    };
     axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_graceful_shutdown(stop)
+        .await?;
+    gateway.stopping.send_replace(true);
+    let mut active = gateway.active.subscribe();
+    let _ = tokio::time::timeout(DRAIN_SESSIONS, active.wait_for(|n| *n == 0)).await;
+    Ok(())
 }
 
 /// Unix time in milliseconds.

@@ -139,6 +139,7 @@ struct Session {
 }
 
 pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocket) {
+    let _running = gw.session_running();
     let rec = Recorder::new(gw.store.clone(), pending.id.clone(), pending.started);
     let mut s = Session {
         masker: gw.policy.masker(&pending.target),
@@ -199,10 +200,14 @@ async fn fail(socket: &mut WebSocket, code: &str, message: String) -> End {
 impl Session {
     async fn relay(&mut self, socket: &mut WebSocket) -> End {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
+        let mut stopping = self.gw.stopping();
         let mut last_heard = Instant::now();
         loop {
             let msg = tokio::select! {
                 m = socket.recv() => m,
+                _ = async { drop(stopping.wait_for(|s| *s).await) } => {
+                    return fail(socket, "internal", "the gateway is shutting down".into()).await;
+                }
                 _ = tick.tick() => {
                     if let Err(e) = self.rec.flush().await {
                         return fail(socket, "internal", format!("cannot record the session: {e}")).await;
