@@ -201,6 +201,45 @@ fn embedded_default_runs_without_any_gateway_and_lists_sessions() {
     assert_eq!(list.code(), 0, "{list:?}");
     assert!(list.stdout.contains("exited"), "{list:?}");
     assert!(list.stdout.contains("sh -c echo mail me"), "{list:?}");
+    let id = list
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let mut c = env.hoopx();
+    c.args(["sessions", "show", &id, "--output", "json"]);
+    let show = run(c, "", T);
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("json");
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["exit_code"], 7);
+    assert_eq!(v["target"], "local");
+    let mut c = env.hoopx();
+    c.args(["sessions", "show", "no-such-session"]);
+    let missing = run(c, "", T);
+    assert_eq!(missing.code(), 1, "{missing:?}");
+    assert!(missing.stderr.contains("no session"), "{missing:?}");
+}
+
+#[test]
+fn a_targets_plain_environment_reaches_the_tool() {
+    let env = Env::new();
+    let config = format!(
+        "{}\n[[targets]]\nname = \"greeter\"\nkind = \"command\"\ncommand = [\"env\"]\nenv = {{ GREETING = \"hello from the target\" }}\n",
+        crate::SHELL_CONFIG
+    );
+    let gw = Gateway::start(&env, Some(&config), None);
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "env"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout.contains("GREETING=hello from the target"),
+        "{out:?}"
+    );
 }
 
 #[test]

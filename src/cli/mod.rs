@@ -13,6 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 /// Exit codes of hoopx's own failures (the tool's own code is passed through otherwise).
 pub mod code {
+    /// What was asked for does not exist (e.g. `hoopx sessions show` of an unknown id).
+    pub const NOT_FOUND: u8 = 1;
     pub const USAGE: u8 = 64;
     pub const TOKEN: u8 = 67;
     pub const UNAVAILABLE: u8 = 69;
@@ -62,6 +64,7 @@ impl From<crate::client::ClientError> for Failure {
             E::Unauthorized { .. } => code::TOKEN,
             E::Denied { .. } => code::DENIED,
             E::Protocol(_) => code::PROTOCOL,
+            E::NotFound { .. } => code::NOT_FOUND,
         };
         let hint = e.hint();
         let message = match &e {
@@ -84,7 +87,7 @@ impl From<crate::client::ClientError> for Failure {
     name = "hoopx",
     version,
     about = "Run psql, ssh, kubectl or any command through an access gateway that masks, guards and records every byte",
-    after_help = "Exit codes: the tool's own code (signals as 128+n); hoopx's own: 64 usage, 67 token missing or rejected, \
+    after_help = "Exit codes: the tool's own code (signals as 128+n); hoopx's own: 1 not found, 64 usage, 67 token missing or rejected, \
 69 gateway unreachable, 76 protocol error, 77 denied by policy, 78 bad configuration, 127 the tool could not be started."
 )]
 pub struct Cli {

@@ -37,6 +37,11 @@ pub enum ClientError {
     },
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("the gateway answered {status}: {message}")]
     Api {
         status: u16,
@@ -54,6 +59,7 @@ impl ClientError {
             ),
             ClientError::Unauthorized { hint, .. }
             | ClientError::UnknownTarget { hint, .. }
+            | ClientError::NotFound { hint, .. }
             | ClientError::Api { hint, .. } => hint.clone(),
             _ => None,
         }
@@ -205,6 +211,10 @@ impl GatewayClient {
                 hint: err.hint,
             },
             (_, codes::PROTOCOL_MISMATCH) => ClientError::Protocol(err.message),
+            (StatusCode::NOT_FOUND, codes::NOT_FOUND) => ClientError::NotFound {
+                message: err.message,
+                hint: err.hint,
+            },
             _ => ClientError::Api {
                 status: status.as_u16(),
                 message: err.message,

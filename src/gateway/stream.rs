@@ -175,8 +175,16 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     s.finish(&pending.id, end, &mut socket).await;
 }
 
+/// Sends one frame; a client that takes nothing for [`IDLE_LIMIT`] has stopped reading and
+/// the session ends rather than hold a relay forever.
 async fn send(socket: &mut WebSocket, frame: ServerFrame) -> Result<(), axum::Error> {
-    socket.send(Message::Binary(frame.encode())).await
+    match tokio::time::timeout(IDLE_LIMIT, socket.send(Message::Binary(frame.encode()))).await {
+        Ok(r) => r,
+        Err(_) => Err(axum::Error::new(format!(
+            "the client took nothing for {} s",
+            IDLE_LIMIT.as_secs()
+        ))),
+    }
 }
 
 async fn fail(socket: &mut WebSocket, code: &str, message: String) -> End {
@@ -264,7 +272,8 @@ impl Session {
         frame: ClientFrame,
         socket: &mut WebSocket,
     ) -> Result<Option<End>, End> {
-        let lost = |_| End::Aborted("client connection failed while sending".into());
+        let lost =
+            |e: axum::Error| End::Aborted(format!("client connection failed while sending: {e}"));
         match frame {
             ClientFrame::Input(data) => {
                 let policy = self.gw.policy.clone();
