@@ -381,3 +381,39 @@ fn the_tool_never_sees_the_callers_token_or_terminal() {
     let screen = p.output.wait_for("TTY", T);
     assert!(screen.contains("NO-TTY"), "{screen}");
 }
+
+#[test]
+fn secrets_never_reach_the_store_unmasked() {
+    let env = Env::new();
+    let secret = "s3cr3t-Passw0rd-XYZ";
+    let mut c = env.hoopx();
+    c.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "cat >/dev/null; echo \"url $1\"",
+        "sh",
+        &format!("postgres://app:{secret}@db:5432/x"),
+    ]);
+    let out = run(c, &format!("password={secret}\n"), T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(!out.stdout.contains(secret), "{out:?}");
+    // Nothing under the data directory holds it: not the argv, the input, or the output.
+    let mut files = vec![env.path().join("data")];
+    let mut seen = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            seen += 1;
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the secret",
+                p.display()
+            );
+        }
+    }
+    assert!(seen > 0, "the store was written");
+}

@@ -171,11 +171,19 @@ async fn open_session(
         })?;
     let id = uuid::Uuid::new_v4().to_string();
     let denied = gw.policy.denies_argv(&target.name, &req.argv);
+    // A command line can carry secrets (`psql postgres://app:pw@db`): only its masked form
+    // is ever stored or shown.
+    let masker = gw.policy.masker(&target.name);
+    let masked_argv: Vec<String> = req
+        .argv
+        .iter()
+        .map(|a| String::from_utf8_lossy(&masker.mask(a.as_bytes()).0).into_owned())
+        .collect();
     let session = NewSession {
         id: id.clone(),
         identity: identity.subject.clone(),
         target: target.name.clone(),
-        argv: req.argv.clone(),
+        argv: masked_argv,
         mode: req.mode,
         status: if denied.is_some() { "denied" } else { "open" }.into(),
         started_at: now_ms(),
