@@ -178,6 +178,17 @@ fn sessions_are_recorded_with_identity_target_argv_and_exit() {
     assert!(all.contains("[REDACTED:email]"), "{all}");
     assert!(!all.contains("alice@example.com"), "{all}");
     assert!(events.as_array().unwrap().iter().any(|e| e["kind"] == "x"));
+    // The gateway's access log has one line for the start and one for the end.
+    let log = gw
+        .stderr
+        .wait_for(&format!("session {id} exited exit=0"), T);
+    assert!(
+        log.contains(&format!(
+            "session {id} opened identity=dev target=pg mode=pipe"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("alice@example.com"), "{log}");
 }
 
 #[test]

@@ -126,7 +126,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                  put TLS in front of it or keep it on loopback"
             );
         }
-        let gw = Gateway::new(policy, Arc::new(DevToken::new(token)), store);
+        let gw = Gateway::new(policy, Arc::new(DevToken::new(token)), store, true);
         eprintln!(
             "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, dev mode)",
             crate::proto::PROTOCOL_VERSION

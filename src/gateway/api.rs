@@ -193,6 +193,14 @@ async fn open_session(
         .create_session(&session)
         .await
         .map_err(ApiFailure::internal)?;
+    gw.log(format_args!(
+        "session {id} {} identity={} target={} mode={} argv={:?}",
+        if denied.is_some() { "denied" } else { "opened" },
+        session.identity,
+        session.target,
+        session.mode.as_str(),
+        session.argv
+    ));
     if let Some(rule) = denied {
         gw.store
             .finish_session(

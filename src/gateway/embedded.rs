@@ -53,7 +53,7 @@ pub async fn start() -> Result<Embedded, EmbeddedError> {
         .map(|u| u.name)
         .unwrap_or_else(|| nix::unistd::getuid().to_string());
     let auth = Arc::new(LocalToken::new(token.clone(), user));
-    let gw = Gateway::new(Policy::embedded_default(), auth, store);
+    let gw = Gateway::new(Policy::embedded_default(), auth, store, false);
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(EmbeddedError::Bind)?;

@@ -30,6 +30,9 @@ pub struct Gateway {
     stopping: tokio::sync::watch::Sender<bool>,
     /// How many session streams are running.
     active: tokio::sync::watch::Sender<usize>,
+    /// Write one line per session start and end on stderr (the served gateway's access
+    /// log; the embedded one stays quiet).
+    log_sessions: bool,
 }
 
 /// How long a stopping gateway waits for its sessions to record their end.
@@ -48,8 +51,14 @@ pub(crate) struct Pending {
 }
 
 impl Gateway {
-    pub fn new(policy: Policy, auth: Arc<dyn Authenticator>, store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(
+        policy: Policy,
+        auth: Arc<dyn Authenticator>,
+        store: Arc<dyn Store>,
+        log_sessions: bool,
+    ) -> Arc<Self> {
         Arc::new(Gateway {
+            log_sessions,
             policy: Arc::new(policy),
             auth,
             store,
@@ -61,6 +70,14 @@ impl Gateway {
 
     pub fn router(self: &Arc<Self>) -> Router {
         api::router(self.clone())
+    }
+
+    /// One access-log line, when this gateway keeps a log. Callers pass masked data only.
+    pub(crate) fn log(&self, line: std::fmt::Arguments<'_>) {
+        if self.log_sessions {
+            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            eprintln!("{now} {line}");
+        }
     }
 
     pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {

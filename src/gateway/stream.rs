@@ -413,6 +413,13 @@ impl Session {
             )
             .await
             .map_err(|e| e.to_string());
+        self.gw.log(format_args!(
+            "session {id} {status} exit={} events={} masked={} denied={}",
+            exit_code.map_or_else(|| "-".to_string(), |c| c.to_string()),
+            self.rec.seq,
+            self.masked,
+            self.denied
+        ));
         if let Err(e) = stored.as_ref().and(finished.as_ref()) {
             eprintln!("hoopx gateway: session {id}: could not record its end: {e}");
         }
