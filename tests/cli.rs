@@ -173,3 +173,20 @@ fn the_readme_main_job_does_what_the_readme_says() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_bad_listen_address_is_a_usage_error_and_a_named_config_must_exist() {
+    let env = Env::new();
+    let mut c = env.hoopx();
+    c.args(["gateway", "serve", "--dev", "--listen", "not-an-address"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(out.stderr.contains("--listen takes HOST:PORT"), "{out:?}");
+
+    let mut c = env.hoopx();
+    c.env("HOOPX_CONFIG", env.path().join("missing.toml"))
+        .args(["exec", "--", "true"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("missing.toml"), "{out:?}");
+}

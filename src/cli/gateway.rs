@@ -70,7 +70,13 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
 fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let policy = match &args.config {
         Some(p) => load_policy(p)?,
-        None => Policy::embedded_default(),
+        None => {
+            eprintln!(
+                "hoopx gateway: no --config: default policy (target \"local\" runs any command, \
+                 built-in masking, nothing denied)"
+            );
+            Policy::embedded_default()
+        }
     };
     if !args.dev {
         return Err(Failure::new(
@@ -111,11 +117,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| {
-                Failure::new(
-                    code::UNAVAILABLE,
-                    format!("cannot listen on {}: {e}", args.listen),
+                // An address that does not parse is a usage error; a taken port is not.
+                let code = if e.kind() == std::io::ErrorKind::InvalidInput {
+                    code::USAGE
+                } else {
+                    code::UNAVAILABLE
+                };
+                Failure::new(code, format!("cannot listen on {}: {e}", args.listen)).hint(
+                    "--listen takes HOST:PORT, e.g. 127.0.0.1:8433, or 127.0.0.1:0 for any free port",
                 )
-                .hint("pick another address with --listen, e.g. 127.0.0.1:0 for any free port")
             })?;
         let addr = listener
             .local_addr()

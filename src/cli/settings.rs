@@ -18,21 +18,25 @@ pub struct ClientConfig {
     pub target: Option<String>,
 }
 
-pub fn config_path() -> Option<PathBuf> {
+/// The client config file, and whether it was named explicitly (`HOOPX_CONFIG`).
+pub fn config_path() -> Option<(PathBuf, bool)> {
     if let Some(p) = std::env::var_os(crate::env_vars::HOOPX_CONFIG).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+        return Some((PathBuf::from(p), true));
     }
-    crate::dirs::config_dir().map(|d| d.join("config.toml"))
+    crate::dirs::config_dir().map(|d| (d.join("config.toml"), false))
 }
 
 /// Reads the client config file; a missing file is an empty config, a bad one exits 78.
 pub fn load_config() -> Result<ClientConfig, Failure> {
-    let Some(path) = config_path() else {
+    let Some((path, explicit)) = config_path() else {
         return Ok(ClientConfig::default());
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ClientConfig::default()),
+        // The default file is optional; one named by HOOPX_CONFIG must exist.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(ClientConfig::default())
+        }
         Err(e) => {
             return Err(Failure::new(
                 code::CONFIG,
