@@ -190,3 +190,66 @@ fn a_bad_listen_address_is_a_usage_error_and_a_named_config_must_exist() {
     assert_eq!(out.code(), 78, "{out:?}");
     assert!(out.stderr.contains("missing.toml"), "{out:?}");
 }
+
+#[test]
+fn exec_settings_come_from_flags_then_environment_then_the_config_file() {
+    let env = Env::new();
+    let gw = crate::util::Gateway::start(&env, Some(crate::SHELL_CONFIG), None);
+    let dead = "http://127.0.0.1:1";
+    std::fs::create_dir_all(env.path().join("config/hoopx")).unwrap();
+
+    // The config file alone points at the gateway and picks the target.
+    env.write(
+        "config/hoopx/config.toml",
+        &format!("gateway = \"{}\"\ntarget = \"shell\"\n", gw.url),
+    );
+    let mut c = env.hoopx();
+    c.env("HOOPX_TOKEN", crate::util::DEV_TOKEN).args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo via-config",
+    ]);
+    let out = run(c, "", T);
+    assert_eq!(out.stdout, "via-config\n", "{out:?}");
+
+    // The environment wins over the config file, and a flag wins over the environment.
+    env.write(
+        "config/hoopx/config.toml",
+        &format!("gateway = \"{dead}\"\n"),
+    );
+    let mut c = env.hoopx();
+    c.env("HOOPX_TOKEN", crate::util::DEV_TOKEN)
+        .env("HOOPX_GATEWAY", &gw.url)
+        .args(["exec", "--", "sh", "-c", "echo via-env"]);
+    assert_eq!(run(c, "", T).stdout, "via-env\n");
+    let mut c = env.hoopx();
+    c.env("HOOPX_TOKEN", crate::util::DEV_TOKEN)
+        .env("HOOPX_GATEWAY", &gw.url)
+        .args(["exec", "--gateway", dead, "--", "sh", "-c", "echo never"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 69, "{out:?}");
+
+    // HOOPX_TARGET names the target; an unknown one is a usage error.
+    let mut c = gw.hoopx(&env);
+    c.env("HOOPX_TARGET", "nope")
+        .args(["exec", "--", "sh", "-c", "echo never"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(out.stderr.contains("no target named \"nope\""), "{out:?}");
+
+    // A tool that cannot start is 127.
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--target", "shell", "--", "cat", "--version"]);
+    let ok = run(c, "", T);
+    assert_eq!(ok.code(), 0, "{ok:?}");
+    let empty = env.path().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut c = gw.hoopx(&env);
+    c.env("PATH", &empty)
+        .args(["exec", "--", "sh", "-c", "true"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 127, "{out:?}");
+    assert!(out.stderr.contains("cannot run sh"), "{out:?}");
+}

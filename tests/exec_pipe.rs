@@ -137,7 +137,15 @@ fn a_program_the_target_does_not_run_is_refused() {
 fn sessions_are_recorded_with_identity_target_argv_and_exit() {
     let (env, pg, gw) = setup();
     let out = run(
-        psql(&gw, &env, &pg, &["-c", "select email from users"]),
+        psql(
+            &gw,
+            &env,
+            &pg,
+            &[
+                "-c",
+                "select email from users where email <> 'carol@example.net'",
+            ],
+        ),
         "",
         T,
     );
@@ -150,6 +158,10 @@ fn sessions_are_recorded_with_identity_target_argv_and_exit() {
     assert_eq!(s["identity"], "dev");
     assert_eq!(s["target"], "pg");
     assert_eq!(s["argv"][0], "psql");
+    assert!(
+        !s["argv"].to_string().contains("carol@"),
+        "the stored command line is masked: {s}"
+    );
     assert_eq!(s["status"], "exited");
     assert_eq!(s["exit_code"], 0);
     assert!(s["ended_at"].as_i64().unwrap() >= s["started_at"].as_i64().unwrap());
@@ -188,7 +200,11 @@ fn sessions_are_recorded_with_identity_target_argv_and_exit() {
         )),
         "{log}"
     );
-    assert!(!log.contains("alice@example.com"), "{log}");
+    assert!(log.contains("[REDACTED:email]"), "{log}");
+    assert!(
+        !log.contains("carol@example.net"),
+        "the logged command line is masked: {log}"
+    );
 }
 
 #[test]

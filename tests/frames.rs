@@ -62,11 +62,16 @@ async fn open_raw_session(
     (id, ws)
 }
 
-/// Sends `bad` and expects a protocol error frame, then the end of the stream.
-async fn expect_protocol_error(gw: &Gateway, bad: Message) -> String {
+/// Sends `bad` and expects a protocol error frame, then the end of the stream; returns the
+/// session id and whether the error frame arrived.
+async fn expect_protocol_error(gw: &Gateway, bad: Message, huge: bool) -> (String, bool) {
     let (id, mut ws) = open_raw_session(gw).await;
-    // An oversized message may be refused by the WebSocket layer itself while we still send.
-    let _ = ws.send(bad).await;
+    if huge {
+        // The WebSocket layer itself may cut the connection while we are still sending.
+        let _ = ws.send(bad).await;
+    } else {
+        ws.send(bad).await.unwrap();
+    }
     let mut error = None;
     let deadline = tokio::time::Instant::now() + T;
     loop {
@@ -86,7 +91,7 @@ async fn expect_protocol_error(gw: &Gateway, bad: Message) -> String {
     if let Some(e) = &error {
         assert_eq!(e.code, "protocol", "{e:?}");
     }
-    id
+    (id, error.is_some())
 }
 
 fn session_status(gw: &Gateway, id: &str) -> serde_json::Value {
@@ -125,18 +130,25 @@ fn bad_frames_end_only_the_offending_session() {
         ("bad stream", Message::Binary(vec![0x03, 9, b'x'].into())),
         ("text", Message::Text("hello".into())),
         (
-            "oversized",
+            "over the frame limit",
+            Message::Binary(vec![0x01; MAX_FRAME + 1].into()),
+        ),
+        (
+            "far over the frame limit",
             Message::Binary(vec![0x01; MAX_FRAME * 4].into()),
         ),
     ];
     for (name, msg) in cases {
-        let id = rt.block_on(expect_protocol_error(&gw, msg));
+        let huge = name == "far over the frame limit";
+        let (id, got_error_frame) = rt.block_on(expect_protocol_error(&gw, msg, huge));
+        // Only a message the WebSocket layer cuts off mid-send may miss its error frame.
+        assert!(got_error_frame || huge, "{name}: no protocol error frame");
         let s = crate::util::wait_for(&format!("{name}: session recorded as aborted"), T, || {
             let s = session_status(&gw, &id);
             (s["status"] == "aborted").then_some(s)
         });
         assert!(
-            s["reason"].as_str().unwrap().contains("error") || name == "oversized",
+            s["reason"].as_str().unwrap().starts_with("protocol error"),
             "{name}: {s}"
         );
     }
@@ -155,7 +167,7 @@ fn bad_frames_end_only_the_offending_session() {
 }
 
 #[test]
-fn a_stream_attaches_once_and_only_for_its_owner() {
+fn a_stream_attaches_only_once() {
     let env = Env::new();
     let gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -19,6 +19,21 @@ async fn story(s: &dyn Store) {
     };
     s.create_session(&new("a", 1_000)).await.unwrap();
     s.create_session(&new("b", 2_000)).await.unwrap();
+    s.finish_session(
+        "b",
+        &SessionEnd {
+            status: "aborted".into(),
+            ended_at: 2_500,
+            exit_code: None,
+            reason: Some("client disconnected: it's gone".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let b = s.session("b").await.unwrap().unwrap();
+    assert_eq!(b.status, "aborted");
+    assert_eq!(b.reason.as_deref(), Some("client disconnected: it's gone"));
+    assert_eq!(b.exit_code, None);
     assert!(
         s.create_session(&new("a", 3_000)).await.is_err(),
         "ids are unique"

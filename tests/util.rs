@@ -321,47 +321,63 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let mut srv = Command::new(pg_bin("postgres"));
-        srv.arg("-D")
-            .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-            ])
-            .arg(format!("unix_socket_directories={}", dir.path().display()))
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
-        as_postgres_user(&mut srv, &data);
-        let child = srv.spawn().expect("start postgres");
-        let mut pg = Postgres { dir, port, child };
-        let log = pg.dir.path().join("server.log");
-        wait_for(
-            "PostgreSQL to accept connections",
-            Duration::from_secs(30),
-            || {
-                let ok = Command::new("psql")
-                    .args(pg.args("postgres"))
-                    .args(["-Atc", "select 1"])
-                    .stdin(Stdio::null())
-                    .output()
-                    .map(|o| o.status.success())
-                    .unwrap_or(false);
-                if !ok {
-                    if let Ok(Some(status)) = pg.child.try_wait() {
+        // The port is free when picked but may be taken before postgres binds it (tests run
+        // in parallel): then try another one.
+        let log = dir.path().join("server.log");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut srv = Command::new(pg_bin("postgres"));
+            srv.arg("-D")
+                .arg(&data)
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                ])
+                .arg(format!("unix_socket_directories={}", dir.path().display()))
+                .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap());
+            as_postgres_user(&mut srv, &data);
+            let mut child = srv.spawn().expect("start postgres");
+            let args = |db: &str| {
+                ["-X", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-p"]
+                    .map(String::from)
+                    .to_vec()
+            };
+            let ready = wait_for(
+                "PostgreSQL to accept connections",
+                Duration::from_secs(30),
+                || {
+                    let ok = Command::new("psql")
+                        .args(args("postgres"))
+                        .arg(port.to_string())
+                        .args(["-Atc", "select 1"])
+                        .stdin(Stdio::null())
+                        .output()
+                        .map(|o| o.status.success())
+                        .unwrap_or(false);
+                    if ok {
+                        return Some(true);
+                    }
+                    if let Ok(Some(status)) = child.try_wait() {
                         let text = std::fs::read_to_string(&log).unwrap_or_default();
+                        if text.contains("could not bind") || text.contains("already in use") {
+                            return Some(false);
+                        }
                         panic!("postgres exited with {status}: {text}");
                     }
-                }
-                ok.then_some(())
-            },
-        );
-        pg
+                    None
+                },
+            );
+            if ready {
+                return Postgres { dir, port, child };
+            }
+        }
+        panic!("postgres found no free port in 5 attempts");
     }
 
     /// psql connection arguments for `db`.

@@ -229,7 +229,18 @@ impl Session {
             last_heard = Instant::now();
             let raw = match msg {
                 None => return End::Aborted("client disconnected".into()),
-                Some(Err(e)) => return End::Aborted(format!("client connection failed: {e}")),
+                Some(Err(e)) => {
+                    let e = e.into_inner();
+                    // A message over the WebSocket layer's limit, or broken framing, is the
+                    // client's protocol error; anything else is a failed connection.
+                    use tokio_tungstenite::tungstenite::Error as WsError;
+                    return match e.downcast_ref::<WsError>() {
+                        Some(WsError::Capacity(_) | WsError::Protocol(_)) => {
+                            fail(socket, "protocol", e.to_string()).await
+                        }
+                        _ => End::Aborted(format!("client connection failed: {e}")),
+                    };
+                }
                 Some(Ok(Message::Binary(b))) => b,
                 Some(Ok(Message::Text(_))) => {
                     return fail(

@@ -298,6 +298,26 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_rule_names_are_refused_per_kind() {
+        let base = "[[targets]]\nname = \"a\"\nkind = \"command\"\n";
+        let e = refuse(&format!(
+            "{base}[[rules.mask]]\nname = \"m\"\npattern = 'x'\n[[rules.mask]]\nname = \"m\"\npattern = 'y'\n"
+        ));
+        assert!(e.reason.contains("duplicate mask rule"), "{e}");
+        assert_eq!(e.line, 8, "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\npattern = 'x'\n[[rules.deny]]\nname = \"d\"\npattern = 'y'\n"
+        ));
+        assert!(e.reason.contains("duplicate deny rule"), "{e}");
+        // The same name as a mask rule and as a deny rule is fine.
+        parse(
+            &format!("{base}[[rules.mask]]\nname = \"r\"\npattern = 'x'\n[[rules.deny]]\nname = \"r\"\npattern = 'y'\n"),
+            "gw.toml",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn empty_and_empty_matching_patterns_are_refused() {
         let e = refuse("[[targets]]\nname = \"a\"\nkind = \"command\"\n[[rules.mask]]\nname = \"m\"\npattern = 'x*'\n");
         assert!(e.reason.contains("empty string"), "{e}");
