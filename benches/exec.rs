@@ -266,4 +266,30 @@ fn main() {
         "  hoopx pty / plain pty: {:.0}% (target >= 50%)",
         100.0 * median(results[3].1.clone()) / pty_base
     );
+
+    // Input: the same file piped into `wc -c`, plain and through hoopx (pipe mode, every
+    // line checked against the deny rules and recorded).
+    println!();
+    println!("input throughput of {size_mib:.0} MiB into wc -c ({throughput_runs} runs, MiB/s)");
+    let mut plain_in = Vec::new();
+    let mut hoopx_in = Vec::new();
+    for _ in 0..throughput_runs {
+        let mut c = b.cmd("wc");
+        c.arg("-c").stdin(std::fs::File::open(&big).unwrap());
+        let t = time_call(c) / 1000.0;
+        plain_in.push(size_mib / t);
+        let mut c = remote(&["exec", "--no-tty", "--", "wc", "-c"]);
+        c.stdin(std::fs::File::open(&big).unwrap());
+        let t = time_call(c) / 1000.0;
+        hoopx_in.push(size_mib / t);
+    }
+    let base = median(plain_in.clone());
+    row("plain: wc -c < file", base, p90(plain_in), base, "MiB/s");
+    row(
+        "hoopx pipe (loopback gw)",
+        median(hoopx_in.clone()),
+        p90(hoopx_in),
+        base,
+        "MiB/s",
+    );
 }

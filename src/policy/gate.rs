@@ -94,28 +94,38 @@ impl InputGate {
         check: impl Fn(&[u8]) -> Option<String>,
     ) -> Result<Vec<GateAction>, LineTooLong> {
         let mut out: Vec<GateAction> = Vec::new();
+        // Consecutive allowed lines are released together, in one buffer.
+        let mut allowed = BytesMut::new();
         let mut rest = data;
         while let Some(nl) = memchr(b'\n', rest) {
             let (head, tail) = rest.split_at(nl + 1);
             rest = tail;
-            let line = if self.line.is_empty() {
-                Bytes::copy_from_slice(head)
-            } else {
+            let held = !self.line.is_empty();
+            if held {
                 self.line.extend_from_slice(head);
-                self.line.split().freeze()
-            };
+            }
+            let line: &[u8] = if held { &self.line } else { head };
             if line.len() > MAX_LINE {
                 return Err(LineTooLong);
             }
-            match (decide(line, &check), out.last_mut()) {
-                // Coalesce consecutive allowed lines into one delivery.
-                (GateAction::Deliver(d), Some(GateAction::Deliver(prev))) => {
-                    let mut joined = BytesMut::from(&prev[..]);
-                    joined.extend_from_slice(&d);
-                    *prev = joined.freeze();
+            match check(line) {
+                None => allowed.extend_from_slice(line),
+                Some(rule) => {
+                    if !allowed.is_empty() {
+                        out.push(GateAction::Deliver(allowed.split().freeze()));
+                    }
+                    out.push(GateAction::Denied {
+                        rule,
+                        line: Bytes::copy_from_slice(line),
+                    });
                 }
-                (action, _) => out.push(action),
             }
+            if held {
+                self.line.clear();
+            }
+        }
+        if !allowed.is_empty() {
+            out.push(GateAction::Deliver(allowed.freeze()));
         }
         self.line.extend_from_slice(rest);
         if self.line.len() > MAX_LINE {
