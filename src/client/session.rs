@@ -579,20 +579,23 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                     };
                     last_output = tokio::time::Instant::now();
                     let mut permits = vec![permit];
-                    let mut batch = BytesMut::new();
-                    batch.extend_from_slice(&data);
+                    // Copied into a batch only when a second chunk joins the first.
+                    let mut batch: Option<BytesMut> = None;
+                    let mut len = data.len();
                     loop {
                         match tool_rx.try_recv() {
-                            Ok(FromTool::Chunk(s, d, p)) if s == stream && batch.len() + d.len() <= MAX_DATA => {
-                                batch.extend_from_slice(&d);
+                            Ok(FromTool::Chunk(s, d, p)) if s == stream && len + d.len() <= MAX_DATA => {
+                                batch.get_or_insert_with(|| BytesMut::from(&data[..])).extend_from_slice(&d);
+                                len += d.len();
                                 permits.push(p);
                             }
                             Ok(other) => { next = Some(other); break; }
                             Err(_) => break,
                         }
                     }
+                    let data = batch.map_or(data, BytesMut::freeze);
                     out_permits.push_back(permits);
-                    if let Err(e) = send_to(&mut ws, Message::Binary(ClientFrame::Output { stream, data: batch.freeze() }.encode())).await {
+                    if let Err(e) = send_to(&mut ws, Message::Binary(ClientFrame::Output { stream, data }.encode())).await {
                         failed = Some(e);
                         break;
                     }
