@@ -221,6 +221,8 @@ enum ToTool {
     Data(Bytes),
     Release(OwnedSemaphorePermit),
     Close,
+    /// The caller's terminal changed size (PTY mode).
+    Resize(u16, u16),
 }
 
 fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
@@ -285,11 +287,18 @@ fn spawn_stdin_reader(window: Arc<Semaphore>, tx: mpsc::Sender<FromCaller>) {
         });
 }
 
-fn spawn_tool_writer<W: AsyncWrite + Unpin + Send + 'static>(
+/// Hands released input to the tool, in order with resizes. `close_on_eof` closes the tool's
+/// stdin at [`ToTool::Close`] (pipes); `resize` applies a window size (PTYs).
+fn spawn_tool_writer<W, F>(
     w: W,
     mut rx: mpsc::UnboundedReceiver<ToTool>,
     close_on_eof: bool,
-) -> tokio::task::JoinHandle<()> {
+    mut resize: F,
+) -> tokio::task::JoinHandle<()>
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+    F: FnMut(&W, u16, u16) + Send + 'static,
+{
     tokio::spawn(async move {
         let mut broken = false;
         let mut w = Some(w);
@@ -302,6 +311,11 @@ fn spawn_tool_writer<W: AsyncWrite + Unpin + Send + 'static>(
                     }
                 }
                 ToTool::Release(p) => drop(p),
+                ToTool::Resize(cols, rows) => {
+                    if let Some(w) = &w {
+                        resize(w, cols, rows);
+                    }
+                }
                 ToTool::Close => {
                     if close_on_eof {
                         // Dropping the pipe is what closes it: the tool reads end of file.
@@ -421,7 +435,6 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
     let (to_out, to_out_rx) = mpsc::unbounded_channel();
 
     let mut readers = Vec::new();
-    let resize_handle;
     let tool_writer = match tool.io.take() {
         Some(ToolIo::Pty { reader, writer }) => {
             readers.push(spawn_reader(
@@ -430,38 +443,20 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                 out_window.clone(),
                 tool_tx.clone(),
             ));
-            // Keep a handle for resizes: the writer half owns the PTY for that.
-            let (resize_tx, mut resize_rx) = mpsc::unbounded_channel::<(u16, u16)>();
-            resize_handle = Some(resize_tx);
-            let mut w_rx = to_tool_rx;
-            tokio::spawn(async move {
-                let mut writer = writer;
-                let mut broken = false;
-                loop {
-                    tokio::select! {
-                        m = w_rx.recv() => match m {
-                            Some(ToTool::Data(d)) => {
-                                if !broken {
-                                    broken = writer.write_all(&d).await.is_err() || writer.flush().await.is_err();
-                                }
-                            }
-                            Some(ToTool::Release(p)) => drop(p),
-                            Some(ToTool::Close) => {}
-                            None => break,
-                        },
-                        Some((cols, rows)) = resize_rx.recv() => {
-                            let _ = writer.resize(pty_process::Size::new(rows, cols));
-                        }
-                    }
-                }
-            })
+            spawn_tool_writer(
+                writer,
+                to_tool_rx,
+                false,
+                |w: &pty_process::OwnedWritePty, cols, rows| {
+                    let _ = w.resize(pty_process::Size::new(rows, cols));
+                },
+            )
         }
         Some(ToolIo::Pipe {
             stdin,
             stdout,
             stderr,
         }) => {
-            resize_handle = None;
             readers.push(spawn_reader(
                 stdout,
                 Stream::Stdout,
@@ -474,7 +469,7 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                 out_window.clone(),
                 tool_tx.clone(),
             ));
-            spawn_tool_writer(stdin, to_tool_rx, true)
+            spawn_tool_writer(stdin, to_tool_rx, true, |_, _, _| {})
         }
         None => return Err(SessionError::Spawn("the tool has no I/O".into())),
     };
@@ -678,7 +673,7 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
             _ = sig.winch.recv(), if pty_mode => {
                 let fd = std::io::stdout();
                 if let Some((cols, rows)) = pty::window_size(std::os::fd::AsFd::as_fd(&fd)) {
-                    if let Some(h) = &resize_handle { let _ = h.send((cols, rows)); }
+                    let _ = to_tool.send(ToTool::Resize(cols, rows));
                     if let Err(e) = send_to(&mut ws, Message::Binary(ClientFrame::Resize { cols, rows }.encode())).await { break Err(e); }
                 }
             }
