@@ -119,28 +119,16 @@ fn pty_exit_code_ctrl_c_and_resize_reach_the_tool() {
 fn losing_the_gateway_under_a_pty_stops_the_tool_and_restores_the_terminal() {
     let env = Env::new();
     let mut gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
-    let pidfile = env.path().join("pid");
+    let tool = crate::util::LongTool::new(&env);
     let mut cmd = gw.hoopx(&env);
-    cmd.args(["exec", "--", "sh", "-c"]).arg(format!(
-        "echo $$ > {}; echo ready; exec sleep 600",
-        pidfile.display()
-    ));
+    cmd.args(["exec", "--", "sh", "-c", &tool.script()]);
     let mut p = PtyChild::spawn(cmd, 80, 24);
     p.output.wait_for("ready", T);
     assert!(!is_cooked(&p));
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     gw.kill();
     assert_eq!(p.wait(T).code(), Some(69), "{}", p.output.text());
     p.output.wait_for("lost the gateway", T);
-    crate::util::wait_for("the tool to be gone", T, || {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            .is_err()
-            .then_some(())
-    });
+    tool.wait_gone(T);
     assert!(
         is_cooked(&p),
         "the terminal is restored on the failure path too"

@@ -1,10 +1,9 @@
 //! Failing closed: no gateway, a gateway that dies, bad tokens, other protocol versions.
 
 use std::io::{Read, Write};
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::util::{run, wait_for, Env, Gateway, Lines, DEV_TOKEN};
+use crate::util::{run, spawn_piped, Env, Gateway, LongTool, DEV_TOKEN};
 use crate::SHELL_CONFIG;
 
 const T: Duration = Duration::from_secs(30);
@@ -32,38 +31,18 @@ fn unreachable_gateway_exits_69_and_the_tool_never_runs() {
 fn gateway_killed_mid_session_terminates_the_tool() {
     let env = Env::new();
     let mut gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
-    let pidfile = env.path().join("pid");
-    let after = env.path().join("after");
+    let tool = LongTool::new(&env);
     let mut c = gw.hoopx(&env);
-    c.args(["exec", "--", "sh", "-c"])
-        .arg(format!(
-            "echo $$ > {}; echo ready; sleep 600; touch {}",
-            pidfile.display(),
-            after.display()
-        ))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let stdout = Lines::collect(child.stdout.take().unwrap());
-    let stderr = Lines::collect(child.stderr.take().unwrap());
+    c.args(["exec", "--", "sh", "-c", &tool.script()]);
+    let (mut child, stdout, stderr) = spawn_piped(c);
     stdout.wait_for("ready", T);
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
 
     gw.kill();
     let status =
         crate::util::wait_timeout(&mut child, T).expect("hoopx exits when the gateway dies");
     assert_eq!(status.code(), Some(69), "stderr: {}", stderr.text());
     stderr.wait_for("lost the gateway", T);
-    wait_for("the tool to be gone", T, || {
-        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err();
-        gone.then_some(())
-    });
-    assert!(!after.exists());
+    tool.wait_gone(T);
 }
 
 #[test]
@@ -173,25 +152,11 @@ fn protocol_version_mismatch_is_a_clear_error() {
 fn a_stopping_gateway_ends_running_sessions_and_records_why() {
     let env = Env::new();
     let mut gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
-    let pidfile = env.path().join("pid");
+    let tool = LongTool::new(&env);
     let mut c = gw.hoopx(&env);
-    c.args(["exec", "--", "sh", "-c"])
-        .arg(format!(
-            "echo $$ > {}; echo ready; exec sleep 600",
-            pidfile.display()
-        ))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let stdout = Lines::collect(child.stdout.take().unwrap());
-    let stderr = Lines::collect(child.stderr.take().unwrap());
+    c.args(["exec", "--", "sh", "-c", &tool.script()]);
+    let (mut child, stdout, stderr) = spawn_piped(c);
     stdout.wait_for("ready", T);
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
 
     // The operator stops the gateway.
     nix::sys::signal::kill(
@@ -204,11 +169,7 @@ fn a_stopping_gateway_ends_running_sessions_and_records_why() {
     let status = crate::util::wait_timeout(&mut child, T).expect("hoopx exits");
     assert_eq!(status.code(), Some(69), "{}", stderr.text());
     stderr.wait_for("shutting down", T);
-    wait_for("the tool to be gone", T, || {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            .is_err()
-            .then_some(())
-    });
+    tool.wait_gone(T);
 
     // The store says how the session ended.
     let rt = tokio::runtime::Runtime::new().unwrap();

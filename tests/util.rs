@@ -534,3 +534,48 @@ impl Drop for PtyChild {
         let _ = self.child.wait();
     }
 }
+
+/// A tool that records its pid, says `ready` and would then run for ten minutes: long
+/// enough that only hoopx stopping it can make it go away within a test.
+pub struct LongTool {
+    pidfile: PathBuf,
+}
+
+impl LongTool {
+    pub fn new(env: &Env) -> LongTool {
+        LongTool {
+            pidfile: env.path().join("tool.pid"),
+        }
+    }
+
+    /// The `sh -c` script to run.
+    pub fn script(&self) -> String {
+        format!(
+            "echo $$ > {}; echo ready; exec sleep 600",
+            self.pidfile.display()
+        )
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        let text = std::fs::read_to_string(&self.pidfile).expect("the tool wrote its pid");
+        nix::unistd::Pid::from_raw(text.trim().parse().expect("a pid"))
+    }
+
+    pub fn wait_gone(&self, timeout: Duration) {
+        let pid = self.pid();
+        wait_for("the tool to be gone", timeout, || {
+            nix::sys::signal::kill(pid, None).is_err().then_some(())
+        });
+    }
+}
+
+/// Starts `cmd` with stdin, stdout and stderr as pipes, collecting the output streams.
+pub fn spawn_piped(mut cmd: Command) -> (Child, Lines, Lines) {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let stdout = Lines::collect(child.stdout.take().unwrap());
+    let stderr = Lines::collect(child.stderr.take().unwrap());
+    (child, stdout, stderr)
+}
