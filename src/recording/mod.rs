@@ -1,5 +1,10 @@
-//! The session recording: one append-only log of events per session, always masked.
-//! (Hash chain, signatures, export and replay build on this event type.)
+//! The session recording: one append-only log of events per session, always masked,
+//! hash-chained with SHA-256 and signed with the gateway's Ed25519 key at checkpoints.
+//!
+//! The chain: `h[-1] = genesis(session)`, `h[n] = SHA-256(h[n-1] || canonical(event n))`.
+//! A checkpoint signs `(session id, number of events, h[count-1])`. See docs/RECORDING.md.
+
+pub mod chain;
 
 /// What an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,44 @@ pub struct Event {
     pub t_us: i64,
     pub kind: EventKind,
     pub data: Vec<u8>,
+}
+
+/// A signed statement about the chain: "the first `count` events of session S hash to
+/// `hash`", made by the key `key_id`. `last` is set on the checkpoint written at close.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// How many events the checkpoint covers (events `0..count`).
+    pub count: i64,
+    /// Chain head after event `count - 1` (the genesis hash when `count` is 0), hex.
+    pub hash: String,
+    /// Which key signed: see [`chain::key_id`].
+    pub key_id: String,
+    /// Ed25519 signature over [`chain::checkpoint_message`], base64.
+    pub signature: String,
+    /// Written when the session ended: nothing may follow it.
+    pub last: bool,
+}
+
+/// A public key as served at `/v1/keys` and carried by exported files.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublicKeyInfo {
+    /// `ed25519:` and the first 16 hex digits of SHA-256 of the key bytes.
+    pub id: String,
+    /// Always `Ed25519`.
+    pub alg: String,
+    /// The 32 key bytes, base64.
+    pub public_key: String,
+}
+
+/// A whole recording: what `hoopx replay` plays and `hoopx verify` checks, from the gateway
+/// or from an exported file.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub session: crate::proto::SessionInfo,
+    /// Keys that signed its checkpoints, as known to whoever produced the recording.
+    pub keys: Vec<PublicKeyInfo>,
+    pub events: Vec<Event>,
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 #[cfg(test)]
