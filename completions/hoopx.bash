@@ -229,7 +229,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__serve)
-            opts="-h --config --listen --store --dev --help"
+            opts="-h --config --listen --store --signing-key --dev --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -244,6 +244,10 @@ _hoopx() {
                     return 0
                     ;;
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signing-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

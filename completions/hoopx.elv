@@ -48,6 +48,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --config 'The TOML config (targets and rules); without one, the default policy'
             cand --listen 'Address to listen on'
             cand --store 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…'
+            cand --signing-key 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key'
             cand --dev 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one'
             cand -h 'Print help'
             cand --help 'Print help'

@@ -44,6 +44,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l config -d 'The TOML config (targets and rules); without one, the default policy' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l listen -d 'Address to listen on' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l store -d 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l signing-key -d 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l dev -d 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l config -d 'The TOML config file' -r -F

@@ -180,7 +180,13 @@ fn a_stopping_gateway_ends_running_sessions_and_records_why() {
         ))
         .await
         .unwrap();
-        store.list_sessions(10).await.unwrap()
+        store
+            .list_sessions(&hoopx::gateway::store::SessionFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
     });
     assert_eq!(sessions[0].status, "aborted");
     assert!(

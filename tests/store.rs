@@ -1,8 +1,30 @@
 //! One contract, two backends: the same story against SQLite and a real PostgreSQL.
 
-use hoopx::gateway::store::{self, NewSession, SessionEnd, Store};
+use hoopx::gateway::store::{
+    self, Batch, NewSession, SessionEnd, SessionFilter, SessionStats, Store,
+};
 use hoopx::proto::Mode;
-use hoopx::recording::{Event, EventKind};
+use hoopx::recording::{Checkpoint, Event, EventKind};
+
+fn batch(events: &[Event], checkpoint: Option<Checkpoint>, bytes_out: i64) -> Batch {
+    Batch {
+        events: events.to_vec(),
+        hashes: events.iter().map(|e| [e.seq as u8; 32]).collect(),
+        checkpoint,
+        stats: SessionStats {
+            bytes_out,
+            masks: [("email".to_string(), 2u64)].into(),
+            ..Default::default()
+        },
+    }
+}
+
+fn filter(limit: i64) -> SessionFilter {
+    SessionFilter {
+        limit,
+        ..Default::default()
+    }
+}
 
 use crate::util::{Env, Postgres};
 
@@ -52,12 +74,34 @@ async fn story(s: &dyn Store) {
             data: vec![(i % 256) as u8; (i % 7) as usize],
         })
         .collect();
-    s.append_events("a", &events[..700]).await.unwrap();
-    s.append_events("a", &events[700..]).await.unwrap();
+    let cp = |count: i64, last: bool| Checkpoint {
+        count,
+        hash: "ab".repeat(32),
+        key_id: "ed25519:0011223344556677".into(),
+        signature: "c2ln".into(),
+        last,
+    };
+    s.append("a", &batch(&events[..700], Some(cp(700, false)), 10))
+        .await
+        .unwrap();
+    s.append("a", &batch(&events[700..], None, 20))
+        .await
+        .unwrap();
     assert!(
-        s.append_events("a", &events[5..6]).await.is_err(),
+        s.append("a", &batch(&events[5..6], None, 30))
+            .await
+            .is_err(),
         "seq never repeats"
     );
+    // A batch with only the closing checkpoint.
+    s.append("a", &batch(&[], Some(cp(1200, true)), 40))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.checkpoints("a").await.unwrap(),
+        [cp(700, false), cp(1200, true)]
+    );
+    assert!(s.checkpoints("b").await.unwrap().is_empty());
     s.finish_session(
         "a",
         &SessionEnd {
@@ -77,21 +121,46 @@ async fn story(s: &dyn Store) {
     assert_eq!(a.event_count, 1200);
     assert_eq!(a.argv[2], "select 'it''s'");
     assert_eq!(a.mode, Mode::Pipe);
+    assert_eq!(a.bytes_out, 40, "totals are the last batch's");
+    assert_eq!(a.masks.get("email"), Some(&2));
     assert!(s.session("zz").await.unwrap().is_none());
 
-    let list = s.list_sessions(10).await.unwrap();
+    let list = s.list_sessions(&filter(10)).await.unwrap();
     assert_eq!(
         list.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
         ["b", "a"],
         "newest first"
     );
-    assert_eq!(s.list_sessions(1).await.unwrap().len(), 1);
+    assert_eq!(s.list_sessions(&filter(1)).await.unwrap().len(), 1);
+    let only = |f: SessionFilter| async move {
+        s.list_sessions(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.id)
+            .collect::<Vec<_>>()
+    };
+    let f = |status: Option<&str>, since_ms: Option<i64>, identity: Option<&str>| SessionFilter {
+        status: status.map(Into::into),
+        since_ms,
+        identity: identity.map(Into::into),
+        target: Some("pg".into()),
+        limit: 10,
+    };
+    assert_eq!(only(f(Some("aborted"), None, None)).await, ["b"]);
+    assert_eq!(only(f(None, Some(1_500), None)).await, ["b"]);
+    assert_eq!(only(f(None, None, Some("dev"))).await, ["b", "a"]);
+    assert!(only(f(None, None, Some("nobody"))).await.is_empty());
 
     let back = s.events("a", 0, 10_000).await.unwrap();
-    assert_eq!(back, events);
+    assert_eq!(
+        back.iter().map(|e| e.event.clone()).collect::<Vec<_>>(),
+        events
+    );
+    assert_eq!(back[3].hash, Some([3u8; 32]));
     let page = s.events("a", 1000, 50).await.unwrap();
     assert_eq!(page.len(), 50);
-    assert_eq!(page[0].seq, 1000);
+    assert_eq!(page[0].event.seq, 1000);
     assert!(s.events("b", 0, 10).await.unwrap().is_empty());
 }
 

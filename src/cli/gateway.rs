@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing.
+    /// Default: gateway-signing.pem in the XDG data dir. Give replicas the same key.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
     /// Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one.
     #[arg(long)]
     pub dev: bool,
@@ -94,16 +98,25 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             t
         }
     };
+    let data_dir = || {
+        crate::dirs::data_dir().ok_or_else(|| {
+            Failure::new(
+                code::CONFIG,
+                "no data directory for the store and signing key",
+            )
+            .hint("set HOME or XDG_DATA_HOME, or pass --store and --signing-key")
+        })
+    };
     let store_url = match args.store {
         Some(s) => s,
-        None => {
-            let dir = crate::dirs::data_dir().ok_or_else(|| {
-                Failure::new(code::CONFIG, "no data directory for the store")
-                    .hint("set HOME or XDG_DATA_HOME, or pass --store sqlite://PATH")
-            })?;
-            format!("sqlite://{}", dir.join("gateway.db").display())
-        }
+        None => format!("sqlite://{}", data_dir()?.join("gateway.db").display()),
     };
+    let key_path = match args.signing_key {
+        Some(p) => p,
+        None => data_dir()?.join("gateway-signing.pem"),
+    };
+    let signer = gateway::signing::load_or_create(&key_path)
+        .map_err(|e| Failure::new(code::CONFIG, e.to_string()))?;
     let rt = super::runtime()?;
     let result = rt.block_on(async move {
         let store = store::open(&store_url).await.map_err(|e| match e {
@@ -114,6 +127,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             ),
         })?;
         let backend = store.backend();
+        let key_id = crate::recording::chain::key_id(&signer.verifying_key());
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| {
@@ -136,9 +150,16 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                  put TLS in front of it or keep it on loopback"
             );
         }
-        let gw = Gateway::new(policy, Arc::new(DevToken::new(token)), store, true);
+        let gw = Gateway::new(
+            policy,
+            Arc::new(DevToken::new(token)),
+            store,
+            signer,
+            true,
+        );
         eprintln!(
-            "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, dev mode)",
+            "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, \
+             signing key {key_id}, dev mode)",
             crate::proto::PROTOCOL_VERSION
         );
         gateway::serve(gw, listener, shutdown_signal())

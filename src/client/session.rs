@@ -540,6 +540,9 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                         Some(p) => { let _ = to_out.send((stream, data, p)); }
                         None => break Err(SessionError::Protocol("output that was never sent came back".into())),
                     },
+                    ServerFrame::Released { stream, data } => {
+                        let _ = to_out.send((stream, data, Vec::new()));
+                    }
                     ServerFrame::Notice(n) => {
                         if n.kind == "denied" { denied += 1; }
                         say(&n.message);

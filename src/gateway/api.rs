@@ -11,13 +11,13 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 
-use super::store::NewSession;
+use super::store::{NewSession, SessionFilter};
 use super::{now_ms, Gateway, Pending};
 use crate::auth::{AuthError, Identity};
 use crate::policy::TargetError;
 use crate::proto::{
-    codes, frame::MAX_FRAME, ApiError, ErrorBody, EventInfo, Health, OpenSession, SessionList,
-    SessionOpened, PROTOCOL_HEADER, PROTOCOL_VERSION,
+    codes, frame::MAX_FRAME, ApiError, CheckpointList, ErrorBody, EventInfo, Health, KeyList,
+    OpenSession, SessionList, SessionOpened, PROTOCOL_HEADER, PROTOCOL_VERSION,
 };
 
 /// An error answer: status plus the JSON body every client can read.
@@ -68,6 +68,8 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/sessions", post(open_session).get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/sessions/{id}/events", get(get_events))
+        .route("/v1/sessions/{id}/checkpoints", get(get_checkpoints))
+        .route("/v1/keys", get(get_keys))
         .route("/v1/sessions/{id}/stream", get(attach_stream))
         .fallback(not_found)
         .layer(middleware::from_fn(protocol_version))
@@ -202,6 +204,41 @@ async fn open_session(
         session.argv
     ));
     if let Some(rule) = denied {
+        // The refusal is evidence too: one marker, signed as the whole recording.
+        let marker = crate::recording::Event {
+            seq: 0,
+            t_us: 0,
+            kind: crate::recording::EventKind::Marker,
+            data: serde_json::json!({"denied": rule.name, "argv": session.argv})
+                .to_string()
+                .into_bytes(),
+        };
+        let head = crate::recording::chain::next(
+            &crate::recording::chain::genesis(
+                &id,
+                &session.identity,
+                &session.target,
+                &session.argv,
+                session.mode,
+                session.started_at,
+            ),
+            &marker,
+        );
+        let batch = super::store::Batch {
+            checkpoint: Some(crate::recording::chain::sign(
+                &gw.signer, &id, 1, &head, true,
+            )),
+            events: vec![marker],
+            hashes: vec![head],
+            stats: super::store::SessionStats {
+                denials: 1,
+                ..Default::default()
+            },
+        };
+        gw.store
+            .append(&id, &batch)
+            .await
+            .map_err(ApiFailure::internal)?;
         gw.store
             .finish_session(
                 &id,
@@ -231,6 +268,8 @@ async fn open_session(
             identity,
             target: target.name.clone(),
             mode: req.mode,
+            argv: session.argv.clone(),
+            started_at: session.started_at,
             started: std::time::Instant::now(),
             cols: req.cols.filter(|&c| c > 0),
             rows: req.rows.filter(|&r| r > 0),
@@ -249,6 +288,11 @@ async fn open_session(
 #[derive(Deserialize)]
 struct ListQuery {
     limit: Option<i64>,
+    user: Option<String>,
+    target: Option<String>,
+    status: Option<String>,
+    /// Unix time in milliseconds.
+    since: Option<i64>,
 }
 
 async fn list_sessions(
@@ -257,10 +301,16 @@ async fn list_sessions(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<SessionList>, ApiFailure> {
     authenticate(&gw, &headers).await?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let filter = SessionFilter {
+        identity: q.user,
+        target: q.target,
+        status: q.status,
+        since_ms: q.since,
+        limit: q.limit.unwrap_or(50).clamp(1, 1000),
+    };
     let sessions = gw
         .store
-        .list_sessions(limit)
+        .list_sessions(&filter)
         .await
         .map_err(ApiFailure::internal)?;
     Ok(Json(SessionList { sessions }))
@@ -319,17 +369,57 @@ async fn get_events(
         .await
         .map_err(ApiFailure::internal)?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|e| EventInfo {
-                seq: e.seq,
-                t_us: e.t_us,
-                kind: e.kind.code().into(),
-                data: b64.encode(&e.data),
-            })
-            .collect(),
-    ))
+    // One answer carries at most about this much event data; clients page with `from`.
+    const PAGE_BYTES: usize = 8 * 1024 * 1024;
+    let mut bytes = 0;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        if bytes >= PAGE_BYTES {
+            break;
+        }
+        bytes += e.event.data.len();
+        out.push(EventInfo {
+            seq: e.event.seq,
+            t_us: e.event.t_us,
+            kind: e.event.kind.code().into(),
+            data: b64.encode(&e.event.data),
+            hash: e.hash.map(hex::encode),
+        });
+    }
+    Ok(Json(out))
+}
+
+async fn get_checkpoints(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<CheckpointList>, ApiFailure> {
+    authenticate(&gw, &headers).await?;
+    if gw
+        .store
+        .session(&id)
+        .await
+        .map_err(ApiFailure::internal)?
+        .is_none()
+    {
+        return Err(no_session(&id));
+    }
+    let checkpoints = gw
+        .store
+        .checkpoints(&id)
+        .await
+        .map_err(ApiFailure::internal)?;
+    Ok(Json(CheckpointList { checkpoints }))
+}
+
+/// The public keys recordings are signed with. Public by nature: no authentication, so an
+/// auditor can fetch them to pin with `hoopx verify --key`.
+async fn get_keys(State(gw): State<Arc<Gateway>>) -> Json<KeyList> {
+    Json(KeyList {
+        keys: vec![crate::recording::chain::public_key_info(
+            &gw.signer.verifying_key(),
+        )],
+    })
 }
 
 async fn attach_stream(

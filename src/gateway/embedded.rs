@@ -36,6 +36,8 @@ pub enum EmbeddedError {
     Store(#[from] store::StoreError),
     #[error("cannot start the embedded gateway on a loopback port: {0}")]
     Bind(std::io::Error),
+    #[error("{0}")]
+    Key(#[from] super::signing::KeyError),
 }
 
 /// The embedded store's URL.
@@ -46,6 +48,8 @@ pub fn store_url() -> Result<String, EmbeddedError> {
 
 pub async fn start() -> Result<Embedded, EmbeddedError> {
     let store = store::open(&store_url()?).await?;
+    let dir = crate::dirs::data_dir().ok_or(EmbeddedError::NoDataDir)?;
+    let signer = super::signing::load_or_create(&dir.join("embedded-signing.pem"))?;
     let token = generate_token();
     let user = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
@@ -53,7 +57,7 @@ pub async fn start() -> Result<Embedded, EmbeddedError> {
         .map(|u| u.name)
         .unwrap_or_else(|| nix::unistd::getuid().to_string());
     let auth = Arc::new(LocalToken::new(token.clone(), user));
-    let gw = Gateway::new(Policy::embedded_default(), auth, store, false);
+    let gw = Gateway::new(Policy::embedded_default(), auth, store, signer, false);
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(EmbeddedError::Bind)?;

@@ -3,6 +3,7 @@
 
 mod api;
 pub mod embedded;
+pub mod signing;
 pub mod store;
 mod stream;
 
@@ -24,6 +25,8 @@ pub struct Gateway {
     pub policy: Arc<Policy>,
     pub auth: Arc<dyn Authenticator>,
     pub store: Arc<dyn Store>,
+    /// Signs the recordings' checkpoints.
+    pub(crate) signer: Arc<ed25519_dalek::SigningKey>,
     /// Sessions opened over HTTP whose stream has not attached yet.
     pending: Mutex<HashMap<String, Pending>>,
     /// Set when the gateway begins to shut down: running sessions end, recorded.
@@ -45,6 +48,10 @@ pub(crate) struct Pending {
     pub identity: Identity,
     pub target: String,
     pub mode: Mode,
+    /// As stored: masked.
+    pub argv: Vec<String>,
+    /// Unix time in milliseconds, as stored.
+    pub started_at: i64,
     pub started: Instant,
     pub cols: Option<u16>,
     pub rows: Option<u16>,
@@ -55,10 +62,12 @@ impl Gateway {
         policy: Policy,
         auth: Arc<dyn Authenticator>,
         store: Arc<dyn Store>,
+        signer: ed25519_dalek::SigningKey,
         log_sessions: bool,
     ) -> Arc<Self> {
         Arc::new(Gateway {
             log_sessions,
+            signer: Arc::new(signer),
             policy: Arc::new(policy),
             auth,
             store,

@@ -1,6 +1,7 @@
 //! One session's stream: a single task that owns the session state, reads client frames,
 //! applies policy (input gate, masking), answers and records.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,20 +9,29 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use serde_json::json;
 
-use tokio::sync::mpsc;
+use ed25519_dalek::SigningKey;
+use tokio::sync::{mpsc, watch};
 
-use super::store::{SessionEnd, Store, StoreError};
+use super::store::{Batch, SessionEnd, SessionStats, StoreError};
 use super::{now_ms, Gateway, Pending};
 use crate::policy::{GateAction, InputGate, Masker};
 use crate::proto::frame::{
     ClientFrame, Closed, Notice, ServerFrame, Stream, StreamError, MAX_DATA,
 };
+use crate::recording::chain::{self, Hash};
 use crate::recording::{Event, EventKind};
 
-/// Events are written in batches: at this many events, this many bytes, or this often.
+/// When the relay flushes on its own: often enough to bound the unsigned tail of a quiet
+/// session. (Output waiting for its acknowledgement is flushed at once.)
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// A batch is handed to the writer at this many events or bytes even while the previous one
+/// is being written.
 const FLUSH_EVENTS: usize = 512;
 const FLUSH_BYTES: usize = 4 * 1024 * 1024;
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// The chain head is signed at least every this many events, and every this often while
+/// events come in.
+const CHECKPOINT_EVENTS: i64 = 256;
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 /// A session whose client stays silent this long is ended (clients ping every 15 s).
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -29,30 +39,65 @@ const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// without holding up every frame for a database write.
 const QUEUED_BATCHES: usize = 4;
 
-/// Appends events to the session's log in batches, written by a task of their own.
+/// Appends events to the session's log: chains each event, hands batches to a writer task of
+/// their own (with a signed checkpoint when one is due) and tells the relay, through
+/// `stored`, how many events the store holds, so nothing is shown before it is recorded.
 struct Recorder {
+    id: String,
     started: Instant,
+    /// Events pushed so far; the next event's seq.
     seq: i64,
+    head: Hash,
     buf: Vec<Event>,
+    hashes: Vec<Hash>,
     bytes: usize,
-    tx: Option<mpsc::Sender<Vec<Event>>>,
+    /// Events handed to the writer.
+    handed: i64,
+    /// Events the store has committed.
+    stored: watch::Receiver<i64>,
+    signer: Arc<SigningKey>,
+    /// Events covered by the last checkpoint, and when it was made.
+    signed: i64,
+    signed_at: Instant,
+    stats: SessionStats,
+    tx: Option<mpsc::Sender<(Batch, i64)>>,
     writer: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Recorder {
-    fn new(store: Arc<dyn Store>, id: String, started: Instant) -> Recorder {
-        let (tx, mut rx) = mpsc::channel::<Vec<Event>>(QUEUED_BATCHES);
+    fn new(gw: &Gateway, pending: &Pending, argv: &[String], started_at: i64) -> Recorder {
+        let (tx, mut rx) = mpsc::channel::<(Batch, i64)>(QUEUED_BATCHES);
+        let (stored_tx, stored) = watch::channel(0i64);
+        let store = gw.store.clone();
+        let id = pending.id.clone();
         let writer = tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
-                store.append_events(&id, &batch).await?;
+            while let Some((batch, count)) = rx.recv().await {
+                store.append(&id, &batch).await?;
+                stored_tx.send_replace(count);
             }
             Ok(())
         });
         Recorder {
-            started,
+            id: pending.id.clone(),
+            started: pending.started,
             seq: 0,
+            head: chain::genesis(
+                &pending.id,
+                &pending.identity.subject,
+                &pending.target,
+                argv,
+                pending.mode,
+                started_at,
+            ),
             buf: Vec::new(),
+            hashes: Vec::new(),
             bytes: 0,
+            handed: 0,
+            stored,
+            signer: gw.signer.clone(),
+            signed: 0,
+            signed_at: Instant::now(),
+            stats: SessionStats::default(),
             tx: Some(tx),
             writer: Some(writer),
         }
@@ -60,12 +105,15 @@ impl Recorder {
 
     fn push(&mut self, kind: EventKind, data: Vec<u8>) {
         self.bytes += data.len();
-        self.buf.push(Event {
+        let e = Event {
             seq: self.seq,
             t_us: self.started.elapsed().as_micros() as i64,
             kind,
             data,
-        });
+        };
+        self.head = chain::next(&self.head, &e);
+        self.hashes.push(self.head);
+        self.buf.push(e);
         self.seq += 1;
     }
 
@@ -77,15 +125,40 @@ impl Recorder {
         self.buf.len() >= FLUSH_EVENTS || self.bytes >= FLUSH_BYTES
     }
 
-    /// Hands the buffered events to the writer; fails once the store has failed.
-    async fn flush(&mut self) -> Result<(), String> {
-        if self.buf.is_empty() {
+    /// The writer has committed everything handed to it.
+    fn writer_idle(&self) -> bool {
+        *self.stored.borrow() >= self.handed
+    }
+
+    fn stored(&self) -> i64 {
+        *self.stored.borrow()
+    }
+
+    /// Hands the buffered events to the writer, with a signed checkpoint when one is due
+    /// (or `last`); fails once the store has failed.
+    async fn flush(&mut self, last: bool) -> Result<(), String> {
+        let sign = last
+            || (self.seq > self.signed
+                && (self.seq - self.signed >= CHECKPOINT_EVENTS
+                    || self.signed_at.elapsed() >= CHECKPOINT_EVERY));
+        if self.buf.is_empty() && !sign {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.buf);
+        let checkpoint = sign.then(|| {
+            self.signed = self.seq;
+            self.signed_at = Instant::now();
+            chain::sign(&self.signer, &self.id, self.seq, &self.head, last)
+        });
+        let batch = Batch {
+            events: std::mem::take(&mut self.buf),
+            hashes: std::mem::take(&mut self.hashes),
+            checkpoint,
+            stats: self.stats.clone(),
+        };
         self.bytes = 0;
+        self.handed = self.seq;
         let sent = match &self.tx {
-            Some(tx) => tx.send(batch).await.is_ok(),
+            Some(tx) => tx.send((batch, self.seq)).await.is_ok(),
             None => false,
         };
         if sent {
@@ -107,9 +180,10 @@ impl Recorder {
         }
     }
 
-    /// Writes everything still buffered and waits until the store has it.
+    /// Writes everything still buffered with the closing checkpoint, and waits until the
+    /// store has it.
     async fn close(&mut self) -> Result<(), String> {
-        self.flush().await?;
+        self.flush(true).await?;
         self.tx = None;
         match self.writer.take() {
             Some(w) => match w.await {
@@ -128,33 +202,69 @@ enum End {
     Aborted(String),
 }
 
+/// One output stream's masking: masked bytes to show now, and what is held back until more
+/// comes, the tool goes quiet, or the session ends.
+struct OutputMask {
+    masker: Masker,
+}
+
+impl OutputMask {
+    fn push(&mut self, data: &Bytes) -> (Bytes, usize) {
+        let (masked, n) = self.masker.mask(data);
+        // Clean chunks (the common case) go back as the very bytes that came in.
+        let out = match masked {
+            std::borrow::Cow::Borrowed(_) => data.clone(),
+            std::borrow::Cow::Owned(v) => Bytes::from(v),
+        };
+        (out, n)
+    }
+}
+
 struct Session {
     gw: Arc<Gateway>,
     target: String,
     gate: InputGate,
     masker: Masker,
+    stdout: OutputMask,
+    stderr: OutputMask,
     rec: Recorder,
-    masked: usize,
-    denied: usize,
+    /// Answers waiting until the store holds the events they show: (events needed, frame).
+    /// Frames leave in order, so an acknowledgement never overtakes the output before it.
+    outbox: VecDeque<(i64, ServerFrame)>,
 }
 
 pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocket) {
     let _running = gw.session_running();
-    let rec = Recorder::new(gw.store.clone(), pending.id.clone(), pending.started);
+    let rec = Recorder::new(&gw, &pending, &pending.argv, pending.started_at);
+    let masker = gw.policy.masker(&pending.target);
     let mut s = Session {
-        masker: gw.policy.masker(&pending.target),
+        stdout: OutputMask {
+            masker: masker.clone(),
+        },
+        stderr: OutputMask {
+            masker: masker.clone(),
+        },
+        masker,
         gate: InputGate::new(pending.mode),
         target: pending.target.clone(),
         gw: gw.clone(),
         rec,
-        masked: 0,
-        denied: 0,
+        outbox: VecDeque::new(),
     };
     if let (Some(c), Some(r)) = (pending.cols, pending.rows) {
         s.rec
             .push(EventKind::Resize, format!("{c}x{r}").into_bytes());
     }
-    let end = match gw.store.set_status(&pending.id, "running").await {
+    // The session only starts once its first events and the store are known to work:
+    // a session never runs unrecorded.
+    let ready = match gw.store.set_status(&pending.id, "running").await {
+        Err(e) => Err(e.to_string()),
+        Ok(()) => match s.rec.flush(false).await {
+            Err(e) => Err(e),
+            Ok(()) => s.wait_stored().await,
+        },
+    };
+    let end = match ready {
         Err(e) => {
             eprintln!("hoopx gateway: session {}: {e}", pending.id);
             let _ = send(
@@ -205,19 +315,72 @@ async fn fail(socket: &mut WebSocket, code: &str, message: String) -> End {
     End::Aborted(format!("{code} error: {message}"))
 }
 
+fn lost(e: axum::Error) -> End {
+    End::Aborted(format!("client connection failed while sending: {e}"))
+}
+
 impl Session {
+    /// Queues an answer to leave once everything recorded so far is stored.
+    fn answer(&mut self, frame: ServerFrame) {
+        self.outbox.push_back((self.rec.seq, frame));
+    }
+
+    /// Sends the answers whose events are stored.
+    async fn pump(&mut self, socket: &mut WebSocket) -> Result<(), End> {
+        let stored = self.rec.stored();
+        while self.outbox.front().is_some_and(|(need, _)| *need <= stored) {
+            if let Some((_, frame)) = self.outbox.pop_front() {
+                send(socket, frame).await.map_err(lost)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the store holds every event handed to the writer.
+    async fn wait_stored(&mut self) -> Result<(), String> {
+        let handed = self.rec.handed;
+        if self.rec.stored.wait_for(|n| *n >= handed).await.is_err() {
+            return Err(self.rec.writer_error().await);
+        }
+        Ok(())
+    }
+
     async fn relay(&mut self, socket: &mut WebSocket) -> End {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         let mut stopping = self.gw.stopping();
         let mut last_heard = Instant::now();
         loop {
+            if let Err(end) = self.pump(socket).await {
+                return end;
+            }
+            // Group commit: while the writer is busy, events gather into the next batch;
+            // once it is idle, whatever an answer waits for is written at once.
+            let waiting = !self.outbox.is_empty() && !self.rec.buf.is_empty();
+            if (waiting && self.rec.writer_idle()) || self.rec.full() {
+                if let Err(e) = self.rec.flush(false).await {
+                    return fail(
+                        socket,
+                        "internal",
+                        format!("cannot record the session: {e}"),
+                    )
+                    .await;
+                }
+            }
+            let writing = !self.rec.writer_idle();
             let msg = tokio::select! {
                 m = socket.recv() => m,
                 _ = async { drop(stopping.wait_for(|s| *s).await) } => {
                     return fail(socket, "internal", "the gateway is shutting down".into()).await;
                 }
+                changed = self.rec.stored.changed(), if writing => {
+                    if changed.is_err() {
+                        let e = self.rec.writer_error().await;
+                        return fail(socket, "internal", format!("cannot record the session: {e}")).await;
+                    }
+                    continue;
+                }
                 _ = tick.tick() => {
-                    if let Err(e) = self.rec.flush().await {
+                    if let Err(e) = self.rec.flush(false).await {
                         return fail(socket, "internal", format!("cannot record the session: {e}")).await;
                     }
                     if last_heard.elapsed() > IDLE_LIMIT {
@@ -259,82 +422,52 @@ impl Session {
                 Ok(f) => f,
                 Err(e) => return fail(socket, "protocol", e.to_string()).await,
             };
-            match self.handle(frame, socket).await {
+            match self.handle(frame) {
                 Ok(None) => {}
                 Ok(Some(end)) => return end,
-                Err(end) => return end,
-            }
-            if self.rec.full() {
-                if let Err(e) = self.rec.flush().await {
-                    return fail(
-                        socket,
-                        "internal",
-                        format!("cannot record the session: {e}"),
-                    )
-                    .await;
-                }
+                Err((code, message)) => return fail(socket, code, message).await,
             }
         }
     }
 
-    /// Handles one frame; `Ok(Some)` ends the session normally, `Err` abnormally.
-    async fn handle(
-        &mut self,
-        frame: ClientFrame,
-        socket: &mut WebSocket,
-    ) -> Result<Option<End>, End> {
-        let lost =
-            |e: axum::Error| End::Aborted(format!("client connection failed while sending: {e}"));
+    /// Handles one frame; `Ok(Some)` ends the session normally, `Err` is a stream error.
+    fn handle(&mut self, frame: ClientFrame) -> Result<Option<End>, (&'static str, String)> {
         match frame {
             ClientFrame::Input(data) => {
                 let policy = self.gw.policy.clone();
                 let target = self.target.clone();
                 let check = |line: &[u8]| policy.denies(&target, line).map(|r| r.name.clone());
                 match self.gate.feed(&data, check) {
-                    Ok(actions) => self.apply(actions, socket).await.map_err(lost)?,
-                    Err(e) => return Err(fail(socket, "policy", e.to_string()).await),
+                    Ok(actions) => self.apply(actions),
+                    Err(e) => return Err(("policy", e.to_string())),
                 }
-                send(socket, ServerFrame::InputAck).await.map_err(lost)?;
+                self.answer(ServerFrame::InputAck);
             }
             ClientFrame::InputEof => {
                 let policy = self.gw.policy.clone();
                 let target = self.target.clone();
                 let check = |line: &[u8]| policy.denies(&target, line).map(|r| r.name.clone());
                 let actions = self.gate.finish(check);
-                self.apply(actions, socket).await.map_err(lost)?;
-                send(socket, ServerFrame::DeliverEof).await.map_err(lost)?;
-                send(socket, ServerFrame::InputAck).await.map_err(lost)?;
+                self.apply(actions);
+                self.answer(ServerFrame::DeliverEof);
+                self.answer(ServerFrame::InputAck);
             }
             ClientFrame::Output { stream, data } => {
-                let (masked, n) = self.masker.mask(&data);
-                self.masked += n;
-                // Clean chunks (the common case) go back as the very bytes that came in.
-                let masked = match masked {
-                    std::borrow::Cow::Borrowed(_) => data.clone(),
-                    std::borrow::Cow::Owned(v) => Bytes::from(v),
+                let (masked, n) = match stream {
+                    Stream::Stdout => self.stdout.push(&data),
+                    Stream::Stderr => self.stderr.push(&data),
                 };
-                let kind = match stream {
-                    Stream::Stdout => EventKind::Output,
-                    Stream::Stderr => EventKind::Stderr,
-                };
-                if !masked.is_empty() {
-                    self.rec.push(kind, masked.to_vec());
-                }
+                self.record_output(stream, &masked, n);
                 // Masking can grow a chunk past the frame limit: answer in parts.
                 let mut rest = masked;
                 loop {
                     let part = rest.split_to(rest.len().min(MAX_DATA));
                     let more = !rest.is_empty();
-                    send(
-                        socket,
-                        ServerFrame::Output {
-                            stream,
-                            data: part,
-                            more,
-                        },
-                    )
-                    .await
-                    .map_err(lost)?;
+                    self.answer(ServerFrame::Output {
+                        stream,
+                        data: part,
+                        more,
+                    });
                     if !more {
                         break;
                     }
@@ -351,45 +484,57 @@ impl Session {
         Ok(None)
     }
 
-    async fn apply(
-        &mut self,
-        actions: Vec<GateAction>,
-        socket: &mut WebSocket,
-    ) -> Result<(), axum::Error> {
+    fn record_output(&mut self, stream: Stream, masked: &[u8], masks: usize) {
+        if masked.is_empty() {
+            return;
+        }
+        let kind = match stream {
+            Stream::Stdout => EventKind::Output,
+            Stream::Stderr => EventKind::Stderr,
+        };
+        self.rec.stats.bytes_out += masked.len() as i64;
+        self.rec.push(kind, masked.to_vec());
+        if masks > 0 {
+            *self.rec.stats.masks.entry("mask".into()).or_default() += masks as u64;
+            self.rec.marker(json!({ "masked": { "mask": masks } }));
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<GateAction>) {
         for a in actions {
             match a {
                 GateAction::Deliver(d) => {
                     let (masked, _) = self.masker.mask(&d);
+                    self.rec.stats.bytes_in += d.len() as i64;
                     self.rec.push(EventKind::Input, masked.into_owned());
                     // A released line may be longer than one frame carries.
                     for part in d.chunks(MAX_DATA) {
-                        send(socket, ServerFrame::Deliver(d.slice_ref(part))).await?;
+                        self.answer(ServerFrame::Deliver(d.slice_ref(part)));
                     }
                 }
                 GateAction::Denied { rule, line } => {
-                    self.denied += 1;
+                    self.rec.stats.denials += 1;
                     let (masked, _) = self.masker.mask(&line);
                     let shown = shorten(String::from_utf8_lossy(&masked).trim_end());
                     self.rec.marker(json!({"denied": rule, "line": shown}));
-                    send(
-                        socket,
-                        ServerFrame::Notice(Notice {
-                            kind: "denied".into(),
-                            rule: Some(rule.clone()),
-                            message: format!("input line withheld by deny rule {rule:?}: {shown}"),
-                        }),
-                    )
-                    .await?;
+                    self.answer(ServerFrame::Notice(Notice {
+                        kind: "denied".into(),
+                        rule: Some(rule.clone()),
+                        message: format!("input line withheld by deny rule {rule:?}: {shown}"),
+                    }));
                 }
             }
         }
-        Ok(())
     }
 
     async fn finish(&mut self, id: &str, end: End, socket: &mut WebSocket) {
-        if self.masked > 0 {
-            self.rec.marker(json!({"masked": self.masked}));
+        let stats = &self.rec.stats;
+        if !stats.masks.is_empty() {
+            let total: u64 = stats.masks.values().sum();
+            self.rec
+                .marker(json!({"masked_total": total, "by_rule": stats.masks}));
         }
+        let denials = self.rec.stats.denials;
         let (status, exit_code, reason) = match &end {
             End::Exited { code, signal } => {
                 self.rec.push(
@@ -401,7 +546,7 @@ impl Session {
                 (
                     "exited",
                     Some(*code),
-                    (self.denied > 0).then(|| format!("{} input line(s) denied", self.denied)),
+                    (denials > 0).then(|| format!("{denials} input line(s) denied")),
                 )
             }
             End::Aborted(why) => {
@@ -424,12 +569,11 @@ impl Session {
             )
             .await
             .map_err(|e| e.to_string());
+        let masked: u64 = self.rec.stats.masks.values().sum();
         self.gw.log(format_args!(
-            "session {id} {status} exit={} events={} masked={} denied={}",
+            "session {id} {status} exit={} events={} masked={masked} denied={denials}",
             exit_code.map_or_else(|| "-".to_string(), |c| c.to_string()),
             self.rec.seq,
-            self.masked,
-            self.denied
         ));
         if let Err(e) = stored.as_ref().and(finished.as_ref()) {
             eprintln!("hoopx gateway: session {id}: could not record its end: {e}");
@@ -441,6 +585,12 @@ impl Session {
                     message: format!("the session's end could not be recorded: {e}"),
                 })
             } else {
+                // Everything is stored: what still waits in the outbox may leave.
+                for (_, f) in std::mem::take(&mut self.outbox) {
+                    if send(socket, f).await.is_err() {
+                        return;
+                    }
+                }
                 ServerFrame::Closed(Closed {
                     status: status.into(),
                     events: self.rec.seq,

@@ -66,6 +66,10 @@ pub enum ServerFrame {
         data: Bytes,
         more: bool,
     },
+    /// Masked output the gateway held back (the start of what might have been a secret
+    /// split across chunks) and releases once the tool went quiet or ended. It answers no
+    /// [`ClientFrame::Output`]: the chunks it came from were already acknowledged.
+    Released { stream: Stream, data: Bytes },
     /// Something the caller must be told, e.g. a denied input line.
     Notice(Notice),
     /// The exit was recorded and the session is closed.
@@ -133,6 +137,7 @@ mod tag {
     pub const NOTICE: u8 = 0x86;
     pub const CLOSED: u8 = 0x87;
     pub const ERROR: u8 = 0x88;
+    pub const RELEASED: u8 = 0x89;
 }
 
 fn with_tag(tag: u8, body: &[u8]) -> Bytes {
@@ -277,6 +282,13 @@ impl ServerFrame {
                 b.put_slice(data);
                 b.freeze()
             }
+            ServerFrame::Released { stream, data } => {
+                let mut b = BytesMut::with_capacity(2 + data.len());
+                b.put_u8(tag::RELEASED);
+                b.put_u8(*stream as u8);
+                b.put_slice(data);
+                b.freeze()
+            }
             ServerFrame::Notice(n) => json(tag::NOTICE, n),
             ServerFrame::Closed(c) => json(tag::CLOSED, c),
             ServerFrame::Error(e) => json(tag::ERROR, e),
@@ -302,6 +314,19 @@ impl ServerFrame {
                     stream: Stream::from_byte(s & !MORE)?,
                     data: body.slice(1..),
                     more: s & MORE != 0,
+                })
+            }
+            tag::RELEASED => {
+                let Some(&s) = body.first() else {
+                    return Err(FrameError::Truncated {
+                        frame: "released",
+                        need: 2,
+                        got: 1,
+                    });
+                };
+                Ok(ServerFrame::Released {
+                    stream: Stream::from_byte(s)?,
+                    data: body.slice(1..),
                 })
             }
             tag::NOTICE => parse_json("notice", &body).map(ServerFrame::Notice),
@@ -353,6 +378,10 @@ mod tests {
         server_roundtrip(ServerFrame::Deliver(Bytes::from_static(b"x")));
         server_roundtrip(ServerFrame::DeliverEof);
         server_roundtrip(ServerFrame::InputAck);
+        server_roundtrip(ServerFrame::Released {
+            stream: Stream::Stderr,
+            data: Bytes::from_static(b"tail"),
+        });
         server_roundtrip(ServerFrame::Output {
             stream: Stream::Stdout,
             data: Bytes::from_static(b"[REDACTED:email]"),

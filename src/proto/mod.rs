@@ -76,6 +76,18 @@ pub struct SessionInfo {
     #[serde(default)]
     pub reason: Option<String>,
     pub event_count: i64,
+    /// Input bytes released to the tool.
+    #[serde(default)]
+    pub bytes_in: i64,
+    /// Output bytes recorded (masked).
+    #[serde(default)]
+    pub bytes_out: i64,
+    /// Values masked, per rule.
+    #[serde(default)]
+    pub masks: std::collections::BTreeMap<String, u64>,
+    /// Input lines withheld by deny rules.
+    #[serde(default)]
+    pub denials: i64,
 }
 
 /// `GET /v1/sessions`
@@ -93,6 +105,21 @@ pub struct EventInfo {
     pub kind: String,
     /// The bytes as base64 (standard alphabet, padded); always masked.
     pub data: String,
+    /// The chain hash the gateway recorded after this event, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}/checkpoints`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointList {
+    pub checkpoints: Vec<crate::recording::Checkpoint>,
+}
+
+/// `GET /v1/keys`: the keys this gateway signs recordings with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<crate::recording::PublicKeyInfo>,
 }
 
 /// `GET /v1/health` (no authentication).

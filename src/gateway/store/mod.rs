@@ -11,7 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::proto::{Mode, SessionInfo};
-use crate::recording::Event;
+use crate::recording::chain::Hash;
+use crate::recording::{Checkpoint, Event};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -44,6 +45,48 @@ pub struct NewSession {
     pub reason: Option<String>,
 }
 
+/// Running totals of a session, kept with it as it goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Input bytes released to the tool.
+    pub bytes_in: i64,
+    /// Output bytes (stdout and stderr) as recorded, masked.
+    pub bytes_out: i64,
+    /// Values masked, per rule.
+    pub masks: std::collections::BTreeMap<String, u64>,
+    /// Input lines (or command lines) withheld by deny rules.
+    pub denials: i64,
+}
+
+/// One batch for the log: events with their chain hashes, optionally a signed checkpoint
+/// over the last of them, and the session's totals after them. Written atomically.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    pub hashes: Vec<Hash>,
+    pub checkpoint: Option<Checkpoint>,
+    pub stats: SessionStats,
+}
+
+/// Which sessions `list_sessions` returns, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub identity: Option<String>,
+    pub target: Option<String>,
+    pub status: Option<String>,
+    /// Started at or after this Unix time in milliseconds.
+    pub since_ms: Option<i64>,
+    pub limit: i64,
+}
+
+/// An event as stored, with the chain hash the gateway recorded for it (absent for events
+/// written before the chain existed).
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub event: Event,
+    pub hash: Option<Hash>,
+}
+
 /// How a session ended.
 #[derive(Debug, Clone)]
 pub struct SessionEnd {
@@ -59,14 +102,17 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError>;
     async fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError>;
-    /// Appends events in one transaction; their `seq` continue the session's log.
-    async fn append_events(&self, id: &str, events: &[Event]) -> Result<(), StoreError>;
+    /// Appends a batch in one transaction; its events' `seq` continue the session's log.
+    async fn append(&self, id: &str, batch: &Batch) -> Result<(), StoreError>;
     async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError>;
     async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError>;
     /// Newest first.
-    async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, StoreError>;
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionInfo>, StoreError>;
     /// Events with `seq >= from`, in order, at most `limit`.
-    async fn events(&self, id: &str, from: i64, limit: i64) -> Result<Vec<Event>, StoreError>;
+    async fn events(&self, id: &str, from: i64, limit: i64)
+        -> Result<Vec<StoredEvent>, StoreError>;
+    /// The session's signed checkpoints, in the order they were written.
+    async fn checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError>;
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…` (also `postgresql://`).
@@ -123,6 +169,18 @@ pub(crate) fn parse_mode(s: &str) -> Result<Mode, StoreError> {
         "pipe" => Ok(Mode::Pipe),
         other => Err(StoreError::Corrupt(format!("unknown mode {other:?}"))),
     }
+}
+
+pub(crate) fn parse_masks(s: &str) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("mask counts: {e}")))
+}
+
+pub(crate) fn parse_hash(b: Option<Vec<u8>>) -> Result<Option<Hash>, StoreError> {
+    b.map(|b| {
+        b.try_into()
+            .map_err(|_| StoreError::Corrupt("an event hash is not 32 bytes".into()))
+    })
+    .transpose()
 }
 
 pub(crate) fn parse_argv(s: &str) -> Result<Vec<String>, StoreError> {

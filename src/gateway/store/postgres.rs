@@ -7,11 +7,15 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
-use super::{parse_argv, parse_mode, NewSession, SessionEnd, Store, StoreError};
+use super::{
+    parse_argv, parse_hash, parse_masks, parse_mode, Batch, NewSession, SessionEnd, SessionFilter,
+    Store, StoreError, StoredEvent,
+};
 use crate::proto::SessionInfo;
-use crate::recording::{Event, EventKind};
+use crate::recording::{Checkpoint, Event, EventKind};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     identity TEXT NOT NULL,
@@ -34,7 +38,26 @@ CREATE TABLE events (
     data BYTEA NOT NULL,
     PRIMARY KEY (session_id, seq)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE events ADD COLUMN hash BYTEA;
+ALTER TABLE sessions ADD COLUMN bytes_in BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN bytes_out BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN masks TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE sessions ADD COLUMN denials BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE checkpoints (
+    id BIGSERIAL PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    count BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    last BOOLEAN NOT NULL
+);
+CREATE INDEX checkpoints_session ON checkpoints (session_id, id);
+CREATE INDEX sessions_identity ON sessions (identity, started_at DESC);
+"#,
+];
 
 /// Serializes concurrent migrations of several gateways starting at once.
 const MIGRATION_LOCK: i64 = 0x0068_6f6f_7078;
@@ -99,6 +122,10 @@ fn row_to_info(r: &PgRow) -> Result<SessionInfo, StoreError> {
         exit_code: r.try_get("exit_code")?,
         reason: r.try_get("reason")?,
         event_count: r.try_get("event_count")?,
+        bytes_in: r.try_get("bytes_in")?,
+        bytes_out: r.try_get("bytes_out")?,
+        masks: parse_masks(r.try_get("masks")?)?,
+        denials: r.try_get("denials")?,
     })
 }
 
@@ -135,31 +162,57 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn append_events(&self, id: &str, events: &[Event]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
+    async fn append(&self, id: &str, batch: &Batch) -> Result<(), StoreError> {
+        let events = &batch.events;
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let times: Vec<i64> = events.iter().map(|e| e.t_us).collect();
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.code()).collect();
         let data: Vec<&[u8]> = events.iter().map(|e| e.data.as_slice()).collect();
+        let hashes: Vec<Option<&[u8]>> = (0..events.len())
+            .map(|i| batch.hashes.get(i).map(|h| &h[..]))
+            .collect();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO events (session_id, seq, t_us, kind, data) \
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::bytea[])",
-        )
-        .bind(id)
-        .bind(&seqs)
-        .bind(&times)
-        .bind(&kinds)
-        .bind(&data)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE sessions SET event_count = event_count + $1 WHERE id = $2")
-            .bind(events.len() as i64)
+        if !events.is_empty() {
+            sqlx::query(
+                "INSERT INTO events (session_id, seq, t_us, kind, data, hash) \
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])",
+            )
             .bind(id)
+            .bind(&seqs)
+            .bind(&times)
+            .bind(&kinds)
+            .bind(&data)
+            .bind(&hashes)
             .execute(&mut *tx)
             .await?;
+        }
+        if let Some(c) = &batch.checkpoint {
+            sqlx::query(
+                "INSERT INTO checkpoints (session_id, count, hash, key_id, signature, last) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(c.count)
+            .bind(&c.hash)
+            .bind(&c.key_id)
+            .bind(&c.signature)
+            .bind(c.last)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let st = &batch.stats;
+        sqlx::query(
+            "UPDATE sessions SET event_count = event_count + $1, bytes_in = $2, bytes_out = $3, \
+             masks = $4, denials = $5 WHERE id = $6",
+        )
+        .bind(events.len() as i64)
+        .bind(st.bytes_in)
+        .bind(st.bytes_out)
+        .bind(serde_json::to_string(&st.masks).unwrap_or_else(|_| "{}".into()))
+        .bind(st.denials)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,17 +239,30 @@ impl Store for PostgresStore {
         row.as_ref().map(row_to_info).transpose()
     }
 
-    async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM sessions ORDER BY started_at DESC, id LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn list_sessions(&self, f: &SessionFilter) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE ($1::text IS NULL OR identity = $1) \
+             AND ($2::text IS NULL OR target = $2) AND ($3::text IS NULL OR status = $3) \
+             AND ($4::bigint IS NULL OR started_at >= $4) ORDER BY started_at DESC, id LIMIT $5",
+        )
+        .bind(&f.identity)
+        .bind(&f.target)
+        .bind(&f.status)
+        .bind(f.since_ms)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(row_to_info).collect()
     }
 
-    async fn events(&self, id: &str, from: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
+    async fn events(
+        &self,
+        id: &str,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, t_us, kind, data FROM events WHERE session_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+            "SELECT seq, t_us, kind, data, hash FROM events WHERE session_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
         )
         .bind(id)
         .bind(from)
@@ -206,12 +272,35 @@ impl Store for PostgresStore {
         rows.iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;
-                Ok(Event {
-                    seq: r.try_get("seq")?,
-                    t_us: r.try_get("t_us")?,
-                    kind: EventKind::from_code(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
-                    data: r.try_get("data")?,
+                Ok(StoredEvent {
+                    event: Event {
+                        seq: r.try_get("seq")?,
+                        t_us: r.try_get("t_us")?,
+                        kind: EventKind::from_code(&kind)
+                            .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+                        data: r.try_get("data")?,
+                    },
+                    hash: parse_hash(r.try_get("hash")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT count, hash, key_id, signature, last FROM checkpoints WHERE session_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Checkpoint {
+                    count: r.try_get("count")?,
+                    hash: r.try_get("hash")?,
+                    key_id: r.try_get("key_id")?,
+                    signature: r.try_get("signature")?,
+                    last: r.try_get("last")?,
                 })
             })
             .collect()

@@ -8,11 +8,15 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{parse_argv, parse_mode, NewSession, SessionEnd, Store, StoreError};
+use super::{
+    parse_argv, parse_hash, parse_masks, parse_mode, Batch, NewSession, SessionEnd, SessionFilter,
+    Store, StoreError, StoredEvent,
+};
 use crate::proto::SessionInfo;
-use crate::recording::{Event, EventKind};
+use crate::recording::{Checkpoint, Event, EventKind};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     identity TEXT NOT NULL,
@@ -38,7 +42,26 @@ CREATE TABLE events (
     data BLOB NOT NULL
 );
 CREATE UNIQUE INDEX events_session_seq ON events (session_id, seq);
-"#];
+"#,
+    r#"
+ALTER TABLE events ADD COLUMN hash BLOB;
+ALTER TABLE sessions ADD COLUMN bytes_in INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN bytes_out INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN masks TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE sessions ADD COLUMN denials INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    count INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    last INTEGER NOT NULL
+);
+CREATE INDEX checkpoints_session ON checkpoints (session_id, id);
+CREATE INDEX sessions_identity ON sessions (identity, started_at DESC);
+"#,
+];
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -108,6 +131,10 @@ fn row_to_info(r: &sqlx::sqlite::SqliteRow) -> Result<SessionInfo, StoreError> {
         exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
         reason: r.try_get("reason")?,
         event_count: r.try_get("event_count")?,
+        bytes_in: r.try_get("bytes_in")?,
+        bytes_out: r.try_get("bytes_out")?,
+        masks: parse_masks(r.try_get("masks")?)?,
+        denials: r.try_get("denials")?,
     })
 }
 
@@ -144,28 +171,48 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn append_events(&self, id: &str, events: &[Event]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
+    async fn append(&self, id: &str, batch: &Batch) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for e in events {
+        for (i, e) in batch.events.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO events (session_id, seq, t_us, kind, data) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO events (session_id, seq, t_us, kind, data, hash) VALUES (?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
             .bind(e.seq)
             .bind(e.t_us)
             .bind(e.kind.code())
             .bind(&e.data)
+            .bind(batch.hashes.get(i).map(|h| &h[..]))
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE sessions SET event_count = event_count + ? WHERE id = ?")
-            .bind(events.len() as i64)
+        if let Some(c) = &batch.checkpoint {
+            sqlx::query(
+                "INSERT INTO checkpoints (session_id, count, hash, key_id, signature, last) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
             .bind(id)
+            .bind(c.count)
+            .bind(&c.hash)
+            .bind(&c.key_id)
+            .bind(&c.signature)
+            .bind(c.last)
             .execute(&mut *tx)
             .await?;
+        }
+        let st = &batch.stats;
+        sqlx::query(
+            "UPDATE sessions SET event_count = event_count + ?, bytes_in = ?, bytes_out = ?, \
+             masks = ?, denials = ? WHERE id = ?",
+        )
+        .bind(batch.events.len() as i64)
+        .bind(st.bytes_in)
+        .bind(st.bytes_out)
+        .bind(serde_json::to_string(&st.masks).unwrap_or_else(|_| "{}".into()))
+        .bind(st.denials)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -192,17 +239,30 @@ impl Store for SqliteStore {
         row.as_ref().map(row_to_info).transpose()
     }
 
-    async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM sessions ORDER BY started_at DESC, id LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn list_sessions(&self, f: &SessionFilter) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE (?1 IS NULL OR identity = ?1) AND (?2 IS NULL OR target = ?2) \
+             AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR started_at >= ?4) \
+             ORDER BY started_at DESC, id LIMIT ?5",
+        )
+        .bind(&f.identity)
+        .bind(&f.target)
+        .bind(&f.status)
+        .bind(f.since_ms)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(row_to_info).collect()
     }
 
-    async fn events(&self, id: &str, from: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
+    async fn events(
+        &self,
+        id: &str,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, t_us, kind, data FROM events WHERE session_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+            "SELECT seq, t_us, kind, data, hash FROM events WHERE session_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
         )
         .bind(id)
         .bind(from)
@@ -212,12 +272,35 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;
-                Ok(Event {
-                    seq: r.try_get("seq")?,
-                    t_us: r.try_get("t_us")?,
-                    kind: EventKind::from_code(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
-                    data: r.try_get("data")?,
+                Ok(StoredEvent {
+                    event: Event {
+                        seq: r.try_get("seq")?,
+                        t_us: r.try_get("t_us")?,
+                        kind: EventKind::from_code(&kind)
+                            .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+                        data: r.try_get("data")?,
+                    },
+                    hash: parse_hash(r.try_get("hash")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT count, hash, key_id, signature, last FROM checkpoints WHERE session_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Checkpoint {
+                    count: r.try_get("count")?,
+                    hash: r.try_get("hash")?,
+                    key_id: r.try_get("key_id")?,
+                    signature: r.try_get("signature")?,
+                    last: r.try_get("last")?,
                 })
             })
             .collect()
