@@ -4,8 +4,11 @@
 mod exec;
 mod gateway;
 mod generate;
+mod replay;
 mod sessions;
 pub mod settings;
+mod source;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -47,7 +50,15 @@ impl Failure {
         self
     }
 
+    /// Ends with `code` and says nothing (e.g. stdout closed by `| head`).
+    pub fn silent(code: u8) -> Failure {
+        Failure::new(code, "")
+    }
+
     fn report(&self) {
+        if self.message.is_empty() {
+            return;
+        }
         crate::client::session::say(&self.message);
         if let Some(h) = &self.hint {
             crate::client::session::say(&format!("hint: {h}"));
@@ -105,9 +116,62 @@ pub enum Command {
     /// List and inspect recorded sessions.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Play a recorded session (or watch a live one), or export it as text, asciicast or JSON.
+    Replay(replay::ReplayArgs),
+    /// Prove a recording unaltered: check its hash chain and signatures, offline.
+    Verify(verify::VerifyArgs),
     /// Regenerate shell completions and man pages (for packagers and the repository).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
+}
+
+/// `--output`: for people, or JSON for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    #[value(alias = "table")]
+    Text,
+    Json,
+}
+
+/// A duration such as `90s`, `15m`, `1h30m`, `7d` or `2w` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration; use e.g. 90s, 15m, 1h30m, 7d");
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(n));
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            rest = &rest[1..];
+            continue;
+        }
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let (unit, after) = rest.split_at(unit_len);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "ms" => 0,
+            "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 604_800,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(secs)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        num.clear();
+        rest = after;
+    }
+    if !num.is_empty() || s.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// Where the gateway is and how to authenticate, shared by client commands.
@@ -148,6 +212,8 @@ pub fn main() -> ExitCode {
         Command::Exec(a) => exec::run(a),
         Command::Gateway(c) => gateway::run(c),
         Command::Sessions(c) => sessions::run(c),
+        Command::Replay(a) => replay::run(a),
+        Command::Verify(a) => verify::run(a),
         Command::Generate(a) => generate::run(a),
     };
     match result {

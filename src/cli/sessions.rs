@@ -2,18 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 
-use super::{code, settings, Failure, GatewayArgs};
-use crate::client::GatewayClient;
-use crate::gateway::embedded;
+use super::{parse_duration, source, verify, Failure, GatewayArgs, OutputFormat};
 use crate::proto::SessionInfo;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
@@ -21,78 +13,146 @@ pub enum SessionsCommand {
     List {
         #[command(flatten)]
         gateway: GatewayArgs,
-        /// How many sessions to show.
-        #[arg(long, default_value_t = 20)]
+        /// Only sessions of this identity.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Only sessions on this target.
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
+        /// Only sessions started within this long, e.g. 90m, 24h, 7d.
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only sessions in this state: open, running, exited, aborted or denied.
+        #[arg(long, value_name = "S", value_parser = ["open", "running", "exited", "aborted", "denied"])]
+        status: Option<String>,
+        /// How many sessions to show at most.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
-    /// Show one session.
+    /// Show one session, with the verification of its recording.
     Show {
         #[command(flatten)]
         gateway: GatewayArgs,
-        /// Session id (as listed by `hoopx sessions list`).
+        /// Session id (as listed by `hoopx sessions list`), or `last`.
         id: String,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
 }
 
 pub fn run(cmd: SessionsCommand) -> Result<ExitCode, Failure> {
     let rt = super::runtime()?;
     let result = rt.block_on(async move {
-        let (gw_args, limit, id, output) = match &cmd {
+        match cmd {
             SessionsCommand::List {
                 gateway,
+                user,
+                target,
+                since,
+                status,
                 limit,
                 output,
-            } => (gateway, *limit, None, *output),
+            } => {
+                let (client, _embedded) = source::connect(&gateway).await?;
+                let mut query = vec![("limit", limit.to_string())];
+                query.extend(user.map(|u| ("user", u)));
+                query.extend(target.map(|t| ("target", t)));
+                query.extend(status.map(|s| ("status", s)));
+                if let Some(d) = since {
+                    let since = chrono::Utc::now().timestamp_millis() - d.as_millis() as i64;
+                    query.push(("since", since.to_string()));
+                }
+                let sessions = client.list_sessions(&query).await?;
+                match output {
+                    OutputFormat::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&sessions).unwrap_or_default()
+                    ),
+                    OutputFormat::Text => print_table(&sessions),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             SessionsCommand::Show {
                 gateway,
                 id,
                 output,
-            } => (gateway, 1, Some(id.clone()), *output),
-        };
-        let r = settings::resolve(gw_args, None)?;
-        let (client, _embedded) = match &r.gateway {
-            Some(url) => (GatewayClient::new(url, r.token.clone())?, None),
-            None => {
-                let e = embedded::start()
-                    .await
-                    .map_err(|e| Failure::new(code::UNAVAILABLE, e.to_string()))?;
-                (GatewayClient::new(&e.url, Some(e.token.clone()))?, Some(e))
+            } => {
+                let (client, _embedded) = source::connect(&gateway).await?;
+                let id = source::resolve_id(&client, &id).await?;
+                let loaded = source::fetch(&client, &id).await?;
+                let outcome = verify::check(&loaded, None)?;
+                let s = &loaded.recording.session;
+                match output {
+                    OutputFormat::Json => {
+                        let mut v = serde_json::to_value(s).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("duration_ms".into(), duration_ms(s).into());
+                            o.insert("verification".into(), verify::to_json(&outcome));
+                        }
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    }
+                    OutputFormat::Text => print_details(s, &verify::summary(&outcome)),
+                }
+                Ok(ExitCode::SUCCESS)
             }
-        };
-        let sessions = match id {
-            Some(id) => vec![client.session(&id).await?],
-            None => client.list_sessions(limit.clamp(1, 1000)).await?,
-        };
-        match output {
-            Output::Json => {
-                let v = if matches!(cmd, SessionsCommand::Show { .. }) {
-                    serde_json::to_string_pretty(&sessions[0])
-                } else {
-                    serde_json::to_string_pretty(&sessions)
-                };
-                println!("{}", v.unwrap_or_default());
-            }
-            Output::Table => print_table(&sessions),
         }
-        Ok(ExitCode::SUCCESS)
     });
     rt.shutdown_background();
     result
 }
 
+fn duration_ms(s: &SessionInfo) -> Option<i64> {
+    s.ended_at.map(|e| (e - s.started_at).max(0))
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn human_duration(ms: Option<i64>) -> String {
+    let Some(ms) = ms else { return "-".into() };
+    match ms {
+        ..1_000 => format!("{ms}ms"),
+        ..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        ..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
+    }
+}
+
+fn human_bytes(n: i64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn masks(s: &SessionInfo) -> String {
+    let total: u64 = s.masks.values().sum();
+    if total == 0 {
+        return "0".into();
+    }
+    let parts: Vec<String> = s.masks.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    format!("{total} ({})", parts.join(", "))
+}
+
 fn print_table(sessions: &[SessionInfo]) {
     println!(
-        "{:<36}  {:<19}  {:<16}  {:<10}  {:<8}  {:>4}  COMMAND",
-        "ID", "STARTED", "IDENTITY", "TARGET", "STATUS", "EXIT"
+        "{:<36}  {:<19}  {:>8}  {:<16}  {:<10}  {:<8}  {:>4}  {:>6}  COMMAND",
+        "ID", "STARTED", "DURATION", "IDENTITY", "TARGET", "STATUS", "EXIT", "MASKED"
     );
     for s in sessions {
-        let started = chrono::DateTime::from_timestamp_millis(s.started_at)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default();
         let exit = s
             .exit_code
             .map(|c| c.to_string())
@@ -102,8 +162,52 @@ fn print_table(sessions: &[SessionInfo]) {
             command = command.chars().take(59).collect::<String>() + "…";
         }
         println!(
-            "{:<36}  {:<19}  {:<16}  {:<10}  {:<8}  {:>4}  {}",
-            s.id, started, s.identity, s.target, s.status, exit, command
+            "{:<36}  {:<19}  {:>8}  {:<16}  {:<10}  {:<8}  {:>4}  {:>6}  {}",
+            s.id,
+            time(s.started_at),
+            human_duration(duration_ms(s)),
+            s.identity,
+            s.target,
+            s.status,
+            exit,
+            s.masks.values().sum::<u64>(),
+            command
         );
+    }
+}
+
+fn print_details(s: &SessionInfo, verification: &str) {
+    let row = |k: &str, v: &str| println!("{k:<10}  {v}");
+    row("session", &s.id);
+    row("identity", &s.identity);
+    row("target", &s.target);
+    row("command", &s.argv.join(" "));
+    row("mode", s.mode.as_str());
+    row("status", &s.status);
+    row(
+        "exit code",
+        &s.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+    );
+    row("started", &format!("{} UTC", time(s.started_at)));
+    row(
+        "ended",
+        &s.ended_at
+            .map_or_else(|| "-".into(), |e| format!("{} UTC", time(e))),
+    );
+    row("duration", &human_duration(duration_ms(s)));
+    row(
+        "bytes",
+        &format!(
+            "in {}, out {}",
+            human_bytes(s.bytes_in),
+            human_bytes(s.bytes_out)
+        ),
+    );
+    row("masked", &masks(s));
+    row("denials", &s.denials.to_string());
+    row("events", &s.event_count.to_string());
+    row("verified", verification);
+    if let Some(r) = &s.reason {
+        row("reason", r);
     }
 }

@@ -231,16 +231,53 @@ impl GatewayClient {
         .await
     }
 
-    pub async fn list_sessions(&self, limit: u32) -> Result<Vec<SessionInfo>, ClientError> {
+    /// Sessions, newest first; `query` holds `limit`, `user`, `target`, `status`, `since`
+    /// (Unix ms) pairs.
+    pub async fn list_sessions(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<Vec<SessionInfo>, ClientError> {
         let list: SessionList = self
-            .call(self.request(reqwest::Method::GET, &format!("/v1/sessions?limit={limit}")))
+            .call(self.request(reqwest::Method::GET, "/v1/sessions").query(query))
             .await?;
         Ok(list.sessions)
     }
 
     pub async fn session(&self, id: &str) -> Result<SessionInfo, ClientError> {
-        self.call(self.request(reqwest::Method::GET, &format!("/v1/sessions/{id}")))
+        self.call(self.request(reqwest::Method::GET, &session_path(id, "")))
             .await
+    }
+
+    /// One page of a session's events from `from` on (the gateway bounds a page's size).
+    pub async fn events(
+        &self,
+        id: &str,
+        from: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::proto::EventInfo>, ClientError> {
+        self.call(
+            self.request(reqwest::Method::GET, &session_path(id, "/events"))
+                .query(&[("from", from.to_string()), ("limit", limit.to_string())]),
+        )
+        .await
+    }
+
+    pub async fn checkpoints(
+        &self,
+        id: &str,
+    ) -> Result<Vec<crate::recording::Checkpoint>, ClientError> {
+        let list: crate::proto::CheckpointList = self
+            .call(self.request(reqwest::Method::GET, &session_path(id, "/checkpoints")))
+            .await?;
+        Ok(list.checkpoints)
+    }
+
+    /// The keys the gateway signs recordings with.
+    pub async fn keys(&self) -> Result<Vec<crate::recording::PublicKeyInfo>, ClientError> {
+        let list: crate::proto::KeyList = self
+            .call(self.request(reqwest::Method::GET, "/v1/keys"))
+            .await?;
+        Ok(list.keys)
     }
 
     /// The WebSocket URL of a path on this gateway.
@@ -254,6 +291,19 @@ impl GatewayClient {
         };
         format!("{base}{path}")
     }
+}
+
+/// `/v1/sessions/{id}{rest}` with the id percent-encoded: ids come from users.
+fn session_path(id: &str, rest: &str) -> String {
+    let mut enc = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            enc.push(b as char);
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("/v1/sessions/{enc}{rest}")
 }
 
 /// One line on why a request failed, without reqwest's nested debug output.
