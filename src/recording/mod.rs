@@ -5,6 +5,7 @@
 //! A checkpoint signs `(session id, number of events, h[count-1])`. See docs/RECORDING.md.
 
 pub mod chain;
+pub mod format;
 
 /// What an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
