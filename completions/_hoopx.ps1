@@ -28,6 +28,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command through the gateway: `hoopx exec -- psql -h db`')
             [CompletionResult]::new('gateway', 'gateway', [CompletionResultType]::ParameterValue, 'Run or manage a gateway')
             [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'List and inspect recorded sessions')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove a recording unaltered: check its hash chain and signatures, offline')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Regenerate shell completions and man pages (for packagers and the repository)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -85,14 +87,18 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first')
-            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session, with the verification of its recording')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'hoopx;sessions;list' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many sessions to show')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only sessions of this identity')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Only sessions on this target')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only sessions started within this long, e.g. 90m, 24h, 7d')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only sessions in this state: open, running, exited, aborted or denied')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many sessions to show at most')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -108,7 +114,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;sessions;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first')
-            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session, with the verification of its recording')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -121,6 +127,28 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;sessions;help;help' {
             break
         }
+        'hoopx;replay' {
+            [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'What to write: play it (pty), or export it (text, cast, cast3, json)')
+            [CompletionResult]::new('--speed', '--speed', [CompletionResultType]::ParameterName, 'Playback speed factor, e.g. 2 or 0.5')
+            [CompletionResult]::new('--idle-limit', '--idle-limit', [CompletionResultType]::ParameterName, 'Shorten pauses longer than this many seconds')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker''s text (e.g. denied)')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Stop here: a time or a marker''s text')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Watch a running session live: catch up from its start, then follow until it ends')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'hoopx;verify' {
+            [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session, the key inside the file for a file')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'hoopx;generate' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Directory that receives `completions/` and `man/`')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -131,6 +159,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command through the gateway: `hoopx exec -- psql -h db`')
             [CompletionResult]::new('gateway', 'gateway', [CompletionResultType]::ParameterValue, 'Run or manage a gateway')
             [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'List and inspect recorded sessions')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove a recording unaltered: check its hash chain and signatures, offline')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Regenerate shell completions and man pages (for packagers and the repository)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -151,13 +181,19 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;help;sessions' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first')
-            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session, with the verification of its recording')
             break
         }
         'hoopx;help;sessions;list' {
             break
         }
         'hoopx;help;sessions;show' {
+            break
+        }
+        'hoopx;help;replay' {
+            break
+        }
+        'hoopx;help;verify' {
             break
         }
         'hoopx;help;generate' {

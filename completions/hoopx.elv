@@ -25,6 +25,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
             cand gateway 'Run or manage a gateway'
             cand sessions 'List and inspect recorded sessions'
+            cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
+            cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
             cand generate 'Regenerate shell completions and man pages (for packagers and the repository)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -73,13 +75,17 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
             cand list 'List sessions, newest first'
-            cand show 'Show one session'
+            cand show 'Show one session, with the verification of its recording'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;sessions;list'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
-            cand --limit 'How many sessions to show'
+            cand --user 'Only sessions of this identity'
+            cand --target 'Only sessions on this target'
+            cand --since 'Only sessions started within this long, e.g. 90m, 24h, 7d'
+            cand --status 'Only sessions in this state: open, running, exited, aborted or denied'
+            cand --limit 'How many sessions to show at most'
             cand --output 'output'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -93,7 +99,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;sessions;help'= {
             cand list 'List sessions, newest first'
-            cand show 'Show one session'
+            cand show 'Show one session, with the verification of its recording'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;sessions;help;list'= {
@@ -101,6 +107,26 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;sessions;help;show'= {
         }
         &'hoopx;sessions;help;help'= {
+        }
+        &'hoopx;replay'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --format 'What to write: play it (pty), or export it (text, cast, cast3, json)'
+            cand --speed 'Playback speed factor, e.g. 2 or 0.5'
+            cand --idle-limit 'Shorten pauses longer than this many seconds'
+            cand --from 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker''s text (e.g. denied)'
+            cand --to 'Stop here: a time or a marker''s text'
+            cand --follow 'Watch a running session live: catch up from its start, then follow until it ends'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'hoopx;verify'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --key 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session, the key inside the file for a file'
+            cand --output 'output'
+            cand -h 'Print help'
+            cand --help 'Print help'
         }
         &'hoopx;generate'= {
             cand --out 'Directory that receives `completions/` and `man/`'
@@ -111,6 +137,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
             cand gateway 'Run or manage a gateway'
             cand sessions 'List and inspect recorded sessions'
+            cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
+            cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
             cand generate 'Regenerate shell completions and man pages (for packagers and the repository)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -126,11 +154,15 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;help;sessions'= {
             cand list 'List sessions, newest first'
-            cand show 'Show one session'
+            cand show 'Show one session, with the verification of its recording'
         }
         &'hoopx;help;sessions;list'= {
         }
         &'hoopx;help;sessions;show'= {
+        }
+        &'hoopx;help;replay'= {
+        }
+        &'hoopx;help;verify'= {
         }
         &'hoopx;help;generate'= {
         }

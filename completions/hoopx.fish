@@ -29,6 +29,8 @@ complete -c hoopx -n "__fish_hoopx_needs_command" -s V -l version -d 'Print vers
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "gateway" -d 'Run or manage a gateway'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "sessions" -d 'List and inspect recorded sessions'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
@@ -54,30 +56,59 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_sub
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "list" -d 'List sessions, newest first'
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "show" -d 'Show one session'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "show" -d 'Show one session, with the verification of its recording'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'How many sessions to show' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l output -r -f -a "table\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l user -d 'Only sessions of this identity' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l target -d 'Only sessions on this target' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l since -d 'Only sessions started within this long, e.g. 90m, 24h, 7d' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l status -d 'Only sessions in this state: open, running, exited, aborted or denied' -r -f -a "open\t''
+running\t''
+exited\t''
+aborted\t''
+denied\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'How many sessions to show at most' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l output -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l output -r -f -a "table\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l output -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List sessions, newest first'
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one session'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one session, with the verification of its recording'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l format -d 'What to write: play it (pty), or export it (text, cast, cast3, json)' -r -f -a "pty\t'Play on the terminal with the original timing'
+text\t'What the screen showed, without escape codes (greppable)'
+cast\t'asciicast v2 (asciinema 2.x), with what `hoopx verify` needs in the header'
+cast3\t'asciicast v3 (asciinema 3.x), with what `hoopx verify` needs in the header'
+json\t'The events as JSON lines: hoopx\'s own export, verifiable'"
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l speed -d 'Playback speed factor, e.g. 2 or 0.5' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l idle-limit -d 'Shorten pauses longer than this many seconds' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l from -d 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker\'s text (e.g. denied)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l to -d 'Stop here: a time or a marker\'s text' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l follow -d 'Watch a running session live: catch up from its start, then follow until it ends'
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l key -d 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway\'s key for a session, the key inside the file for a file' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l output -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -l out -d 'Directory that receives `completions/` and `man/`' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions generate help" -f -a "gateway" -d 'Run or manage a gateway'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions generate help" -f -a "sessions" -d 'List and inspect recorded sessions'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "gateway" -d 'Run or manage a gateway'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "sessions" -d 'List and inspect recorded sessions'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "serve" -d 'Serve the HTTP API and session streams'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'Show one session'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'Show one session, with the verification of its recording'

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian/Ubuntu machine
-# (PostgreSQL server and client, util-linux's `script`), then runs every test.
+# (PostgreSQL server and client, util-linux's `script`, asciinema to check that exported
+# recordings play in a standard player), then runs every test.
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh exec_pty`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ need=()
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
+command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
 if [ "$(id -u)" -eq 0 ] && ! getent passwd postgres >/dev/null; then
   # Running as root, the tests start PostgreSQL as the `postgres` user the package creates.
   need+=(postgresql)

@@ -149,7 +149,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
             rest = &rest[1..];
             continue;
         }
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let (unit, after) = rest.split_at(unit_len);
         let n: u64 = num.parse().map_err(|_| bad())?;
         let secs = match unit {

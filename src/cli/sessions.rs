@@ -115,11 +115,14 @@ fn time(ms: i64) -> String {
 
 fn human_duration(ms: Option<i64>) -> String {
     let Some(ms) = ms else { return "-".into() };
-    match ms {
-        ..1_000 => format!("{ms}ms"),
-        ..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        ..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
-        _ => format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000)
     }
 }
 

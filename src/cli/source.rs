@@ -67,9 +67,7 @@ pub async fn resolve_id(client: &GatewayClient, what: &str) -> Result<String, Fa
     if what != "last" {
         return Ok(what.to_string());
     }
-    let newest = client
-        .list_sessions(&[("limit", "1".to_string())])
-        .await?;
+    let newest = client.list_sessions(&[("limit", "1".to_string())]).await?;
     newest.into_iter().next().map(|s| s.id).ok_or_else(|| {
         Failure::new(code::NOT_FOUND, "there is no session yet")
             .hint("run one with `hoopx exec -- CMD`")

@@ -60,7 +60,9 @@ pub fn check(loaded: &Loaded, key: Option<&VerifyingKey>) -> Result<Outcome, Fai
                 return Ok(Outcome {
                     result: Err(chain::Failure {
                         event: None,
-                        reason: "the recording carries no signed checkpoint, so nothing vouches for it".into(),
+                        reason:
+                            "the recording carries no signed checkpoint, so nothing vouches for it"
+                                .into(),
                     }),
                     note: None,
                 });
@@ -71,7 +73,11 @@ pub fn check(loaded: &Loaded, key: Option<&VerifyingKey>) -> Result<Outcome, Fai
                         event: None,
                         reason: format!(
                             "it is signed by key {wanted}, which {} does not list",
-                            if loaded.origin == "gateway" { "the gateway" } else { "the file" }
+                            if loaded.origin == "gateway" {
+                                "the gateway"
+                            } else {
+                                "the file"
+                            }
                         ),
                     }),
                     note: Some("pass the signer's public key with --key".into()),

@@ -238,7 +238,10 @@ impl GatewayClient {
         query: &[(&str, String)],
     ) -> Result<Vec<SessionInfo>, ClientError> {
         let list: SessionList = self
-            .call(self.request(reqwest::Method::GET, "/v1/sessions").query(query))
+            .call(
+                self.request(reqwest::Method::GET, "/v1/sessions")
+                    .query(query),
+            )
             .await?;
         Ok(list.sessions)
     }

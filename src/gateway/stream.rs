@@ -504,7 +504,10 @@ impl Session {
         for a in actions {
             match a {
                 GateAction::Deliver(d) => {
-                    let (masked, _) = self.masker.mask(&d);
+                    let (masked, n) = self.masker.mask(&d);
+                    if n > 0 {
+                        *self.rec.stats.masks.entry("mask".into()).or_default() += n as u64;
+                    }
                     self.rec.stats.bytes_in += d.len() as i64;
                     self.rec.push(EventKind::Input, masked.into_owned());
                     // A released line may be longer than one frame carries.
