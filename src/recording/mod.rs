@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod format;
+pub mod player;
 pub mod render;
 
 /// What an event records.
