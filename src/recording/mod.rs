@@ -6,6 +6,8 @@
 
 pub mod chain;
 pub mod format;
+pub mod player;
+pub mod render;
 
 /// What an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
