@@ -8,49 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::source::{self, Loaded};
 use super::{code, Failure, GatewayArgs};
-use crate::recording::{format, EventKind};
-
-// TEMPORARY until the render/player modules land.
-mod render {
-    pub fn text(
-        rec: &crate::recording::Recording,
-        w: &mut dyn std::io::Write,
-    ) -> std::io::Result<()> {
-        for e in &rec.events {
-            if matches!(
-                e.kind,
-                crate::recording::EventKind::Output | crate::recording::EventKind::Stderr
-            ) {
-                w.write_all(&e.data)?;
-            }
-        }
-        Ok(())
-    }
-}
-mod player {
-    #[allow(dead_code)]
-    pub struct PlayOptions {
-        pub speed: f64,
-        pub idle_limit: Option<std::time::Duration>,
-        pub from_us: Option<i64>,
-        pub to_us: Option<i64>,
-        pub interactive: bool,
-    }
-    pub fn resolve_position(_: &crate::recording::Recording, _: &str) -> Result<i64, String> {
-        Ok(0)
-    }
-    pub fn spawn_key_reader() -> std::sync::mpsc::Receiver<u8> {
-        std::sync::mpsc::channel().1
-    }
-    pub fn play(
-        rec: &crate::recording::Recording,
-        _: &PlayOptions,
-        w: &mut dyn std::io::Write,
-        _: Option<std::sync::mpsc::Receiver<u8>>,
-    ) -> std::io::Result<()> {
-        super::render::text(rec, w)
-    }
-}
+use crate::recording::{format, player, render, EventKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReplayFormat {
