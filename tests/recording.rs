@@ -489,3 +489,139 @@ fn follow_watches_a_running_session_until_it_ends() {
     assert!(status.success(), "{}", watch_err.text());
     assert_eq!(watched.text(), "before\nafter\n");
 }
+
+/// A signed PTY recording of `rows` numbered rows in 64 KiB events, 100 ms apart, written as
+/// the JSON export.
+fn big_recording(env: &Env, mb: usize) -> (std::path::PathBuf, usize, i64) {
+    use hoopx::recording::{chain, format, Event, EventKind, Recording};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let session = hoopx::proto::SessionInfo {
+        id: "big".into(),
+        identity: "dev".into(),
+        target: "local".into(),
+        argv: vec!["big".into()],
+        mode: hoopx::proto::Mode::Pty,
+        status: "exited".into(),
+        started_at: 1_700_000_000_000,
+        ended_at: None,
+        exit_code: Some(0),
+        reason: None,
+        event_count: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        masks: Default::default(),
+        denials: 0,
+    };
+    let mut head = chain::session_genesis(&session);
+    let mut events = vec![];
+    let mut checkpoints = vec![];
+    let mut row = 0usize;
+    let mut total = 0usize;
+    let mut push = |kind: EventKind, data: Vec<u8>, events: &mut Vec<Event>| {
+        let e = Event {
+            seq: events.len() as i64,
+            t_us: events.len() as i64 * 100_000,
+            kind,
+            data,
+        };
+        head = chain::next(&head, &e);
+        events.push(e);
+        if events.len() % 256 == 0 {
+            checkpoints.push(chain::sign(&key, "big", events.len() as i64, &head, false));
+        }
+    };
+    push(EventKind::Resize, b"100x30".to_vec(), &mut events);
+    while total < mb * 1024 * 1024 {
+        let mut chunk = Vec::with_capacity(64 * 1024 + 100);
+        while chunk.len() < 64 * 1024 {
+            chunk.extend_from_slice(
+                format!("row {row:09} the quick brown fox jumps over the lazy dog\r\n").as_bytes(),
+            );
+            row += 1;
+        }
+        total += chunk.len();
+        push(EventKind::Output, chunk, &mut events);
+    }
+    push(
+        EventKind::Exit,
+        br#"{"code":0,"signal":null}"#.to_vec(),
+        &mut events,
+    );
+    checkpoints.push(chain::sign(&key, "big", events.len() as i64, &head, true));
+    let duration = events.last().unwrap().t_us;
+    let rec = Recording {
+        session,
+        keys: vec![chain::public_key_info(&key.verifying_key())],
+        events,
+        checkpoints,
+    };
+    let path = env.path().join("big.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    format::write_json(&mut f, &rec, None).unwrap();
+    use std::io::Write;
+    f.flush().unwrap();
+    (path, row, duration)
+}
+
+#[test]
+fn a_recording_of_over_100_mb_verifies_replays_and_seeks() {
+    let env = Env::new();
+    let (path, rows, duration) = big_recording(&env, 101);
+    let path = path.display().to_string();
+    let offline = |args: &[&str]| {
+        let mut c = env.hoopx();
+        c.args(args);
+        run(c, "", Duration::from_secs(300))
+    };
+    assert_ok(&offline(&["verify", &path]));
+
+    // Text: every row, in order, once; nothing else.
+    let out = offline(&["replay", &path, "--format", "text"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), rows, "one line per row");
+    assert_eq!(
+        lines[0],
+        "row 000000000 the quick brown fox jumps over the lazy dog"
+    );
+    assert_eq!(
+        lines[rows - 1],
+        format!(
+            "row {:09} the quick brown fox jumps over the lazy dog",
+            rows - 1
+        )
+    );
+
+    // A seek to the middle paints the screen as it was there and plays from there only.
+    let mid = duration / 2 / 1_000_000;
+    let out = offline(&[
+        "replay",
+        &path,
+        "--from",
+        &mid.to_string(),
+        "--to",
+        &(mid + 1).to_string(),
+        "--speed",
+        "1000",
+    ]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let rows_per_event = rows as i64 / (duration / 100_000);
+    let around = (mid * 10 * rows_per_event) as usize;
+    assert!(
+        !out.stdout.contains("row 000000000 "),
+        "started from the beginning"
+    );
+    let first_shown = out
+        .stdout
+        .find("row ")
+        .map(|i| out.stdout[i + 4..i + 13].parse::<usize>().unwrap())
+        .expect("rows on the screen");
+    assert!(
+        first_shown.abs_diff(around) < 3 * rows_per_event as usize,
+        "first row shown {first_shown}, expected near {around}"
+    );
+    assert!(
+        out.stdout.len() < 4 * 1024 * 1024,
+        "played only from the seek point"
+    );
+}
