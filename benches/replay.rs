@@ -163,16 +163,16 @@ fn pipe_stream(bytes: usize, rng: &mut Rng) -> Vec<u8> {
                 s.push(b'\n');
             }
             1..=5 => {
-                write!(
+                writeln!(
                     s,
-                    "\x1b[31mERROR\x1b[0m request {n} failed: connection reset\n"
+                    "\x1b[31mERROR\x1b[0m request {n} failed: connection reset"
                 )
                 .ok();
             }
             _ => {
-                write!(
+                writeln!(
                     s,
-                    "2024-01-01T10:00:{:02}Z INFO handled request {n} in {}ms\n",
+                    "2024-01-01T10:00:{:02}Z INFO handled request {n} in {}ms",
                     n % 60,
                     n % 97
                 )

@@ -184,7 +184,17 @@ impl Term {
             let plain = plain_width(line)
                 .filter(|&(w, sgr)| w < self.cols && !(exact && sgr == Sgr::Other));
             if let Some((_, sgr)) = plain {
-                run.push((line_start, end, sgr != Sgr::None));
+                let coloured = sgr != Sgr::None;
+                let probe = self.rows + 1;
+                if exact && coloured && run.len() >= probe && !run[..probe].iter().any(|l| l.2) {
+                    // It would colour a skipped middle after a probe without colour: end
+                    // the run here (lines too few for the fast path are fed as they are).
+                    if run.len() >= min_run {
+                        fed = self.fast_run(text, fed, &run, exact, sink);
+                    }
+                    run.clear();
+                }
+                run.push((line_start, end, coloured));
             } else {
                 if run.len() >= min_run {
                     fed = self.fast_run(text, fed, &run, exact, sink);
