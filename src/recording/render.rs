@@ -163,10 +163,12 @@ impl Term {
         last
     }
 
-    /// Feeds text, taking the fast path through long runs of plain lines. With
-    /// `allow_sgr` false, plain lines carry no escape at all, which keeps the emulator's
-    /// state exact (colour changes in a skipped line would be lost).
-    fn feed(&mut self, text: &str, allow_sgr: bool, sink: &mut dyn FnMut(Scrolled<'_>)) {
+    /// Feeds text, taking the fast path through long runs of plain lines. With `exact`,
+    /// the emulator's state (not only its text) stays what feeding everything gives: plain
+    /// lines may then colour only when they end with a reset, and a skipped middle may
+    /// colour only when the probe did too, so the colour after the middle is the default
+    /// both ways (it shows in the blank row each scroll adds).
+    fn feed(&mut self, text: &str, exact: bool, sink: &mut dyn FnMut(Scrolled<'_>)) {
         if self.rows < 2 || text.len() < 4096 {
             self.feed_vt(text, sink);
             return;
@@ -174,23 +176,35 @@ impl Term {
         let min_run = 2 * self.rows + 16;
         let bytes = text.as_bytes();
         let mut fed = 0; // text[..fed] is in the emulator
-        let mut run: Vec<(usize, usize)> = Vec::new();
+        let mut run: Vec<(usize, usize, bool)> = Vec::new();
         let mut line_start = 0;
         while let Some(nl) = memchr::memchr(b'\n', &bytes[line_start..]) {
             let end = line_start + nl + 1;
             let line = &text[line_start..end];
-            if plain_width(line, allow_sgr).is_some_and(|w| w < self.cols) {
-                run.push((line_start, end));
+            let plain = plain_width(line)
+                .filter(|&(w, sgr)| w < self.cols && !(exact && sgr == Sgr::Other));
+            if let Some((_, sgr)) = plain {
+                let coloured = sgr != Sgr::None;
+                let probe = self.rows + 1;
+                if exact && coloured && run.len() >= probe && !run[..probe].iter().any(|l| l.2) {
+                    // It would colour a skipped middle after a probe without colour: end
+                    // the run here (lines too few for the fast path are fed as they are).
+                    if run.len() >= min_run {
+                        fed = self.fast_run(text, fed, &run, exact, sink);
+                    }
+                    run.clear();
+                }
+                run.push((line_start, end, coloured));
             } else {
                 if run.len() >= min_run {
-                    fed = self.fast_run(text, fed, &run, sink);
+                    fed = self.fast_run(text, fed, &run, exact, sink);
                 }
                 run.clear();
             }
             line_start = end;
         }
         if run.len() >= min_run {
-            fed = self.fast_run(text, fed, &run, sink);
+            fed = self.fast_run(text, fed, &run, exact, sink);
         }
         self.feed_vt(&text[fed..], sink);
     }
@@ -201,7 +215,8 @@ impl Term {
         &mut self,
         text: &str,
         fed: usize,
-        run: &[(usize, usize)],
+        run: &[(usize, usize, bool)],
+        exact: bool,
         sink: &mut dyn FnMut(Scrolled<'_>),
     ) -> usize {
         let rows = self.rows;
@@ -210,7 +225,9 @@ impl Term {
         self.feed_vt(&text[fed..run[0].0], sink);
         let last = self.feed_vt(&text[run[0].0..run[probe - 1].1], sink);
         let line_of = |i: usize| &text[run[i].0..run[i].1];
-        let ok = {
+        let tail = run.len() - (rows - 1);
+        let colours = |r: &[(usize, usize, bool)]| r.iter().any(|l| l.2);
+        let ok = (!exact || !colours(&run[probe..tail]) || colours(&run[..probe])) && {
             let cursor = self.vt.cursor();
             let view: Vec<&avt::Line> = self.vt.view().collect();
             cursor.col == 0
@@ -231,12 +248,11 @@ impl Term {
             self.feed_vt(&text[run[probe].0..run_end], sink);
             return run_end;
         }
-        let tail = run.len() - (rows - 1);
         #[cfg(test)]
         FAST_LINES.with(|c| c.set(c.get() + tail - probe));
         // The screen scrolls off first (fed the tail), then the middle, which never shows.
         self.feed_vt(&text[run[tail].0..run_end], sink);
-        for &(s, e) in &run[probe..tail] {
+        for &(s, e, _) in &run[probe..tail] {
             sink(Scrolled::Plain(&text[s..e]));
         }
         run_end
@@ -249,19 +265,29 @@ thread_local! {
     static FAST_LINES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// The width of a plain line (text, SGR sequences when allowed, CRLF at the end), or
+/// The SGR sequences of a plain line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sgr {
+    None,
+    /// The last one is a reset (`ESC [ m` or `ESC [ 0 m`): the line ends in default colours.
+    EndsReset,
+    Other,
+}
+
+/// The width of a plain line (text and SGR sequences, CRLF at the end) and its SGRs, or
 /// `None` when the line is anything else.
-fn plain_width(line: &str, allow_sgr: bool) -> Option<usize> {
+fn plain_width(line: &str) -> Option<(usize, Sgr)> {
     let body = line.strip_suffix("\r\n")?;
     let b = body.as_bytes();
     let mut width = 0;
+    let mut sgr = Sgr::None;
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
         if (0x20..0x7f).contains(&c) {
             width += 1;
             i += 1;
-        } else if c == 0x1b && allow_sgr {
+        } else if c == 0x1b {
             if b.get(i + 1) != Some(&b'[') {
                 return None;
             }
@@ -272,6 +298,12 @@ fn plain_width(line: &str, allow_sgr: bool) -> Option<usize> {
             if b.get(j) != Some(&b'm') {
                 return None;
             }
+            let params = &body[i + 2..j];
+            sgr = if params.is_empty() || params == "0" {
+                Sgr::EndsReset
+            } else {
+                Sgr::Other
+            };
             i = j + 1;
         } else if c >= 0x80 {
             let ch = body[i..].chars().next()?;
@@ -284,7 +316,7 @@ fn plain_width(line: &str, allow_sgr: bool) -> Option<usize> {
             return None;
         }
     }
-    Some(width)
+    Some((width, sgr))
 }
 
 /// A plain line's text as shown: without SGR sequences and the line ending.
@@ -367,12 +399,12 @@ fn pty_text(rec: &Recording, w: &mut dyn Write) -> io::Result<()> {
             if pending.len() >= BATCH {
                 // Up to the last complete line; the rest waits for more.
                 let cut = pending.rfind('\n').map_or(pending.len(), |i| i + 1);
-                term.feed(&pending[..cut], true, &mut |s| out.take(s));
+                term.feed(&pending[..cut], false, &mut |s| out.take(s));
                 pending.drain(..cut);
             }
         } else if e.kind == EventKind::Resize {
             if let Some((c, r)) = parse_size(&e.data) {
-                term.feed(&pending, true, &mut |s| out.take(s));
+                term.feed(&pending, false, &mut |s| out.take(s));
                 pending.clear();
                 term.resize(c.into(), r.into(), &mut |s| out.take(s));
             }
@@ -382,7 +414,7 @@ fn pty_text(rec: &Recording, w: &mut dyn Write) -> io::Result<()> {
         }
     }
     utf8.finish(&mut pending);
-    term.feed(&pending, true, &mut |s| out.take(s));
+    term.feed(&pending, false, &mut |s| out.take(s));
     if let Some(e) = out.err.take() {
         return Err(e);
     }
@@ -742,7 +774,7 @@ impl Replay {
     }
 
     fn flush(&mut self) {
-        self.term.feed(&self.pending, false, &mut |_| {});
+        self.term.feed(&self.pending, true, &mut |_| {});
         self.pending.clear();
     }
 
@@ -862,9 +894,10 @@ mod tests {
         let mut s = String::new();
         for i in 0..lines {
             if rng.random_range(0..30) == 0 {
-                let coloured = rng.random_range(0..2) == 0;
+                // 0: no colour, 1: every line coloured, 2: now and then.
+                let style = rng.random_range(0..3);
                 for j in 0..rng.random_range(50..400) {
-                    if coloured {
+                    if style == 1 || (style == 2 && rng.random_range(0..60) == 0) {
                         s.push_str(&format!("{j} plain \x1b[33mcoloured\x1b[0m line\r\n"));
                     } else {
                         s.push_str(&format!("{j} plain line ä\r\n"));
@@ -878,6 +911,7 @@ mod tests {
                 3 => s.push_str("\x1b(0lqqk\x1b(B mixed\r\n"),
                 4 => s.push_str("ünïcødé ✓ 漢字 line\r\n"),
                 5 => s.push_str("\x1b[?1049h\x1b[Hfull screen app\x1b[?1049l"),
+                7 => s.push_str("\x1b[44mblue from here on\r\n"),
                 6 => s.push_str("\x1b[2;10r\x1b[10Hin region\r\nmore\r\n\x1b[r"),
                 _ => s.push_str(&format!(
                     " {i:>6} | row of plain psql output  | {}\r\n",
