@@ -61,6 +61,10 @@ fn session(mode: Mode) -> SessionInfo {
         exit_code: Some(0),
         reason: None,
         event_count: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        masks: Default::default(),
+        denials: 0,
     }
 }
 
