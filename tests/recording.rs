@@ -625,3 +625,37 @@ fn a_recording_of_over_100_mb_verifies_replays_and_seeks() {
         "played only from the seek point"
     );
 }
+
+#[test]
+fn interactive_replay_shows_a_status_line_and_obeys_keys() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
+    // Ten minutes of recording: only the keys can end the replay within the test's timeout.
+    session(&gw, &env, "echo first; sleep 1; echo second");
+    let out = hoopx(&gw, &env, &["replay", "last", "--format", "json"]);
+    let stretched: String = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if let Some(t) = v.get("t").and_then(|t| t.as_f64()) {
+                v["t"] = (t * 600.0).into();
+            }
+            v.to_string() + "\n"
+        })
+        .collect();
+    let file = env.write("long.jsonl", &stretched);
+
+    let mut c = env.hoopx();
+    c.arg("replay").arg(&file).env("TERM", "xterm");
+    let mut p = PtyChild::spawn(c, 100, 30);
+    p.output.wait_for("first", T);
+    p.output.wait_for("playing", T);
+    p.output.wait_for(" / 10:", T);
+    p.type_str(" ");
+    p.output.wait_for("paused", T);
+    p.type_str("q");
+    let status = p.wait(T);
+    assert!(status.success(), "{status:?}: {}", p.output.text());
+    assert!(!p.output.text().contains("second"), "quit before the end");
+}
