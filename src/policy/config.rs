@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
-use regex::bytes::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::mask::{self, detect, Matcher, Replace};
 use super::{DenyRule, MaskRule, Policy, Target, TargetKind};
 
 /// A config the gateway refuses to start with.
@@ -71,21 +71,38 @@ struct RawTarget {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRules {
+    /// Built-in detectors on for every target: names, or `"all"`.
+    #[serde(default)]
+    builtin_masks: Vec<Spanned<String>>,
+    /// How the `builtin_masks` rules replace: `"label"` (default) or `"same-width"`.
+    #[serde(default)]
+    builtin_replace: Option<Spanned<String>>,
     #[serde(default)]
     mask: Vec<RawMask>,
     #[serde(default)]
     deny: Vec<RawDeny>,
 }
 
+/// A `[[rules.mask]]` table: exactly one of `pattern`, `literals` and `detector`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMask {
     name: Spanned<String>,
-    pattern: Spanned<String>,
+    #[serde(default)]
+    pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    max_len: Option<Spanned<i64>>,
+    #[serde(default)]
+    literals: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    detector: Option<Spanned<String>>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
     #[serde(default)]
-    replacement: Option<String>,
+    replace: Option<Spanned<String>>,
+    /// Label text, `[REDACTED:<name>]` by default.
+    #[serde(default)]
+    replacement: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -185,29 +202,163 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
 
     let mut rule_names = HashSet::new();
     let mut mask = Vec::new();
+    let replace_style = |v: &Option<Spanned<String>>| -> Result<bool, ConfigError> {
+        match v {
+            None => Ok(false),
+            Some(v) => match v.get_ref().as_str() {
+                "label" => Ok(false),
+                "same-width" => Ok(true),
+                other => Err(err(
+                    v.span(),
+                    format!("unknown replace {other:?}: expected \"label\" or \"same-width\""),
+                )),
+            },
+        }
+    };
+    let detector = |name: &Spanned<String>| {
+        detect::names()
+            .find(|d| d == name.get_ref())
+            .ok_or_else(|| {
+                err(
+                    name.span(),
+                    format!(
+                        "unknown built-in detector {:?}: expected one of {}",
+                        name.get_ref(),
+                        detect::names().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })
+    };
     for r in &raw.rules.mask {
-        let pattern: Regex = compile(&r.name, &r.pattern)?;
-        if !rule_names.insert(("mask", r.name.get_ref().clone())) {
+        let name = r.name.get_ref();
+        if !valid_name(name) {
             return Err(err(
                 r.name.span(),
-                format!("duplicate mask rule {:?}", r.name.get_ref()),
+                format!("rule name {name:?} must be letters, digits, '-', '_' or '.'"),
             ));
         }
-        if pattern.is_match(b"") {
+        let matcher = match (&r.pattern, &r.literals, &r.detector) {
+            (Some(pattern), None, None) => {
+                if pattern.get_ref().is_empty() {
+                    return Err(err(pattern.span(), "empty pattern".to_string()));
+                }
+                let regex =
+                    mask::compile_regex(pattern.get_ref(), REGEX_SIZE_LIMIT).map_err(|e| {
+                        err(pattern.span(), format!("rule {name:?}: invalid regex: {e}"))
+                    })?;
+                if regex.is_match(b"") {
+                    return Err(err(
+                        pattern.span(),
+                        format!("mask rule {name:?} matches the empty string"),
+                    ));
+                }
+                let max_len = match &r.max_len {
+                    None => mask::DEFAULT_MAX_LEN,
+                    Some(m) => usize::try_from(*m.get_ref())
+                        .ok()
+                        .filter(|&m| (1..=mask::MAX_MAX_LEN).contains(&m))
+                        .ok_or_else(|| {
+                            err(
+                                m.span(),
+                                format!("max_len must be between 1 and {}", mask::MAX_MAX_LEN),
+                            )
+                        })?,
+                };
+                Matcher::Regex {
+                    pattern: pattern.get_ref().clone(),
+                    regex: std::sync::Arc::new(regex),
+                    max_len,
+                }
+            }
+            (None, Some(lits), None) => {
+                if lits.get_ref().is_empty() || lits.get_ref().iter().any(|l| l.is_empty()) {
+                    return Err(err(
+                        lits.span(),
+                        format!("mask rule {name:?}: literals must be a non-empty list of non-empty strings"),
+                    ));
+                }
+                if lits.get_ref().iter().any(|l| l.len() > mask::MAX_MAX_LEN) {
+                    return Err(err(
+                        lits.span(),
+                        format!(
+                            "mask rule {name:?}: a literal is longer than {} bytes",
+                            mask::MAX_MAX_LEN
+                        ),
+                    ));
+                }
+                Matcher::Literals(lits.get_ref().clone())
+            }
+            (None, None, Some(d)) => Matcher::Detector(detector(d)?),
+            _ => {
+                return Err(err(
+                    r.name.span(),
+                    format!(
+                        "mask rule {name:?} needs exactly one of pattern, literals and detector"
+                    ),
+                ))
+            }
+        };
+        if let (Some(m), false) = (&r.max_len, matches!(matcher, Matcher::Regex { .. })) {
             return Err(err(
-                r.pattern.span(),
-                format!("mask rule {:?} matches the empty string", r.name.get_ref()),
+                m.span(),
+                "max_len only applies to a pattern".to_string(),
             ));
         }
+        if !rule_names.insert(("mask", name.clone())) {
+            return Err(err(r.name.span(), format!("duplicate mask rule {name:?}")));
+        }
+        let replace = if replace_style(&r.replace)? {
+            if let Some(l) = &r.replacement {
+                return Err(err(
+                    l.span(),
+                    "replacement sets a label; it does not go with replace = \"same-width\""
+                        .to_string(),
+                ));
+            }
+            Replace::SameWidth
+        } else {
+            Replace::Label(
+                r.replacement
+                    .as_ref()
+                    .map(|l| l.get_ref().clone())
+                    .unwrap_or_else(|| format!("[REDACTED:{name}]")),
+            )
+        };
         mask.push(MaskRule {
-            name: r.name.get_ref().clone(),
-            replacement: r
-                .replacement
-                .clone()
-                .unwrap_or_else(|| format!("[REDACTED:{}]", r.name.get_ref())),
-            pattern,
+            name: name.clone(),
+            matcher,
             targets: check_targets(&r.targets)?,
+            replace,
         });
+    }
+    let builtin_same_width = replace_style(&raw.rules.builtin_replace)?;
+    let mut builtins: Vec<&'static str> = Vec::new();
+    for b in &raw.rules.builtin_masks {
+        if b.get_ref() == "all" {
+            builtins.extend(detect::names());
+        } else {
+            builtins.push(detector(b)?);
+        }
+    }
+    for d in detect::names().filter(|d| builtins.contains(d)) {
+        if !rule_names.insert(("mask", d.to_string())) {
+            let span = raw
+                .rules
+                .mask
+                .iter()
+                .find(|r| r.name.get_ref() == d)
+                .map(|r| r.name.span())
+                .unwrap_or(0..0);
+            return Err(err(
+                span,
+                format!("mask rule {d:?} has the name of a built-in detector that builtin_masks turns on; rename it"),
+            ));
+        }
+        let mut rule = mask::builtin_rule(d);
+        if builtin_same_width {
+            rule.replace = Replace::SameWidth;
+        }
+        mask.push(rule);
     }
     let mut deny = Vec::new();
     for r in &raw.rules.deny {
@@ -233,11 +384,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             "no [[targets]]: declare at least one target the gateway may open sessions on",
         ));
     }
-    Ok(Policy {
-        targets,
-        mask,
-        deny,
-    })
+    Ok(Policy::new(targets, mask, deny))
 }
 
 fn valid_name(s: &str) -> bool {
@@ -260,7 +407,7 @@ mod tests {
         let text = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\ncommand = [\"psql\"]\n\n[[rules.mask]]\nname = \"email\"\npattern = '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}'\n\n[[rules.deny]]\nname = \"no-drop-table\"\npattern = '(?i)\\bdrop\\s+table\\b'\n";
         let p = parse(text, "gw.toml").unwrap();
         assert_eq!(p.targets.len(), 1);
-        assert_eq!(p.mask[0].replacement, "[REDACTED:email]");
+        assert_eq!(p.mask[0].replace, Replace::Label("[REDACTED:email]".into()));
         assert_eq!(p.deny[0].name, "no-drop-table");
     }
 

@@ -5,13 +5,14 @@ pub mod config;
 pub mod gate;
 pub mod mask;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use regex::bytes::Regex;
 
 pub use config::ConfigError;
 pub use gate::{GateAction, InputGate};
-pub use mask::Masker;
+pub use mask::{MaskStream, Masker, Matcher, Replace};
 
 /// What a target is; it decides defaults such as the escape hatches a target closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +65,15 @@ pub struct DenyRule {
     pub message: Option<String>,
 }
 
+/// One mask rule: what it looks for, where, and what it puts instead.
 #[derive(Debug, Clone)]
 pub struct MaskRule {
+    /// Names the rule in counts and in the default label `[REDACTED:<name>]`.
     pub name: String,
-    pub pattern: Regex,
+    pub matcher: Matcher,
+    /// Targets the rule applies to; empty: all.
     pub targets: Vec<String>,
-    /// Replacement text; `[REDACTED:<name>]` when not set.
-    pub replacement: String,
+    pub replace: Replace,
 }
 
 fn applies(targets: &[String], target: &str) -> bool {
@@ -81,8 +84,11 @@ fn applies(targets: &[String], target: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub targets: Vec<Target>,
+    /// Mask rules in priority order (see [`mask`]).
     pub mask: Vec<MaskRule>,
     pub deny: Vec<DenyRule>,
+    /// Compiled maskers by target, built on first use.
+    maskers: Arc<Mutex<HashMap<String, Masker>>>,
 }
 
 /// Why a session cannot open on the requested target.
@@ -120,15 +126,25 @@ impl Policy {
     /// The policy of the embedded gateway: one `local` target that runs anything, built-in
     /// masking on, nothing denied.
     pub fn embedded_default() -> Policy {
-        Policy {
-            targets: vec![Target {
+        Policy::new(
+            vec![Target {
                 name: "local".into(),
                 kind: TargetKind::Command,
                 command: vec![],
                 env: BTreeMap::new(),
             }],
-            mask: mask::builtin_rules(),
-            deny: vec![],
+            mask::builtin_rules(),
+            vec![],
+        )
+    }
+
+    /// A policy from compiled parts.
+    pub fn new(targets: Vec<Target>, mask: Vec<MaskRule>, deny: Vec<DenyRule>) -> Policy {
+        Policy {
+            targets,
+            mask,
+            deny,
+            maskers: Arc::default(),
         }
     }
 
@@ -193,15 +209,24 @@ impl Policy {
         self.denies(target, argv.join(" ").as_bytes())
     }
 
-    /// The masker for one session on `target`.
+    /// The masker for sessions on `target`: compiled once, then shared.
     pub fn masker(&self, target: &str) -> Masker {
-        Masker::new(
-            self.mask
-                .iter()
-                .filter(|r| applies(&r.targets, target))
-                .cloned()
-                .collect(),
-        )
+        let mut cache = self
+            .maskers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .entry(target.to_string())
+            .or_insert_with(|| {
+                Masker::new(
+                    self.mask
+                        .iter()
+                        .filter(|r| applies(&r.targets, target))
+                        .cloned()
+                        .collect(),
+                )
+            })
+            .clone()
     }
 }
 

@@ -1,0 +1,1083 @@
+//! The streaming mask engine: finds secrets and personal data in a tool's output and
+//! replaces them, chunk by chunk, with the same result whatever the chunking. Pure: no I/O,
+//! no clock (the caller flushes on idle).
+//!
+//! How a scan decides. At each position the leftmost match of any rule wins; of matches
+//! starting at the same byte the longest wins, then the rule listed first; scanning goes on
+//! after the winner. Every rule has a maximum match length, and whether a rule matches at a
+//! position depends only on the bytes from a few before it to `max_len + LOOKAHEAD` after it.
+//! So a stream emits every byte before the earliest position where a match could still
+//! start, and holds back the rest (at most the largest rule window) until more bytes, an
+//! idle flush or the end decide it.
+//!
+//! Speed. Most rules only match near a literal anchor (`AKIA`, `ghp_`, `@`, `password`…):
+//! one Aho-Corasick pass finds them all, and regexes run only around hits. The digit
+//! detectors look only at runs of digits and separators with enough digits in them. Text
+//! with nothing suspicious costs a few memchr-class passes.
+
+pub mod detect;
+mod text;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
+use regex_automata::meta::Regex;
+use regex_automata::util::captures::Captures;
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, PatternID};
+
+pub use text::Replace;
+
+use self::detect::{Digits, Spec, BUILTINS, DIGITS_MAX, DIGITS_MIN, NUMERIC};
+use super::MaskRule;
+
+/// Bytes past a rule's window that may decide its match (a word boundary, an escape
+/// sequence or a character the match ends inside).
+const LOOKAHEAD: usize = 96;
+
+/// Bytes before the scan position kept as context (look-behind, escape sequences).
+const CONTEXT: usize = 96;
+
+/// Shortest target secret value masked: shorter values would mask ordinary text.
+pub const SECRET_MIN_LEN: usize = 4;
+
+/// The rule name under which a target's own secret values are counted.
+pub const TARGET_SECRET: &str = "target-secret";
+
+/// Default maximum match length of a custom regex rule.
+pub const DEFAULT_MAX_LEN: usize = 256;
+
+/// Largest maximum match length a custom rule may ask for.
+pub const MAX_MAX_LEN: usize = 64 * 1024;
+
+/// What a mask rule looks for.
+#[derive(Clone)]
+pub enum Matcher {
+    /// A built-in detector, by name (see [`detect::names`]).
+    Detector(&'static str),
+    /// A custom regex; matches longer than `max_len` bytes are not taken.
+    Regex {
+        pattern: String,
+        regex: Arc<Regex>,
+        max_len: usize,
+    },
+    /// Exact strings (case-sensitive); the longest wins where several start at one place.
+    Literals(Vec<String>),
+}
+
+impl std::fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matcher::Detector(d) => write!(f, "Detector({d})"),
+            Matcher::Regex {
+                pattern, max_len, ..
+            } => write!(f, "Regex({pattern:?}, max_len={max_len})"),
+            Matcher::Literals(l) => write!(f, "Literals({} values)", l.len()),
+        }
+    }
+}
+
+/// Compiles a custom rule's regex the way the engine runs it: `^` and `$` match at line
+/// ends (a stream has no other start or end), bytes need not be UTF-8.
+pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<Regex, String> {
+    Regex::builder()
+        .syntax(syntax::Config::new().multi_line(true).utf8(false))
+        .configure(
+            Regex::config()
+                .nfa_size_limit(Some(size_limit))
+                .utf8_empty(false),
+        )
+        .build(pattern)
+        .map_err(|e| {
+            let detail = e.to_string();
+            detail.lines().last().unwrap_or("").trim().to_string()
+        })
+}
+
+/// The built-in detectors' compiled regexes, built once per process.
+type Compiled = (Arc<Regex>, Arc<DFA>);
+
+fn builtin_regexes() -> &'static [Option<Compiled>] {
+    static RES: OnceLock<Vec<Option<Compiled>>> = OnceLock::new();
+    RES.get_or_init(|| {
+        let syntax = syntax::Config::new().unicode(false).utf8(false);
+        BUILTINS
+            .iter()
+            .map(|b| match &b.spec {
+                // The built-in patterns are constants covered by the tests.
+                Spec::Anchored(a) => Some((
+                    Arc::new(
+                        Regex::builder()
+                            .syntax(syntax)
+                            .configure(Regex::config().utf8_empty(false))
+                            .build(a.pattern)
+                            .unwrap_or_else(|e| panic!("built-in detector {}: {e}", b.name)),
+                    ),
+                    Arc::new(
+                        DFA::builder()
+                            .syntax(syntax)
+                            .build(a.pattern)
+                            .unwrap_or_else(|e| panic!("built-in detector {}: {e}", b.name)),
+                    ),
+                )),
+                Spec::Digits(_) => None,
+            })
+            .collect()
+    })
+}
+
+/// The rules of the embedded default policy: every built-in detector, labelled.
+pub fn builtin_rules() -> Vec<MaskRule> {
+    detect::names().map(builtin_rule).collect()
+}
+
+/// One built-in detector as a rule for all targets with the default label.
+pub fn builtin_rule(name: &'static str) -> MaskRule {
+    MaskRule {
+        name: name.to_string(),
+        matcher: Matcher::Detector(name),
+        targets: vec![],
+        replace: Replace::Label(format!("[REDACTED:{name}]")),
+    }
+}
+
+/// A masker for one target: cheap to clone, shared by the sessions on that target.
+#[derive(Clone)]
+pub struct Masker {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker")
+            .field("rules", &self.engine.names)
+            .finish()
+    }
+}
+
+impl Masker {
+    /// Compiles `rules` (in priority order).
+    pub fn new(rules: Vec<MaskRule>) -> Masker {
+        Masker {
+            engine: Arc::new(Engine::new(rules, vec![])),
+        }
+    }
+
+    /// This masker plus a rule, first of all, that masks the target's own secret values
+    /// (counted as `target-secret`, labelled `[REDACTED:target-secret]`). Values shorter
+    /// than [`SECRET_MIN_LEN`] bytes are ignored. Replaces secrets given before.
+    pub fn with_secrets<I, S>(&self, values: I) -> Masker
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut secrets: Vec<String> = values
+            .into_iter()
+            .map(|v| v.as_ref().to_string())
+            .filter(|v| v.len() >= SECRET_MIN_LEN)
+            .collect();
+        secrets.sort();
+        secrets.dedup();
+        Masker {
+            engine: Arc::new(Engine::new(self.engine.source.clone(), secrets)),
+        }
+    }
+
+    /// Names of the rules, in priority order.
+    pub fn rule_names(&self) -> &[String] {
+        &self.engine.names
+    }
+
+    /// Masks one whole input (a command line, an input line); returns the masked bytes and
+    /// how many values were replaced. Borrows the input when nothing matched.
+    pub fn mask<'a>(&self, data: &'a [u8]) -> (Cow<'a, [u8]>, usize) {
+        if self.engine.rules.is_empty() || data.is_empty() {
+            return (Cow::Borrowed(data), 0);
+        }
+        let mut sc = Scratch::new(&self.engine);
+        let mut found = Vec::new();
+        let end = self.engine.scan(data, 0, true, &mut sc, &mut found);
+        debug_assert_eq!(end, data.len());
+        if found.is_empty() {
+            return (Cow::Borrowed(data), 0);
+        }
+        let mut out = Vec::with_capacity(data.len() + 32 * found.len());
+        self.engine.assemble(data, 0, end, &found, &mut out, None);
+        (Cow::Owned(out), found.len())
+    }
+
+    /// A stream for one session's output.
+    pub fn stream(&self) -> MaskStream {
+        MaskStream {
+            sc: Scratch::new(&self.engine),
+            engine: self.engine.clone(),
+            buf: Vec::new(),
+            ctx: 0,
+            found: Vec::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+}
+
+/// Masks one output stream. Feed it chunks with [`push`](MaskStream::push); it returns
+/// what is safe to emit and holds back a tail that could still be the start of a secret.
+/// Call [`flush`](MaskStream::flush) when the stream has been idle for a moment (≤ 20 ms
+/// keeps a terminal responsive) and at its end.
+///
+/// Pushing every chunk and then flushing gives exactly what [`Masker::mask`] gives for the
+/// whole input. A flush in the middle of a stream decides the held-back tail as if the
+/// stream ended there: a secret a tool writes in two parts with a pause between them is
+/// masked only when each part matches on its own.
+pub struct MaskStream {
+    engine: Arc<Engine>,
+    /// Context bytes already emitted (`..ctx`), then the held-back bytes.
+    buf: Vec<u8>,
+    ctx: usize,
+    sc: Scratch,
+    found: Vec<Found>,
+    counts: BTreeMap<String, u64>,
+}
+
+impl MaskStream {
+    /// Takes a chunk and returns the bytes that are safe to emit now. Borrows the chunk (or
+    /// a prefix of it) when nothing is masked and nothing was held back before.
+    pub fn push<'a>(&mut self, chunk: &'a [u8]) -> Cow<'a, [u8]> {
+        if chunk.is_empty() {
+            return Cow::Borrowed(chunk);
+        }
+        if self.engine.rules.is_empty() {
+            return Cow::Borrowed(chunk);
+        }
+        let held_before = self.buf.len() - self.ctx;
+        self.buf.extend_from_slice(chunk);
+        self.found.clear();
+        let end = self
+            .engine
+            .scan(&self.buf, self.ctx, false, &mut self.sc, &mut self.found);
+        let out = if self.found.is_empty() && held_before == 0 {
+            Cow::Borrowed(&chunk[..end - self.ctx])
+        } else {
+            let mut out = Vec::with_capacity(end - self.ctx + 32 * self.found.len());
+            self.engine.assemble(
+                &self.buf,
+                self.ctx,
+                end,
+                &self.found,
+                &mut out,
+                Some(&mut self.counts),
+            );
+            Cow::Owned(out)
+        };
+        self.advance(end);
+        out
+    }
+
+    /// Emits the held-back tail, masked as if the stream ended here.
+    pub fn flush(&mut self) -> Vec<u8> {
+        if self.held() == 0 {
+            return Vec::new();
+        }
+        self.found.clear();
+        let end = self
+            .engine
+            .scan(&self.buf, self.ctx, true, &mut self.sc, &mut self.found);
+        let mut out = Vec::with_capacity(end - self.ctx + 32 * self.found.len());
+        self.engine.assemble(
+            &self.buf,
+            self.ctx,
+            end,
+            &self.found,
+            &mut out,
+            Some(&mut self.counts),
+        );
+        self.advance(end);
+        out
+    }
+
+    /// Bytes held back: when not zero, the caller arms its idle timer to flush them.
+    pub fn held(&self) -> usize {
+        self.buf.len() - self.ctx
+    }
+
+    /// Values masked so far, by rule name. Never the values themselves.
+    pub fn counts(&self) -> &BTreeMap<String, u64> {
+        &self.counts
+    }
+
+    /// Drops the emitted bytes but the context.
+    fn advance(&mut self, end: usize) {
+        let keep = end.min(CONTEXT);
+        self.buf.drain(..end - keep);
+        self.ctx = keep;
+    }
+}
+
+/// One match a scan decided: the rule, where it starts and ends, and the part replaced.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    rule: usize,
+    s: usize,
+    e: usize,
+    ms: usize,
+    me: usize,
+}
+
+enum Kind {
+    Anchored {
+        spec: &'static detect::Anchored,
+        re: Arc<Regex>,
+        dfa: Arc<DFA>,
+        group: Option<usize>,
+    },
+    Regex {
+        re: Arc<Regex>,
+        group: Option<usize>,
+        /// For deciding whether a stream's tail could still start a match; `None` when the
+        /// pattern cannot be run as a lazy DFA (then the whole window is held).
+        dfa: Option<Arc<DFA>>,
+    },
+    Literals {
+        ac: AhoCorasick,
+        lits: Vec<Vec<u8>>,
+        first: Box<[bool; 256]>,
+    },
+    Digits(Digits),
+}
+
+struct Rule {
+    kind: Kind,
+    /// Maximum match length.
+    w: usize,
+    replace: Replace,
+}
+
+struct Engine {
+    /// The rules as given, to rebuild with secrets.
+    source: Vec<MaskRule>,
+    names: Vec<String>,
+    rules: Vec<Rule>,
+    /// Multi-byte anchors of all anchored rules, and for each the rules it serves.
+    anchors: Option<AhoCorasick>,
+    anchor_rules: Vec<Vec<usize>>,
+    anchor_lits: Vec<&'static [u8]>,
+    /// Anchor ids by first byte, for finding anchors cut by the end of a buffer.
+    anchor_by_first: Vec<Vec<usize>>,
+    max_anchor: usize,
+    /// Single-byte anchors (`@`) and their rules.
+    byte_anchors: Vec<(u8, Vec<usize>)>,
+    has_digits: bool,
+}
+
+impl Engine {
+    fn new(source: Vec<MaskRule>, secrets: Vec<String>) -> Engine {
+        let mut names = Vec::new();
+        let mut rules = Vec::new();
+        if !secrets.is_empty() {
+            names.push(TARGET_SECRET.to_string());
+            rules.push(literal_rule(
+                &secrets,
+                Replace::Label(format!("[REDACTED:{TARGET_SECRET}]")),
+            ));
+        }
+        let regexes = builtin_regexes();
+        for r in &source {
+            let rule = match &r.matcher {
+                Matcher::Detector(name) => {
+                    let Some(i) = BUILTINS.iter().position(|b| b.name == *name) else {
+                        continue;
+                    };
+                    match &BUILTINS[i].spec {
+                        Spec::Anchored(spec) => {
+                            let (re, dfa) =
+                                regexes[i].clone().expect("anchored detectors have a regex");
+                            Rule {
+                                kind: Kind::Anchored {
+                                    spec,
+                                    group: secret_group(&re),
+                                    re,
+                                    dfa,
+                                },
+                                w: spec.max_len,
+                                replace: r.replace.clone(),
+                            }
+                        }
+                        Spec::Digits(d) => Rule {
+                            kind: Kind::Digits(*d),
+                            w: DIGITS_MAX,
+                            replace: r.replace.clone(),
+                        },
+                    }
+                }
+                Matcher::Regex {
+                    pattern,
+                    regex,
+                    max_len,
+                } => {
+                    let dfa = DFA::builder()
+                        .syntax(syntax::Config::new().multi_line(true).utf8(false))
+                        .configure(DFA::config().unicode_word_boundary(true))
+                        .build(pattern)
+                        .ok()
+                        .map(Arc::new);
+                    Rule {
+                        kind: Kind::Regex {
+                            group: secret_group(regex),
+                            re: regex.clone(),
+                            dfa,
+                        },
+                        w: (*max_len).clamp(1, MAX_MAX_LEN),
+                        replace: r.replace.clone(),
+                    }
+                }
+                Matcher::Literals(lits) => literal_rule(lits, r.replace.clone()),
+            };
+            names.push(r.name.clone());
+            rules.push(rule);
+        }
+
+        let mut lits: Vec<&'static [u8]> = Vec::new();
+        let mut anchor_rules: Vec<Vec<usize>> = Vec::new();
+        let mut byte_anchors: Vec<(u8, Vec<usize>)> = Vec::new();
+        for (ri, rule) in rules.iter().enumerate() {
+            if let Kind::Anchored { spec, .. } = &rule.kind {
+                for a in spec.anchors {
+                    let a = a.as_bytes();
+                    if a.len() == 1 {
+                        match byte_anchors.iter_mut().find(|(b, _)| *b == a[0]) {
+                            Some((_, rs)) => rs.push(ri),
+                            None => byte_anchors.push((a[0], vec![ri])),
+                        }
+                    } else if let Some(k) = lits.iter().position(|l| *l == a) {
+                        anchor_rules[k].push(ri);
+                    } else {
+                        lits.push(a);
+                        anchor_rules.push(vec![ri]);
+                    }
+                }
+            }
+        }
+        let anchors = (!lits.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(&lits)
+                .expect("anchor literals are small")
+        });
+        let mut anchor_by_first = vec![Vec::new(); 256];
+        for (k, l) in lits.iter().enumerate() {
+            anchor_by_first[usize::from(l[0])].push(k);
+        }
+        let has_digits = rules.iter().any(|r| matches!(r.kind, Kind::Digits(_)));
+        Engine {
+            source,
+            names,
+            max_anchor: lits.iter().map(|l| l.len()).max().unwrap_or(0),
+            rules,
+            anchors,
+            anchor_rules,
+            anchor_lits: lits,
+            anchor_by_first,
+            byte_anchors,
+            has_digits,
+        }
+    }
+
+    /// Decides `hay[pos0..]` (`hay[..pos0]` is context): pushes the matches to `found` and
+    /// returns the end of what is decided. With `fin`, `hay` ends where the input ends and
+    /// everything is decided.
+    fn scan(
+        &self,
+        hay: &[u8],
+        pos0: usize,
+        fin: bool,
+        sc: &mut Scratch,
+        found: &mut Vec<Found>,
+    ) -> usize {
+        let n = hay.len();
+        self.prepare(hay, pos0, fin, sc);
+        let mut pos = pos0;
+        loop {
+            let h = if fin { n } else { self.hold(hay, pos, sc) };
+            let mut best: Option<Found> = None;
+            for r in 0..self.rules.len() {
+                if let Some(c) = self.next(r, hay, pos, sc) {
+                    if c.s < h && best.is_none_or(|b| c.s < b.s || c.s == b.s && c.e > b.e) {
+                        best = Some(c);
+                    }
+                }
+            }
+            match best {
+                Some(c) => {
+                    found.push(c);
+                    pos = c.e;
+                }
+                None if fin => return n,
+                None => return text::safe_boundary(hay, h, pos),
+            }
+        }
+    }
+
+    /// Writes `hay[from..end]` with the matches replaced.
+    fn assemble(
+        &self,
+        hay: &[u8],
+        from: usize,
+        end: usize,
+        found: &[Found],
+        out: &mut Vec<u8>,
+        mut counts: Option<&mut BTreeMap<String, u64>>,
+    ) {
+        let mut prev = from;
+        for f in found {
+            out.extend_from_slice(&hay[prev..f.ms]);
+            text::replace_into(out, &hay[f.ms..f.me], &self.rules[f.rule].replace);
+            prev = f.me;
+            if let Some(counts) = counts.as_deref_mut() {
+                let name = &self.names[f.rule];
+                match counts.get_mut(name) {
+                    Some(c) => *c += 1,
+                    None => {
+                        counts.insert(name.clone(), 1);
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&hay[prev..end]);
+    }
+
+    /// Per-scan state: anchor hits, digit regions, anchors cut by the end.
+    fn prepare(&self, hay: &[u8], pos0: usize, fin: bool, sc: &mut Scratch) {
+        let n = hay.len();
+        sc.fin = fin;
+        for r in 0..self.rules.len() {
+            sc.hits[r].clear();
+            sc.cursor[r] = 0;
+            sc.next[r] = None;
+            sc.viable[r] = None;
+            sc.partial[r] = usize::MAX;
+        }
+        if let Some(ac) = &self.anchors {
+            for m in ac.find_overlapping_iter(aho_corasick::Input::new(hay).span(pos0..n)) {
+                for &r in &self.anchor_rules[m.pattern().as_usize()] {
+                    sc.hits[r].push(m.start());
+                }
+            }
+        }
+        for (b, rs) in &self.byte_anchors {
+            for i in memchr::memchr_iter(*b, &hay[pos0..]) {
+                for &r in rs {
+                    sc.hits[r].push(pos0 + i);
+                }
+            }
+        }
+        for h in &mut sc.hits {
+            if h.len() > 1 {
+                h.sort_unstable();
+                h.dedup();
+            }
+        }
+        if !fin && self.max_anchor > 1 {
+            for p in n.saturating_sub(self.max_anchor - 1).max(pos0)..n {
+                for &k in &self.anchor_by_first[usize::from(hay[p])] {
+                    let l = self.anchor_lits[k];
+                    if l.len() > n - p && l.starts_with(&hay[p..]) {
+                        for &r in &self.anchor_rules[k] {
+                            sc.partial[r] = sc.partial[r].min(p);
+                        }
+                    }
+                }
+            }
+        }
+        sc.regions.clear();
+        sc.region_cursor.iter_mut().for_each(|c| *c = 0);
+        sc.trailing = n;
+        if self.has_digits {
+            digit_regions(hay, pos0, &mut sc.regions);
+            if !fin {
+                let floor = n.saturating_sub(DIGITS_MAX + LOOKAHEAD).max(pos0);
+                let mut j = n;
+                while j > floor && NUMERIC[usize::from(hay[j - 1])] {
+                    j -= 1;
+                }
+                sc.trailing = j;
+            }
+        }
+        sc.n = n;
+    }
+
+    /// Starts before this are decided for rule `r` by the bytes at hand.
+    fn decided_end(&self, r: usize, sc: &Scratch) -> usize {
+        if sc.fin {
+            return sc.n;
+        }
+        let window = sc.n.saturating_sub(self.rules[r].w + LOOKAHEAD);
+        match self.rules[r].kind {
+            // A digit match reads nothing past its run of digits and separators, so a start
+            // whose run ended before the buffer end is decided.
+            Kind::Digits(_) => window.max(sc.trailing),
+            _ => window,
+        }
+    }
+
+    /// The earliest position at or after `x` where rule `r` could still match once more
+    /// bytes come; the buffer end when there is none.
+    fn hold(&self, hay: &[u8], x: usize, sc: &mut Scratch) -> usize {
+        let mut h = sc.n;
+        for r in 0..self.rules.len() {
+            let v = match sc.viable[r] {
+                Some((from, v)) if from <= x && v >= x => v,
+                _ => {
+                    let v = self.viable(r, hay, x, sc);
+                    sc.viable[r] = Some((x, v));
+                    v
+                }
+            };
+            h = h.min(v);
+        }
+        h
+    }
+
+    fn viable(&self, r: usize, hay: &[u8], x: usize, sc: &mut Scratch) -> usize {
+        let n = sc.n;
+        let x = x.max(self.decided_end(r, sc));
+        if x >= n {
+            return n;
+        }
+        match &self.rules[r].kind {
+            Kind::Anchored { spec, .. } => {
+                // Candidate starts lie just before an anchor: a complete one, one cut by the
+                // end, or one still to come right after the end.
+                let mut v = n;
+                let mut checked = x;
+                let first = sc.hits[r].partition_point(|&a| a < x);
+                for k in first..sc.hits[r].len() {
+                    let a = sc.hits[r][k];
+                    if a >= v {
+                        break;
+                    }
+                    let from = pre_back(hay, a, spec, checked);
+                    if let Some(s) = (from..=a).find(|&s| !self.decided_early(r, hay, s, sc)) {
+                        v = s;
+                        break;
+                    }
+                    checked = a + 1;
+                }
+                // An anchor cut by the end starts at `partial`; one to come starts at `n`.
+                let mut tails = [None, None];
+                if sc.partial[r] < n && sc.partial[r] >= x {
+                    tails[0] = Some((sc.partial[r], sc.partial[r] + 1));
+                }
+                if spec.back > 0 {
+                    tails[1] = Some((n, n));
+                }
+                for (t, end) in tails.into_iter().flatten() {
+                    let from = pre_back(hay, t, spec, x);
+                    if let Some(s) =
+                        (from..end.min(v)).find(|&s| !self.decided_early(r, hay, s, sc))
+                    {
+                        v = s;
+                    }
+                }
+                v
+            }
+            Kind::Regex { .. } => (x..n)
+                .find(|&s| !self.decided_early(r, hay, s, sc))
+                .unwrap_or(n),
+            Kind::Literals { .. } => (x..n)
+                .find(|&s| !self.decided_early(r, hay, s, sc))
+                .unwrap_or(n),
+            Kind::Digits(_) => x,
+        }
+    }
+
+    /// Whether rule `r`'s match at `s` (which may lie in the last window of the buffer) is
+    /// already decided by the bytes at hand: its automaton dies, with a margin for checks
+    /// that look past a match, before the buffer ends.
+    fn decided_early(&self, r: usize, hay: &[u8], s: usize, sc: &mut Scratch) -> bool {
+        let n = hay.len();
+        if sc.fin || s + self.rules[r].w + LOOKAHEAD <= n {
+            return true;
+        }
+        match &self.rules[r].kind {
+            Kind::Anchored { dfa, spec, .. } if spec.extend.is_none() => {
+                let cache = sc.dfa_caches[r].get_or_insert_with(|| dfa.create_cache());
+                dfa_dies(dfa, cache, hay, s)
+            }
+            Kind::Regex { dfa: Some(dfa), .. } => {
+                let cache = sc.dfa_caches[r].get_or_insert_with(|| dfa.create_cache());
+                dfa_dies(dfa, cache, hay, s)
+            }
+            // A literal that fits is decided; one cut by the end is not.
+            Kind::Literals { lits, first, .. } => {
+                !first[usize::from(hay[s])]
+                    || !lits
+                        .iter()
+                        .any(|l| s + l.len() > n && l.starts_with(&hay[s..]))
+            }
+            _ => false,
+        }
+    }
+
+    /// Rule `r`'s leftmost decided match starting at or after `x`.
+    fn next(&self, r: usize, hay: &[u8], x: usize, sc: &mut Scratch) -> Option<Found> {
+        if let Some((from, res)) = sc.next[r] {
+            if from <= x && res.is_none_or(|c| c.s >= x) {
+                return res;
+            }
+        }
+        let res = self.find(r, hay, x, sc);
+        sc.next[r] = Some((x, res));
+        res
+    }
+
+    fn find(&self, r: usize, hay: &[u8], x: usize, sc: &mut Scratch) -> Option<Found> {
+        let n = hay.len();
+        let det = self.decided_end(r, sc);
+        let rule = &self.rules[r];
+        match &rule.kind {
+            Kind::Anchored { spec, re, .. } => {
+                let mut i = sc.cursor[r];
+                while i < sc.hits[r].len() && sc.hits[r][i] < x {
+                    i += 1;
+                }
+                sc.cursor[r] = i;
+                let mut floor = x;
+                while i < sc.hits[r].len() {
+                    let a = sc.hits[r][i];
+                    i += 1;
+                    if a < floor {
+                        continue;
+                    }
+                    let mut lo = pre_back(hay, a, spec, floor);
+                    if spec.back == 0 {
+                        if a < det || self.decided_early(r, hay, a, sc) {
+                            if let Some(c) = self.confirm(r, hay, a, sc) {
+                                return Some(c);
+                            }
+                        }
+                    } else {
+                        let span_end = (a + rule.w).min(n);
+                        while lo <= a {
+                            match re.search(&Input::new(hay).span(lo..span_end)) {
+                                Some(m) if m.start() <= a => {
+                                    let s = m.start();
+                                    if s < det || self.decided_early(r, hay, s, sc) {
+                                        if let Some(c) = self.confirm(r, hay, s, sc) {
+                                            return Some(c);
+                                        }
+                                    }
+                                    lo = s + 1;
+                                }
+                                _ => break,
+                            }
+                        }
+                    }
+                    floor = a + 1;
+                }
+                None
+            }
+            Kind::Regex { re, .. } => {
+                let mut lo = x;
+                while lo < n {
+                    let s = re.search(&Input::new(hay).span(lo..n))?.start();
+                    if s < det || self.decided_early(r, hay, s, sc) {
+                        if let Some(c) = self.confirm(r, hay, s, sc) {
+                            return Some(c);
+                        }
+                    }
+                    lo = s + 1;
+                }
+                None
+            }
+            Kind::Literals { ac, .. } => {
+                let mut lo = x;
+                while lo < n {
+                    let m = ac.find(aho_corasick::Input::new(hay).span(lo..n))?;
+                    let s = m.start();
+                    if s < det || self.decided_early(r, hay, s, sc) {
+                        if let Some(c) = finish(hay, r, s, m.end(), s, m.end()) {
+                            return Some(c);
+                        }
+                    }
+                    lo = s + 1;
+                }
+                None
+            }
+            Kind::Digits(d) => {
+                let mut k = sc.region_cursor[digit_slot(*d)];
+                while k < sc.regions.len() && sc.regions[k].1 <= x {
+                    k += 1;
+                }
+                sc.region_cursor[digit_slot(*d)] = k;
+                for &(rs, re_) in &sc.regions[k..] {
+                    if rs >= det {
+                        return None;
+                    }
+                    for s in rs.max(x)..re_.min(det) {
+                        if d.starts(hay[s]) {
+                            if let Some(e) = d.at(hay, s, (s + DIGITS_MAX).min(n)) {
+                                if let Some(c) = finish(hay, r, s, e, s, e) {
+                                    return Some(c);
+                                }
+                            }
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Rule `r`'s match at exactly `s`, if any, validated and adjusted.
+    fn confirm(&self, r: usize, hay: &[u8], s: usize, sc: &mut Scratch) -> Option<Found> {
+        let rule = &self.rules[r];
+        let limit = (s + rule.w).min(hay.len());
+        let (re, group, spec) = match &rule.kind {
+            Kind::Anchored {
+                spec, re, group, ..
+            } => (re, *group, Some(*spec)),
+            Kind::Regex { re, group, .. } => (re, *group, None),
+            _ => return None,
+        };
+        let input = Input::new(hay).span(s..limit).anchored(Anchored::Yes);
+        let (e, ms, me) = match group {
+            None => {
+                let m = re.search(&input)?;
+                (m.end(), s, m.end())
+            }
+            Some(g) => {
+                let caps = sc.caps[r].get_or_insert_with(|| re.create_captures());
+                re.search_captures(&input, caps);
+                let m = caps.get_match()?;
+                match caps.get_group(g) {
+                    Some(sp) => (m.end(), sp.start, sp.end),
+                    None => (m.end(), s, m.end()),
+                }
+            }
+        };
+        let mut e = e;
+        let mut me = me;
+        if let Some(spec) = spec {
+            if let Some(validate) = spec.validate {
+                if !validate(hay, s, e, ms, me) {
+                    return None;
+                }
+            }
+            if let Some(extend) = spec.extend {
+                e = extend(hay, e, limit);
+                me = e;
+            }
+        }
+        finish(hay, r, s, e, ms, me)
+    }
+}
+
+fn digit_slot(d: Digits) -> usize {
+    match d {
+        Digits::Card => 0,
+        Digits::Iban => 1,
+        Digits::Ssn => 2,
+        Digits::Phone => 3,
+    }
+}
+
+/// Final checks shared by all rules: a match is not empty and does not start inside an
+/// escape sequence; the replaced part keeps escape sequences and characters whole.
+fn finish(hay: &[u8], rule: usize, s: usize, e: usize, ms: usize, me: usize) -> Option<Found> {
+    if e <= s || me <= ms || text::inside_escape(hay, s) {
+        return None;
+    }
+    let n = hay.len();
+    // Escape sequences inside the replaced part are kept by the replacement; only whole
+    // characters are replaced.
+    let mut ms = ms;
+    while ms < me && text::is_cont(hay[ms]) {
+        ms += 1;
+    }
+    let mut me = me;
+    if hay[me - 1] >= 0x80 {
+        let mut lead = me - 1;
+        while lead > ms && text::is_cont(hay[lead]) && me - lead < 4 {
+            lead -= 1;
+        }
+        let need = match hay[lead] {
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => 1,
+        };
+        while me < n && me < lead + need && text::is_cont(hay[me]) {
+            me += 1;
+        }
+    }
+    if ms >= me {
+        return None;
+    }
+    Some(Found {
+        rule,
+        s,
+        e: e.max(me),
+        ms,
+        me,
+    })
+}
+
+/// The earliest start, not before `floor`, of a match whose anchor is at `a`: back over the
+/// bytes the rule allows before its anchor.
+fn pre_back(hay: &[u8], a: usize, spec: &detect::Anchored, floor: usize) -> usize {
+    let stop = a.saturating_sub(spec.back).max(floor);
+    let mut s = a;
+    while s > stop && (spec.pre)(hay[s - 1]) {
+        s -= 1;
+    }
+    s.max(floor)
+}
+
+fn secret_group(re: &Regex) -> Option<usize> {
+    re.group_info().to_index(PatternID::ZERO, "secret")
+}
+
+fn literal_rule(values: &[String], replace: Replace) -> Rule {
+    let lits: Vec<Vec<u8>> = values
+        .iter()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    let mut first = Box::new([false; 256]);
+    for l in &lits {
+        first[usize::from(l[0])] = true;
+    }
+    Rule {
+        w: lits.iter().map(|l| l.len()).max().unwrap_or(1),
+        kind: Kind::Literals {
+            ac: AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&lits)
+                .expect("literal lists are bounded by the config"),
+            lits,
+            first,
+        },
+        replace,
+    }
+}
+
+/// Whether the match of `dfa` anchored at `s` is decided by `hay`: its automaton dies
+/// within `hay`, or ends in a state from which every byte leads to death. After non-ASCII
+/// bytes a few more bytes must follow (a match is widened to whole characters). An
+/// automaton that gives up counts as undecided.
+fn dfa_dies(dfa: &DFA, cache: &mut DfaCache, hay: &[u8], s: usize) -> bool {
+    let n = hay.len();
+    let input = Input::new(hay).range(s..).anchored(Anchored::Yes);
+    let Ok(mut sid) = dfa.start_state_forward(cache, &input) else {
+        return false;
+    };
+    if sid.is_dead() {
+        return true;
+    }
+    let mut ascii = true;
+    for (i, &b) in hay.iter().enumerate().skip(s) {
+        match dfa.next_state(cache, sid, b) {
+            Ok(next) => sid = next,
+            Err(_) => return false,
+        }
+        if sid.is_tagged() {
+            if sid.is_dead() {
+                return ascii || i + 3 <= n;
+            }
+            if sid.is_quit() {
+                return false;
+            }
+        }
+        ascii &= b < 0x80;
+    }
+    if !ascii {
+        return false;
+    }
+    // Can any byte still go on?
+    let classes = *dfa.byte_classes();
+    classes.representatives(0..=255).all(|unit| {
+        let Some(b) = unit.as_u8() else { return true };
+        matches!(dfa.next_state(cache, sid, b), Ok(next) if next.is_dead())
+    })
+}
+
+/// Runs of digits and separators that hold enough digits for a digit detector.
+fn digit_regions(hay: &[u8], pos0: usize, out: &mut Vec<(usize, usize)>) {
+    let n = hay.len();
+    let mut i = pos0;
+    while let Some(d) = next_digit(hay, i) {
+        let mut rs = d;
+        while rs > pos0 && NUMERIC[usize::from(hay[rs - 1])] {
+            rs -= 1;
+        }
+        let mut re = d;
+        let mut digits = 0;
+        while re < n && NUMERIC[usize::from(hay[re])] {
+            digits += usize::from(hay[re].is_ascii_digit());
+            re += 1;
+        }
+        if digits >= DIGITS_MIN {
+            out.push((rs, re));
+        }
+        i = re;
+    }
+}
+
+/// The next ASCII digit at or after `i`, eight bytes at a time.
+#[inline]
+fn next_digit(hay: &[u8], mut i: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while i + 8 <= hay.len() {
+        let w = u64::from_le_bytes(hay[i..i + 8].try_into().expect("8 bytes"));
+        let x = w ^ (LO * 0x30);
+        // A byte of `x` below 10 is a digit of `w`; bytes with the top bit set are not.
+        let t = x.wrapping_sub(LO * 10) & !x & HI;
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..hay.len()).find(|&k| hay[k].is_ascii_digit())
+}
+
+/// Scratch space of scans, reused by a stream.
+struct Scratch {
+    fin: bool,
+    n: usize,
+    hits: Vec<Vec<usize>>,
+    cursor: Vec<usize>,
+    partial: Vec<usize>,
+    next: Vec<Option<(usize, Option<Found>)>>,
+    viable: Vec<Option<(usize, usize)>>,
+    caps: Vec<Option<Captures>>,
+    dfa_caches: Vec<Option<DfaCache>>,
+    regions: Vec<(usize, usize)>,
+    region_cursor: [usize; 4],
+    trailing: usize,
+}
+
+impl Scratch {
+    fn new(engine: &Engine) -> Scratch {
+        let k = engine.rules.len();
+        Scratch {
+            fin: true,
+            n: 0,
+            hits: vec![Vec::new(); k],
+            cursor: vec![0; k],
+            partial: vec![usize::MAX; k],
+            next: vec![None; k],
+            viable: vec![None; k],
+            caps: (0..k).map(|_| None).collect(),
+            dfa_caches: (0..k).map(|_| None).collect(),
+            regions: Vec::new(),
+            region_cursor: [0; 4],
+            trailing: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
