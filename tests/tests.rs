@@ -5,6 +5,7 @@ mod exec_pipe;
 mod exec_pty;
 mod failures;
 mod frames;
+mod masking;
 mod recording;
 mod store;
 mod util;

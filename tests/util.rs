@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -153,27 +153,29 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Collects a stream's lines on a thread so tests can wait for one.
+/// Collects a stream on a thread as it comes (partial lines too, such as prompts) so tests
+/// can wait for text in it.
 #[derive(Clone, Default)]
-pub struct Lines(Arc<Mutex<String>>);
+pub struct Lines(Arc<Mutex<Vec<u8>>>);
 
 impl Lines {
-    pub fn collect(r: impl Read + Send + 'static) -> Lines {
+    pub fn collect(mut r: impl Read + Send + 'static) -> Lines {
         let l = Lines::default();
         let buf = l.0.clone();
         std::thread::spawn(move || {
-            let mut r = BufReader::new(r);
-            let mut line = String::new();
-            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                buf.lock().unwrap().push_str(&line);
-                line.clear();
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = r.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.lock().unwrap().extend_from_slice(&chunk[..n]);
             }
         });
         l
     }
 
     pub fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
@@ -482,9 +484,7 @@ impl PtyChild {
                         break;
                     }
                     raw.lock().unwrap().extend_from_slice(&buf[..n]);
-                    text.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    text.lock().unwrap().extend_from_slice(&buf[..n]);
                 }
             });
         }

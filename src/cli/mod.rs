@@ -155,7 +155,6 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         let (unit, after) = rest.split_at(unit_len);
         let n: u64 = num.parse().map_err(|_| bad())?;
         let secs = match unit {
-            "ms" => 0,
             "s" => 1,
             "m" | "min" => 60,
             "h" => 3600,

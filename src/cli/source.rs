@@ -78,6 +78,9 @@ pub async fn resolve_id(client: &GatewayClient, what: &str) -> Result<String, Fa
 /// gateway's keys.
 pub async fn fetch(client: &GatewayClient, id: &str) -> Result<Loaded, Failure> {
     let session = client.session(id).await?;
+    // Checkpoints first: while a session runs, every checkpoint read then covers events
+    // that are already stored, so the events read after include them all.
+    let checkpoints = client.checkpoints(id).await?;
     let mut events = Vec::with_capacity(session.event_count.max(0) as usize);
     let mut hashes = Vec::with_capacity(events.capacity());
     let mut all_hashed = true;
@@ -95,7 +98,6 @@ pub async fn fetch(client: &GatewayClient, id: &str) -> Result<Loaded, Failure> 
             events.push(event);
         }
     }
-    let checkpoints = client.checkpoints(id).await?;
     let keys = client.keys().await?;
     Ok(Loaded {
         recording: Recording {

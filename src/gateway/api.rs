@@ -280,7 +280,19 @@ async fn open_session(
         stream: format!("/v1/sessions/{id}/stream"),
         session_id: id,
         target: target.name.clone(),
-        env: target.env.clone(),
+        // The tool's environment: plain settings and the target's secrets, for the child
+        // process only (the client never prints or stores them).
+        env: target
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(
+                target
+                    .secret_env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_string())),
+            )
+            .collect(),
     };
     Ok((StatusCode::CREATED, Json(opened)).into_response())
 }

@@ -66,19 +66,24 @@ fn create(path: &Path) -> Result<SigningKey, KeyError> {
     let pem = key
         .to_pkcs8_pem(Default::default())
         .map_err(|e| err(std::io::Error::other(e.to_string())))?;
-    // create_new: two gateways starting at once never overwrite each other's key; the loser
-    // reads the winner's.
-    let file = std::fs::OpenOptions::new()
+    // Written whole to a private temporary file, then linked into place: the key file is
+    // never seen half-written, and of two gateways starting at once the second finds the
+    // first's key and uses it.
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path);
-    match file {
-        Ok(mut f) => {
-            f.write_all(pem.as_bytes()).map_err(err)?;
-            f.sync_all().map_err(err)?;
-            Ok(key)
-        }
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(pem.as_bytes())?;
+            f.sync_all()
+        });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
         Err(e) => Err(err(e)),
     }

@@ -1,7 +1,8 @@
 //! One session's stream: a single task that owns the session state, reads client frames,
 //! applies policy (input gate, masking), answers and records.
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::store::{Batch, SessionEnd, SessionStats, StoreError};
 use super::{now_ms, Gateway, Pending};
+use crate::policy::mask::MaskStream;
 use crate::policy::{GateAction, InputGate, Masker};
 use crate::proto::frame::{
     ClientFrame, Closed, Notice, ServerFrame, Stream, StreamError, MAX_DATA,
@@ -28,15 +30,15 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// is being written.
 const FLUSH_EVENTS: usize = 512;
 const FLUSH_BYTES: usize = 4 * 1024 * 1024;
-/// The chain head is signed at least every this many events, and every this often while
-/// events come in.
+/// The chain head is signed at the first flush after this many events, or after this long
+/// while events come in.
 const CHECKPOINT_EVENTS: i64 = 256;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 /// A session whose client stays silent this long is ended (clients ping every 15 s).
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
-/// Batches queued for the store before the relay waits: recording keeps up with the stream
-/// without holding up every frame for a database write.
+/// Batches queued for the store before the relay waits. Answers wait for their events to
+/// be stored anyway; the queue lets a large burst be written in several transactions.
 const QUEUED_BATCHES: usize = 4;
 
 /// Appends events to the session's log: chains each event, hands batches to a writer task of
@@ -202,21 +204,56 @@ enum End {
     Aborted(String),
 }
 
-/// One output stream's masking: masked bytes to show now, and what is held back until more
-/// comes, the tool goes quiet, or the session ends.
+/// How long output may sit in a masking holdback before it is released anyway: short
+/// enough that an interactive session feels immediate (the engine's bound is 20 ms).
+const HOLDBACK_IDLE: Duration = Duration::from_millis(15);
+
+/// One output stream's masking: masked bytes to show now, and a tail held back until more
+/// comes, the tool goes quiet, or the session ends (a secret may continue in the next chunk).
 struct OutputMask {
-    masker: Masker,
+    stream: MaskStream,
 }
 
 impl OutputMask {
-    fn push(&mut self, data: &Bytes) -> (Bytes, usize) {
-        let (masked, n) = self.masker.mask(data);
-        // Clean chunks (the common case) go back as the very bytes that came in.
-        let out = match masked {
-            std::borrow::Cow::Borrowed(_) => data.clone(),
-            std::borrow::Cow::Owned(v) => Bytes::from(v),
+    /// Masks a chunk; returns what may be shown now and the values masked, per rule.
+    fn push(&mut self, data: &Bytes) -> (Bytes, BTreeMap<String, u64>) {
+        let before = self.stream.counts().clone();
+        let out = match self.stream.push(data) {
+            // Clean chunks (the common case) go back as the very bytes that came in.
+            Cow::Borrowed(b) => subslice(data, b),
+            Cow::Owned(v) => Bytes::from(v),
         };
-        (out, n)
+        (out, self.delta(before))
+    }
+
+    /// Releases the held-back tail, masked as if the stream ended here.
+    fn flush(&mut self) -> (Bytes, BTreeMap<String, u64>) {
+        let before = self.stream.counts().clone();
+        let out = Bytes::from(self.stream.flush());
+        (out, self.delta(before))
+    }
+
+    fn delta(&self, before: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        self.stream
+            .counts()
+            .iter()
+            .filter_map(|(rule, n)| {
+                let d = n - before.get(rule).copied().unwrap_or(0);
+                (d > 0).then(|| (rule.clone(), d))
+            })
+            .collect()
+    }
+}
+
+/// `part` as a slice of `whole` when it lies inside it (no copy), else a copy.
+fn subslice(whole: &Bytes, part: &[u8]) -> Bytes {
+    let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
+    if part.is_empty() {
+        Bytes::new()
+    } else if p >= w && p + part.len() <= w + whole.len() {
+        whole.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
     }
 }
 
@@ -228,6 +265,8 @@ struct Session {
     stdout: OutputMask,
     stderr: OutputMask,
     rec: Recorder,
+    /// Since when output has been held back by the maskers, if it is.
+    held_since: Option<Instant>,
     /// Answers waiting until the store holds the events they show: (events needed, frame).
     /// Frames leave in order, so an acknowledgement never overtakes the output before it.
     outbox: VecDeque<(i64, ServerFrame)>,
@@ -239,11 +278,12 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     let masker = gw.policy.masker(&pending.target);
     let mut s = Session {
         stdout: OutputMask {
-            masker: masker.clone(),
+            stream: masker.stream(),
         },
         stderr: OutputMask {
-            masker: masker.clone(),
+            stream: masker.stream(),
         },
+        held_since: None,
         masker,
         gate: InputGate::new(pending.mode),
         target: pending.target.clone(),
@@ -367,6 +407,9 @@ impl Session {
                 }
             }
             let writing = !self.rec.writer_idle();
+            let release_at = self
+                .held_since
+                .map(|t| tokio::time::Instant::from_std(t + HOLDBACK_IDLE));
             let msg = tokio::select! {
                 m = socket.recv() => m,
                 _ = async { drop(stopping.wait_for(|s| *s).await) } => {
@@ -377,6 +420,10 @@ impl Session {
                         let e = self.rec.writer_error().await;
                         return fail(socket, "internal", format!("cannot record the session: {e}")).await;
                     }
+                    continue;
+                }
+                _ = async { tokio::time::sleep_until(release_at.unwrap_or_else(tokio::time::Instant::now)).await }, if release_at.is_some() => {
+                    self.release_held();
                     continue;
                 }
                 _ = tick.tick() => {
@@ -453,11 +500,14 @@ impl Session {
                 self.answer(ServerFrame::InputAck);
             }
             ClientFrame::Output { stream, data } => {
-                let (masked, n) = match stream {
+                let (masked, counts) = match stream {
                     Stream::Stdout => self.stdout.push(&data),
                     Stream::Stderr => self.stderr.push(&data),
                 };
-                self.record_output(stream, &masked, n);
+                self.record_output(stream, &masked, counts);
+                if self.stdout.stream.held() + self.stderr.stream.held() > 0 {
+                    self.held_since.get_or_insert_with(Instant::now);
+                }
                 // Masking can grow a chunk past the frame limit: answer in parts.
                 let mut rest = masked;
                 loop {
@@ -484,7 +534,28 @@ impl Session {
         Ok(None)
     }
 
-    fn record_output(&mut self, stream: Stream, masked: &[u8], masks: usize) {
+    /// Releases what the maskers hold back (the tool went quiet, or ended): recorded, then
+    /// sent as `Released` frames once stored.
+    fn release_held(&mut self) {
+        self.held_since = None;
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let (data, counts) = match stream {
+                Stream::Stdout => self.stdout.flush(),
+                Stream::Stderr => self.stderr.flush(),
+            };
+            if data.is_empty() {
+                continue;
+            }
+            self.record_output(stream, &data, counts);
+            let mut rest = data;
+            while !rest.is_empty() {
+                let part = rest.split_to(rest.len().min(MAX_DATA));
+                self.answer(ServerFrame::Released { stream, data: part });
+            }
+        }
+    }
+
+    fn record_output(&mut self, stream: Stream, masked: &[u8], counts: BTreeMap<String, u64>) {
         if masked.is_empty() {
             return;
         }
@@ -494,22 +565,32 @@ impl Session {
         };
         self.rec.stats.bytes_out += masked.len() as i64;
         self.rec.push(kind, masked.to_vec());
-        if masks > 0 {
-            *self.rec.stats.masks.entry("mask".into()).or_default() += masks as u64;
-            self.rec.marker(json!({ "masked": { "mask": masks } }));
+        self.count_masks(counts);
+    }
+
+    /// Adds to the session's mask counts and leaves a marker saying what was just masked:
+    /// rule names and counts, never values.
+    fn count_masks(&mut self, counts: BTreeMap<String, u64>) {
+        if counts.is_empty() {
+            return;
         }
+        for (rule, n) in &counts {
+            *self.rec.stats.masks.entry(rule.clone()).or_default() += n;
+        }
+        self.rec.marker(json!({ "masked": counts }));
     }
 
     fn apply(&mut self, actions: Vec<GateAction>) {
         for a in actions {
             match a {
                 GateAction::Deliver(d) => {
-                    let (masked, n) = self.masker.mask(&d);
-                    if n > 0 {
-                        *self.rec.stats.masks.entry("mask".into()).or_default() += n as u64;
-                    }
+                    // Input is masked release by release (a whole line in pipe mode).
+                    let mut one = self.masker.stream();
+                    let mut masked = one.push(&d).into_owned();
+                    masked.extend_from_slice(&one.flush());
                     self.rec.stats.bytes_in += d.len() as i64;
-                    self.rec.push(EventKind::Input, masked.into_owned());
+                    self.rec.push(EventKind::Input, masked);
+                    self.count_masks(one.counts().clone());
                     // A released line may be longer than one frame carries.
                     for part in d.chunks(MAX_DATA) {
                         self.answer(ServerFrame::Deliver(d.slice_ref(part)));
@@ -531,6 +612,8 @@ impl Session {
     }
 
     async fn finish(&mut self, id: &str, end: End, socket: &mut WebSocket) {
+        // The tool is done: whatever the maskers held back is decided now.
+        self.release_held();
         let stats = &self.rec.stats;
         if !stats.masks.is_empty() {
             let total: u64 = stats.masks.values().sum();

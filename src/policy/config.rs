@@ -63,9 +63,38 @@ struct RawTarget {
     command: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Secret environment for the tool, resolved by the gateway at start:
+    /// `PGPASSWORD = { env = "PROD_DB_PASSWORD" }` or `{ file = "/run/secrets/pg" }`.
+    #[serde(default)]
+    secret_env: BTreeMap<String, Spanned<RawSecret>>,
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    env: Option<String>,
+    file: Option<std::path::PathBuf>,
+}
+
+/// Reads a secret from where the config says it is. Errors name the place, never the value.
+fn resolve_secret(raw: RawSecret) -> Result<crate::auth::Secret, String> {
+    let value = match (raw.env, raw.file) {
+        (Some(var), None) => std::env::var(&var).map_err(|_| {
+            format!("the gateway's environment has no {var} (set it where the gateway starts)")
+        })?,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .trim_end_matches(['\n', '\r'])
+            .to_string(),
+        _ => return Err("give exactly one of env = \"VAR\" or file = \"PATH\"".into()),
+    };
+    if value.is_empty() {
+        return Err("the value is empty".into());
+    }
+    Ok(crate::auth::Secret::new(value))
 }
 
 #[derive(Deserialize, Default)]
@@ -155,11 +184,19 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                 format!("target {name:?}: command lists program names such as \"psql\", not paths or empty strings"),
             ));
         }
+        let mut secret_env = BTreeMap::new();
+        for (var, raw) in t.secret_env {
+            let span = raw.span();
+            let value = resolve_secret(raw.into_inner())
+                .map_err(|why| err(span, format!("target {name:?}: secret {var}: {why}")))?;
+            secret_env.insert(var, value);
+        }
         targets.push(Target {
             name: name.to_string(),
             kind,
             command: t.command,
             env: t.env,
+            secret_env,
         });
     }
 

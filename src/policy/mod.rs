@@ -43,6 +43,9 @@ pub struct Target {
     pub command: Vec<String>,
     /// Plain environment handed to the tool.
     pub env: BTreeMap<String, String>,
+    /// Secret environment handed to the tool, resolved at gateway start. Always masked in
+    /// the target's output, whatever the rules say.
+    pub secret_env: BTreeMap<String, crate::auth::Secret>,
 }
 
 impl Target {
@@ -132,6 +135,7 @@ impl Policy {
                 kind: TargetKind::Command,
                 command: vec![],
                 env: BTreeMap::new(),
+                secret_env: BTreeMap::new(),
             }],
             mask::builtin_rules(),
             vec![],
@@ -218,13 +222,19 @@ impl Policy {
         cache
             .entry(target.to_string())
             .or_insert_with(|| {
-                Masker::new(
+                let m = Masker::new(
                     self.mask
                         .iter()
                         .filter(|r| applies(&r.targets, target))
                         .cloned()
                         .collect(),
-                )
+                );
+                match self.targets.iter().find(|t| t.name == target) {
+                    Some(t) if !t.secret_env.is_empty() => {
+                        m.with_secrets(t.secret_env.values().map(|s| s.expose()))
+                    }
+                    _ => m,
+                }
             })
             .clone()
     }

@@ -268,6 +268,16 @@ pub fn verify(
         prev_count = c.count;
         last_seen = c.last;
     }
+    let ended = matches!(rec.session.status.as_str(), "exited" | "aborted" | "denied");
+    if ended && !last_seen {
+        return Err(fail(
+            Some(prev_count),
+            format!(
+                "the session has ended ({}) but its closing checkpoint is missing: events from {prev_count} on may have been cut off or replaced",
+                rec.session.status
+            ),
+        ));
+    }
     if last_seen && prev_count != n {
         return Err(fail(
             Some(prev_count),
@@ -395,6 +405,18 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("trusted key"));
+
+        // Cut back to an earlier checkpoint with the later ones removed: the session says it
+        // ended, so the missing close gives it away.
+        let mut r = good.clone();
+        r.events.truncate(6);
+        r.checkpoints.truncate(2);
+        let f = verify(&r, None, &pk).unwrap_err();
+        assert!(f.reason.contains("closing checkpoint is missing"), "{f}");
+        // The same log of a session still running is fine so far.
+        r.session.status = "running".into();
+        let v = verify(&r, None, &pk).unwrap();
+        assert_eq!((v.events, v.complete), (6, false));
 
         // A different session's metadata breaks the genesis.
         let mut r = good.clone();
