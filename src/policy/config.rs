@@ -508,4 +508,114 @@ mod tests {
         let e = refuse("");
         assert!(e.reason.contains("no [[targets]]"), "{e}");
     }
+
+    #[test]
+    fn builtin_masks_turn_detectors_on_by_name_or_all() {
+        let base = "[[targets]]\nname = \"a\"\nkind = \"command\"\n";
+        let p = parse(
+            &format!("{base}[rules]\nbuiltin_masks = [\"all\"]\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        let names: Vec<_> = p.mask.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, detect::names().collect::<Vec<_>>());
+        let p = parse(
+            &format!("{base}[rules]\nbuiltin_masks = [\"payment-card\", \"email\"]\nbuiltin_replace = \"same-width\"\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        let names: Vec<_> = p.mask.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["email", "payment-card"]);
+        assert_eq!(p.mask[0].replace, Replace::SameWidth);
+        let (out, n) = p.masker("a").mask(b"pay 4111 1111 1111 1111 now");
+        assert_eq!((&out[..], n), (&b"pay ******************* now"[..], 1));
+        // Without builtin_masks a gateway config masks only what its rules say.
+        let p = parse(base, "gw.toml").unwrap();
+        assert!(p.mask.is_empty());
+    }
+
+    #[test]
+    fn unknown_detectors_and_bad_mask_tables_name_the_line() {
+        let base = "[[targets]]\nname = \"a\"\nkind = \"command\"\n";
+        let e = refuse(&format!(
+            "{base}[rules]\nbuiltin_masks = [\"email\", \"emial\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (5, 27), "{e}");
+        assert!(
+            e.reason.contains("unknown built-in detector \"emial\""),
+            "{e}"
+        );
+        let e = refuse(&format!(
+            "{base}[[rules.mask]]\nname = \"m\"\ndetector = \"cards\"\n"
+        ));
+        assert_eq!(e.line, 6, "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.mask]]\nname = \"m\"\npattern = 'x'\nliterals = [\"y\"]\n"
+        ));
+        assert!(e.reason.contains("exactly one of"), "{e}");
+        assert_eq!(e.line, 5, "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.mask]]\nname = \"m\"\nliterals = [\"y\"]\nmax_len = 3\n"
+        ));
+        assert!(e.reason.contains("max_len only applies"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.mask]]\nname = \"m\"\npattern = 'x'\nmax_len = 0\n"
+        ));
+        assert_eq!(e.line, 7, "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.mask]]\nname = \"m\"\npattern = 'x'\nreplace = \"stars\"\n"
+        ));
+        assert!(e.reason.contains("unknown replace"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.mask]]\nname = \"m\"\npattern = 'x'\nreplace = \"same-width\"\nreplacement = \"X\"\n"
+        ));
+        assert_eq!(e.line, 8, "{e}");
+        let e = refuse(&format!(
+            "{base}[rules]\nbuiltin_masks = [\"all\"]\n[[rules.mask]]\nname = \"email\"\npattern = 'x'\n"
+        ));
+        assert!(e.reason.contains("name of a built-in detector"), "{e}");
+        assert_eq!(e.line, 7, "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.mask]]\nname = \"m\"\npatern = 'x'\n"
+        ));
+        assert!(e.reason.contains("patern"), "{e}");
+    }
+
+    #[test]
+    fn mask_rules_carry_literals_detectors_targets_and_styles() {
+        let text = r#"
+[[targets]]
+name = "pg"
+kind = "postgres"
+
+[[targets]]
+name = "shell"
+kind = "command"
+
+[[rules.mask]]
+name = "codenames"
+literals = ["BLUEBIRD", "REDWING"]
+replace = "same-width"
+targets = ["pg"]
+
+[[rules.mask]]
+name = "cards"
+detector = "payment-card"
+replacement = "<card>"
+
+[[rules.mask]]
+name = "ticket"
+pattern = 'TKT-[0-9]+'
+max_len = 12
+"#;
+        let p = parse(text, "gw.toml").unwrap();
+        let input = b"BLUEBIRD paid 4111111111111111 for TKT-1234";
+        let (out, _) = p.masker("pg").mask(input);
+        assert_eq!(&out[..], b"******** paid <card> for [REDACTED:ticket]");
+        let (out, _) = p.masker("shell").mask(input);
+        assert_eq!(&out[..], b"BLUEBIRD paid <card> for [REDACTED:ticket]");
+        // A rule sees at most max_len bytes from where its match starts.
+        let (out, n) = p.masker("shell").mask(b"TKT-1234567890");
+        assert_eq!((&out[..], n), (&b"[REDACTED:ticket]90"[..], 1));
+    }
 }

@@ -585,8 +585,18 @@ fn intl(hay: &[u8], s: usize) -> Option<usize> {
     if s > 0 && matches!(hay[s - 1], b'+' | b'-') || !matches!(at(hay, s + 1), b'1'..=b'9') {
         return None;
     }
+    // `+2024-01-05` is a date, not a number.
+    let date = (s + 1..s + 5).all(|k| digit(hay, k))
+        && at(hay, s + 5) == b'-'
+        && digit(hay, s + 6)
+        && digit(hay, s + 7)
+        && at(hay, s + 8) == b'-';
+    if date {
+        return None;
+    }
     let mut i = s + 1;
     let mut n = 0;
+    let mut best = None;
     loop {
         if digit(hay, i) {
             while digit(hay, i) {
@@ -600,31 +610,28 @@ fn intl(hay: &[u8], s: usize) -> Option<usize> {
                 j += 1;
             }
             if at(hay, j) != b')' {
-                return None;
+                return best;
             }
             i = j + 1;
         } else {
-            return None;
+            return best;
         }
         if n > 15 {
-            return None;
+            return best;
+        }
+        // Groups may go on into other numbers: the longest run of whole groups that makes
+        // a valid length is the number.
+        if n >= 10 && num_end(hay, i) {
+            best = Some(i);
         }
         let c = at(hay, i);
         let next = at(hay, i + 1);
         if matches!(c, b' ' | b'-' | b'.') && (next.is_ascii_digit() || next == b'(') {
             i += 1;
-        } else if c == b'(' && digit(hay, i + 1) {
-        } else {
-            break;
+        } else if !(c == b'(' && digit(hay, i + 1)) {
+            return best;
         }
     }
-    // `+2024-01-05` is a date, not a number.
-    let date = (s + 1..s + 5).all(|k| digit(hay, k))
-        && at(hay, s + 5) == b'-'
-        && digit(hay, s + 6)
-        && digit(hay, s + 7)
-        && at(hay, s + 8) == b'-';
-    ((10..=15).contains(&n) && !date && num_end(hay, i)).then_some(i)
 }
 
 /// North American numbering plan: area code and exchange start with 2–9.
@@ -655,37 +662,47 @@ fn nanp(hay: &[u8], s: usize) -> Option<usize> {
     (ok_sep && (i + 4..e).all(|k| digit(hay, k)) && num_end(hay, e)).then_some(e)
 }
 
+/// A national number after a trunk zero: French style, five pairs (`01 23 45 67 89`, with
+/// spaces, dots or dashes), or an area code of 3–5 digits and one or two groups of 3–8
+/// digits split by spaces or dashes (`020 7946 0958`, `030 1234567`), 10–11 digits in all.
 fn trunk(hay: &[u8], s: usize) -> Option<usize> {
     if !matches!(at(hay, s + 1), b'1'..=b'9') {
         return None;
     }
-    let mut i = s;
-    let mut n = 0;
-    let mut groups = 0;
-    let mut sep = None;
-    loop {
-        let start = i;
-        while digit(hay, i) {
-            i += 1;
+    let groups = |seps: &[u8]| {
+        let mut i = s;
+        let mut lens = vec![];
+        let mut sep = None;
+        loop {
+            let start = i;
+            while digit(hay, i) && i - start < 12 {
+                i += 1;
+            }
+            lens.push(i - start);
+            let c = at(hay, i);
+            if seps.contains(&c)
+                && sep.is_none_or(|x| x == c)
+                && digit(hay, i + 1)
+                && lens.len() < 6
+            {
+                sep = Some(c);
+                i += 1;
+            } else {
+                return (lens, i);
+            }
         }
-        let len = i - start;
-        if groups == 0 && !(2..=5).contains(&len) {
-            return None;
-        }
-        n += len;
-        groups += 1;
-        let c = at(hay, i);
-        if matches!(c, b' ' | b'-' | b'.') && sep.is_none_or(|x| x == c) && digit(hay, i + 1) {
-            sep = Some(c);
-            i += 1;
-        } else {
-            break;
-        }
-        if n > 11 {
-            return None;
-        }
+    };
+    let (lens, e) = groups(b" .-");
+    if lens == [2, 2, 2, 2, 2] && num_end(hay, e) {
+        return Some(e);
     }
-    ((10..=11).contains(&n) && groups >= 2 && num_end(hay, i)).then_some(i)
+    let (lens, e) = groups(b" -");
+    let total: usize = lens.iter().sum();
+    let ok = (3..=5).contains(&lens[0])
+        && (2..=3).contains(&lens.len())
+        && lens[1..].iter().all(|l| (3..=8).contains(l))
+        && (10..=11).contains(&total);
+    (ok && num_end(hay, e)).then_some(e)
 }
 
 /// IBAN lengths by country code.
