@@ -1053,29 +1053,102 @@ fn dfa_dies(dfa: &DFA, cache: &mut DfaCache, hay: &[u8], s: usize) -> bool {
 
 /// Where digit detectors may match: clusters of digit runs joined by single separators
 /// (or `) ` and ` (`) that hold enough digits for a card, phone number or SSN, and the
-/// starts of IBANs (two capital letters before a digit run).
+/// starts of IBANs (two capital letters before two digits).
+///
+/// A bit-parallel gate looks at 64 bytes at a time: a cluster with enough digits lies in
+/// a run of at least `DIGITS_MIN` bytes that are digits, parentheses or separators between
+/// them, and only such runs are looked at byte by byte. Dates, times, versions and hex
+/// hashes are skipped without that.
 fn digit_clusters(
     hay: &[u8],
     pos0: usize,
     clusters: &mut Vec<(usize, usize)>,
     ibans: &mut Vec<usize>,
 ) {
+    const STEP: usize = 48;
+    const OWNED: u64 = ((1u64 << STEP) - 1) << 8;
     let n = hay.len();
+    let mut i = pos0;
+    let mut done = pos0;
+    let mut window = [0u8; 64];
+    while i < n {
+        // Bit k of the masks is byte `i - 8 + k`; bits 8..56 are this step's own.
+        let w: &[u8; 64] = if i >= pos0 + 8 && i + 56 <= n {
+            hay[i - 8..i + 56].try_into().expect("64 bytes")
+        } else {
+            for (k, slot) in window.iter_mut().enumerate() {
+                let at = (i + k).wrapping_sub(8);
+                *slot = if (pos0..n).contains(&at) { hay[at] } else { 0 };
+            }
+            &window
+        };
+        let (d, j, p, u) = text::classes(w);
+        if d & OWNED == 0 && d >> 56 == 0 {
+            i += STEP;
+            continue;
+        }
+        let ib = u & (u >> 1) & (d >> 2) & (d >> 3) & OWNED;
+        let mut bits = ib;
+        while bits != 0 {
+            ibans.push(i + bits.trailing_zeros() as usize - 8);
+            bits &= bits - 1;
+        }
+        let dp = d | p;
+        let c = dp | (j & (dp << 1) & (dp >> 1));
+        let mut l = c & (c >> 1);
+        l &= l >> 2;
+        l &= l >> 4;
+        l &= c >> 8;
+        let mut trig = l & OWNED;
+        while trig != 0 {
+            let start = i + trig.trailing_zeros() as usize - 8;
+            trig &= trig - 1;
+            if start < done {
+                continue;
+            }
+            let mut end = start;
+            while end < n && in_cluster_run(hay, end, pos0) {
+                end += 1;
+            }
+            cluster_range(hay, start.saturating_sub(2).max(done), end, pos0, clusters);
+            done = end;
+        }
+        i += STEP;
+    }
+}
+
+/// Whether byte `k` belongs to a run the gate of [`digit_clusters`] looks at.
+fn in_cluster_run(hay: &[u8], k: usize, pos0: usize) -> bool {
+    let dp = |k: usize| hay[k].is_ascii_digit() || matches!(hay[k], b'(' | b')');
+    dp(k)
+        || matches!(hay[k], b' ' | b'-' | b'.' | b'+')
+            && k > pos0
+            && dp(k - 1)
+            && k + 1 < hay.len()
+            && dp(k + 1)
+}
+
+/// The clusters with enough digits among the digit runs in `hay[from..to]`.
+fn cluster_range(
+    hay: &[u8],
+    from: usize,
+    to: usize,
+    pos0: usize,
+    clusters: &mut Vec<(usize, usize)>,
+) {
     let joins = |gap: &[u8]| {
         matches!(
             gap,
             [b' ' | b'-' | b'.' | b'(' | b')' | b'+'] | b") " | b" ("
         )
     };
-    let mut i = pos0;
+    let hay_to = &hay[..to];
+    let mut i = from;
     let (mut start, mut end, mut digits) = (usize::MAX, 0, 0);
-    while let Some(a) = next_digit(hay, i) {
+    while let Some(a) = next_digit(hay_to, i) {
         let mut b = a + 1;
-        while b < n && hay[b].is_ascii_digit() {
+        while b < to && hay[b].is_ascii_digit() {
             b += 1;
-        }
-        if a >= pos0 + 2 && hay[a - 1].is_ascii_uppercase() && hay[a - 2].is_ascii_uppercase() {
-            ibans.push(a - 2);
         }
         if start != usize::MAX && a - end <= 2 && joins(&hay[end..a]) {
             digits += b - a;
