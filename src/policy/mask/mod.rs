@@ -855,20 +855,18 @@ impl Engine {
             }
             Kind::Digits(d) => {
                 let mut k = sc.region_cursor[digit_slot(*d)];
-                while k < sc.regions.len() && sc.regions[k].1 <= x {
+                while k < sc.regions.len() && sc.regions[k] < x {
                     k += 1;
                 }
                 sc.region_cursor[digit_slot(*d)] = k;
-                for &(rs, re_) in &sc.regions[k..] {
-                    if rs >= det {
+                for &s in &sc.regions[k..] {
+                    if s >= det {
                         return None;
                     }
-                    for s in rs.max(x)..re_.min(det) {
-                        if d.starts(hay[s]) {
-                            if let Some(e) = d.at(hay, s, (s + DIGITS_MAX).min(n)) {
-                                if let Some(c) = finish(hay, r, s, e, s, e) {
-                                    return Some(c);
-                                }
+                    if d.starts(hay[s]) {
+                        if let Some(e) = d.at(hay, s, (s + DIGITS_MAX).min(n)) {
+                            if let Some(c) = finish(hay, r, s, e, s, e) {
+                                return Some(c);
                             }
                         }
                     }
@@ -1059,12 +1057,7 @@ fn dfa_dies(dfa: &DFA, cache: &mut DfaCache, hay: &[u8], s: usize) -> bool {
 /// a run of at least `DIGITS_MIN` bytes that are digits, parentheses or separators between
 /// them, and only such runs are looked at byte by byte. Dates, times, versions and hex
 /// hashes are skipped without that.
-fn digit_clusters(
-    hay: &[u8],
-    pos0: usize,
-    clusters: &mut Vec<(usize, usize)>,
-    ibans: &mut Vec<usize>,
-) {
+fn digit_clusters(hay: &[u8], pos0: usize, starts: &mut Vec<usize>, ibans: &mut Vec<usize>) {
     const STEP: usize = 48;
     const OWNED: u64 = ((1u64 << STEP) - 1) << 8;
     let n = hay.len();
@@ -1110,7 +1103,7 @@ fn digit_clusters(
             while end < n && in_cluster_run(hay, end, pos0) {
                 end += 1;
             }
-            cluster_range(hay, start.saturating_sub(2).max(done), end, pos0, clusters);
+            cluster_range(hay, start.saturating_sub(2).max(done), end, pos0, starts);
             done = end;
         }
         i += STEP;
@@ -1128,42 +1121,45 @@ fn in_cluster_run(hay: &[u8], k: usize, pos0: usize) -> bool {
             && dp(k + 1)
 }
 
-/// The clusters with enough digits among the digit runs in `hay[from..to]`.
-fn cluster_range(
-    hay: &[u8],
-    from: usize,
-    to: usize,
-    pos0: usize,
-    clusters: &mut Vec<(usize, usize)>,
-) {
+/// The places where a card, SSN or phone number may start in the clusters with enough
+/// digits among the digit runs in `hay[from..to]`: runs that start a number, and a `+` or
+/// `(` right before a run.
+fn cluster_range(hay: &[u8], from: usize, to: usize, pos0: usize, starts: &mut Vec<usize>) {
     let joins = |gap: &[u8]| {
         matches!(
             gap,
             [b' ' | b'-' | b'.' | b'(' | b')' | b'+'] | b") " | b" ("
         )
     };
+    let first = starts.len();
+    let mut cluster = first;
     let hay_to = &hay[..to];
     let mut i = from;
-    let (mut start, mut end, mut digits) = (usize::MAX, 0, 0);
+    let (mut end, mut digits) = (usize::MAX, 0);
     while let Some(a) = next_digit(hay_to, i) {
         let mut b = a + 1;
         while b < to && hay[b].is_ascii_digit() {
             b += 1;
         }
-        if start != usize::MAX && a - end <= 2 && joins(&hay[end..a]) {
-            digits += b - a;
-        } else {
-            if digits >= DIGITS_MIN {
-                clusters.push((start.saturating_sub(2).max(pos0), end));
+        if end == usize::MAX || a - end > 2 || !joins(&hay[end..a]) {
+            if digits < DIGITS_MIN {
+                starts.truncate(cluster);
             }
-            start = a;
-            digits = b - a;
+            cluster = starts.len();
+            digits = 0;
+        }
+        digits += b - a;
+        if a > pos0 && matches!(hay[a - 1], b'+' | b'(') {
+            starts.push(a - 1);
+        }
+        if detect::num_start(hay, a) {
+            starts.push(a);
         }
         end = b;
         i = b;
     }
-    if start != usize::MAX && digits >= DIGITS_MIN {
-        clusters.push((start.saturating_sub(2).max(pos0), end));
+    if digits < DIGITS_MIN {
+        starts.truncate(cluster.max(first));
     }
 }
 
@@ -1196,7 +1192,8 @@ struct Scratch {
     viable: Vec<Option<(usize, usize)>>,
     caps: Vec<Option<Captures>>,
     dfa_caches: Vec<Option<DfaCache>>,
-    regions: Vec<(usize, usize)>,
+    /// Where digit detectors may match (see [`digit_clusters`]).
+    regions: Vec<usize>,
     ibans: Vec<usize>,
     region_cursor: [usize; 4],
     trailing: usize,
