@@ -85,10 +85,11 @@ const WORDS: &[&str] = &[
     "restore",
 ];
 
-fn clean_text(rng: &mut Rng, size: usize) -> Vec<u8> {
+/// Clean text of the given kinds of lines: 0 prose, 1 log lines, 2 order lines.
+fn clean_text(rng: &mut Rng, size: usize, kinds: &[usize]) -> Vec<u8> {
     let mut out = String::with_capacity(size + 256);
     while out.len() < size {
-        match rng.below(3) {
+        match kinds[rng.below(kinds.len())] {
             0 => {
                 // A sentence of prose.
                 let n = 8 + rng.below(12);
@@ -220,13 +221,21 @@ fn main() {
     let mib = env_num("HOOPX_BENCH_MIB", 32);
     let policy = Policy::embedded_default();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let clean = clean_text(&mut rng, mib << 20);
+    let clean = clean_text(&mut rng, mib << 20, &[0, 1, 2]);
+    let prose = clean_text(&mut rng, mib << 20, &[0]);
+    let logs = clean_text(&mut rng, mib << 20, &[1]);
     let table = table_text(&mut rng, mib << 20);
     println!("mask engine, {mib} MiB inputs, median of {runs} runs, one core:");
     for (name, input, target) in [
-        ("clean prose and logs", &clean, 1024.0),
+        ("clean: prose", &prose, 1024.0),
+        ("clean: log lines (numbers, dates, IPs)", &logs, 1024.0),
+        ("clean: prose, logs, order lines", &clean, 1024.0),
         ("psql table, 1% rows with a secret", &table, 300.0),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(name, ..)| {
+        std::env::var("HOOPX_BENCH_ONLY").map_or(true, |only| name.contains(only.as_str()))
+    }) {
         for chunk in [16 << 10, 64 << 10, 256 << 10] {
             let mut speeds = vec![];
             let mut masked = 0;
@@ -237,14 +246,32 @@ fn main() {
             }
             let speed = median(speeds);
             println!(
-                "  {name:36} chunks {:3} KiB: {speed:8.0} MiB/s (target {target:.0}) {masked} masked{}",
+                "  {name:40} chunks {:3} KiB: {speed:8.0} MiB/s (target {target:.0}) {masked} masked{}",
                 chunk >> 10,
                 if speed >= target { "" } else { "  BELOW TARGET" }
             );
         }
     }
+    // With HOOPX_BENCH_RULES=1: each detector alone on the log lines, to find the slow one.
+    if env_num("HOOPX_BENCH_RULES", 0) == 1 {
+        use hoopx::policy::mask::{builtin_rule, detect};
+        for name in detect::names() {
+            let m = hoopx::policy::Masker::new(vec![builtin_rule(name)]);
+            let start = Instant::now();
+            let mut st = m.stream();
+            for c in logs.chunks(64 << 10) {
+                std::hint::black_box(st.push(c).len());
+            }
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "  {name:24} alone on log lines: {:8.0} MiB/s",
+                logs.len() as f64 / 1048576.0 / secs
+            );
+        }
+    }
     // The clean text must stay clean: a masked value there is a false positive.
     let (out, n) = policy.masker("local").mask(&clean);
+    let n = n + policy.masker("local").mask(&logs).1 + policy.masker("local").mask(&prose).1;
     if n > 0 {
         let text = String::from_utf8_lossy(&out);
         for line in text.lines().filter(|l| l.contains("REDACTED")).take(5) {

@@ -423,7 +423,7 @@ fn word(b: u8) -> bool {
 
 /// A number may start at `s`: not inside a word, and not after a digit and a joining
 /// punctuation mark (`1.2`, `10-4`, `1,000`, `12:30`).
-fn num_start(hay: &[u8], s: usize) -> bool {
+pub(crate) fn num_start(hay: &[u8], s: usize) -> bool {
     if s == 0 {
         return true;
     }

@@ -855,20 +855,18 @@ impl Engine {
             }
             Kind::Digits(d) => {
                 let mut k = sc.region_cursor[digit_slot(*d)];
-                while k < sc.regions.len() && sc.regions[k].1 <= x {
+                while k < sc.regions.len() && sc.regions[k] < x {
                     k += 1;
                 }
                 sc.region_cursor[digit_slot(*d)] = k;
-                for &(rs, re_) in &sc.regions[k..] {
-                    if rs >= det {
+                for &s in &sc.regions[k..] {
+                    if s >= det {
                         return None;
                     }
-                    for s in rs.max(x)..re_.min(det) {
-                        if d.starts(hay[s]) {
-                            if let Some(e) = d.at(hay, s, (s + DIGITS_MAX).min(n)) {
-                                if let Some(c) = finish(hay, r, s, e, s, e) {
-                                    return Some(c);
-                                }
+                    if d.starts(hay[s]) {
+                        if let Some(e) = d.at(hay, s, (s + DIGITS_MAX).min(n)) {
+                            if let Some(c) = finish(hay, r, s, e, s, e) {
+                                return Some(c);
                             }
                         }
                     }
@@ -1053,44 +1051,115 @@ fn dfa_dies(dfa: &DFA, cache: &mut DfaCache, hay: &[u8], s: usize) -> bool {
 
 /// Where digit detectors may match: clusters of digit runs joined by single separators
 /// (or `) ` and ` (`) that hold enough digits for a card, phone number or SSN, and the
-/// starts of IBANs (two capital letters before a digit run).
-fn digit_clusters(
-    hay: &[u8],
-    pos0: usize,
-    clusters: &mut Vec<(usize, usize)>,
-    ibans: &mut Vec<usize>,
-) {
+/// starts of IBANs (two capital letters before two digits).
+///
+/// A bit-parallel gate looks at 64 bytes at a time: a cluster with enough digits lies in
+/// a run of at least `DIGITS_MIN` bytes that are digits, parentheses or separators between
+/// them, and only such runs are looked at byte by byte. Dates, times, versions and hex
+/// hashes are skipped without that.
+fn digit_clusters(hay: &[u8], pos0: usize, starts: &mut Vec<usize>, ibans: &mut Vec<usize>) {
+    const STEP: usize = 48;
+    const OWNED: u64 = ((1u64 << STEP) - 1) << 8;
     let n = hay.len();
+    let mut i = pos0;
+    let mut done = pos0;
+    let mut window = [0u8; 64];
+    while i < n {
+        // Bit k of the masks is byte `i - 8 + k`; bits 8..56 are this step's own.
+        let w: &[u8; 64] = if i >= pos0 + 8 && i + 56 <= n {
+            hay[i - 8..i + 56].try_into().expect("64 bytes")
+        } else {
+            for (k, slot) in window.iter_mut().enumerate() {
+                let at = (i + k).wrapping_sub(8);
+                *slot = if (pos0..n).contains(&at) { hay[at] } else { 0 };
+            }
+            &window
+        };
+        let (d, j, p, u) = text::classes(w);
+        if d & OWNED == 0 && d >> 56 == 0 {
+            i += STEP;
+            continue;
+        }
+        let ib = u & (u >> 1) & (d >> 2) & (d >> 3) & OWNED;
+        let mut bits = ib;
+        while bits != 0 {
+            ibans.push(i + bits.trailing_zeros() as usize - 8);
+            bits &= bits - 1;
+        }
+        let dp = d | p;
+        let c = dp | (j & (dp << 1) & (dp >> 1));
+        let mut l = c & (c >> 1);
+        l &= l >> 2;
+        l &= l >> 4;
+        l &= c >> 8;
+        let mut trig = l & OWNED;
+        while trig != 0 {
+            let start = i + trig.trailing_zeros() as usize - 8;
+            trig &= trig - 1;
+            if start < done {
+                continue;
+            }
+            let mut end = start;
+            while end < n && in_cluster_run(hay, end, pos0) {
+                end += 1;
+            }
+            cluster_range(hay, start.saturating_sub(2).max(done), end, pos0, starts);
+            done = end;
+        }
+        i += STEP;
+    }
+}
+
+/// Whether byte `k` belongs to a run the gate of [`digit_clusters`] looks at.
+fn in_cluster_run(hay: &[u8], k: usize, pos0: usize) -> bool {
+    let dp = |k: usize| hay[k].is_ascii_digit() || matches!(hay[k], b'(' | b')');
+    dp(k)
+        || matches!(hay[k], b' ' | b'-' | b'.' | b'+')
+            && k > pos0
+            && dp(k - 1)
+            && k + 1 < hay.len()
+            && dp(k + 1)
+}
+
+/// The places where a card, SSN or phone number may start in the clusters with enough
+/// digits among the digit runs in `hay[from..to]`: runs that start a number, and a `+` or
+/// `(` right before a run.
+fn cluster_range(hay: &[u8], from: usize, to: usize, pos0: usize, starts: &mut Vec<usize>) {
     let joins = |gap: &[u8]| {
         matches!(
             gap,
             [b' ' | b'-' | b'.' | b'(' | b')' | b'+'] | b") " | b" ("
         )
     };
-    let mut i = pos0;
-    let (mut start, mut end, mut digits) = (usize::MAX, 0, 0);
-    while let Some(a) = next_digit(hay, i) {
+    let first = starts.len();
+    let mut cluster = first;
+    let hay_to = &hay[..to];
+    let mut i = from;
+    let (mut end, mut digits) = (usize::MAX, 0);
+    while let Some(a) = next_digit(hay_to, i) {
         let mut b = a + 1;
-        while b < n && hay[b].is_ascii_digit() {
+        while b < to && hay[b].is_ascii_digit() {
             b += 1;
         }
-        if a >= pos0 + 2 && hay[a - 1].is_ascii_uppercase() && hay[a - 2].is_ascii_uppercase() {
-            ibans.push(a - 2);
-        }
-        if start != usize::MAX && a - end <= 2 && joins(&hay[end..a]) {
-            digits += b - a;
-        } else {
-            if digits >= DIGITS_MIN {
-                clusters.push((start.saturating_sub(2).max(pos0), end));
+        if end == usize::MAX || a - end > 2 || !joins(&hay[end..a]) {
+            if digits < DIGITS_MIN {
+                starts.truncate(cluster);
             }
-            start = a;
-            digits = b - a;
+            cluster = starts.len();
+            digits = 0;
+        }
+        digits += b - a;
+        if a > pos0 && matches!(hay[a - 1], b'+' | b'(') {
+            starts.push(a - 1);
+        }
+        if detect::num_start(hay, a) {
+            starts.push(a);
         }
         end = b;
         i = b;
     }
-    if start != usize::MAX && digits >= DIGITS_MIN {
-        clusters.push((start.saturating_sub(2).max(pos0), end));
+    if digits < DIGITS_MIN {
+        starts.truncate(cluster.max(first));
     }
 }
 
@@ -1123,7 +1192,8 @@ struct Scratch {
     viable: Vec<Option<(usize, usize)>>,
     caps: Vec<Option<Captures>>,
     dfa_caches: Vec<Option<DfaCache>>,
-    regions: Vec<(usize, usize)>,
+    /// Where digit detectors may match (see [`digit_clusters`]).
+    regions: Vec<usize>,
     ibans: Vec<usize>,
     region_cursor: [usize; 4],
     trailing: usize,

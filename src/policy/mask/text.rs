@@ -91,6 +91,55 @@ pub(crate) fn safe_boundary(hay: &[u8], mut h: usize, floor: usize) -> usize {
     h
 }
 
+/// Bit masks of 64 bytes (bit k is byte k): digits, separators (space `-` `.` `+`),
+/// parentheses and capital letters.
+#[inline]
+pub(crate) fn classes(w: &[u8; 64]) -> (u64, u64, u64, u64) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        use std::arch::x86_64::*;
+        let (mut d, mut j, mut p, mut u) = (0u64, 0u64, 0u64, 0u64);
+        for k in 0..4 {
+            // SAFETY: SSE2 is part of x86_64 (checked by the cfg above); the load reads 16
+            // bytes inside `w`.
+            unsafe {
+                let v = _mm_loadu_si128(w.as_ptr().add(16 * k).cast::<__m128i>());
+                let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                let within = |lo: u8, span: u8| {
+                    let x = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
+                    _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(span as i8)), x)
+                };
+                let bits = |m: __m128i| u64::from(_mm_movemask_epi8(m) as u16) << (16 * k);
+                d |= bits(within(b'0', 9));
+                u |= bits(within(b'A', 25));
+                j |= bits(_mm_or_si128(
+                    _mm_or_si128(eq(b' '), eq(b'-')),
+                    _mm_or_si128(eq(b'.'), eq(b'+')),
+                ));
+                p |= bits(_mm_or_si128(eq(b'('), eq(b')')));
+            }
+        }
+        (d, j, p, u)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        let (mut d, mut j, mut p, mut u) = (0u64, 0u64, 0u64, 0u64);
+        for (k, &b) in w.iter().enumerate() {
+            let bit = 1u64 << k;
+            if b.is_ascii_digit() {
+                d |= bit;
+            } else if b.is_ascii_uppercase() {
+                u |= bit;
+            } else if matches!(b, b' ' | b'-' | b'.' | b'+') {
+                j |= bit;
+            } else if matches!(b, b'(' | b')') {
+                p |= bit;
+            }
+        }
+        (d, j, p, u)
+    }
+}
+
 /// How a masked value is replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replace {
@@ -218,6 +267,18 @@ mod tests {
             2,
             "an open escape at the end"
         );
+    }
+
+    #[test]
+    fn classes_mark_each_byte() {
+        let mut w = [b'x'; 64];
+        w[..12].copy_from_slice(b"(12) A-9.+ Z");
+        w[63] = b'7';
+        let (d, j, p, u) = classes(&w);
+        assert_eq!(d, 1 << 1 | 1 << 2 | 1 << 7 | 1 << 63);
+        assert_eq!(j, 1 << 4 | 1 << 6 | 1 << 8 | 1 << 9 | 1 << 10);
+        assert_eq!(p, 1 | 1 << 3);
+        assert_eq!(u, 1 << 5 | 1 << 11);
     }
 
     #[test]
