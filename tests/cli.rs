@@ -253,3 +253,22 @@ fn exec_settings_come_from_flags_then_environment_then_the_config_file() {
     assert_eq!(out.code(), 127, "{out:?}");
     assert!(out.stderr.contains("cannot run sh"), "{out:?}");
 }
+
+#[test]
+fn the_readme_gateway_config_is_accepted_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("### Gateway config\n\n```toml\n")
+        .expect("the README's gateway config");
+    let body = &readme[start..];
+    let body = &body[body.find("```toml\n").unwrap() + 8..];
+    let config = &body[..body.find("```").unwrap()];
+    let env = Env::new();
+    let path = env.write("readme.toml", config);
+    let mut c = env.hoopx();
+    c.args(["gateway", "check", "--config"]).arg(&path);
+    let out = run(c, "", std::time::Duration::from_secs(30));
+    assert_eq!(out.code(), 0, "{out:?}\n{config}");
+    assert!(out.stdout.contains("OK (1 targets"), "{out:?}");
+}
