@@ -143,7 +143,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;verify' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
-            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session, the key inside the file for a file')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session; for a file, its key only if it is the configured gateway''s or one of this machine''s gateways''')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')

@@ -123,7 +123,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;verify'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
-            cand --key 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session, the key inside the file for a file'
+            cand --key 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session; for a file, its key only if it is the configured gateway''s or one of this machine''s gateways'''
             cand --output 'output'
             cand -h 'Print help'
             cand --help 'Print help'

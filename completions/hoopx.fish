@@ -95,7 +95,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l follow -d 'Watch 
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l key -d 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway\'s key for a session, the key inside the file for a file' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l key -d 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway\'s key for a session; for a file, its key only if it is the configured gateway\'s or one of this machine\'s gateways\'' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l output -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help'

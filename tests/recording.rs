@@ -155,11 +155,17 @@ fn exported_files_verify_offline_and_tampering_is_caught() {
         file("s.cast", &cast),
         file("s3.cast", &cast3),
     );
+    // On the machine that ran the gateway its key is known: the files verify as they are.
     for f in [&fj, &fc, &fc3] {
-        let out = verify_offline(&env, &[f]);
-        assert_ok(&out);
-        assert!(out.stderr.contains("taken from the file"), "{out:?}");
+        assert_ok(&verify_offline(&env, &[f]));
     }
+    // An auditor elsewhere does not trust the key a file carries for itself.
+    let elsewhere = Env::new();
+    let copy = elsewhere.write("s.jsonl", &json);
+    let out = verify_offline(&elsewhere, &[copy.to_str().unwrap()]);
+    assert_failed(&out, "untrusted key");
+    assert!(out.stdout.contains("not a key you trust"), "{out:?}");
+    assert!(out.stderr.contains("--key"), "{out:?}");
 
     // Pinning the gateway's key (from /v1/keys, which needs no token) passes; another key fails.
     let keys: serde_json::Value = reqwest::blocking::Client::new()
@@ -170,6 +176,10 @@ fn exported_files_verify_offline_and_tampering_is_caught() {
         .unwrap();
     let key = keys["keys"][0]["public_key"].as_str().unwrap().to_string();
     assert_ok(&verify_offline(&env, &[&fj, "--key", &key]));
+    assert_ok(&verify_offline(
+        &elsewhere,
+        &[copy.to_str().unwrap(), "--key", &key],
+    ));
     let key_file = file("gateway.pub", &key);
     assert_ok(&verify_offline(&env, &[&fc, "--key", &key_file]));
     let other = base64::engine::general_purpose::STANDARD.encode(
@@ -182,8 +192,11 @@ fn exported_files_verify_offline_and_tampering_is_caught() {
     let out = verify_offline(&env, &[&fj, "--key", "not-a-key"]);
     assert_eq!(out.code(), 64, "{out:?}");
 
-    // Line 0 is the header, line 1 the first event.
-    let altered = edit_line(&json, 1, |l| l.replace("line one", "line 0ne"));
+    let at = json
+        .lines()
+        .position(|l| l.starts_with("{\"seq\"") && l.contains("line one"))
+        .expect("the output event");
+    let altered = edit_line(&json, at, |l| l.replace("line one", "line 0ne"));
     assert_failed(
         &verify_offline(&env, &[&file("a.jsonl", &altered)]),
         "altered",
@@ -492,7 +505,7 @@ fn follow_watches_a_running_session_until_it_ends() {
 
 /// A signed PTY recording of `rows` numbered rows in 64 KiB events, 100 ms apart, written as
 /// the JSON export.
-fn big_recording(env: &Env, mb: usize) -> (std::path::PathBuf, usize, i64) {
+fn big_recording(env: &Env, mb: usize) -> (std::path::PathBuf, usize, i64, String) {
     use hoopx::recording::{chain, format, Event, EventKind, Recording};
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     let session = hoopx::proto::SessionInfo {
@@ -560,20 +573,21 @@ fn big_recording(env: &Env, mb: usize) -> (std::path::PathBuf, usize, i64) {
     format::write_json(&mut f, &rec, None).unwrap();
     use std::io::Write;
     f.flush().unwrap();
-    (path, row, duration)
+    let public = chain::public_key_info(&key.verifying_key()).public_key;
+    (path, row, duration, public)
 }
 
 #[test]
 fn a_recording_of_over_100_mb_verifies_replays_and_seeks() {
     let env = Env::new();
-    let (path, rows, duration) = big_recording(&env, 101);
+    let (path, rows, duration, key) = big_recording(&env, 101);
     let path = path.display().to_string();
     let offline = |args: &[&str]| {
         let mut c = env.hoopx();
         c.args(args);
         run(c, "", Duration::from_secs(300))
     };
-    assert_ok(&offline(&["verify", &path]));
+    assert_ok(&offline(&["verify", &path, "--key", &key]));
 
     // Text: every row, in order, once; nothing else.
     let out = offline(&["replay", &path, "--format", "text"]);

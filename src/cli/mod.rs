@@ -125,6 +125,37 @@ pub enum Command {
     Generate(generate::GenerateArgs),
 }
 
+/// Prints one line on stdout; a reader that went away (`| head`) ends the command quietly.
+pub fn print_line(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::silent(0)),
+        Err(e) => Err(Failure::new(
+            code::UNAVAILABLE,
+            format!("cannot write to stdout: {e}"),
+        )),
+    }
+}
+
+/// Text from the store or the caller, safe to print on a terminal: control characters
+/// (which could move the cursor or rewrite lines) shown escaped.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// `--output`: for people, or JSON for programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

@@ -156,6 +156,10 @@ async fn follow(args: &ReplayArgs) -> Result<ExitCode, Failure> {
         // Read the status before the events: a session that ended before this page has all
         // its events in it or in the pages after.
         let status = client.session(&id).await?.status;
+        // A closing checkpoint also says the log is complete, even if the session's status
+        // was never updated (its gateway died between the two writes).
+        let ended = !matches!(status.as_str(), "open" | "running")
+            || client.checkpoints(&id).await?.iter().any(|c| c.last);
         let mut got = 0;
         loop {
             let page = client.events(&id, next, 5000).await?;
@@ -187,7 +191,7 @@ async fn follow(args: &ReplayArgs) -> Result<ExitCode, Failure> {
             }
             out.flush().map_err(io_failure)?;
         }
-        if !matches!(status.as_str(), "open" | "running") {
+        if ended {
             return Ok(ExitCode::SUCCESS);
         }
         if got == 0 {

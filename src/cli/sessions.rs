@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{parse_duration, source, verify, Failure, GatewayArgs, OutputFormat};
+use super::{parse_duration, printable, source, verify, Failure, GatewayArgs, OutputFormat};
 use crate::proto::SessionInfo;
 
 #[derive(Debug, Subcommand)]
@@ -65,13 +65,12 @@ pub fn run(cmd: SessionsCommand) -> Result<ExitCode, Failure> {
                     query.push(("since", since.to_string()));
                 }
                 let sessions = client.list_sessions(&query).await?;
-                match output {
-                    OutputFormat::Json => println!(
-                        "{}",
+                super::print_line(&match output {
+                    OutputFormat::Json => {
                         serde_json::to_string_pretty(&sessions).unwrap_or_default()
-                    ),
-                    OutputFormat::Text => print_table(&sessions),
-                }
+                    }
+                    OutputFormat::Text => table(&sessions),
+                })?;
                 Ok(ExitCode::SUCCESS)
             }
             SessionsCommand::Show {
@@ -82,19 +81,19 @@ pub fn run(cmd: SessionsCommand) -> Result<ExitCode, Failure> {
                 let (client, _embedded) = source::connect(&gateway).await?;
                 let id = source::resolve_id(&client, &id).await?;
                 let loaded = source::fetch(&client, &id).await?;
-                let outcome = verify::check(&loaded, None)?;
+                let outcome = verify::check(&loaded, None, &[])?;
                 let s = &loaded.recording.session;
-                match output {
+                super::print_line(&match output {
                     OutputFormat::Json => {
                         let mut v = serde_json::to_value(s).unwrap_or_default();
                         if let Some(o) = v.as_object_mut() {
                             o.insert("duration_ms".into(), duration_ms(s).into());
                             o.insert("verification".into(), verify::to_json(&outcome));
                         }
-                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                        serde_json::to_string_pretty(&v).unwrap_or_default()
                     }
-                    OutputFormat::Text => print_details(s, &verify::summary(&outcome)),
-                }
+                    OutputFormat::Text => details(s, &verify::summary(&outcome)),
+                })?;
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -150,8 +149,9 @@ fn masks(s: &SessionInfo) -> String {
     format!("{total} ({})", parts.join(", "))
 }
 
-fn print_table(sessions: &[SessionInfo]) {
-    println!(
+fn table(sessions: &[SessionInfo]) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
         "{:<36}  {:<19}  {:>8}  {:<16}  {:<10}  {:<8}  {:>4}  {:>6}  COMMAND",
         "ID", "STARTED", "DURATION", "IDENTITY", "TARGET", "STATUS", "EXIT", "MASKED"
     );
@@ -160,27 +160,30 @@ fn print_table(sessions: &[SessionInfo]) {
             .exit_code
             .map(|c| c.to_string())
             .unwrap_or_else(|| "-".into());
-        let mut command = s.argv.join(" ");
+        let mut command = printable(&s.argv.join(" "));
         if command.chars().count() > 60 {
             command = command.chars().take(59).collect::<String>() + "…";
         }
-        println!(
-            "{:<36}  {:<19}  {:>8}  {:<16}  {:<10}  {:<8}  {:>4}  {:>6}  {}",
-            s.id,
+        let _ = write!(
+            out,
+            "\n{:<36}  {:<19}  {:>8}  {:<16}  {:<10}  {:<8}  {:>4}  {:>6}  {}",
+            printable(&s.id),
             time(s.started_at),
             human_duration(duration_ms(s)),
-            s.identity,
-            s.target,
-            s.status,
+            printable(&s.identity),
+            printable(&s.target),
+            printable(&s.status),
             exit,
             s.masks.values().sum::<u64>(),
             command
         );
     }
+    out
 }
 
-fn print_details(s: &SessionInfo, verification: &str) {
-    let row = |k: &str, v: &str| println!("{k:<10}  {v}");
+fn details(s: &SessionInfo, verification: &str) -> String {
+    let mut out = Vec::new();
+    let mut row = |k: &str, v: &str| out.push(format!("{k:<10}  {}", printable(v)));
     row("session", &s.id);
     row("identity", &s.identity);
     row("target", &s.target);
@@ -213,4 +216,5 @@ fn print_details(s: &SessionInfo, verification: &str) {
     if let Some(r) = &s.reason {
         row("reason", r);
     }
+    out.join("\n")
 }

@@ -19,7 +19,8 @@ pub struct VerifyArgs {
     pub what: String,
     /// The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding
     /// either (the gateway serves its keys at /v1/keys). Without it: the gateway's key for a
-    /// session, the key inside the file for a file.
+    /// session; for a file, its key only if it is the configured gateway's or one of this
+    /// machine's gateways'.
     #[arg(long, value_name = "PUBKEY")]
     pub key: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -50,8 +51,13 @@ fn parse_key_arg(arg: &str) -> Result<VerifyingKey, Failure> {
     })
 }
 
-/// Checks `loaded` against `key` (given), else the key its source vouches for.
-pub fn check(loaded: &Loaded, key: Option<&VerifyingKey>) -> Result<Outcome, Failure> {
+/// Checks `loaded` against `key` (given), else the key its source vouches for: the gateway's
+/// for a session, one of `trusted` for a file.
+pub fn check(
+    loaded: &Loaded,
+    key: Option<&VerifyingKey>,
+    trusted: &[VerifyingKey],
+) -> Result<Outcome, Failure> {
     let rec = &loaded.recording;
     let (key, note) = match key {
         Some(k) => (*k, None),
@@ -86,13 +92,25 @@ pub fn check(loaded: &Loaded, key: Option<&VerifyingKey>) -> Result<Outcome, Fai
             let k = chain::parse_public_key(&info.public_key).map_err(|e| {
                 Failure::new(code::PROTOCOL, format!("key {wanted} is unreadable: {e}"))
             })?;
-            let note = (loaded.origin != "gateway").then(|| {
-                format!(
-                    "the key was taken from the file itself; compare {wanted} with the gateway's \
-                     key (GET /v1/keys) or pin it with --key"
-                )
-            });
-            (k, note)
+            // A file's own key vouches for nothing (whoever rewrote the file could have
+            // re-signed it): it must be a key the caller trusts.
+            if loaded.origin != "gateway" && !trusted.contains(&k) {
+                return Ok(Outcome {
+                    result: Err(chain::Failure {
+                        event: None,
+                        reason: format!(
+                            "it is signed by key {wanted}, which is not a key you trust: anyone who \
+                             rewrote the file could have signed it"
+                        ),
+                    }),
+                    note: Some(
+                        "pass the gateway's public key with --key (GET /v1/keys on the gateway, no token \
+                         needed), or point HOOPX_GATEWAY at the gateway that recorded it"
+                            .into(),
+                    ),
+                });
+            }
+            (k, None)
         }
     };
     Ok(Outcome {
@@ -137,21 +155,57 @@ pub fn to_json(o: &Outcome) -> serde_json::Value {
     }
 }
 
+/// Keys that vouch for a file without `--key`: the configured gateway's (from /v1/keys) and
+/// the keys of gateways that ran on this machine under this user (embedded or served).
+async fn trusted_keys(args: &GatewayArgs) -> Vec<VerifyingKey> {
+    let mut keys = vec![];
+    if let Some(dir) = crate::dirs::data_dir() {
+        for name in ["embedded-signing.pem", "gateway-signing.pem"] {
+            if let Some(k) = crate::gateway::signing::public_key_of(&dir.join(name)) {
+                keys.push(k);
+            }
+        }
+    }
+    if let Ok(r) = super::settings::resolve(args, None) {
+        if let Some(url) = &r.gateway {
+            if let Ok(client) = crate::client::GatewayClient::new(url, r.token.clone()) {
+                match client.keys().await {
+                    Ok(list) => keys.extend(
+                        list.iter()
+                            .filter_map(|k| chain::parse_public_key(&k.public_key).ok()),
+                    ),
+                    Err(e) => crate::client::session::say(&format!(
+                        "note: cannot fetch the gateway's keys to check the file against: {e}"
+                    )),
+                }
+            }
+        }
+    }
+    keys
+}
+
 pub fn run(args: VerifyArgs) -> Result<ExitCode, Failure> {
     let key = args.key.as_deref().map(parse_key_arg).transpose()?;
     let rt = super::runtime()?;
-    let loaded = rt.block_on(source::load(&args.gateway, &args.what));
+    let loaded = rt.block_on(async {
+        let loaded = source::load(&args.gateway, &args.what).await?;
+        let trusted = if key.is_none() && loaded.origin != "gateway" {
+            trusted_keys(&args.gateway).await
+        } else {
+            vec![]
+        };
+        Ok::<_, Failure>((loaded, trusted))
+    });
     rt.shutdown_background();
-    let loaded = loaded?;
-    let outcome = check(&loaded, key.as_ref())?;
-    match args.output {
-        OutputFormat::Json => println!("{}", to_json(&outcome)),
-        OutputFormat::Text => {
-            println!("{}", summary(&outcome));
-            if let Some(n) = &outcome.note {
-                crate::client::session::say(&format!("note: {n}"));
-            }
-        }
+    let (loaded, trusted) = loaded?;
+    let outcome = check(&loaded, key.as_ref(), &trusted)?;
+    let text = match args.output {
+        OutputFormat::Json => to_json(&outcome).to_string(),
+        OutputFormat::Text => summary(&outcome),
+    };
+    super::print_line(&text)?;
+    if let (OutputFormat::Text, Some(n)) = (args.output, &outcome.note) {
+        crate::client::session::say(&format!("note: {n}"));
     }
     Ok(if outcome.result.is_ok() {
         ExitCode::SUCCESS

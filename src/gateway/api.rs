@@ -205,36 +205,25 @@ async fn open_session(
     ));
     if let Some(rule) = denied {
         // The refusal is evidence too: one marker, signed as the whole recording.
-        let marker = crate::recording::Event {
-            seq: 0,
-            t_us: 0,
-            kind: crate::recording::EventKind::Marker,
-            data: serde_json::json!({"denied": rule.name, "argv": session.argv})
-                .to_string()
-                .into_bytes(),
-        };
-        let head = crate::recording::chain::next(
-            &crate::recording::chain::genesis(
-                &id,
-                &session.identity,
-                &session.target,
-                &session.argv,
-                session.mode,
-                session.started_at,
-            ),
-            &marker,
-        );
-        let batch = super::store::Batch {
-            checkpoint: Some(crate::recording::chain::sign(
-                &gw.signer, &id, 1, &head, true,
-            )),
-            events: vec![marker],
-            hashes: vec![head],
-            stats: super::store::SessionStats {
+        let batch = closing_marker(
+            &gw,
+            &Pending {
+                id: id.clone(),
+                identity: identity.clone(),
+                target: session.target.clone(),
+                mode: session.mode,
+                argv: session.argv.clone(),
+                started_at: session.started_at,
+                started: std::time::Instant::now(),
+                cols: None,
+                rows: None,
+            },
+            serde_json::json!({"denied": rule.name, "argv": session.argv}),
+            super::store::SessionStats {
                 denials: 1,
                 ..Default::default()
             },
-        };
+        );
         gw.store
             .append(&id, &batch)
             .await
@@ -487,17 +476,59 @@ const ATTACH_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 fn reap_if_never_attached(gw: Arc<Gateway>, id: String) {
     tokio::spawn(async move {
         tokio::time::sleep(ATTACH_WITHIN).await;
-        if gw.pending().remove(&id).is_none() {
+        let Some(pending) = gw.pending().remove(&id) else {
             return;
-        }
+        };
+        let why = "the client never attached the session stream";
+        let batch = closing_marker(
+            &gw,
+            &pending,
+            serde_json::json!({ "aborted": why }),
+            Default::default(),
+        );
         let end = super::store::SessionEnd {
             status: "aborted".into(),
             ended_at: now_ms(),
             exit_code: None,
-            reason: Some("the client never attached the session stream".into()),
+            reason: Some(why.into()),
         };
-        if let Err(e) = gw.store.finish_session(&id, &end).await {
+        let stored = gw.store.append(&id, &batch).await;
+        if let Err(e) = stored.and(gw.store.finish_session(&id, &end).await) {
             eprintln!("hoopx gateway: session {id}: {e}");
         }
     });
+}
+
+/// A session's whole log when it ends before its stream runs: one marker, under a closing
+/// checkpoint, so even a refusal is signed evidence.
+fn closing_marker(
+    gw: &Gateway,
+    p: &Pending,
+    marker: serde_json::Value,
+    stats: super::store::SessionStats,
+) -> super::store::Batch {
+    use crate::recording::{chain, Event, EventKind};
+    let event = Event {
+        seq: 0,
+        t_us: p.started.elapsed().as_micros() as i64,
+        kind: EventKind::Marker,
+        data: marker.to_string().into_bytes(),
+    };
+    let head = chain::next(
+        &chain::genesis(
+            &p.id,
+            &p.identity.subject,
+            &p.target,
+            &p.argv,
+            p.mode,
+            p.started_at,
+        ),
+        &event,
+    );
+    super::store::Batch {
+        checkpoint: Some(chain::sign(&gw.signer, &p.id, 1, &head, true)),
+        events: vec![event],
+        hashes: vec![head],
+        stats,
+    }
 }

@@ -54,6 +54,14 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, KeyError> {
     }
 }
 
+/// The public half of the key at `path`, if there is a readable key there (never creates).
+pub fn public_key_of(path: &Path) -> Option<ed25519_dalek::VerifyingKey> {
+    let pem = std::fs::read_to_string(path).ok()?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .ok()
+        .map(|k| k.verifying_key())
+}
+
 fn create(path: &Path) -> Result<SigningKey, KeyError> {
     let err = |source| KeyError::Create {
         path: path.into(),

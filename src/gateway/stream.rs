@@ -34,6 +34,8 @@ const FLUSH_BYTES: usize = 4 * 1024 * 1024;
 /// while events come in.
 const CHECKPOINT_EVENTS: i64 = 256;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// A store write that takes longer than this is a failed store.
+const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A session whose client stays silent this long is ended (clients ping every 15 s).
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -74,7 +76,13 @@ impl Recorder {
         let id = pending.id.clone();
         let writer = tokio::spawn(async move {
             while let Some((batch, count)) = rx.recv().await {
-                store.append(&id, &batch).await?;
+                // A store that stops answering ends the session like one that fails.
+                match tokio::time::timeout(STORE_TIMEOUT, store.append(&id, &batch)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(StoreError::Timeout(STORE_TIMEOUT.as_secs()));
+                    }
+                }
                 stored_tx.send_replace(count);
             }
             Ok(())
@@ -139,7 +147,14 @@ impl Recorder {
     /// Hands the buffered events to the writer, with a signed checkpoint when one is due
     /// (or `last`); fails once the store has failed.
     async fn flush(&mut self, last: bool) -> Result<(), String> {
+        self.flush_signed(last, false).await
+    }
+
+    /// [`flush`](Self::flush), signing the head now when `sign_now` (the session's start:
+    /// its genesis is vouched for before anything runs).
+    async fn flush_signed(&mut self, last: bool, sign_now: bool) -> Result<(), String> {
         let sign = last
+            || sign_now
             || (self.seq > self.signed
                 && (self.seq - self.signed >= CHECKPOINT_EVENTS
                     || self.signed_at.elapsed() >= CHECKPOINT_EVERY));
@@ -299,7 +314,7 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     // a session never runs unrecorded.
     let ready = match gw.store.set_status(&pending.id, "running").await {
         Err(e) => Err(e.to_string()),
-        Ok(()) => match s.rec.flush(false).await {
+        Ok(()) => match s.rec.flush_signed(false, true).await {
             Err(e) => Err(e),
             Ok(()) => s.wait_stored().await,
         },
@@ -505,9 +520,10 @@ impl Session {
                     Stream::Stderr => self.stderr.push(&data),
                 };
                 self.record_output(stream, &masked, counts);
-                if self.stdout.stream.held() + self.stderr.stream.held() > 0 {
-                    self.held_since.get_or_insert_with(Instant::now);
-                }
+                // The quiet period counts from the latest output: a tail is released only
+                // once the tool has said nothing more for a moment, never mid-stream.
+                self.held_since =
+                    (self.stdout.stream.held() + self.stderr.stream.held() > 0).then(Instant::now);
                 // Masking can grow a chunk past the frame limit: answer in parts.
                 let mut rest = masked;
                 loop {

@@ -46,15 +46,28 @@ pub struct OpenSession {
 }
 
 /// `201 Created` answer to [`OpenSession`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SessionOpened {
     pub session_id: String,
     pub target: String,
     /// Path of the session's WebSocket stream, relative to the gateway URL.
     pub stream: String,
-    /// Plain environment the target asks the tool to run with.
+    /// Environment the target asks the tool to run with: its plain settings and its
+    /// secrets (`secret_env`), which the client hands to the tool only and never prints.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SessionOpened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values may be secrets: names only.
+        f.debug_struct("SessionOpened")
+            .field("session_id", &self.session_id)
+            .field("target", &self.target)
+            .field("stream", &self.stream)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// One session as listed by `GET /v1/sessions` and `GET /v1/sessions/{id}`.

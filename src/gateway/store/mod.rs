@@ -23,6 +23,8 @@ pub enum StoreError {
     BadUrl(String),
     #[error("store unavailable: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("the store did not answer within {0} s")]
+    Timeout(u64),
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot prepare the store directory {path}: {source}")]
