@@ -61,10 +61,7 @@ fn session(mode: Mode) -> SessionInfo {
         exit_code: Some(0),
         reason: None,
         event_count: 0,
-        bytes_in: 0,
-        bytes_out: 0,
-        masks: Default::default(),
-        denials: 0,
+        ..Default::default()
     }
 }
 

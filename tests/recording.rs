@@ -520,10 +520,7 @@ fn big_recording(env: &Env, mb: usize) -> (std::path::PathBuf, usize, i64, Strin
         exit_code: Some(0),
         reason: None,
         event_count: 0,
-        bytes_in: 0,
-        bytes_out: 0,
-        masks: Default::default(),
-        denials: 0,
+        ..Default::default()
     };
     let mut head = chain::session_genesis(&session);
     let mut events = vec![];

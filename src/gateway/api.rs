@@ -329,6 +329,14 @@ async fn get_session(
     }
 }
 
+/// 404 unless the store knows session `id`.
+async fn ensure_session(gw: &Gateway, id: &str) -> Result<(), ApiFailure> {
+    match gw.store.session(id).await.map_err(ApiFailure::internal)? {
+        Some(_) => Ok(()),
+        None => Err(no_session(id)),
+    }
+}
+
 fn no_session(id: &str) -> ApiFailure {
     ApiFailure::new(
         StatusCode::NOT_FOUND,
@@ -351,15 +359,7 @@ async fn get_events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Vec<EventInfo>>, ApiFailure> {
     authenticate(&gw, &headers).await?;
-    if gw
-        .store
-        .session(&id)
-        .await
-        .map_err(ApiFailure::internal)?
-        .is_none()
-    {
-        return Err(no_session(&id));
-    }
+    ensure_session(&gw, &id).await?;
     let events = gw
         .store
         .events(
@@ -396,15 +396,7 @@ async fn get_checkpoints(
     Path(id): Path<String>,
 ) -> Result<Json<CheckpointList>, ApiFailure> {
     authenticate(&gw, &headers).await?;
-    if gw
-        .store
-        .session(&id)
-        .await
-        .map_err(ApiFailure::internal)?
-        .is_none()
-    {
-        return Err(no_session(&id));
-    }
+    ensure_session(&gw, &id).await?;
     let checkpoints = gw
         .store
         .checkpoints(&id)

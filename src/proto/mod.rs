@@ -13,12 +13,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const PROTOCOL_HEADER: &str = "hoopx-protocol";
 
 /// How the tool is attached on the client side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Under a pseudo-terminal: one output stream, keystrokes as input.
     Pty,
     /// Under pipes: stdout and stderr kept apart, stdin streamed line by line.
+    #[default]
     Pipe,
 }
 
@@ -71,7 +72,7 @@ impl std::fmt::Debug for SessionOpened {
 }
 
 /// One session as listed by `GET /v1/sessions` and `GET /v1/sessions/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub id: String,
     pub identity: String,

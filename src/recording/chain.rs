@@ -312,10 +312,7 @@ mod tests {
             exit_code: Some(0),
             reason: None,
             event_count: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            masks: Default::default(),
-            denials: 0,
+            ..Default::default()
         }
     }
 

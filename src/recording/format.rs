@@ -697,10 +697,7 @@ fn read_cast(first: &str, lines: &mut Lines<'_>) -> Result<Loaded, FormatError> 
                     exit_code,
                     reason: None,
                     event_count: events.len() as i64,
-                    bytes_in: 0,
-                    bytes_out: 0,
-                    masks: Default::default(),
-                    denials: 0,
+                    ..Default::default()
                 },
                 keys: vec![],
                 events,
@@ -803,10 +800,7 @@ mod tests {
             exit_code: Some(0),
             reason: None,
             event_count: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            masks: Default::default(),
-            denials: 0,
+            ..Default::default()
         }
     }
 

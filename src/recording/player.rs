@@ -516,10 +516,7 @@ mod tests {
                 exit_code: None,
                 reason: None,
                 event_count: events.len() as i64,
-                bytes_in: 0,
-                bytes_out: 0,
-                masks: Default::default(),
-                denials: 0,
+                ..Default::default()
             },
             keys: vec![],
             events: events

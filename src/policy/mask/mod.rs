@@ -98,35 +98,33 @@ pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<Regex, String> 
         })
 }
 
-/// The built-in detectors' compiled regexes, built once per process.
-type Compiled = (Arc<Regex>, Arc<DFA>);
+/// A built-in detector compiled: its regex, its lazy DFA, and its `secret` group.
+type Compiled = (Regex, DFA, Option<usize>);
 
-fn builtin_regexes() -> &'static [Option<Compiled>] {
-    static RES: OnceLock<Vec<Option<Compiled>>> = OnceLock::new();
-    RES.get_or_init(|| {
+/// Built-in detector `i` (an anchored one), compiled once per process on first use: a
+/// session compiles only the detectors whose anchors its data contains, so starting a
+/// process that masks costs nothing until something looks like a secret.
+fn builtin_compiled(i: usize) -> &'static Compiled {
+    static RES: OnceLock<Vec<OnceLock<Compiled>>> = OnceLock::new();
+    let all = RES.get_or_init(|| BUILTINS.iter().map(|_| OnceLock::new()).collect());
+    all[i].get_or_init(|| {
+        let b = &BUILTINS[i];
+        let Spec::Anchored(a) = &b.spec else {
+            unreachable!("digit detectors have no regex")
+        };
         let syntax = syntax::Config::new().unicode(false).utf8(false);
-        BUILTINS
-            .iter()
-            .map(|b| match &b.spec {
-                // The built-in patterns are constants covered by the tests.
-                Spec::Anchored(a) => Some((
-                    Arc::new(
-                        Regex::builder()
-                            .syntax(syntax)
-                            .configure(Regex::config().utf8_empty(false))
-                            .build(a.pattern)
-                            .unwrap_or_else(|e| panic!("built-in detector {}: {e}", b.name)),
-                    ),
-                    Arc::new(
-                        DFA::builder()
-                            .syntax(syntax)
-                            .build(a.pattern)
-                            .unwrap_or_else(|e| panic!("built-in detector {}: {e}", b.name)),
-                    ),
-                )),
-                Spec::Digits(_) => None,
-            })
-            .collect()
+        // The built-in patterns are constants covered by the tests.
+        let re = Regex::builder()
+            .syntax(syntax)
+            .configure(Regex::config().utf8_empty(false))
+            .build(a.pattern)
+            .unwrap_or_else(|e| panic!("built-in detector {}: {e}", b.name));
+        let dfa = DFA::builder()
+            .syntax(syntax)
+            .build(a.pattern)
+            .unwrap_or_else(|e| panic!("built-in detector {}: {e}", b.name));
+        let group = secret_group(&re);
+        (re, dfa, group)
     })
 }
 
@@ -329,9 +327,8 @@ struct Found {
 enum Kind {
     Anchored {
         spec: &'static detect::Anchored,
-        re: Arc<Regex>,
-        dfa: Arc<DFA>,
-        group: Option<usize>,
+        /// Index in `BUILTINS`: see [`builtin_compiled`].
+        builtin: usize,
     },
     Regex {
         re: Arc<Regex>,
@@ -386,7 +383,6 @@ impl Engine {
                 Replace::Label(format!("[REDACTED:{TARGET_SECRET}]")),
             ));
         }
-        let regexes = builtin_regexes();
         for r in &source {
             let rule = match &r.matcher {
                 Matcher::Detector(name) => {
@@ -394,20 +390,11 @@ impl Engine {
                         continue;
                     };
                     match &BUILTINS[i].spec {
-                        Spec::Anchored(spec) => {
-                            let (re, dfa) =
-                                regexes[i].clone().expect("anchored detectors have a regex");
-                            Rule {
-                                kind: Kind::Anchored {
-                                    spec,
-                                    group: secret_group(&re),
-                                    re,
-                                    dfa,
-                                },
-                                w: spec.max_len,
-                                replace: r.replace.clone(),
-                            }
-                        }
+                        Spec::Anchored(spec) => Rule {
+                            kind: Kind::Anchored { spec, builtin: i },
+                            w: spec.max_len,
+                            replace: r.replace.clone(),
+                        },
                         Spec::Digits(d) => Rule {
                             kind: Kind::Digits(*d),
                             w: DIGITS_MAX,
@@ -731,7 +718,8 @@ impl Engine {
             return true;
         }
         match &self.rules[r].kind {
-            Kind::Anchored { dfa, spec, .. } if spec.extend.is_none() => {
+            Kind::Anchored { builtin, spec } if spec.extend.is_none() => {
+                let dfa = &builtin_compiled(*builtin).1;
                 let cache = sc.dfa_caches[r].get_or_insert_with(|| dfa.create_cache());
                 dfa_dies(dfa, cache, hay, s)
             }
@@ -767,7 +755,7 @@ impl Engine {
         let det = self.decided_end(r, sc);
         let rule = &self.rules[r];
         match &rule.kind {
-            Kind::Anchored { spec, re, .. } => {
+            Kind::Anchored { spec, builtin } => {
                 let mut i = sc.cursor[r];
                 while i < sc.hits[r].len() && sc.hits[r][i] < x {
                     i += 1;
@@ -789,6 +777,8 @@ impl Engine {
                         }
                     } else {
                         let span_end = (a + rule.w).min(n);
+                        // Compiled only now that an anchor is in the data.
+                        let re = &builtin_compiled(*builtin).0;
                         while lo <= a {
                             match re.search(&Input::new(hay).span(lo..span_end)) {
                                 Some(m) if m.start() <= a => {
@@ -881,10 +871,11 @@ impl Engine {
         let rule = &self.rules[r];
         let limit = (s + rule.w).min(hay.len());
         let (re, group, spec) = match &rule.kind {
-            Kind::Anchored {
-                spec, re, group, ..
-            } => (re, *group, Some(*spec)),
-            Kind::Regex { re, group, .. } => (re, *group, None),
+            Kind::Anchored { spec, builtin } => {
+                let c = builtin_compiled(*builtin);
+                (&c.0, c.2, Some(*spec))
+            }
+            Kind::Regex { re, group, .. } => (&**re, *group, None),
             _ => return None,
         };
         let input = Input::new(hay).span(s..limit).anchored(Anchored::Yes);
