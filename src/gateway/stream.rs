@@ -227,36 +227,50 @@ const HOLDBACK_IDLE: Duration = Duration::from_millis(15);
 /// comes, the tool goes quiet, or the session ends (a secret may continue in the next chunk).
 struct OutputMask {
     stream: MaskStream,
+    /// The stream's counts as last reported, to tell what a push or flush added.
+    reported: BTreeMap<String, u64>,
 }
 
 impl OutputMask {
+    fn new(stream: MaskStream) -> OutputMask {
+        OutputMask {
+            stream,
+            reported: BTreeMap::new(),
+        }
+    }
+
     /// Masks a chunk; returns what may be shown now and the values masked, per rule.
     fn push(&mut self, data: &Bytes) -> (Bytes, BTreeMap<String, u64>) {
-        let before = self.stream.counts().clone();
         let out = match self.stream.push(data) {
             // Clean chunks (the common case) go back as the very bytes that came in.
             Cow::Borrowed(b) => subslice(data, b),
             Cow::Owned(v) => Bytes::from(v),
         };
-        (out, self.delta(before))
+        (out, self.fresh())
     }
 
     /// Releases the held-back tail, masked as if the stream ended here.
     fn flush(&mut self) -> (Bytes, BTreeMap<String, u64>) {
-        let before = self.stream.counts().clone();
         let out = Bytes::from(self.stream.flush());
-        (out, self.delta(before))
+        (out, self.fresh())
     }
 
-    fn delta(&self, before: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-        self.stream
-            .counts()
+    /// What the counts gained since last asked. Counts only grow, so equal totals mean
+    /// nothing new: the clean path allocates nothing.
+    fn fresh(&mut self) -> BTreeMap<String, u64> {
+        let now = self.stream.counts();
+        if now.values().sum::<u64>() == self.reported.values().sum::<u64>() {
+            return BTreeMap::new();
+        }
+        let fresh = now
             .iter()
             .filter_map(|(rule, n)| {
-                let d = n - before.get(rule).copied().unwrap_or(0);
+                let d = n - self.reported.get(rule).copied().unwrap_or(0);
                 (d > 0).then(|| (rule.clone(), d))
             })
-            .collect()
+            .collect();
+        self.reported = now.clone();
+        fresh
     }
 }
 
@@ -292,12 +306,8 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     let rec = Recorder::new(&gw, &pending, &pending.argv, pending.started_at);
     let masker = gw.policy.masker(&pending.target);
     let mut s = Session {
-        stdout: OutputMask {
-            stream: masker.stream(),
-        },
-        stderr: OutputMask {
-            stream: masker.stream(),
-        },
+        stdout: OutputMask::new(masker.stream()),
+        stderr: OutputMask::new(masker.stream()),
         held_since: None,
         masker,
         gate: InputGate::new(pending.mode),
@@ -601,12 +611,10 @@ impl Session {
             match a {
                 GateAction::Deliver(d) => {
                     // Input is masked release by release (a whole line in pipe mode).
-                    let mut one = self.masker.stream();
-                    let mut masked = one.push(&d).into_owned();
-                    masked.extend_from_slice(&one.flush());
+                    let (masked, counts) = self.masker.mask_counted(&d);
                     self.rec.stats.bytes_in += d.len() as i64;
-                    self.rec.push(EventKind::Input, masked);
-                    self.count_masks(one.counts().clone());
+                    self.rec.push(EventKind::Input, masked.into_owned());
+                    self.count_masks(counts);
                     // A released line may be longer than one frame carries.
                     for part in d.chunks(MAX_DATA) {
                         self.answer(ServerFrame::Deliver(d.slice_ref(part)));

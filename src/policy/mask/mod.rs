@@ -193,6 +193,21 @@ impl Masker {
     /// Masks one whole input (a command line, an input line); returns the masked bytes and
     /// how many values were replaced. Borrows the input when nothing matched.
     pub fn mask<'a>(&self, data: &'a [u8]) -> (Cow<'a, [u8]>, usize) {
+        self.mask_into(data, None)
+    }
+
+    /// [`mask`](Self::mask), with the values masked counted per rule.
+    pub fn mask_counted<'a>(&self, data: &'a [u8]) -> (Cow<'a, [u8]>, BTreeMap<String, u64>) {
+        let mut counts = BTreeMap::new();
+        let (out, _) = self.mask_into(data, Some(&mut counts));
+        (out, counts)
+    }
+
+    fn mask_into<'a>(
+        &self,
+        data: &'a [u8],
+        counts: Option<&mut BTreeMap<String, u64>>,
+    ) -> (Cow<'a, [u8]>, usize) {
         if self.engine.rules.is_empty() || data.is_empty() {
             return (Cow::Borrowed(data), 0);
         }
@@ -204,7 +219,7 @@ impl Masker {
             return (Cow::Borrowed(data), 0);
         }
         let mut out = Vec::with_capacity(data.len() + 32 * found.len());
-        self.engine.assemble(data, 0, end, &found, &mut out, None);
+        self.engine.assemble(data, 0, end, &found, &mut out, counts);
         (Cow::Owned(out), found.len())
     }
 
