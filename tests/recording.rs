@@ -501,6 +501,17 @@ fn follow_watches_a_running_session_until_it_ends() {
         crate::util::wait_timeout(&mut watcher, T).expect("--follow ends with the session");
     assert!(status.success(), "{}", watch_err.text());
     assert_eq!(watched.text(), "before\nafter\n");
+
+    // As JSON, --follow writes the export's own event lines.
+    let followed = hoopx(&gw, &env, &["replay", &id, "--follow", "--format", "json"]);
+    let export = hoopx(&gw, &env, &["replay", &id, "--format", "json"]);
+    let events: Vec<&str> = export
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"seq\""))
+        .collect();
+    assert!(events.len() >= 3, "{export:?}");
+    assert_eq!(followed.stdout.lines().collect::<Vec<_>>(), events);
 }
 
 /// A signed PTY recording of `rows` numbered rows in 64 KiB events, 100 ms apart, written as

@@ -164,46 +164,13 @@ pub enum OutputFormat {
     Json,
 }
 
-/// A duration such as `90s`, `15m`, `1h30m`, `7d` or `2w` (a bare number is seconds).
+/// A duration such as `90s`, `15m`, `1h30m`, `7d` or `2w` (a bare number is seconds): the
+/// replay's time syntax.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{s:?} is not a duration; use e.g. 90s, 15m, 1h30m, 7d");
-    let s = s.trim();
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(n));
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            rest = &rest[1..];
-            continue;
-        }
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (unit, after) = rest.split_at(unit_len);
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let secs = match unit {
-            "s" => 1,
-            "m" | "min" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "w" => 604_800,
-            _ => return Err(bad()),
-        };
-        total = n
-            .checked_mul(secs)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        num.clear();
-        rest = after;
-    }
-    if !num.is_empty() || s.is_empty() {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_secs(total))
+    crate::recording::player::parse_time(s.trim())
+        .and_then(|us| u64::try_from(us).ok())
+        .map(std::time::Duration::from_micros)
+        .ok_or_else(|| format!("{s:?} is not a duration; use e.g. 90s, 15m, 1h30m, 7d"))
 }
 
 /// Where the gateway is and how to authenticate, shared by client commands.

@@ -168,20 +168,12 @@ async fn follow(args: &ReplayArgs) -> Result<ExitCode, Failure> {
             }
             let mut out = stdout.lock();
             for e in page {
-                let (event, _) = source::decode_event(e)?;
+                let (event, hash) = source::decode_event(e)?;
                 next = event.seq + 1;
                 got += 1;
                 let written = match args.format {
-                    ReplayFormat::Json => writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({
-                            "seq": event.seq,
-                            "t": event.t_us as f64 / 1e6,
-                            "kind": event.kind.code(),
-                            "data": String::from_utf8_lossy(&event.data),
-                        })
-                    ),
+                    // The export's own event lines, so a followed session reads like a file.
+                    ReplayFormat::Json => format::write_event_line(&mut out, &event, hash.as_ref()),
                     _ if matches!(event.kind, EventKind::Output | EventKind::Stderr) => {
                         out.write_all(&event.data)
                     }

@@ -161,6 +161,25 @@ struct JsonLineIn<'a> {
     checkpoint: Option<Checkpoint>,
 }
 
+/// One event as a JSON line of the export: `{"seq":…,"t":…,"kind":…,"data":…}` (`data_b64`
+/// when not UTF-8, `hash` when given).
+pub fn write_event_line(w: &mut dyn Write, e: &Event, hash: Option<&Hash>) -> io::Result<()> {
+    write!(w, "{{\"seq\":{},\"t\":", e.seq)?;
+    write_secs(w, e.t_us as i128)?;
+    write!(w, ",\"kind\":\"{}\",", e.kind.code())?;
+    match std::str::from_utf8(&e.data) {
+        Ok(s) => {
+            w.write_all(b"\"data\":")?;
+            serde_json::to_writer(&mut *w, s)?;
+        }
+        Err(_) => write!(w, "\"data_b64\":\"{}\"", B64.encode(&e.data))?,
+    }
+    if let Some(h) = hash {
+        write!(w, ",\"hash\":\"{}\"", hex::encode(h))?;
+    }
+    w.write_all(b"}\n")
+}
+
 /// Writes JSON lines: a header, one line per event (`hashes[i]` as `"hash"` when given)
 /// and each checkpoint right after the event that completes it.
 pub fn write_json(w: &mut dyn Write, rec: &Recording, hashes: Option<&[Hash]>) -> io::Result<()> {
@@ -185,20 +204,7 @@ pub fn write_json(w: &mut dyn Write, rec: &Recording, hashes: Option<&[Hash]>) -
     };
     write_due(&mut w, 0)?;
     for (i, e) in rec.events.iter().enumerate() {
-        write!(w, "{{\"seq\":{},\"t\":", e.seq)?;
-        write_secs(&mut w, e.t_us as i128)?;
-        write!(w, ",\"kind\":\"{}\",", e.kind.code())?;
-        match std::str::from_utf8(&e.data) {
-            Ok(s) => {
-                w.write_all(b"\"data\":")?;
-                serde_json::to_writer(&mut w, s)?;
-            }
-            Err(_) => write!(w, "\"data_b64\":\"{}\"", B64.encode(&e.data))?,
-        }
-        if let Some(h) = hashes.and_then(|h| h.get(i)) {
-            write!(w, ",\"hash\":\"{}\"", hex::encode(h))?;
-        }
-        w.write_all(b"}\n")?;
+        write_event_line(&mut w, e, hashes.and_then(|h| h.get(i)))?;
         write_due(&mut w, i as i64 + 1)?;
     }
     write_due(&mut w, i64::MAX)?;

@@ -182,8 +182,9 @@ pub fn resolve_position(rec: &Recording, s: &str) -> Result<i64, String> {
     ))
 }
 
-/// A time in seconds (fractions allowed), `[h:]m:s`, or units `h`, `m`, `s`, `ms`, `us`.
-fn parse_time(s: &str) -> Option<i64> {
+/// A time in seconds (fractions allowed), `[h:]m:s`, or units `w`, `d`, `h`, `m`, `s`, `ms`,
+/// `us`, in microseconds. Also what `--since` durations are read with.
+pub fn parse_time(s: &str) -> Option<i64> {
     fn secs(x: &str) -> Option<f64> {
         if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return None;
@@ -209,7 +210,7 @@ fn parse_time(s: &str) -> Option<i64> {
         }
         return to_us(total);
     }
-    // Units: 1h2m3s, 500ms, 1m30s, 250us.
+    // Units: 1h2m3s, 500ms, 1m30s, 250us, 7d, 2w.
     let mut total = 0.0;
     let mut rest = s;
     let mut any = false;
@@ -223,6 +224,10 @@ fn parse_time(s: &str) -> Option<i64> {
             (1e-3, 2)
         } else if rest.starts_with("us") {
             (1e-6, 2)
+        } else if rest.starts_with('w') {
+            (604_800.0, 1)
+        } else if rest.starts_with('d') {
+            (86_400.0, 1)
         } else if rest.starts_with('h') {
             (3600.0, 1)
         } else if rest.starts_with('m') {
@@ -722,6 +727,8 @@ mod tests {
             ("1m30s", 90_000_000),
             ("500ms", 500_000),
             ("2h", 7_200_000_000),
+            ("1d", 86_400_000_000),
+            ("2w", 1_209_600_000_000),
             ("approved by alice", 2_000_000),
             ("ALICE", 2_000_000),
         ] {
