@@ -220,7 +220,9 @@ impl Gateway {
             let t = stderr.text();
             let at = t.find("listening on ")?;
             let rest = &t[at + "listening on ".len()..];
-            Some(rest.split_whitespace().next()?.to_string())
+            // Output is collected as it comes: wait for the whole line.
+            let line = &rest[..rest.find('\n')?];
+            Some(line.split_whitespace().next()?.to_string())
         });
         Gateway { child, url, stderr }
     }
