@@ -77,6 +77,7 @@ async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<Ex
             mode,
             cols: size.map(|s| s.0),
             rows: size.map(|s| s.1),
+            review: None,
         })
         .await
         .map_err(|e| not_run(e.into()))?;

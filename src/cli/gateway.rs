@@ -59,11 +59,12 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
         GatewayCommand::Check { config } => {
             let p = load_policy(&config)?;
             println!(
-                "{}: OK ({} targets, {} mask rules, {} deny rules)",
+                "{}: OK ({} targets, {} mask rules, {} deny rules, {} review rules)",
                 config.display(),
                 p.targets.len(),
                 p.mask.len(),
-                p.deny.len()
+                p.deny.len(),
+                p.review.len()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -150,9 +151,19 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                  put TLS in front of it or keep it on loopback"
             );
         }
+        let mut auth = DevToken::new(token);
+        for d in &policy.dev_identities {
+            auth = auth.with_identity(
+                d.token.clone(),
+                crate::auth::Identity {
+                    subject: d.name.clone(),
+                    groups: d.groups.clone(),
+                },
+            );
+        }
         let gw = Gateway::new(
             policy,
-            Arc::new(DevToken::new(token)),
+            Arc::new(auth),
             store,
             signer,
             true,

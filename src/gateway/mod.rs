@@ -3,6 +3,7 @@
 
 mod api;
 pub mod embedded;
+mod reviews;
 pub mod signing;
 pub mod store;
 mod stream;
@@ -33,6 +34,8 @@ pub struct Gateway {
     stopping: tokio::sync::watch::Sender<bool>,
     /// How many session streams are running.
     active: tokio::sync::watch::Sender<usize>,
+    /// Bumped on every review change made here, to wake whoever waits on a review.
+    reviews_changed: tokio::sync::watch::Sender<u64>,
     /// Write one line per session start and end on stderr (the served gateway's access
     /// log; the embedded one stays quiet).
     log_sessions: bool,
@@ -55,6 +58,8 @@ pub(crate) struct Pending {
     pub started: Instant,
     pub cols: Option<u16>,
     pub rows: Option<u16>,
+    /// The approved review this session runs under, already used.
+    pub approval: Option<crate::proto::ReviewInfo>,
 }
 
 impl Gateway {
@@ -74,6 +79,7 @@ impl Gateway {
             pending: Mutex::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
             active: tokio::sync::watch::channel(0).0,
+            reviews_changed: tokio::sync::watch::channel(0).0,
         })
     }
 

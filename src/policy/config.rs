@@ -8,7 +8,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::mask::{self, detect, Matcher, Replace};
-use super::{DenyRule, MaskRule, Policy, Target, TargetKind};
+use super::{
+    DenyRule, DevIdentity, MaskRule, Policy, ReviewRule, ReviewSettings, Target, TargetKind,
+};
 
 /// A config the gateway refuses to start with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +54,41 @@ struct RawConfig {
     targets: Vec<Spanned<RawTarget>>,
     #[serde(default)]
     rules: RawRules,
+    #[serde(default)]
+    reviews: Option<Spanned<RawReviews>>,
+    #[serde(default)]
+    dev: Option<RawDev>,
+}
+
+/// `[reviews]`: how long a review waits and who hears about it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReviews {
+    #[serde(default)]
+    ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    webhook_url: Option<Spanned<String>>,
+    #[serde(default)]
+    webhook_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    webhook_retries: Option<Spanned<i64>>,
+}
+
+/// `[dev]`: settings that only mean something under `gateway serve --dev`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDev {
+    #[serde(default)]
+    identities: Vec<Spanned<RawDevIdentity>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevIdentity {
+    name: Spanned<String>,
+    token: Spanned<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +147,23 @@ struct RawRules {
     mask: Vec<RawMask>,
     #[serde(default)]
     deny: Vec<RawDeny>,
+    #[serde(default)]
+    review: Vec<RawReview>,
+}
+
+/// A `[[rules.review]]` table: a command or line that waits for a human.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReview {
+    name: Spanned<String>,
+    pattern: Spanned<String>,
+    reviewers: Spanned<Vec<String>>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    #[serde(default)]
+    min_approvals: Option<Spanned<i64>>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// A `[[rules.mask]]` table: exactly one of `pattern`, `literals` and `detector`.
@@ -413,6 +467,123 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             message: r.message.clone(),
         });
     }
+    let mut review = Vec::new();
+    for r in &raw.rules.review {
+        let pattern = compile(&r.name, &r.pattern)?;
+        let name = r.name.get_ref();
+        if !rule_names.insert(("review", name.clone())) {
+            return Err(err(
+                r.name.span(),
+                format!("duplicate review rule {name:?}"),
+            ));
+        }
+        let reviewers = r.reviewers.get_ref();
+        if reviewers.is_empty() || reviewers.iter().any(|g| g.trim().is_empty()) {
+            return Err(err(
+                r.reviewers.span(),
+                format!("review rule {name:?}: reviewers lists the groups whose members may approve; it cannot be empty"),
+            ));
+        }
+        let min_approvals = match &r.min_approvals {
+            None => 1,
+            Some(m) => u32::try_from(*m.get_ref())
+                .ok()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        m.span(),
+                        format!("review rule {name:?}: min_approvals must be between 1 and 10"),
+                    )
+                })?,
+        };
+        review.push(ReviewRule {
+            name: name.clone(),
+            pattern,
+            targets: check_targets(&r.targets)?,
+            reviewers: reviewers.clone(),
+            min_approvals,
+            message: r.message.clone(),
+        });
+    }
+    let duration = |v: &Spanned<String>, what: &str| {
+        crate::recording::player::parse_time(v.get_ref().trim())
+            .filter(|us| *us > 0)
+            .map(|us| std::time::Duration::from_micros(us as u64))
+            .ok_or_else(|| {
+                err(
+                    v.span(),
+                    format!(
+                        "{what} {:?} is not a duration; use e.g. 90s, 15m, 1h",
+                        v.get_ref()
+                    ),
+                )
+            })
+    };
+    let mut reviews = ReviewSettings::default();
+    if let Some(r) = &raw.reviews {
+        let r = r.get_ref();
+        if let Some(ttl) = &r.ttl {
+            reviews.ttl = duration(ttl, "ttl")?;
+        }
+        if let Some(url) = &r.webhook_url {
+            let parsed = reqwest::Url::parse(url.get_ref())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            if parsed.is_none() {
+                return Err(err(
+                    url.span(),
+                    format!("webhook_url {:?} is not an http(s) URL", url.get_ref()),
+                ));
+            }
+            reviews.webhook_url = Some(url.get_ref().clone());
+        }
+        if let Some(t) = &r.webhook_timeout {
+            reviews.webhook_timeout = duration(t, "webhook_timeout")?;
+        }
+        if let Some(n) = &r.webhook_retries {
+            reviews.webhook_retries = u32::try_from(*n.get_ref())
+                .ok()
+                .filter(|n| *n <= 10)
+                .ok_or_else(|| err(n.span(), "webhook_retries must be between 0 and 10".into()))?;
+        }
+    }
+    let mut dev_identities: Vec<DevIdentity> = Vec::new();
+    for d in raw.dev.map(|d| d.identities).unwrap_or_default() {
+        let d = d.into_inner();
+        let name = d.name.get_ref().trim();
+        if !valid_name(name) {
+            return Err(err(
+                d.name.span(),
+                format!("dev identity name {name:?} must be letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if d.token.get_ref().len() < 8 {
+            return Err(err(
+                d.token.span(),
+                format!("dev identity {name:?}: the token must be at least 8 characters"),
+            ));
+        }
+        if dev_identities.iter().any(|o| o.name == name) {
+            return Err(err(
+                d.name.span(),
+                format!("duplicate dev identity {name:?}"),
+            ));
+        }
+        if dev_identities
+            .iter()
+            .any(|o| o.token.expose() == d.token.get_ref())
+        {
+            return Err(err(
+                d.token.span(),
+                format!("dev identity {name:?} has the same token as another; tokens name one identity each"),
+            ));
+        }
+        dev_identities.push(DevIdentity {
+            name: name.to_string(),
+            token: crate::auth::Secret::new(d.token.get_ref().clone()),
+            groups: d.groups,
+        });
+    }
     if targets.is_empty() {
         return Err(ConfigError::at(
             text,
@@ -421,7 +592,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             "no [[targets]]: declare at least one target the gateway may open sessions on",
         ));
     }
-    Ok(Policy::new(targets, mask, deny))
+    let mut policy = Policy::new(targets, mask, deny);
+    policy.review = review;
+    policy.reviews = reviews;
+    policy.dev_identities = dev_identities;
+    Ok(policy)
 }
 
 fn valid_name(s: &str) -> bool {

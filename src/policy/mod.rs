@@ -4,6 +4,8 @@
 pub mod config;
 pub mod gate;
 pub mod mask;
+pub mod review;
+pub mod screen;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -68,6 +70,59 @@ pub struct DenyRule {
     pub message: Option<String>,
 }
 
+/// A command or input line that waits for a human before it runs.
+#[derive(Debug, Clone)]
+pub struct ReviewRule {
+    pub name: String,
+    pub pattern: Regex,
+    /// Targets the rule applies to; empty: all.
+    pub targets: Vec<String>,
+    /// Groups whose members may approve; the requester never approves their own request.
+    pub reviewers: Vec<String>,
+    /// Distinct approvals needed.
+    pub min_approvals: u32,
+    pub message: Option<String>,
+}
+
+/// `[reviews]`: review lifetime and the webhook told about new and decided reviews.
+#[derive(Debug, Clone)]
+pub struct ReviewSettings {
+    /// How long a review waits for a decision, and how long an approval stays usable.
+    pub ttl: std::time::Duration,
+    pub webhook_url: Option<String>,
+    /// Per attempt.
+    pub webhook_timeout: std::time::Duration,
+    /// Attempts after the first one.
+    pub webhook_retries: u32,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            ttl: std::time::Duration::from_secs(3600),
+            webhook_url: None,
+            webhook_timeout: std::time::Duration::from_secs(5),
+            webhook_retries: 3,
+        }
+    }
+}
+
+/// `[[dev.identities]]`: named tokens with groups, accepted only by `gateway serve --dev`.
+#[derive(Debug, Clone)]
+pub struct DevIdentity {
+    pub name: String,
+    pub token: crate::auth::Secret,
+    pub groups: Vec<String>,
+}
+
+/// What the policy says about a command line or an input line.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict<'a> {
+    Allow,
+    Deny(&'a DenyRule),
+    Review(&'a ReviewRule),
+}
+
 /// One mask rule: what it looks for, where, and what it puts instead.
 #[derive(Debug, Clone)]
 pub struct MaskRule {
@@ -90,6 +145,10 @@ pub struct Policy {
     /// Mask rules in priority order (see [`mask`]).
     pub mask: Vec<MaskRule>,
     pub deny: Vec<DenyRule>,
+    /// Review rules, checked after the deny rules.
+    pub review: Vec<ReviewRule>,
+    pub reviews: ReviewSettings,
+    pub dev_identities: Vec<DevIdentity>,
     /// Compiled maskers by target, built on first use.
     maskers: Arc<Mutex<HashMap<String, Masker>>>,
 }
@@ -148,6 +207,9 @@ impl Policy {
             targets,
             mask,
             deny,
+            review: Vec::new(),
+            reviews: ReviewSettings::default(),
+            dev_identities: Vec::new(),
             maskers: Arc::default(),
         }
     }
@@ -206,6 +268,26 @@ impl Policy {
         self.deny
             .iter()
             .find(|r| applies(&r.targets, target) && r.pattern.is_match(text))
+    }
+
+    /// Deny rules first, then review rules: the first that matches decides.
+    pub fn check(&self, target: &str, text: &[u8]) -> Verdict<'_> {
+        if let Some(d) = self.denies(target, text) {
+            return Verdict::Deny(d);
+        }
+        match self
+            .review
+            .iter()
+            .find(|r| applies(&r.targets, target) && r.pattern.is_match(text))
+        {
+            Some(r) => Verdict::Review(r),
+            None => Verdict::Allow,
+        }
+    }
+
+    /// [`Policy::check`] on a command line (argv joined by spaces).
+    pub fn check_argv(&self, target: &str, argv: &[String]) -> Verdict<'_> {
+        self.check(target, argv.join(" ").as_bytes())
     }
 
     /// The first deny rule that matches the command line (argv joined by spaces).
