@@ -54,6 +54,24 @@ pub enum SessionError {
     GatewayFailed(String),
     /// The tool could not be started.
     Spawn(String),
+    /// An input line waited for its review longer than `--approval-timeout` (review id).
+    ApprovalTimeout(String),
+}
+
+/// How `hoopx exec` shows the session.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// NDJSON events on stdout instead of the tool's raw output.
+    pub json: bool,
+    /// How long an input line may wait for its review before the session is given up.
+    pub approval_timeout: Option<Duration>,
+}
+
+/// What the output writer writes.
+enum Out {
+    Data(Stream, Bytes, Vec<OwnedSemaphorePermit>),
+    /// One NDJSON event (JSON mode).
+    Event(serde_json::Value),
 }
 
 #[derive(Debug)]
@@ -189,6 +207,18 @@ pub async fn report_not_started(mut ws: Ws, code: i32) {
         let _ = tokio::time::timeout(Duration::from_secs(5), next_frame(&mut ws)).await;
     }
     let _ = ws.close(None).await;
+}
+
+/// A gateway notice as an NDJSON event: `denied`, `approval_pending` or `approved`.
+pub fn notice_event(n: &crate::proto::frame::Notice) -> serde_json::Value {
+    let mut ev = serde_json::json!({"event": n.kind, "message": n.message});
+    if let Some(r) = &n.rule {
+        ev["rule"] = r.clone().into();
+    }
+    if let Some(id) = &n.review_id {
+        ev["review_id"] = id.clone().into();
+    }
+    ev
 }
 
 /// Prints a line on stderr, right in raw mode too.
@@ -336,14 +366,39 @@ where
 /// When our stdout's reader goes away (`hoopx exec -- cat big | head -1`), `closed` is told
 /// once, so the tool can be stopped as it would be in a plain pipeline.
 fn spawn_output_writer(
-    mut rx: mpsc::UnboundedReceiver<(Stream, Bytes, Vec<OwnedSemaphorePermit>)>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
     closed: mpsc::UnboundedSender<()>,
+    json: bool,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let out = std::io::stdout();
         let err = std::io::stderr();
         let (mut out_ok, mut err_ok) = (true, true);
-        while let Some((stream, data, permits)) = rx.blocking_recv() {
+        // JSON mode: the start of a UTF-8 character cut at a chunk's end, per stream.
+        let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        while let Some(item) = rx.blocking_recv() {
+            let (stream, data, permits) = match item {
+                Out::Data(s, d, p) if json => {
+                    let ev = data_event(s, &d, &mut carry[reader_index(s)]);
+                    if out_ok {
+                        let mut o = out.lock();
+                        out_ok = writeln!(o, "{ev}").and_then(|_| o.flush()).is_ok();
+                        if !out_ok {
+                            let _ = closed.send(());
+                        }
+                    }
+                    drop(p);
+                    continue;
+                }
+                Out::Data(s, d, p) => (s, d, p),
+                Out::Event(ev) => {
+                    if out_ok {
+                        let mut o = out.lock();
+                        out_ok = writeln!(o, "{ev}").and_then(|_| o.flush()).is_ok();
+                    }
+                    continue;
+                }
+            };
             match stream {
                 Stream::Stdout if out_ok => {
                     let mut o = out.lock();
@@ -361,6 +416,32 @@ fn spawn_output_writer(
             drop(permits);
         }
     })
+}
+
+/// One output chunk as an NDJSON event: `data` holds the text when it is UTF-8 (a
+/// character cut at the chunk's end waits for the next chunk), `data_base64` the bytes
+/// otherwise.
+fn data_event(stream: Stream, data: &[u8], carry: &mut Vec<u8>) -> serde_json::Value {
+    use base64::Engine;
+    let name = match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    };
+    let mut bytes = std::mem::take(carry);
+    bytes.extend_from_slice(data);
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => serde_json::json!({"event": name, "data": text}),
+        Err(e) if e.error_len().is_none() => {
+            let keep = bytes.split_off(e.valid_up_to());
+            *carry = keep;
+            let text = std::str::from_utf8(&bytes).unwrap_or_default();
+            serde_json::json!({"event": name, "data": text})
+        }
+        Err(_) => serde_json::json!({
+            "event": name,
+            "data_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        }),
+    }
 }
 
 async fn send(ws: &mut Ws, f: ClientFrame) -> Result<(), SessionError> {
@@ -403,7 +484,12 @@ fn install_signals() -> std::io::Result<Signals> {
 }
 
 /// Runs the tool through the gateway until it exits and its exit is recorded.
-pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, SessionError> {
+pub async fn run(
+    ws: Ws,
+    mut tool: Tool,
+    pty_mode: bool,
+    opts: &RunOptions,
+) -> Result<Outcome, SessionError> {
     let mut sig = match install_signals() {
         Ok(s) => s,
         Err(e) => {
@@ -478,7 +564,9 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
     let mut reader_done = vec![false; readers.len()];
     let mut open_readers = readers.len();
     let (stdout_closed_tx, mut stdout_closed) = mpsc::unbounded_channel();
-    let output_writer = spawn_output_writer(to_out_rx, stdout_closed_tx);
+    let output_writer = spawn_output_writer(to_out_rx, stdout_closed_tx, opts.json);
+    // The input line waiting for a review, if one is, and since when.
+    let mut waiting_review: Option<(tokio::time::Instant, String)> = None;
     spawn_stdin_reader(in_window.clone(), caller_tx);
 
     // One entry per output frame in flight: the permits of the chunks it carries.
@@ -534,18 +622,27 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                         if out_permits.is_empty() {
                             break Err(SessionError::Protocol("output that was never sent came back".into()));
                         }
-                        let _ = to_out.send((stream, data, Vec::new()));
+                        let _ = to_out.send(Out::Data(stream, data, Vec::new()));
                     }
                     ServerFrame::Output { stream, data, more: false } => match out_permits.pop_front() {
-                        Some(p) => { let _ = to_out.send((stream, data, p)); }
+                        Some(p) => { let _ = to_out.send(Out::Data(stream, data, p)); }
                         None => break Err(SessionError::Protocol("output that was never sent came back".into())),
                     },
                     ServerFrame::Released { stream, data } => {
-                        let _ = to_out.send((stream, data, Vec::new()));
+                        let _ = to_out.send(Out::Data(stream, data, Vec::new()));
                     }
                     ServerFrame::Notice(n) => {
                         if n.kind == "denied" { denied += 1; }
-                        say(&n.message);
+                        match (n.kind.as_str(), &n.review_id) {
+                            ("approval_pending", Some(id)) => waiting_review = Some((tokio::time::Instant::now(), id.clone())),
+                            (_, Some(id)) if waiting_review.as_ref().is_some_and(|w| &w.1 == id) => waiting_review = None,
+                            _ => {}
+                        }
+                        if opts.json {
+                            let _ = to_out.send(Out::Event(notice_event(&n)));
+                        } else {
+                            say(&n.message);
+                        }
                     }
                     ServerFrame::Closed(_) if exit_sent => break Ok(()),
                     ServerFrame::Closed(_) => break Err(SessionError::Protocol("the gateway closed the session before the tool exited".into())),
@@ -644,6 +741,15 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                     open_readers = 0;
                 }
             }
+            _ = async {
+                    match (&waiting_review, opts.approval_timeout) {
+                        (Some((since, _)), Some(limit)) => tokio::time::sleep_until(*since + limit).await,
+                        _ => std::future::pending().await,
+                    }
+                } => {
+                    let id = waiting_review.take().map(|w| w.1).unwrap_or_default();
+                    break Err(SessionError::ApprovalTimeout(id));
+                }
             _ = keepalive.tick() => {
                 if last_heard.elapsed() > GATEWAY_SILENCE {
                     break Err(SessionError::GatewayLost(format!("no answer from the gateway for {} s", GATEWAY_SILENCE.as_secs())));

@@ -46,10 +46,12 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// At Enter in PTY mode the line is read off the screen once the tool's echo is in: when
-/// the tool has been quiet this long since the Enter or its last output...
+/// the tool has written something since the last keys were released and then been quiet
+/// this long...
 const ECHO_QUIET: Duration = Duration::from_millis(20);
-/// ...or at the latest this long after the Enter (a tool that never stops writing).
-const ECHO_MAX: Duration = Duration::from_millis(300);
+/// ...or at the latest this long after the Enter (a tool that does not echo, or never
+/// stops writing).
+const ECHO_MAX: Duration = Duration::from_millis(500);
 /// What a withheld PTY line gets instead of its Enter: Ctrl-E Ctrl-U (see the gate).
 const ERASE_LINE: &[u8] = b"\x05\x15";
 
@@ -318,6 +320,8 @@ struct Session {
     /// PTY mode: the terminal as the user sees it, to read a submitted line off it.
     view: Option<LineView>,
     last_output: Instant,
+    /// PTY: keys were released and no output has come back since (their echo is due).
+    echo_due: bool,
     /// Input decided by the gate but not released yet, in order: it waits behind `hold`.
     queue: VecDeque<Queued>,
     /// What the head of the input waits for, if anything.
@@ -345,7 +349,7 @@ enum Hold {
     },
     /// A line waits for its review.
     Review {
-        review: ReviewInfo,
+        review: Box<ReviewInfo>,
         /// What to release once it is approved: the line (pipe) or its Enter (PTY).
         release: Bytes,
         /// What to release if it is not: nothing (pipe) or an erase (PTY).
@@ -364,6 +368,7 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
         view: (pending.mode == Mode::Pty)
             .then(|| LineView::new(pending.cols.unwrap_or(80), pending.rows.unwrap_or(24))),
         last_output: Instant::now(),
+        echo_due: false,
         queue: VecDeque::new(),
         hold: None,
         reviews: gw.review_updates(),
@@ -614,6 +619,7 @@ impl Session {
             }
             ClientFrame::Output { stream, data } => {
                 self.last_output = Instant::now();
+                self.echo_due = false;
                 if let Some(v) = &mut self.view {
                     v.output(&data);
                 }
@@ -707,7 +713,11 @@ impl Session {
             None => None,
             Some(Hold::Echo { since, .. }) => {
                 let quiet = self.last_output.max(*since) + ECHO_QUIET;
-                Some(quiet.min(*since + ECHO_MAX))
+                if self.echo_due {
+                    Some(*since + ECHO_MAX)
+                } else {
+                    Some(quiet.min(*since + ECHO_MAX))
+                }
             }
             Some(Hold::Review { next_look, .. }) => Some(*next_look),
         }
@@ -726,7 +736,8 @@ impl Session {
                     since,
                 }) => {
                     let now = Instant::now();
-                    let settled = (now >= self.last_output.max(since) + ECHO_QUIET)
+                    let settled = (!self.echo_due
+                        && now >= self.last_output.max(since) + ECHO_QUIET)
                         || now >= since + ECHO_MAX;
                     if !settled {
                         self.hold = Some(Hold::Echo {
@@ -777,6 +788,7 @@ impl Session {
                         } else if !d.is_empty() {
                             v.keystroke();
                         }
+                        self.echo_due = !d.is_empty();
                     }
                     self.deliver(d);
                 }
@@ -883,7 +895,7 @@ impl Session {
             review_id: Some(r.id.clone()),
         }));
         self.hold = Some(Hold::Review {
-            review: r,
+            review: Box::new(r),
             release,
             instead,
             next_look: Instant::now() + reviews::POLL,
@@ -894,7 +906,7 @@ impl Session {
     /// Reads a held line's review: still pending, or released, or dropped.
     async fn look_at_review(
         &mut self,
-        held: ReviewInfo,
+        held: Box<ReviewInfo>,
         release: Bytes,
         instead: Bytes,
     ) -> Result<(), String> {
@@ -906,11 +918,11 @@ impl Session {
             .map_err(|e| e.to_string())?
             .unwrap_or_else(|| ReviewInfo {
                 status: review::REVOKED.into(),
-                ..held.clone()
+                ..*held
             });
         if r.status == review::PENDING {
             self.hold = Some(Hold::Review {
-                review: r,
+                review: Box::new(r),
                 release,
                 instead,
                 next_look: Instant::now() + reviews::POLL,
