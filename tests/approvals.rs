@@ -124,7 +124,7 @@ fn review_id(text: &str) -> Option<String> {
 
 #[test]
 fn an_approval_from_a_second_process_lets_the_waiting_command_run_once() {
-    let hook = Webhook::start();
+    let hook = Webhook::start(1);
     let w = world("1h", Some(&hook.url));
     let (mut agent, stdout, stderr) =
         spawn_piped(w.psql(&[], &["-c", "delete from users where id = 1"]));
@@ -209,12 +209,36 @@ fn an_approval_from_a_second_process_lets_the_waiting_command_run_once() {
     assert_eq!(executed["status"], "executed");
     assert_eq!(executed["executed_session"], sessions[0]["id"]);
 
-    // The webhook heard about the new review and its decision.
-    let events = hook.wait_for(2);
-    assert_eq!(events[0]["event"], "review.created");
-    assert_eq!(events[0]["review"]["id"], id.as_str());
-    assert_eq!(events[1]["event"], "review.decided");
-    assert_eq!(events[1]["review"]["status"], "approved");
+    // The session's evidence reads plainly too.
+    let shown = run(
+        {
+            let mut c = w.hoopx(ALICE);
+            c.args(["sessions", "show", sessions[0]["id"].as_str().unwrap()]);
+            c
+        },
+        "",
+        T,
+    );
+    assert!(
+        shown.stdout.contains(&format!("{id} executed")) && shown.stdout.contains("alice approve"),
+        "{shown:?}"
+    );
+
+    // The webhook heard about the new review (its first attempt failed and was retried)
+    // and about the decision.
+    let events = hook.wait_for(3);
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["event"] == kind).collect()
+    };
+    assert_eq!(of("review.created").len(), 2, "{events:?}");
+    assert!(of("review.created")
+        .iter()
+        .all(|e| e["review"]["id"] == id.as_str()));
+    assert_eq!(
+        of("review.decided")[0]["review"]["status"],
+        "approved",
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -463,15 +487,16 @@ fn a_pty_line_recalled_from_history_and_edited_is_denied_and_a_held_line_waits()
     assert_eq!(w.users(), "2", "the table is still there, and one row went");
 }
 
-/// A webhook receiver: a plain HTTP/1.1 server on loopback that answers 200 and keeps the
-/// JSON bodies, standing in for a chat tool's incoming-webhook endpoint.
+/// A webhook receiver: a plain HTTP/1.1 server on loopback that keeps the JSON bodies and
+/// answers 200 (503 to the first `fail` requests), standing in for a chat tool's
+/// incoming-webhook endpoint.
 struct Webhook {
     url: String,
     bodies: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 impl Webhook {
-    fn start() -> Webhook {
+    fn start(fail: usize) -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -504,10 +529,19 @@ impl Webhook {
                         if reader.read_exact(&mut body).is_err() {
                             return;
                         }
-                        if let Ok(v) = serde_json::from_slice(&body) {
-                            keep.lock().unwrap().push(v);
-                        }
-                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                        let seen = {
+                            let mut k = keep.lock().unwrap();
+                            if let Ok(v) = serde_json::from_slice(&body) {
+                                k.push(v);
+                            }
+                            k.len()
+                        };
+                        let answer: &[u8] = if seen <= fail {
+                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                        };
+                        let _ = conn.write_all(answer);
                     }
                 });
             }

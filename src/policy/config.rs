@@ -624,6 +624,52 @@ mod tests {
     }
 
     #[test]
+    fn the_review_example_is_accepted() {
+        let text = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n\n[[dev.identities]]\nname = \"agent\"\ntoken = \"tok-agent\"\ngroups = [\"agents\"]\n\n[[rules.review]]\nname = \"deletes-need-a-dba\"\npattern = '(?i)\\bdelete\\s+from\\b'\nreviewers = [\"dba\"]\n";
+        let p = parse(text, "gw.toml").unwrap();
+        assert_eq!(p.review[0].reviewers, ["dba"]);
+        assert_eq!(p.review[0].min_approvals, 1);
+        assert_eq!(p.reviews.ttl, std::time::Duration::from_secs(3600));
+        assert_eq!(p.dev_identities[0].groups, ["agents"]);
+        assert!(!format!("{:?}", p.dev_identities).contains("tok-agent"));
+        assert!(matches!(
+            p.check("pg", b"DELETE FROM t"),
+            super::super::Verdict::Review(_)
+        ));
+        assert!(matches!(
+            p.check("pg", b"select 1"),
+            super::super::Verdict::Allow
+        ));
+    }
+
+    #[test]
+    fn bad_review_settings_name_the_line() {
+        let base = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n";
+        let e = refuse(&format!(
+            "{base}[[rules.review]]\nname = \"r\"\npattern = 'x'\nreviewers = []\n"
+        ));
+        assert!(e.reason.contains("reviewers"), "{e}");
+        assert_eq!(e.line, 7, "{e}");
+        let e = refuse(&format!("{base}[[rules.review]]\nname = \"r\"\npattern = 'x'\nreviewers = [\"dba\"]\nmin_approvals = 0\n"));
+        assert!(e.reason.contains("min_approvals"), "{e}");
+        let e = refuse(&format!("{base}[reviews]\nttl = \"soon\"\n"));
+        assert!(e.reason.contains("not a duration"), "{e}");
+        assert_eq!(e.line, 5, "{e}");
+        let e = refuse(&format!("{base}[reviews]\nwebhook_url = \"ftp://x\"\n"));
+        assert!(e.reason.contains("http"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[dev.identities]]\nname = \"a\"\ntoken = \"short\"\n"
+        ));
+        assert!(e.reason.contains("at least 8"), "{e}");
+        assert!(
+            !e.to_string().contains("short\""),
+            "the token is not echoed: {e}"
+        );
+        let e = refuse(&format!("{base}[[dev.identities]]\nname = \"a\"\ntoken = \"same-token\"\n[[dev.identities]]\nname = \"b\"\ntoken = \"same-token\"\n"));
+        assert!(e.reason.contains("same token"), "{e}");
+    }
+
+    #[test]
     fn syntax_errors_name_the_line() {
         let e = refuse("[[targets]]\nname = \"pg\"\nkind = postgres\n");
         assert_eq!((e.file.as_str(), e.line), ("gw.toml", 3), "{e}");
