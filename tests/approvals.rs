@@ -478,6 +478,16 @@ fn a_pty_line_recalled_from_history_and_edited_is_denied_and_a_held_line_waits()
     assert_eq!(w.users(), "3");
     assert_eq!(w.review(ALICE, &["approve", &id, "--yes"]).code(), 0);
     p.output.wait_for("DELETE 1", T);
+    // Ctrl-C while a line waits gives up on it: the review is withdrawn, nothing runs.
+    p.type_str("delete from users;\r");
+    wait_for("a second waiting line", T, || {
+        (p.output.text().matches("reviewers: dba").count() >= 2).then_some(())
+    });
+    p.type_str("\x03");
+    p.output.wait_for("withdrawn (cancelled with Ctrl-C", T);
+    let revoked = w.review(ALICE, &["list", "--status", "revoked", "--output", "json"]);
+    let revoked: serde_json::Value = serde_json::from_str(&revoked.stdout).unwrap();
+    assert_eq!(revoked[0]["command"], "delete from users;", "{revoked}");
     p.type_str("select 'still here';\r");
     p.output.wait_for("still here", T);
     p.type_str("\\q\r");

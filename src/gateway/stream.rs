@@ -757,6 +757,23 @@ impl Session {
                     instead,
                     next_look,
                 }) => {
+                    // PTY: Ctrl-C typed while the line waits gives up on it (the review is
+                    // withdrawn, the line erased, and the Ctrl-C goes to the tool).
+                    let cancelled = self.view.is_some()
+                        && self.queue.iter().any(|q| {
+                            matches!(q, Queued::Act(GateAction::Deliver(d)) if d.contains(&0x03))
+                        });
+                    if cancelled {
+                        self.hold = Some(Hold::Review {
+                            review: r,
+                            release,
+                            instead,
+                            next_look,
+                        });
+                        self.withdraw_review("cancelled with Ctrl-C by the requester")
+                            .await;
+                        continue;
+                    }
                     // Looked at when its timer fires or a review changed, not on every frame.
                     if !woken {
                         self.hold = Some(Hold::Review {
@@ -1036,33 +1053,47 @@ impl Session {
         }));
     }
 
-    /// A session that ends while a line waits withdraws the review: nothing can run it now.
-    async fn withdraw_review(&mut self) {
-        if let Some(Hold::Review { review: r, .. }) = self.hold.take() {
-            match self
-                .gw
-                .decide_review(
-                    &r.id,
-                    None,
-                    reviews::Decision::Revoke,
-                    Some("the session ended before a decision".into()),
-                )
-                .await
-            {
-                Ok(r) => {
-                    self.rec.marker(json!({"not_approved": r.record()}));
-                    self.rec.stats.approvals.push(r.record());
-                }
-                Err(e) => eprintln!(
+    /// Gives up on the line waiting for review, if one is: the review is withdrawn, the
+    /// line dropped (erased in PTY mode) and the caller told. Used when the session ends
+    /// (nothing could run the line now) and when the requester presses Ctrl-C.
+    async fn withdraw_review(&mut self, why: &str) {
+        let Some(Hold::Review {
+            review: r, instead, ..
+        }) = self.hold.take()
+        else {
+            return;
+        };
+        let r = match self
+            .gw
+            .decide_review(&r.id, None, reviews::Decision::Revoke, Some(why.into()))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // Decided meanwhile (or the store failed): the line is dropped either way.
+                eprintln!(
                     "hoopx gateway: session {}: could not withdraw review {}: {e}",
                     self.id, r.id
-                ),
+                );
+                *r
             }
+        };
+        self.rec.marker(json!({"not_approved": r.record()}));
+        self.rec.stats.approvals.push(r.record());
+        if !instead.is_empty() {
+            self.deliver(instead);
         }
+        let line = Bytes::from(r.command.clone().into_bytes());
+        let message = format!(
+            "input line not sent: review {} withdrawn ({why}): `{}`",
+            r.id, r.command
+        );
+        self.deny(&r.rule, &line, Some((message, r.id.clone())));
     }
 
     async fn finish(&mut self, id: &str, end: End, socket: &mut WebSocket) {
-        self.withdraw_review().await;
+        self.withdraw_review("the session ended before a decision")
+            .await;
         // The tool is done: whatever the maskers held back is decided now.
         self.release_held();
         let stats = &self.rec.stats;
