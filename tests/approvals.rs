@@ -566,3 +566,55 @@ impl Webhook {
         })
     }
 }
+
+#[test]
+fn a_reviewer_on_a_terminal_sees_the_exact_command_and_confirms() {
+    let w = world("1h", None);
+    let asked = run(
+        w.psql(
+            &["--no-wait"],
+            &["-c", "delete from users where name = 'Bob'"],
+        ),
+        "",
+        T,
+    );
+    let id = review_id(&asked.stderr).unwrap();
+    let approve = || {
+        let mut c = w.hoopx(ALICE);
+        c.env("TERM", "xterm").args(["review", "approve", &id]);
+        PtyChild::spawn(c, 120, 30)
+    };
+    // "n": nothing changes.
+    let mut p = approve();
+    let screen = p.output.wait_for("approve this?", T);
+    assert!(
+        screen.contains("-c 'delete from users where name = '\\''Bob'\\'''"),
+        "the exact command is shown: {screen}"
+    );
+    assert!(screen.contains("agent on pg asks to run"), "{screen}");
+    p.type_str("n");
+    assert_eq!(p.wait(T).code(), Some(1), "{}", p.output.text());
+    let shown = w.review(ALICE, &["show", &id, "--output", "json"]);
+    assert!(shown.stdout.contains("\"pending\""), "{shown:?}");
+    // "y": approved.
+    let mut p = approve();
+    p.output.wait_for("approve this?", T);
+    p.type_str("y");
+    assert_eq!(p.wait(T).code(), Some(0), "{}", p.output.text());
+    let shown = w.review(ALICE, &["show", &id, "--output", "json"]);
+    assert!(shown.stdout.contains("\"approved\""), "{shown:?}");
+
+    // The requester on a terminal waits with a spinner, then the command runs.
+    let mut c = w.hoopx(AGENT);
+    c.env("TERM", "xterm")
+        .args(["exec", "--no-tty", "--", "psql"])
+        .args(w.pg.args("app"))
+        .args(["-c", "delete from users where id = 3"]);
+    let mut agent = PtyChild::spawn(c, 160, 30);
+    let screen = agent.output.wait_for("reviewers: dba", T);
+    let id = review_id(&screen[screen.find("waiting for approval").unwrap()..]).unwrap();
+    assert_eq!(w.review(ALICE, &["approve", &id, "--yes"]).code(), 0);
+    agent.output.wait_for("DELETE 1", T);
+    assert_eq!(agent.wait(T).code(), Some(0), "{}", agent.output.text());
+    assert_eq!(w.users(), "2");
+}
