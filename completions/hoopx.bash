@@ -28,6 +28,9 @@ _hoopx() {
             hoopx,help)
                 cmd="hoopx__subcmd__help"
                 ;;
+            hoopx,mcp)
+                cmd="hoopx__subcmd__mcp"
+                ;;
             hoopx,replay)
                 cmd="hoopx__subcmd__replay"
                 ;;
@@ -69,6 +72,9 @@ _hoopx() {
                 ;;
             hoopx__subcmd__help,help)
                 cmd="hoopx__subcmd__help__subcmd__help"
+                ;;
+            hoopx__subcmd__help,mcp)
+                cmd="hoopx__subcmd__help__subcmd__mcp"
                 ;;
             hoopx__subcmd__help,replay)
                 cmd="hoopx__subcmd__help__subcmd__replay"
@@ -170,7 +176,7 @@ _hoopx() {
 
     case "${cmd}" in
         hoopx)
-            opts="-h -V --help --version exec gateway sessions review replay verify generate help"
+            opts="-h -V --help --version exec gateway sessions mcp review replay verify generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,7 +190,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__exec)
-            opts="-h --gateway --token --target --tty --no-tty --no-wait --review --approval-timeout --output --help"
+            opts="-h --gateway --token --target --tty --no-tty --no-wait --review --approval-timeout --output --capture --capture-limit --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -212,6 +218,10 @@ _hoopx() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --capture-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -358,7 +368,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help)
-            opts="exec gateway sessions review replay verify generate help"
+            opts="exec gateway sessions mcp review replay verify generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -442,6 +452,20 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__help__subcmd__mcp)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -602,6 +626,28 @@ _hoopx() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__mcp)
+            opts="-h --gateway --token --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -25,6 +25,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
             cand gateway 'Run or manage a gateway'
             cand sessions 'List and inspect recorded sessions'
+            cand mcp 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
             cand review 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
             cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
             cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
@@ -38,9 +39,11 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --review 'Run under this approved review (single-use; it must be for this very command)'
             cand --approval-timeout 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires'
             cand --output '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty'
+            cand --capture-limit 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged'
             cand --tty 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
             cand --no-tty 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
             cand --no-wait 'Do not wait for a review: exit 75 at once with the review id'
+            cand --capture 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -112,6 +115,12 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;sessions;help;show'= {
         }
         &'hoopx;sessions;help;help'= {
+        }
+        &'hoopx;mcp'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
         }
         &'hoopx;review'= {
             cand -h 'Print help'
@@ -216,6 +225,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
             cand gateway 'Run or manage a gateway'
             cand sessions 'List and inspect recorded sessions'
+            cand mcp 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
             cand review 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
             cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
             cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
@@ -239,6 +249,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;help;sessions;list'= {
         }
         &'hoopx;help;sessions;show'= {
+        }
+        &'hoopx;help;mcp'= {
         }
         &'hoopx;help;review'= {
             cand list 'List reviews, newest first'

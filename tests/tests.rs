@@ -1,5 +1,6 @@
 //! All integration tests compile into this one binary; each module tells one story.
 
+mod agents;
 mod approvals;
 mod cli;
 mod exec_pipe;

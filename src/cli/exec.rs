@@ -45,6 +45,13 @@ pub struct ExecArgs {
     /// approved, denied, exit) instead of the tool's raw output; implies --no-tty.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// For tool calls: run under pipes and print one JSON object at the end (session_id,
+    /// exit_code, masked stdout and stderr, truncation flags, notices) instead of the output.
+    #[arg(long, conflicts_with_all = ["tty", "output"])]
+    pub capture: bool,
+    /// Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, requires = "capture")]
+    pub capture_limit: usize,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -67,22 +74,37 @@ pub fn run(args: ExecArgs) -> Result<ExitCode, Failure> {
     } else {
         Mode::Pipe
     };
+    let capture = args.capture.then_some(args.capture_limit);
+    let mode = if capture.is_some() { Mode::Pipe } else { mode };
     let wait = Wait {
         no_wait: args.no_wait,
         review: args.review.clone(),
         timeout: args.approval_timeout,
         json,
+        capture,
     };
     let rt = super::runtime()?;
     let result = rt.block_on(exec(args.command, resolved, mode, wait));
     rt.shutdown_background();
     match result {
-        Err(f) if json && !f.message.is_empty() => {
-            // The caller reads stdout: the failure is an event there too.
-            let mut ev =
-                serde_json::json!({"event": "error", "exit_code": f.code, "message": f.message});
+        Err(f) if (json || capture.is_some()) && !f.message.is_empty() => {
+            // The caller reads stdout: the failure is an event (or the captured object) there
+            // too.
+            let status = if f.code == code::PENDING {
+                "approval_pending"
+            } else {
+                "failed"
+            };
+            let mut ev = if capture.is_some() {
+                serde_json::json!({"status": status, "exit_code": f.code, "message": f.message})
+            } else {
+                serde_json::json!({"event": "error", "exit_code": f.code, "message": f.message})
+            };
             if let Some(h) = &f.hint {
                 ev["hint"] = h.clone().into();
+            }
+            if let Some(id) = &f.review_id {
+                ev["review_id"] = id.clone().into();
             }
             let _ = super::print_line(&ev.to_string());
             Err(f)
@@ -97,6 +119,7 @@ struct Wait {
     review: Option<String>,
     timeout: Option<std::time::Duration>,
     json: bool,
+    capture: Option<usize>,
 }
 
 fn event(ev: serde_json::Value) {
@@ -183,6 +206,7 @@ async fn exec(
     let opts = RunOptions {
         json: wait.json,
         approval_timeout: wait.timeout,
+        capture: wait.capture,
     };
     let outcome = session::run(ws, tool, mode == Mode::Pty, &opts).await;
     drop(raw);
@@ -191,14 +215,45 @@ async fn exec(
             serde_json::json!({"event": "exit", "code": o.code, "denied_lines": o.denied, "session_id": opened.session_id}),
         );
     }
+    if let (Some(limit), Ok(o)) = (wait.capture, &outcome) {
+        let c = o.captured.as_ref();
+        let text =
+            |b: Option<&Vec<u8>>| String::from_utf8_lossy(b.map_or(&[][..], |v| v)).into_owned();
+        // The exit code hoopx itself ends with: 77 when input lines were withheld.
+        let exit_code = if o.denied > 0 {
+            i32::from(code::DENIED)
+        } else {
+            o.code & 0xff
+        };
+        event(serde_json::json!({
+            "status": "exited",
+            "session_id": opened.session_id,
+            "target": opened.target,
+            "exit_code": exit_code,
+            "tool_exit_code": o.code,
+            "stdout": text(c.map(|c| &c.stdout)),
+            "stderr": text(c.map(|c| &c.stderr)),
+            "stdout_truncated": c.is_some_and(|c| c.stdout_truncated),
+            "stderr_truncated": c.is_some_and(|c| c.stderr_truncated),
+            "limit": limit,
+            "denied_lines": o.denied,
+            "notices": c.map_or(&[][..], |c| &c.notices[..]),
+        }));
+    }
     match outcome {
-        Ok(o) if o.denied > 0 => Err(Failure::new(
-            code::DENIED,
-            format!(
+        Ok(o) if o.denied > 0 => {
+            let message = format!(
                 "{} input line(s) denied by policy were not sent to {program} (it exited with {})",
                 o.denied, o.code
-            ),
-        )),
+            );
+            if wait.capture.is_some() {
+                // The captured object already says so on stdout.
+                say(&message);
+                Err(Failure::silent(code::DENIED))
+            } else {
+                Err(Failure::new(code::DENIED, message))
+            }
+        }
         Ok(o) => Ok(ExitCode::from((o.code & 0xff) as u8)),
         Err(e) => Err(session_failure(e, &program)),
     }
@@ -244,7 +299,7 @@ async fn open(
             Opened::Session(s) => return Ok(s),
             Opened::Review(r) => r,
         };
-        if wait.json {
+        if wait.json && wait.capture.is_none() {
             event(serde_json::json!({
                 "event": "approval_pending",
                 "review_id": review.id,
@@ -271,13 +326,16 @@ async fn open(
             .hint(format!(
                 "once a reviewer approves it, run the same command with --review {}",
                 review.id
-            )));
+            ))
+            .review(&review.id));
         }
         let decided = wait_for(client, &review, &waiting, wait, started).await?;
         if decided.status != status::APPROVED {
             return Err(not_approved(&decided));
         }
-        if wait.json {
+        if wait.capture.is_some() {
+            // Said in the captured object.
+        } else if wait.json {
             event(
                 serde_json::json!({"event": "approved", "review_id": decided.id, "decisions": decided.decisions}),
             );
@@ -331,7 +389,8 @@ async fn wait_for(
                 .hint(format!(
                     "the review stays pending; once approved, run the same command with --review {}",
                     review.id
-                )));
+                ))
+                .review(&review.id));
             }
             let secs = left.map_or(25, |l| l.as_secs().clamp(1, 25));
             let r = client.review(&review.id, secs).await?;
@@ -367,4 +426,5 @@ fn not_approved(r: &ReviewInfo) -> Failure {
         format!("review {} was {}{by}", r.id, r.status),
     )
     .hint("run the command again to ask for a new review")
+    .review(&r.id)
 }

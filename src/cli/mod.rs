@@ -4,6 +4,7 @@
 mod exec;
 mod gateway;
 mod generate;
+mod mcp;
 mod replay;
 mod review;
 mod sessions;
@@ -37,6 +38,8 @@ pub struct Failure {
     pub code: u8,
     pub message: String,
     pub hint: Option<String>,
+    /// The review a command waits for or was refused under, for JSON outputs.
+    pub review_id: Option<String>,
 }
 
 impl Failure {
@@ -45,7 +48,13 @@ impl Failure {
             code,
             message: message.into(),
             hint: None,
+            review_id: None,
         }
+    }
+
+    pub fn review(mut self, id: impl Into<String>) -> Failure {
+        self.review_id = Some(id.into());
+        self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
@@ -94,6 +103,7 @@ impl From<crate::client::ClientError> for Failure {
             code,
             message,
             hint,
+            review_id: None,
         }
     }
 }
@@ -121,6 +131,8 @@ pub enum Command {
     /// List and inspect recorded sessions.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text).
+    Mcp(mcp::McpArgs),
     /// Decide the commands that wait for approval: list, show, approve, reject, revoke.
     #[command(subcommand)]
     Review(review::ReviewCommand),
@@ -221,6 +233,7 @@ pub fn main() -> ExitCode {
         Command::Sessions(c) => sessions::run(c),
         Command::Replay(a) => replay::run(a),
         Command::Review(c) => review::run(c),
+        Command::Mcp(a) => mcp::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Generate(a) => generate::run(a),
     };

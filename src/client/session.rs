@@ -65,6 +65,20 @@ pub struct RunOptions {
     pub json: bool,
     /// How long an input line may wait for its review before the session is given up.
     pub approval_timeout: Option<Duration>,
+    /// Keep the output (up to this many bytes per stream) instead of writing it.
+    pub capture: Option<usize>,
+}
+
+/// Output kept by `--capture`: masked, as the gateway returned it.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The stream had more than the limit; what is kept is its start.
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    /// The gateway's notices (denied lines, reviews) as JSON events.
+    pub notices: Vec<serde_json::Value>,
 }
 
 /// What the output writer writes.
@@ -80,6 +94,8 @@ pub struct Outcome {
     pub code: i32,
     /// Input lines the gateway withheld.
     pub denied: usize,
+    /// With [`RunOptions::capture`].
+    pub captured: Option<Captured>,
 }
 
 /// Connects the session's stream.
@@ -369,8 +385,28 @@ fn spawn_output_writer(
     mut rx: mpsc::UnboundedReceiver<Out>,
     closed: mpsc::UnboundedSender<()>,
     json: bool,
-) -> std::thread::JoinHandle<()> {
+    capture: Option<usize>,
+) -> std::thread::JoinHandle<Option<Captured>> {
     std::thread::spawn(move || {
+        if let Some(limit) = capture {
+            let mut c = Captured::default();
+            while let Some(item) = rx.blocking_recv() {
+                match item {
+                    Out::Data(stream, data, permits) => {
+                        let (buf, cut) = match stream {
+                            Stream::Stdout => (&mut c.stdout, &mut c.stdout_truncated),
+                            Stream::Stderr => (&mut c.stderr, &mut c.stderr_truncated),
+                        };
+                        let room = limit.saturating_sub(buf.len());
+                        buf.extend_from_slice(&data[..data.len().min(room)]);
+                        *cut |= data.len() > room;
+                        drop(permits);
+                    }
+                    Out::Event(ev) => c.notices.push(ev),
+                }
+            }
+            return Some(c);
+        }
         let out = std::io::stdout();
         let err = std::io::stderr();
         let (mut out_ok, mut err_ok) = (true, true);
@@ -415,6 +451,7 @@ fn spawn_output_writer(
             }
             drop(permits);
         }
+        None
     })
 }
 
@@ -564,7 +601,7 @@ pub async fn run(
     let mut reader_done = vec![false; readers.len()];
     let mut open_readers = readers.len();
     let (stdout_closed_tx, mut stdout_closed) = mpsc::unbounded_channel();
-    let output_writer = spawn_output_writer(to_out_rx, stdout_closed_tx, opts.json);
+    let output_writer = spawn_output_writer(to_out_rx, stdout_closed_tx, opts.json, opts.capture);
     // The input line waiting for a review, if one is, and since when.
     let mut waiting_review: Option<(tokio::time::Instant, String)> = None;
     spawn_stdin_reader(in_window.clone(), caller_tx);
@@ -638,7 +675,7 @@ pub async fn run(
                             (_, Some(id)) if waiting_review.as_ref().is_some_and(|w| &w.1 == id) => waiting_review = None,
                             _ => {}
                         }
-                        if opts.json {
+                        if opts.json || opts.capture.is_some() {
                             let _ = to_out.send(Out::Event(notice_event(&n)));
                         } else {
                             say(&n.message);
@@ -792,13 +829,18 @@ pub async fn run(
     match result {
         Ok(()) => {
             drop(to_out);
-            let _ = tokio::task::spawn_blocking(move || output_writer.join()).await;
+            let captured = tokio::task::spawn_blocking(move || output_writer.join())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
             drop(to_tool);
             tool_writer.abort();
             let _ = tokio::time::timeout(Duration::from_secs(5), ws.close()).await;
             Ok(Outcome {
                 code: exit.map(|e| e.0).unwrap_or(1),
                 denied,
+                captured,
             })
         }
         Err(e) => {
