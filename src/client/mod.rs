@@ -1,6 +1,7 @@
 //! The gateway client: the HTTP API (reqwest) and the session stream (WebSocket).
 
 pub mod session;
+pub mod session_dir;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub enum ClientError {
     Denied {
         message: String,
         rule: Option<String>,
+        hint: Option<String>,
     },
     #[error("{message}")]
     UnknownTarget {
@@ -58,6 +60,7 @@ impl ClientError {
                 "check --gateway / HOOPX_GATEWAY, or unset them to use the embedded gateway".into(),
             ),
             ClientError::Unauthorized { hint, .. }
+            | ClientError::Denied { hint, .. }
             | ClientError::UnknownTarget { hint, .. }
             | ClientError::NotFound { hint, .. }
             | ClientError::Api { hint, .. } => hint.clone(),
@@ -205,6 +208,7 @@ impl GatewayClient {
             (_, codes::DENIED) => ClientError::Denied {
                 message: err.message,
                 rule: err.rule,
+                hint: err.hint,
             },
             (_, codes::UNKNOWN_TARGET) => ClientError::UnknownTarget {
                 message: err.message,
