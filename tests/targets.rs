@@ -892,3 +892,93 @@ fn target_credential_config_errors_name_the_line() {
         "{out:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// the session's private directory
+
+#[test]
+fn session_files_are_private_and_removed_however_the_session_ends() {
+    let env = Env::new();
+    let secret = "svc-account-key-5d1f0c";
+    let file = env.write("sa.json", &format!("{{\"private_key\": \"{secret}\"}}\n"));
+    let config = format!(
+        "[[targets]]\nname = \"shell\"\nkind = \"command\"\ncommand = [\"sh\"]\n\
+         secret_files.SA_KEY = {{ file = \"{}\" }}\n",
+        file.display()
+    );
+    let mut gw = Gateway::start(&env, Some(&config), None);
+    let script = "stat -c '%a %n' \"$HOOPX_SESSION_DIR\" \"$SA_KEY\"; \
+                  grep -c svc-account \"$SA_KEY\"; echo ready; exec sleep 600";
+
+    // The tool sees a 0700 directory holding a 0600 file with the value.
+    let spawn = |gw: &Gateway| {
+        let mut c = hoopx(gw, &env);
+        c.args(["exec", "--no-tty", "--", "sh", "-c", script]);
+        crate::util::spawn_piped(c)
+    };
+    let (mut child, stdout, stderr) = spawn(&gw);
+    let out = stdout.wait_for("ready", T);
+    let dir = tmp_dir(&env);
+    assert!(
+        out.contains(&format!("700 {}/hoopx-session-", dir.display())),
+        "{out}"
+    );
+    assert!(out.contains("600 "), "{out}");
+    assert!(out.contains("\n1\n"), "the tool read the value: {out}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+
+    // Ctrl-C (SIGINT to hoopx): forwarded to the tool, which ends; the files go with it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = crate::util::wait_timeout(&mut child, T).expect("hoopx ends");
+    assert_eq!(status.code(), Some(130), "{}", stderr.text());
+    assert_nothing_left(&env);
+
+    // SIGTERM to hoopx: the same.
+    let (mut child, stdout, _) = spawn(&gw);
+    stdout.wait_for("ready", T);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    crate::util::wait_timeout(&mut child, T).expect("hoopx ends");
+    assert_nothing_left(&env);
+
+    // SIGKILL leaves the directory behind; the next session removes it.
+    let (mut child, stdout, _) = spawn(&gw);
+    stdout.wait_for("ready", T);
+    let tool = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(tool, 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut c = hoopx(&gw, &env);
+    c.args([
+        "exec",
+        "--no-tty",
+        "--",
+        "sh",
+        "-c",
+        "ls \"$(dirname \"$HOOPX_SESSION_DIR\")\"",
+    ]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "only this session's own: {out:?}"
+    );
+    assert_nothing_left(&env);
+
+    // The gateway lost mid-session: the tool is stopped and the files removed.
+    let (mut child, stdout, stderr) = spawn(&gw);
+    stdout.wait_for("ready", T);
+    gw.kill();
+    let status = crate::util::wait_timeout(&mut child, T).expect("hoopx ends");
+    assert_eq!(status.code(), Some(69), "{}", stderr.text());
+    assert_nothing_left(&env);
+    assert!(!stdout.text().contains(secret) && !stderr.text().contains(secret));
+}
