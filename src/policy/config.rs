@@ -236,7 +236,7 @@ fn parse_access(
                 })?,
         );
     }
-    if let Some(s) = (&t.server).as_ref().zip(a.server.as_ref()) {
+    if let Some(s) = t.server.as_ref().zip(a.server.as_ref()) {
         if !s.1.starts_with("https://") && !s.1.starts_with("http://") {
             return Err(err(
                 s.0.span(),
