@@ -453,8 +453,6 @@ fn ssh(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), Refusa
             env: None,
         });
         config += &format!("  IdentityFile \"{dir}/id\"\n");
-    } else {
-        config += "  IdentityFile none\n";
     }
     let host = a.host.as_deref().unwrap_or(name);
     let pattern = if port == 22 {
