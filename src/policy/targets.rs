@@ -243,19 +243,22 @@ fn postgres(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), R
             s.env.insert(var.into(), v);
         }
     }
-    // The caller's libpq variables could point the password at another server
-    // (PGHOSTADDR, a service file) or replace it.
-    for var in [
-        "PGHOSTADDR",
-        "PGSERVICE",
-        "PGSERVICEFILE",
-        "PGPASSWORD",
-        "PGPASSFILE",
-    ] {
-        if !s.env.contains_key(var) {
-            s.env_remove.push(var.into());
-        }
-    }
+    // The caller's libpq variables could point the connection at another server
+    // (PGHOSTADDR, a service file) or replace the password. A target that sets neither
+    // leaves the caller's environment alone.
+    let removed: &[&str] = if a.password.is_some() {
+        &["PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE", "PGPASSWORD"]
+    } else if a.host.is_some() || a.port.is_some() {
+        &["PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE"]
+    } else {
+        &[]
+    };
+    s.env_remove.extend(
+        removed
+            .iter()
+            .filter(|v| !s.env.contains_key(**v))
+            .map(|v| v.to_string()),
+    );
     let Some(password) = &a.password else {
         return Ok(());
     };
@@ -696,7 +699,12 @@ mod tests {
         assert_eq!(s.files[0].contents, "db:5433:*:app:p\\:w\\\\d\n");
         assert_eq!(s.files[0].env.as_deref(), Some("PGPASSFILE"));
         assert!(s.env_remove.contains(&"PGHOSTADDR".to_string()));
+        assert!(s.env_remove.contains(&"PGPASSWORD".to_string()));
         assert!(setup(&t, &argv("psql otherdb")).is_ok());
+        // A target without settings leaves the caller's libpq environment alone.
+        let bare = target(TargetKind::Postgres, Access::default());
+        let s = setup(&bare, &argv("psql -h db")).unwrap();
+        assert!(s.env_remove.is_empty() && s.files.is_empty() && s.argv.is_none());
         assert!(setup(&t, &argv("psql -Atc a=1 -vX=1 --set Y=2 --set=Z=3")).is_ok());
         for bad in [
             "psql -h evil",
@@ -793,5 +801,69 @@ mod tests {
         assert!(k[0].1.is_match(b"kubectl port-forward pod/x 8080"));
         assert!(k[0].1.is_match(b"/usr/bin/kubectl -n x proxy"));
         assert!(!k[0].1.is_match(b"kubectl get pods"));
+    }
+
+    #[test]
+    fn configs_turn_builtin_deny_rules_off_and_keep_names_apart() {
+        use crate::policy::Policy;
+        let pg = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n";
+        let p = Policy::from_toml(pg, "gw.toml").unwrap();
+        assert!(p.denies("pg", b"\\! id").is_some());
+        assert_eq!(
+            p.targets[0].command,
+            ["psql"],
+            "the kind's program by default"
+        );
+        let p = Policy::from_toml(&format!("{pg}builtin_deny = []\n"), "gw.toml").unwrap();
+        assert!(p.denies("pg", b"\\! id").is_none());
+        let p = Policy::from_toml(
+            &format!("{pg}builtin_deny = [\"psql-reconnect\"]\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        assert!(p.denies("pg", b"\\! id").is_none());
+        assert!(p.denies("pg", b"\\c other").is_some());
+        let e = Policy::from_toml(&format!("{pg}builtin_deny = [\"psql-bang\"]\n"), "gw.toml")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (4, 17), "{e}");
+        let e = Policy::from_toml(
+            &format!("{pg}[[rules.deny]]\nname = \"psql-shell-escape\"\npattern = 'x'\n"),
+            "gw.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        // A command target is untouched.
+        let p = Policy::from_toml("[[targets]]\nname = \"c\"\nkind = \"command\"\n", "gw.toml")
+            .unwrap();
+        assert!(p.deny.is_empty() && p.targets[0].command.is_empty());
+    }
+
+    #[test]
+    fn config_checks_settings_per_kind() {
+        use crate::policy::Policy;
+        let bad = |text: &str| Policy::from_toml(text, "gw.toml").unwrap_err();
+        let e = bad("[[targets]]\nname = \"w\"\nkind = \"ssh\"\nhost = \"h\"\nknown_hosts = \"ssh-ed25519 AAAA\"\nport = 70000\n");
+        assert_eq!(e.line, 6, "{e}");
+        let e = bad("[[targets]]\nname = \"w\"\nkind = \"ssh\"\nhost = \"h\\nProxyCommand x\"\n");
+        assert_eq!(e.line, 4, "{e}");
+        let e = bad("[[targets]]\nname = \"k\"\nkind = \"kubernetes\"\nserver = \"k8s:6443\"\n");
+        assert!(e.reason.contains("https://"), "{e}");
+        let e =
+            bad("[[targets]]\nname = \"c\"\nkind = \"command\"\npassword = { env = \"PATH\" }\n");
+        assert!(
+            e.reason
+                .contains("password does not apply to a command target"),
+            "{e}"
+        );
+        let e = bad("[[targets]]\nname = \"c\"\nkind = \"command\"\nsecret_files.\"A-B\" = { env = \"PATH\" }\n");
+        assert_eq!(e.line, 4, "{e}");
+        let p = Policy::from_toml(
+            "[[targets]]\nname = \"w\"\nkind = \"ssh\"\nhost = \"h\"\nknown_hosts = \"ssh-ed25519 AAAA\"\nprivate_key = { env = \"PATH\" }\n",
+            "gw.toml",
+        )
+        .unwrap();
+        // Debug never shows a secret.
+        let path = std::env::var("PATH").unwrap();
+        assert!(!format!("{:?}", p.targets[0]).contains(&path));
     }
 }
