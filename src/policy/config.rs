@@ -243,6 +243,12 @@ fn parse_access(
                 format!("target {name:?}: server must be the API server's URL, https://HOST:PORT"),
             ));
         }
+        if a.token.is_some() && !s.1.starts_with("https://") {
+            return Err(err(
+                s.0.span(),
+                format!("target {name:?}: the token would cross the network in the clear; use the API server's https:// URL"),
+            ));
+        }
     }
     for (var, raw) in std::mem::take(&mut t.secret_files) {
         let at = raw.span();

@@ -848,6 +848,8 @@ mod tests {
         assert_eq!(e.line, 4, "{e}");
         let e = bad("[[targets]]\nname = \"k\"\nkind = \"kubernetes\"\nserver = \"k8s:6443\"\n");
         assert!(e.reason.contains("https://"), "{e}");
+        let e = bad("[[targets]]\nname = \"k\"\nkind = \"kubernetes\"\nserver = \"http://k8s:8080\"\ntoken = { env = \"PATH\" }\n");
+        assert!(e.reason.contains("in the clear"), "{e}");
         let e =
             bad("[[targets]]\nname = \"c\"\nkind = \"command\"\npassword = { env = \"PATH\" }\n");
         assert!(
