@@ -192,7 +192,7 @@ pub fn setup(target: &Target, argv: &[String]) -> Result<ToolSetup, Refusal> {
     }
     for (var, v) in &a.secret_files {
         s.files.push(ToolFile {
-            name: format!("secret-{}", var.to_ascii_lowercase()),
+            name: format!("secret-{var}"),
             contents: v.expose().to_string(),
             env: Some(var.clone()),
         });
@@ -850,6 +850,9 @@ mod tests {
         assert!(e.reason.contains("https://"), "{e}");
         let e = bad("[[targets]]\nname = \"k\"\nkind = \"kubernetes\"\nserver = \"http://k8s:8080\"\ntoken = { env = \"PATH\" }\n");
         assert!(e.reason.contains("in the clear"), "{e}");
+        let e =
+            bad("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\npassword = { env = \"PATH\" }\n");
+        assert!(e.reason.contains("needs host"), "{e}");
         let e =
             bad("[[targets]]\nname = \"c\"\nkind = \"command\"\npassword = { env = \"PATH\" }\n");
         assert!(

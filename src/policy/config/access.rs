@@ -159,6 +159,10 @@ pub(super) fn parse_access(
             "known_hosts",
             "the host's public key, so ssh checks it instead of asking; `ssh-keyscan HOST` prints it",
         )),
+        TargetKind::Postgres if a.password.is_some() && a.host.is_none() => Err(missing(
+            "host",
+            "the server its password is for; the password goes to no other",
+        )),
         TargetKind::Kubernetes if a.server.is_none() => {
             Err(missing("server", "the API server's URL"))
         }
