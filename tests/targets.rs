@@ -884,7 +884,7 @@ fn target_credential_config_errors_name_the_line() {
         out.stderr.contains("cannot read /nonexistent/pw"),
         "{out:?}"
     );
-    let out = check("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\ncommand = [\"psql\", \"sh\"]\npassword = { env = \"PATH\" }\n");
+    let out = check("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"db\"\ncommand = [\"psql\", \"sh\"]\npassword = { env = \"PATH\" }\n");
     assert_eq!(out.code(), 78, "{out:?}");
     assert!(
         out.stderr
