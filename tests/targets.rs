@@ -469,6 +469,21 @@ fn psql_connects_with_the_targets_password_and_nothing_on_the_command_line() {
     let out = run(c, "", T);
     assert_eq!(out.code(), 77, "{out:?}");
     assert_nothing_left(&env);
+
+    // Interactive psql under a PTY: connected by the target, the escape withheld at Enter.
+    let mut cmd = hoopx(&gw, &env);
+    cmd.env("TERM", "xterm")
+        .args(["exec", "--target", "pg", "--", "psql", "-X"]);
+    let mut p = PtyChild::spawn(cmd, 100, 30);
+    p.output.wait_for("shop=>", T);
+    p.type_str("\\! cat $PGPASSFILE\r");
+    p.output.wait_for("psql-shell-escape", T);
+    p.type_str("select current_user || '-pty';\r");
+    p.output.wait_for("app-pty", T);
+    p.type_str("\\q\r");
+    assert_eq!(p.wait(T).code(), Some(77), "{}", p.output.text());
+    assert_hidden(&[password], &[("the terminal", &p.output.text())]);
+    assert_nothing_left(&env);
 }
 
 // ---------------------------------------------------------------------------------------
