@@ -282,6 +282,12 @@ fn ssh_runs_commands_on_the_target_with_the_gateways_key_in_pipe_mode() {
             "web".into(),
         ],
         vec!["ssh".into(), "-i".into(), "/tmp/k".into(), "web".into()],
+        // ssh reads options after the host too.
+        vec![
+            "ssh".into(),
+            "web".into(),
+            format!("-oProxyCommand=touch {}", marker.display()),
+        ],
         vec!["ssh".into(), "localhost".into(), "true".into()],
         vec![
             "sh".into(),

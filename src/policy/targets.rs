@@ -107,9 +107,17 @@ pub fn builtin_deny(kind: TargetKind) -> &'static [BuiltinDeny] {
                 "psql's \\! runs a local shell, around the gateway",
             ),
             (
-                "psql-program",
-                r"\\(o|out|g|gx|w|write)\s*\||(?i)\\copy\b.*\bprogram\b",
-                "psql's pipes to and from programs run local commands, around the gateway",
+                "psql-local-io",
+                concat!(
+                    // Output to a file or a program: unmasked, around the gateway.
+                    r"\\(o|out|g|gx|w|write)\s+\S",
+                    // Input from a file (unchecked), the editor, the environment, large objects.
+                    r"|\\(i|ir|include|include_relative|e|edit|ef|ev|setenv|lo_export|lo_import)(\s|$)",
+                    r"|(?i)\\copy\b",
+                    // The same on psql's command line: -f FILE, -o FILE, -L FILE.
+                    r"|^\S*psql\s(.*\s)?(-[A-Za-z]*[foL]|--(file|output|log-file))",
+                ),
+                "psql reads and writes local files and runs local programs (editor, pipes) around the gateway",
             ),
             (
                 "psql-reconnect",
@@ -243,6 +251,12 @@ fn postgres(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), R
             s.env.insert(var.into(), v);
         }
     }
+    // No caller's psqlrc (its commands would run unchecked) and no pager (less runs
+    // commands too), unless the target's own `env` says otherwise.
+    s.env
+        .entry("PSQLRC".into())
+        .or_insert_with(|| "/dev/null".into());
+    s.env.entry("PSQL_PAGER".into()).or_default();
     // The caller's libpq variables could point the connection at another server
     // (PGHOSTADDR, a service file) or replace the password. A target that sets neither
     // leaves the caller's environment alone.
@@ -280,39 +294,44 @@ fn postgres(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), R
         )
     };
     let mut positional = 0;
+    let mut options_ended = false;
     let mut i = 1;
     while i < argv.len() {
         let arg = argv[i].as_str();
         i += 1;
-        if arg == "--" {
-            break;
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((n, _)) => (n, true),
-                None => (long, false),
-            };
-            if PSQL_LONG_CONN.contains(&name) {
-                return Err(conn(arg));
-            }
-            if !inline && PSQL_LONG_VALUE.contains(&name) {
-                i += 1;
-            }
+        if arg == "--" && !options_ended {
+            // What follows is positional: a database name, a user, a connection string.
+            options_ended = true;
             continue;
         }
-        if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
-            for (at, c) in shorts.char_indices() {
-                if "dhpU".contains(c) {
+        if !options_ended {
+            if let Some(long) = arg.strip_prefix("--") {
+                let (name, inline) = match long.split_once('=') {
+                    Some((n, _)) => (n, true),
+                    None => (long, false),
+                };
+                if PSQL_LONG_CONN.contains(&name) {
                     return Err(conn(arg));
                 }
-                if PSQL_SHORT_VALUE.contains(c) {
-                    if at + c.len_utf8() == shorts.len() {
-                        i += 1;
-                    }
-                    break;
+                if !inline && PSQL_LONG_VALUE.contains(&name) {
+                    i += 1;
                 }
+                continue;
             }
-            continue;
+            if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+                for (at, c) in shorts.char_indices() {
+                    if "dhpU".contains(c) {
+                        return Err(conn(arg));
+                    }
+                    if PSQL_SHORT_VALUE.contains(c) {
+                        if at + c.len_utf8() == shorts.len() {
+                            i += 1;
+                        }
+                        break;
+                    }
+                }
+                continue;
+            }
         }
         positional += 1;
         if positional > 1
@@ -374,9 +393,13 @@ fn ssh(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), Refusa
     while i < argv.len() {
         let arg = &argv[i];
         if arg == "--" {
-            destination = argv.get(i + 1).map(|_| i + 1);
+            // Options end here; the host follows unless it came before.
+            if destination.is_none() {
+                destination = argv.get(i + 1).map(|_| i + 1);
+            }
             break;
         }
+        // ssh reads options after the host too, up to the remote command: check them all.
         if let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) {
             for (at, c) in flags.char_indices() {
                 if SSH_FLAGS.contains(c) {
@@ -405,8 +428,11 @@ fn ssh(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), Refusa
             i += 1;
             continue;
         }
+        if destination.is_some() {
+            break; // the remote command
+        }
         destination = Some(i);
-        break;
+        i += 1;
     }
     let mut out: Vec<ToolArg> = vec![
         ToolArg::Text(argv[0].clone()),
@@ -624,6 +650,10 @@ mod tests {
             texts(&s.argv.unwrap()),
             ["ssh", "-F", "<ssh_config>", "-tt", "t", "uptime", "-a"]
         );
+        // After the remote command starts, options are the command's.
+        assert!(setup(&t, &argv("ssh t ls -o x -i y")).is_ok());
+        assert!(setup(&t, &argv("ssh t -v -- ls -F /")).is_ok());
+        assert!(setup(&t, &argv("ssh t -- -o x")).is_ok());
         let s = setup(&t, &argv("ssh -o ConnectTimeout=5 -v t")).unwrap();
         assert!(s.argv.is_some());
         let names: Vec<_> = s.files.iter().map(|f| f.name.as_str()).collect();
@@ -668,6 +698,9 @@ mod tests {
             "ssh -p 22 t",
             "ssh -l root t",
             "ssh -- other",
+            "ssh t -o ProxyCommand=sh",
+            "ssh t -oLocalCommand=x uptime",
+            "ssh -t t -L 1:h:2",
         ] {
             let e = setup(&t, &argv(bad)).expect_err(bad);
             assert!(e.message.contains("target \"t\""), "{bad}: {e:?}");
@@ -718,6 +751,8 @@ mod tests {
             "psql db otheruser",
             "psql -Xh evil",
             "psql --dbname x",
+            "psql -- hostaddr=192.0.2.1",
+            "psql mydb -h evil",
         ] {
             assert!(setup(&t, &argv(bad)).is_err(), "{bad}");
         }
@@ -790,9 +825,35 @@ mod tests {
         };
         assert_eq!(hit("\\! id"), Some("psql-shell-escape"));
         assert_eq!(hit("  \\!cat /etc/passwd"), Some("psql-shell-escape"));
-        assert_eq!(hit("select 1 \\g |sh"), Some("psql-program"));
-        assert_eq!(hit("\\o | tee x"), Some("psql-program"));
-        assert_eq!(hit("\\copy t from program 'id'"), Some("psql-program"));
+        for io in [
+            "select 1 \\g |sh",
+            "\\o | tee x",
+            "\\o /tmp/unmasked.txt",
+            "select 1 \\g /tmp/x",
+            "\\copy t from program 'id'",
+            "\\copy t to '/tmp/t.csv'",
+            "\\i /tmp/script.sql",
+            "\\ir x.sql",
+            "\\e",
+            "\\ef f",
+            "\\setenv PAGER sh",
+            "\\lo_export 1 /tmp/x",
+            "psql -f script.sql",
+            "/usr/bin/psql -X -Atf script.sql",
+            "psql --file=x",
+            "psql -L /tmp/log",
+            "psql -o /tmp/out",
+        ] {
+            assert_eq!(hit(io), Some("psql-local-io"), "{io}");
+        }
+        for fine in [
+            "select 1 \\g",
+            "\\o",
+            "select 5 -floor(2.5);",
+            "psql -X -At -v x=1",
+        ] {
+            assert_eq!(hit(fine), None, "{fine}");
+        }
         assert_eq!(hit("\\c other"), Some("psql-reconnect"));
         assert_eq!(hit("\\connect"), Some("psql-reconnect"));
         assert_eq!(hit("select '!' from t; \\conninfo"), None);
