@@ -851,6 +851,28 @@ pattern = '\s--force(\s|=|$)'
     let out = kubectl(&["--server=https://192.0.2.1", "get", "pods"]);
     assert_eq!(out.code(), 77, "{out:?}");
     assert_eq!(api.requests().len(), before, "no request reached the API");
+    // A kubectl plugin on the caller's PATH never runs with the token in reach.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let marker = env.path().join("plugin-ran");
+    let plugin = bin.join("kubectl-steal");
+    std::fs::write(
+        &plugin,
+        format!("#!/bin/sh\ncp \"$KUBECONFIG\" {}\n", marker.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = hoopx(&gw, &env);
+    c.env(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    )
+    .args(["exec", "--target", "cluster", "--", "kubectl", "steal"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 77, "{out:?}");
+    assert!(out.stderr.contains("no kubectl plugins"), "{out:?}");
+    assert!(!marker.exists());
 
     // An allowed delete goes through; the token never shows.
     let out = kubectl(&["delete", "pod", "web-1"]);

@@ -125,11 +125,18 @@ pub fn builtin_deny(kind: TargetKind) -> &'static [BuiltinDeny] {
                 "\\connect could take the target's password to another server",
             ),
         ],
-        TargetKind::Kubernetes => &[(
-            "kubectl-tunnel",
-            r"^\S*kubectl\s(.*\s)?(proxy|port-forward)(\s|$)",
-            "kubectl proxy and port-forward open tunnels the gateway cannot see",
-        )],
+        TargetKind::Kubernetes => &[
+            (
+                "kubectl-tunnel",
+                r"^\S*kubectl\s(.*\s)?(proxy|port-forward)(\s|$)",
+                "kubectl proxy and port-forward open tunnels the gateway cannot see",
+            ),
+            (
+                "kubectl-edit",
+                r"^\S*kubectl\s(.*\s)?edit(\s|$)",
+                "kubectl edit runs a local editor, which can read the session's kubeconfig",
+            ),
+        ],
         TargetKind::Ssh | TargetKind::Command => &[],
     }
 }
@@ -531,8 +538,62 @@ fn known_hosts(text: &str, pattern: &str) -> String {
     out
 }
 
-/// Global kubectl flags that would take the credential elsewhere or swap it.
+/// kubectl's own commands (a first argument outside these runs a plugin).
+const KUBECTL_COMMANDS: &[&str] = &[
+    "alpha",
+    "annotate",
+    "api-resources",
+    "api-versions",
+    "apply",
+    "attach",
+    "auth",
+    "autoscale",
+    "certificate",
+    "cluster-info",
+    "completion",
+    "config",
+    "cordon",
+    "cp",
+    "create",
+    "debug",
+    "delete",
+    "describe",
+    "diff",
+    "drain",
+    "edit",
+    "events",
+    "exec",
+    "explain",
+    "expose",
+    "get",
+    "help",
+    "kustomize",
+    "label",
+    "logs",
+    "options",
+    "patch",
+    "plugin",
+    "port-forward",
+    "proxy",
+    "replace",
+    "rollout",
+    "run",
+    "scale",
+    "set",
+    "taint",
+    "top",
+    "uncordon",
+    "version",
+    "wait",
+];
+
+/// kubectl flags that would take the credential elsewhere, swap it, or run local programs
+/// (kustomize plugins, helm) that could read it.
 const KUBECTL_REFUSED: &[&str] = &[
+    "--enable-alpha-plugins",
+    "--enable-exec",
+    "--enable-helm",
+    "--helm-command",
     "--kubeconfig",
     "--server",
     "-s",
@@ -554,6 +615,19 @@ const KUBECTL_REFUSED: &[&str] = &[
 
 fn kubernetes(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), Refusal> {
     let a = &target.access;
+    // kubectl runs `kubectl-NAME` from PATH for a first argument it does not know: that
+    // program would get the token.
+    if let Some(first) = argv.get(1).filter(|a| !a.starts_with('-')) {
+        if !KUBECTL_COMMANDS.contains(&first.as_str()) {
+            return Err(refuse(
+                format!(
+                    "kubectl {first:?} is not a kubectl command; target {:?} runs no kubectl plugins (they would get its token)",
+                    target.name
+                ),
+                format!("run one of kubectl's own commands: {}", KUBECTL_COMMANDS.join(", ")),
+            ));
+        }
+    }
     for arg in argv.iter().skip(1).take_while(|a| *a != "--") {
         let flag = arg.split('=').next().unwrap_or("");
         if KUBECTL_REFUSED.contains(&flag) || (arg.starts_with("-s") && !arg.starts_with("--")) {
@@ -590,6 +664,10 @@ fn kubernetes(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(),
         "current-context": target.name,
         "preferences": {},
     });
+    // The caller's kubectl preferences (aliases, default flags) and diff program stay out.
+    s.env.insert("KUBECTL_KUBERC".into(), "false".into());
+    s.env.insert("KUBERC".into(), "off".into());
+    s.env_remove.push("KUBECTL_EXTERNAL_DIFF".into());
     s.files.push(ToolFile {
         name: "kubeconfig".into(),
         contents: format!("{config:#}\n"),
@@ -786,6 +864,9 @@ mod tests {
             "kubectl --context other get pods",
             "kubectl --insecure-skip-tls-verify get pods",
             "kubectl get pods --token=x",
+            "kubectl steal-token",
+            "kubectl kustomize . --enable-alpha-plugins",
+            "kubectl apply -k . --enable-helm",
         ] {
             assert!(setup(&t, &argv(bad)).is_err(), "{bad}");
         }
@@ -859,6 +940,8 @@ mod tests {
         assert_eq!(hit("select '!' from t; \\conninfo"), None);
         assert_eq!(hit("\\dt"), None);
         let k = compiled(TargetKind::Kubernetes);
+        assert!(k[1].1.is_match(b"kubectl -n x edit deploy/web"));
+        assert!(!k[1].1.is_match(b"kubectl get pods editor"));
         assert!(k[0].1.is_match(b"kubectl port-forward pod/x 8080"));
         assert!(k[0].1.is_match(b"/usr/bin/kubectl -n x proxy"));
         assert!(!k[0].1.is_match(b"kubectl get pods"));
