@@ -10,6 +10,7 @@ mod frames;
 mod masking;
 mod recording;
 mod store;
+mod targets;
 mod util;
 
 /// The example config of the foundation issue, accepted as it is.

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::{code, parse_duration, settings, Failure, GatewayArgs, OutputFormat};
 use crate::client::session::{self, say, RunOptions, SessionError};
+use crate::client::session_dir;
 use crate::client::{GatewayClient, Opened};
 use crate::gateway::embedded;
 use crate::policy::review as status;
@@ -173,9 +174,34 @@ async fn exec(
         .await
         .map_err(|e| not_run(session_failure(e, &program)))?;
 
+    // From here on a signal ends the session through its loop, so the session's private
+    // files are removed on that path too.
+    let signals = match session::install_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            session::report_not_started(ws, code::CANNOT_RUN as i32).await;
+            return Err(Failure::new(
+                code::CANNOT_RUN,
+                format!("cannot install signal handlers ({e}); {program} was not run"),
+            ));
+        }
+    };
+    // The target's credentials and configs, for the tool only; removed when `prepared`
+    // drops, however the session ends.
+    let prepared = match session_dir::prepare(&opened, &argv) {
+        Ok(p) => p,
+        Err(e) => {
+            session::report_not_started(ws, code::CANNOT_RUN as i32).await;
+            return Err(Failure::new(
+                code::CANNOT_RUN,
+                format!("cannot set up the target's credentials for {program}: {e}; {program} was not run"),
+            )
+            .hint("check that the temp directory (XDG_RUNTIME_DIR or TMPDIR) is writable"));
+        }
+    };
     let spawned = match mode {
-        Mode::Pty => pty::spawn_pty(&argv, &opened.env, size),
-        Mode::Pipe => pty::spawn_pipes(&argv, &opened.env),
+        Mode::Pty => pty::spawn_pty(&prepared.argv, &prepared.env, &prepared.env_remove, size),
+        Mode::Pipe => pty::spawn_pipes(&prepared.argv, &prepared.env, &prepared.env_remove),
     };
     let tool = match spawned {
         Ok(t) => t,
@@ -208,8 +234,9 @@ async fn exec(
         approval_timeout: wait.timeout,
         capture: wait.capture,
     };
-    let outcome = session::run(ws, tool, mode == Mode::Pty, &opts).await;
+    let outcome = session::run(ws, tool, mode == Mode::Pty, signals, &opts).await;
     drop(raw);
+    drop(prepared);
     if let (true, Ok(o)) = (wait.json, &outcome) {
         event(
             serde_json::json!({"event": "exit", "code": o.code, "denied_lines": o.denied, "session_id": opened.session_id}),

@@ -66,6 +66,30 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
                 p.deny.len(),
                 p.review.len()
             );
+            // What each target runs and denies, built-in rules included: nothing hidden.
+            for t in &p.targets {
+                let deny: Vec<&str> = p
+                    .deny
+                    .iter()
+                    .filter(|r| r.targets.is_empty() || r.targets.contains(&t.name))
+                    .map(|r| r.name.as_str())
+                    .collect();
+                println!(
+                    "  target {} ({}): runs {}; deny rules: {}",
+                    t.name,
+                    format!("{:?}", t.kind).to_lowercase(),
+                    if t.command.is_empty() {
+                        "any program".to_string()
+                    } else {
+                        t.command.join(", ")
+                    },
+                    if deny.is_empty() {
+                        "none".to_string()
+                    } else {
+                        deny.join(", ")
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Serve(args) => serve(args),

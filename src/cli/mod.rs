@@ -96,6 +96,7 @@ impl From<crate::client::ClientError> for Failure {
             E::Denied {
                 message,
                 rule: Some(rule),
+                ..
             } => format!("denied by policy (rule {rule}): {message}"),
             _ => e.to_string(),
         };

@@ -1,6 +1,7 @@
 //! The gateway client: the HTTP API (reqwest) and the session stream (WebSocket).
 
 pub mod session;
+pub mod session_dir;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub enum ClientError {
     Denied {
         message: String,
         rule: Option<String>,
+        hint: Option<String>,
     },
     #[error("{message}")]
     UnknownTarget {
@@ -75,6 +77,7 @@ impl ClientError {
             ClientError::Unauthorized { hint, .. }
             | ClientError::Pending { hint, .. }
             | ClientError::Conflict { hint, .. }
+            | ClientError::Denied { hint, .. }
             | ClientError::UnknownTarget { hint, .. }
             | ClientError::NotFound { hint, .. }
             | ClientError::Api { hint, .. } => hint.clone(),
@@ -222,6 +225,7 @@ impl GatewayClient {
             (_, codes::DENIED) => ClientError::Denied {
                 message: err.message,
                 rule: err.rule,
+                hint: err.hint,
             },
             (_, codes::UNKNOWN_TARGET) => ClientError::UnknownTarget {
                 message: err.message,

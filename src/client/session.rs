@@ -151,6 +151,7 @@ fn stream_refused(client: &GatewayClient, e: tokio_tungstenite::tungstenite::Err
         (_, crate::proto::codes::DENIED) => ClientError::Denied {
             message,
             rule: None,
+            hint: None,
         },
         (_, crate::proto::codes::PROTOCOL_MISMATCH) => ClientError::Protocol(message),
         _ => ClientError::Api {
@@ -502,7 +503,10 @@ async fn send_to(sink: &mut Sink, msg: Message) -> Result<(), SessionError> {
     }
 }
 
-struct Signals {
+/// The signals a session forwards to its tool. Installed before anything that must be
+/// cleaned up exists: from then on a signal ends the session through its loop instead of
+/// killing hoopx on the spot.
+pub struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
@@ -510,7 +514,7 @@ struct Signals {
     winch: tokio::signal::unix::Signal,
 }
 
-fn install_signals() -> std::io::Result<Signals> {
+pub fn install_signals() -> std::io::Result<Signals> {
     Ok(Signals {
         int: signal(SignalKind::interrupt())?,
         term: signal(SignalKind::terminate())?,
@@ -521,21 +525,14 @@ fn install_signals() -> std::io::Result<Signals> {
 }
 
 /// Runs the tool through the gateway until it exits and its exit is recorded.
+/// Signals that came since `sig` was installed are forwarded as the loop starts.
 pub async fn run(
     ws: Ws,
     mut tool: Tool,
     pty_mode: bool,
+    mut sig: Signals,
     opts: &RunOptions,
 ) -> Result<Outcome, SessionError> {
-    let mut sig = match install_signals() {
-        Ok(s) => s,
-        Err(e) => {
-            tool.terminate(Duration::from_secs(2)).await;
-            return Err(SessionError::Spawn(format!(
-                "cannot install signal handlers, so the tool was stopped: {e}"
-            )));
-        }
-    };
     // A reader task always drains the socket, so a send never waits on our own reads.
     let (mut ws, mut ws_rx) = {
         let (sink, mut stream) = ws.split();

@@ -179,6 +179,11 @@ async fn open_session(
             _ => ApiFailure::new(StatusCode::NOT_FOUND, codes::UNKNOWN_TARGET, e.to_string())
                 .hint("`hoopx exec --target NAME` picks a target explicitly"),
         })?;
+    // What the tool gets (credentials, generated configs), or why this command line may
+    // not run on the target: refused like a program the target does not run.
+    let setup = crate::policy::targets::setup(target, &req.argv).map_err(|r| {
+        ApiFailure::new(StatusCode::FORBIDDEN, codes::DENIED, r.message).hint(r.hint)
+    })?;
     let id = uuid::Uuid::new_v4().to_string();
     let verdict = gw.policy.check_argv(&target.name, &req.argv);
     let denied = match verdict {
@@ -313,19 +318,12 @@ async fn open_session(
         stream: format!("/v1/sessions/{id}/stream"),
         session_id: id,
         target: target.name.clone(),
-        // The tool's environment: plain settings and the target's secrets, for the child
-        // process only (the client never prints or stores them).
-        env: target
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(
-                target
-                    .secret_env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.expose().to_string())),
-            )
-            .collect(),
+        // The tool's environment and files: plain settings and the target's credentials,
+        // for the child process only (the client never prints or stores them).
+        env: setup.env,
+        env_remove: setup.env_remove,
+        files: setup.files,
+        argv: setup.argv,
     };
     Ok((StatusCode::CREATED, Json(opened)).into_response())
 }

@@ -7,10 +7,14 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use self::access::RawText;
 use super::mask::{self, detect, Matcher, Replace};
 use super::{
-    DenyRule, DevIdentity, MaskRule, Policy, ReviewRule, ReviewSettings, Target, TargetKind,
+    targets, DenyRule, DevIdentity, MaskRule, Policy, ReviewRule, ReviewSettings, Target,
+    TargetKind,
 };
+
+mod access;
 
 /// A config the gateway refuses to start with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,6 +111,34 @@ struct RawTarget {
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
+    // Connection settings and credentials by kind: see `targets::Access` and docs/TARGETS.md.
+    #[serde(default)]
+    host: Option<Spanned<String>>,
+    #[serde(default)]
+    port: Option<Spanned<i64>>,
+    #[serde(default)]
+    user: Option<Spanned<String>>,
+    #[serde(default)]
+    database: Option<Spanned<String>>,
+    #[serde(default)]
+    namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    server: Option<Spanned<String>>,
+    #[serde(default)]
+    known_hosts: Option<Spanned<RawText>>,
+    #[serde(default)]
+    ca: Option<Spanned<RawText>>,
+    #[serde(default)]
+    password: Option<Spanned<RawSecret>>,
+    #[serde(default)]
+    private_key: Option<Spanned<RawSecret>>,
+    #[serde(default)]
+    token: Option<Spanned<RawSecret>>,
+    #[serde(default)]
+    secret_files: BTreeMap<String, Spanned<RawSecret>>,
+    /// The kind's built-in deny rules to keep, by name; default: all of them.
+    #[serde(default)]
+    builtin_deny: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -210,9 +242,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
 
     let mut targets = Vec::new();
     let mut names = HashSet::new();
+    // Built-in deny rules and the targets that keep them.
+    let mut builtin_deny: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for t in raw.targets {
         let span = t.span();
-        let t = t.into_inner();
+        let mut t = t.into_inner();
         let name = t.name.get_ref().trim();
         if !valid_name(name) {
             return Err(err(
@@ -239,18 +273,45 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             ));
         }
         let mut secret_env = BTreeMap::new();
-        for (var, raw) in t.secret_env {
+        for (var, raw) in std::mem::take(&mut t.secret_env) {
             let span = raw.span();
             let value = resolve_secret(raw.into_inner())
                 .map_err(|why| err(span, format!("target {name:?}: secret {var}: {why}")))?;
             secret_env.insert(var, value);
         }
+        let name = name.to_string();
+        let access = access::parse_access(&mut t, kind, &name, span.clone(), &err)?;
+        let mut command = std::mem::take(&mut t.command);
+        if command.is_empty() {
+            command = targets::default_programs(kind)
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+        }
+        if let Some(p) = command
+            .iter()
+            .find(|p| !targets::may_hold_credentials(kind, &access, p))
+        {
+            return Err(err(
+                span,
+                format!(
+                    "target {name:?}: {p:?} would get the target's credentials; a {} target runs {}",
+                    t.kind.get_ref(),
+                    targets::credential_programs(kind).join(", ")
+                ),
+            ));
+        }
+        let keep = access::builtin_deny_kept(&t, kind, &err)?;
+        for rule in keep {
+            builtin_deny.entry(rule).or_default().push(name.clone());
+        }
         targets.push(Target {
-            name: name.to_string(),
+            name,
             kind,
-            command: t.command,
+            command,
             env: t.env,
             secret_env,
+            access,
         });
     }
 
@@ -467,6 +528,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             message: r.message.clone(),
         });
     }
+    deny.extend(access::builtin_deny_rules(
+        builtin_deny,
+        &raw.rules.deny,
+        &err,
+    )?);
     let mut review = Vec::new();
     for r in &raw.rules.review {
         let pattern = compile(&r.name, &r.pattern)?;

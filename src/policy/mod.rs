@@ -6,6 +6,7 @@ pub mod gate;
 pub mod mask;
 pub mod review;
 pub mod screen;
+pub mod targets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,8 @@ pub struct Target {
     /// Secret environment handed to the tool, resolved at gateway start. Always masked in
     /// the target's output, whatever the rules say.
     pub secret_env: BTreeMap<String, crate::auth::Secret>,
+    /// Connection settings and credentials the kind hands the tool (see [`targets`]).
+    pub access: targets::Access,
 }
 
 impl Target {
@@ -195,6 +198,7 @@ impl Policy {
                 command: vec![],
                 env: BTreeMap::new(),
                 secret_env: BTreeMap::new(),
+                access: targets::Access::default(),
             }],
             mask::builtin_rules(),
             vec![],
@@ -312,8 +316,13 @@ impl Policy {
                         .collect(),
                 );
                 match self.targets.iter().find(|t| t.name == target) {
-                    Some(t) if !t.secret_env.is_empty() => {
-                        m.with_secrets(t.secret_env.values().map(|s| s.expose()))
+                    Some(t) if !t.secret_env.is_empty() || !t.access.secret_values().is_empty() => {
+                        m.with_secrets(
+                            t.secret_env
+                                .values()
+                                .map(|s| s.expose())
+                                .chain(t.access.secret_values()),
+                        )
                     }
                     _ => m,
                 }

@@ -134,6 +134,51 @@ pub struct SessionOpened {
     /// secrets (`secret_env`), which the client hands to the tool only and never prints.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Variables the tool must not inherit from the caller (they could point its
+    /// credentials elsewhere, e.g. `PGHOSTADDR`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_remove: Vec<String>,
+    /// Files the client writes in the session's private directory (0700, files 0600) and
+    /// removes when the session ends: credentials and generated tool configs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ToolFile>,
+    /// The command line to run instead of the requested one, when the target rewrites it
+    /// (ssh: `-F <dir>/ssh_config` and the target's host alias).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<ToolArg>>,
+}
+
+/// A file of the session's private directory.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolFile {
+    /// File name inside the directory: letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// The contents; may be a secret.
+    pub contents: String,
+    /// An environment variable the tool gets set to the file's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+}
+
+impl std::fmt::Debug for ToolFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The contents may be a secret: name and size only.
+        f.debug_struct("ToolFile")
+            .field("name", &self.name)
+            .field("len", &self.contents.len())
+            .field("env", &self.env)
+            .finish()
+    }
+}
+
+/// One argument of a rewritten command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolArg {
+    /// This text, as is.
+    Text(String),
+    /// The path of this file of the session's private directory.
+    File(String),
 }
 
 impl std::fmt::Debug for SessionOpened {
@@ -144,6 +189,9 @@ impl std::fmt::Debug for SessionOpened {
             .field("target", &self.target)
             .field("stream", &self.stream)
             .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("env_remove", &self.env_remove)
+            .field("files", &self.files)
+            .field("argv", &self.argv)
             .finish()
     }
 }
