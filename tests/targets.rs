@@ -801,6 +801,16 @@ pattern = '^\S*kubectl\s(.*\s)?(exec|attach)(\s|$)'
 [[rules.deny]]
 name = "no-force"
 pattern = '\s--force(\s|=|$)'
+
+[[rules.review]]
+name = "kubectl-deletes"
+pattern = '^\S*kubectl\s(.*\s)?delete(\s|$)'
+reviewers = ["sre"]
+
+[[dev.identities]]
+name = "sam"
+token = "tok-sam-000001"
+groups = ["sre"]
 "#,
         api.url,
         cafile.display(),
@@ -874,8 +884,42 @@ pattern = '\s--force(\s|=|$)'
     assert!(out.stderr.contains("no kubectl plugins"), "{out:?}");
     assert!(!marker.exists());
 
-    // An allowed delete goes through; the token never shows.
-    let out = kubectl(&["delete", "pod", "web-1"]);
+    // A delete waits for a reviewer (review rules match kubectl's verbs too): nothing is
+    // sent until one approves, then it goes through once; the token never shows.
+    let mut c = hoopx(&gw, &env);
+    c.env("KUBECONFIG", &own).args([
+        "exec",
+        "--no-wait",
+        "--output",
+        "json",
+        "--target",
+        "cluster",
+        "--",
+        "kubectl",
+        "delete",
+        "pod",
+        "web-1",
+    ]);
+    let asked = run(c, "", T);
+    assert_eq!(asked.code(), 75, "{asked:?}");
+    assert_eq!(
+        api.requests().len(),
+        before,
+        "nothing reached the API while pending"
+    );
+    let pending: serde_json::Value =
+        serde_json::from_str(asked.stdout.lines().next().unwrap()).unwrap();
+    let review = pending["review_id"].as_str().unwrap().to_string();
+    let mut c = hoopx(&gw, &env);
+    c.env("HOOPX_TOKEN", "tok-sam-000001")
+        .args(["review", "approve", &review, "--yes"]);
+    assert_eq!(run(c, "", T).code(), 0);
+    let mut c = hoopx(&gw, &env);
+    c.env("KUBECONFIG", &own).args([
+        "exec", "--review", &review, "--target", "cluster", "--", "kubectl", "delete", "pod",
+        "web-1",
+    ]);
+    let out = run(c, "", T);
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.contains("pod \"web-1\" deleted"), "{out:?}");
     assert!(api
