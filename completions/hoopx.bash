@@ -176,12 +176,16 @@ _hoopx() {
 
     case "${cmd}" in
         hoopx)
-            opts="-h -V --help --version exec gateway sessions mcp review replay verify generate help"
+            opts="-h -V --color --help --version exec gateway sessions mcp review replay verify generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -190,7 +194,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__exec)
-            opts="-h --gateway --token --target --tty --no-tty --no-wait --review --approval-timeout --output --capture --capture-limit --help"
+            opts="-h --gateway --token --target --tty --no-tty --no-wait --review --approval-timeout --output --capture --capture-limit --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -224,6 +228,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -232,12 +240,16 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway)
-            opts="-h --help serve check help"
+            opts="-h --color --help serve check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -246,7 +258,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__check)
-            opts="-h --config --help"
+            opts="-h --config --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -254,6 +266,14 @@ _hoopx() {
             case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -320,7 +340,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__serve)
-            opts="-h --config --listen --store --signing-key --dev --help"
+            opts="-h --config --listen --store --signing-key --dev --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -342,6 +362,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -350,7 +374,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__generate)
-            opts="-h --out --help"
+            opts="-h --out --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -358,6 +382,10 @@ _hoopx() {
             case "${prev}" in
                 --out)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -634,7 +662,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__mcp)
-            opts="-h --gateway --token --help"
+            opts="-h --gateway --token --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -648,6 +676,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -656,7 +688,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__replay)
-            opts="-h --gateway --token --format --speed --idle-limit --from --to --follow --help"
+            opts="-h --gateway --token --format --speed --idle-limit --from --to --follow --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -690,6 +722,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -698,12 +734,16 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review)
-            opts="-h --help list show approve reject revoke help"
+            opts="-h --color --help list show approve reject revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -712,7 +752,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__approve)
-            opts="-y -h --gateway --token --reason --yes --output --help"
+            opts="-y -h --gateway --token --reason --yes --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,6 +772,10 @@ _hoopx() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -840,7 +884,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__list)
-            opts="-h --gateway --token --status --limit --output --help"
+            opts="-h --gateway --token --status --limit --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -866,6 +910,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -874,7 +922,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__reject)
-            opts="-y -h --gateway --token --reason --yes --output --help"
+            opts="-y -h --gateway --token --reason --yes --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -894,6 +942,10 @@ _hoopx() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -904,7 +956,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__revoke)
-            opts="-h --gateway --token --reason --output --help"
+            opts="-h --gateway --token --reason --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -926,6 +978,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -934,7 +990,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__show)
-            opts="-h --gateway --token --output --help"
+            opts="-h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -952,6 +1008,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -960,12 +1020,16 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions)
-            opts="-h --help list show help"
+            opts="-h --color --help list show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1030,7 +1094,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions__subcmd__list)
-            opts="-h --gateway --token --user --target --since --status --limit --output --help"
+            opts="-h --gateway --token --user --target --since --status --limit --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1068,6 +1132,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1076,7 +1144,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions__subcmd__show)
-            opts="-h --gateway --token --output --help"
+            opts="-h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1094,6 +1162,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1102,7 +1174,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__verify)
-            opts="-h --gateway --token --key --output --help"
+            opts="-h --gateway --token --key --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,6 +1194,10 @@ _hoopx() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
