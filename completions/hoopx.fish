@@ -98,7 +98,7 @@ exited\t''
 aborted\t''
 denied\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'How many sessions to show at most' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l output -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -106,7 +106,7 @@ never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l output -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -140,7 +140,7 @@ rejected\t''
 expired\t''
 revoked\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l limit -d 'How many reviews to show at most' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l output -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -148,7 +148,7 @@ never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l output -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -157,7 +157,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l reason -d 'Why, recorded with the decision' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l output -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -167,7 +167,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l reason -d 'Why, recorded with the decision and shown to the requester' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l output -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -177,7 +177,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l reason -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l output -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -208,7 +208,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -s h -l help -d 'Pri
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l key -d 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway\'s key for a session; for a file, its key only if it is the configured gateway\'s or one of this machine\'s gateways\'' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l output -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''

@@ -21,6 +21,7 @@ pub enum ReviewCommand {
         /// How many reviews to show at most.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
+        /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -30,6 +31,7 @@ pub enum ReviewCommand {
         gateway: GatewayArgs,
         /// Review id.
         id: String,
+        /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -48,6 +50,7 @@ pub enum ReviewCommand {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -63,6 +66,7 @@ pub enum ReviewCommand {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -74,6 +78,7 @@ pub enum ReviewCommand {
         id: String,
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },

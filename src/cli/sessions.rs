@@ -28,6 +28,7 @@ pub enum SessionsCommand {
         /// How many sessions to show at most.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
+        /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -37,6 +38,7 @@ pub enum SessionsCommand {
         gateway: GatewayArgs,
         /// Session id (as listed by `hoopx sessions list`), or `last`.
         id: String,
+        /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },

@@ -23,6 +23,7 @@ pub struct VerifyArgs {
     /// machine's gateways'.
     #[arg(long, value_name = "PUBKEY")]
     pub key: Option<String>,
+    /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
