@@ -189,6 +189,23 @@ fn an_agent_drives_hoopx_over_mcp() {
     assert_eq!(r["structuredContent"]["stdout"], "deploy done\n", "{r}");
     assert_eq!(r["structuredContent"]["exit_code"], 0);
 
+    // A stdin line that needs a review does not hold a tool call: it comes back pending.
+    let r = mcp.tool("exec", json!({"command": ["cat"], "stdin": "deploy now\n"}));
+    let s = &r["structuredContent"];
+    assert_eq!(s["status"], "approval_pending", "{r}");
+    assert_eq!(s["exit_code"], 75);
+    assert!(
+        s["review_id"].as_str().is_some_and(|id| id.len() == 36),
+        "{r}"
+    );
+
+    // replay_text reads sessions of the gateway, never local files.
+    let a = mcp.request(
+        "tools/call",
+        json!({"name": "replay_text", "arguments": {"session_id": "/etc/passwd"}}),
+    );
+    assert_eq!(a["error"]["code"], -32602, "{a}");
+
     // sessions and replay_text.
     let r = mcp.tool("sessions", json!({"limit": 10}));
     let ids: Vec<&str> = r["structuredContent"]["sessions"]

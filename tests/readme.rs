@@ -71,7 +71,11 @@ fn hoopx_commands(text: &str) -> Vec<Vec<String>> {
                 .into_iter()
                 .skip_while(|w| {
                     w == "export"
-                        || (w.contains('=') && !w.starts_with('-') && w.split('=').next().is_some_and(|k| k.chars().all(|c| c.is_ascii_uppercase() || c == '_')))
+                        || (w.contains('=')
+                            && !w.starts_with('-')
+                            && w.split('=').next().is_some_and(|k| {
+                                k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                            }))
                 })
                 .collect();
             if seg.first().map(String::as_str) == Some("hoopx")
@@ -135,13 +139,12 @@ fn every_readme_example_is_valid() {
                 assert_eq!(out.code(), 0, "{at}: {out:?}");
             }
             "json" => {
-                let v: serde_json::Value = serde_json::from_str(&body)
-                    .unwrap_or_else(|e| panic!("{at}: not JSON: {e}"));
+                let v: serde_json::Value =
+                    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{at}: not JSON: {e}"));
                 if let Some(servers) = v.get("mcpServers") {
                     let hoopx = &servers["hoopx"];
                     assert_eq!(hoopx["command"], "hoopx", "{at}");
-                    let args: Vec<String> =
-                        serde_json::from_value(hoopx["args"].clone()).unwrap();
+                    let args: Vec<String> = serde_json::from_value(hoopx["args"].clone()).unwrap();
                     let mut argv = vec!["hoopx".to_string()];
                     argv.extend(args);
                     parses(&argv, &at);
@@ -165,8 +168,13 @@ fn every_readme_example_is_valid() {
                 }
             }
             "" | "text" => {}
-            other => panic!("{at}: a code block of unknown kind {other:?}: teach this test to check it"),
+            other => {
+                panic!("{at}: a code block of unknown kind {other:?}: teach this test to check it")
+            }
         }
     }
-    assert!(commands > 20, "the README's commands were found ({commands})");
+    assert!(
+        commands > 20,
+        "the README's commands were found ({commands})"
+    );
 }

@@ -231,7 +231,13 @@ async fn exec(
     };
     let opts = RunOptions {
         json: wait.json,
-        approval_timeout: wait.timeout,
+        // --no-wait: an input line that needs review ends the session at once (75) instead of
+        // holding the caller.
+        approval_timeout: if wait.no_wait {
+            Some(std::time::Duration::ZERO)
+        } else {
+            wait.timeout
+        },
         capture: wait.capture,
     };
     let outcome = session::run(ws, tool, mode == Mode::Pty, signals, &opts).await;
@@ -307,9 +313,10 @@ fn session_failure(e: SessionError, program: &str) -> Failure {
         SessionError::Spawn(why) => Failure::new(code::CANNOT_RUN, why),
         SessionError::ApprovalTimeout(id) => Failure::new(
             code::PENDING,
-            format!("an input line waited too long for review {id}; stopped {program}"),
+            format!("an input line needs review {id}, and hoopx does not wait for it (--no-wait or --approval-timeout); stopped {program}"),
         )
-        .hint("ask a reviewer (`hoopx review approve ID`), or raise --approval-timeout"),
+        .hint("ask a reviewer first, or run without --no-wait / with a longer --approval-timeout to wait in the session")
+        .review(id),
     }
 }
 
@@ -440,10 +447,10 @@ fn not_approved(r: &ReviewInfo) -> Failure {
         .map(|d| {
             format!(
                 " by {}{}",
-                d.reviewer,
+                super::printable(&d.reviewer),
                 d.reason
                     .as_deref()
-                    .map(|x| format!(": {x}"))
+                    .map(|x| format!(": {}", super::printable(x)))
                     .unwrap_or_default()
             )
         })

@@ -263,7 +263,15 @@ fn call(gateway: &GatewayArgs, name: &str, args: &Value) -> Result<Value, Invali
             let Some(id) = str_arg(args, "session_id")? else {
                 return Err(Invalid("session_id is required".into()));
             };
-            cmd.args(["replay", id, "--format", "text"]);
+            // A session of the gateway, never a file on this machine.
+            let is_id = id == "last"
+                || (id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+            if !is_id {
+                return Err(Invalid(
+                    "session_id must be a session id (as `sessions` lists them) or \"last\"".into(),
+                ));
+            }
+            cmd.args(["replay", "--format", "text", "--", id]);
             let (code, out, err) = spawn(cmd, None);
             if code != 0 {
                 return Ok(tool_result(

@@ -125,7 +125,15 @@ pub fn run(cmd: ReviewCommand) -> Result<ExitCode, Failure> {
                 reason,
                 yes,
                 output,
-            } => decide(&gateway, &id, "reject", Some(reason), yes, output).await,
+            } => {
+                if reason.trim().is_empty() {
+                    return Err(Failure::new(
+                        super::code::USAGE,
+                        "a rejection needs a reason: --reason TEXT (it is shown to the requester)",
+                    ));
+                }
+                decide(&gateway, &id, "reject", Some(reason), yes, output).await
+            }
             ReviewCommand::Revoke {
                 gateway,
                 id,

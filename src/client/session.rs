@@ -452,6 +452,19 @@ fn spawn_output_writer(
             }
             drop(permits);
         }
+        // JSON mode: bytes of a character never completed are not lost.
+        for (i, c) in carry.iter().enumerate() {
+            if json && !c.is_empty() && out_ok {
+                use base64::Engine;
+                let name = if i == 0 { "stdout" } else { "stderr" };
+                let ev = serde_json::json!({
+                    "event": name,
+                    "data_base64": base64::engine::general_purpose::STANDARD.encode(c),
+                });
+                let mut o = out.lock();
+                let _ = writeln!(o, "{ev}").and_then(|_| o.flush());
+            }
+        }
         None
     })
 }
@@ -675,7 +688,8 @@ pub async fn run(
                         if opts.json || opts.capture.is_some() {
                             let _ = to_out.send(Out::Event(notice_event(&n)));
                         } else {
-                            say(&n.message);
+                            // Reviewers' reasons are in it: no control characters reach the terminal.
+                            say(&crate::cli::printable(&n.message));
                         }
                     }
                     ServerFrame::Closed(_) if exit_sent => break Ok(()),

@@ -19,7 +19,7 @@ use crate::policy::review::{self, DecideError, UseError};
 use crate::policy::{TargetError, Verdict};
 use crate::proto::{
     codes, frame::MAX_FRAME, ApiError, ApprovalRequired, CheckpointList, DecideReview, ErrorBody,
-    EventInfo, Health, KeyList, OpenSession, ReviewList, SessionList, SessionOpened,
+    EventInfo, Health, KeyList, OpenSession, ReviewInfo, ReviewList, SessionList, SessionOpened,
     PROTOCOL_HEADER, PROTOCOL_VERSION,
 };
 
@@ -204,7 +204,13 @@ async fn open_session(
         if let Some(review_id) = &req.review {
             // An approval is bound to this requester, target and exact command, and is
             // used up here.
-            let hash = review::command_hash(&identity.subject, &target.name, "command", &exact);
+            let hash = review::command_hash(
+                &gw.review_key,
+                &identity.subject,
+                &target.name,
+                "command",
+                &exact,
+            );
             match gw
                 .use_review(review_id, &identity.subject, &hash, &id)
                 .await
@@ -225,7 +231,11 @@ async fn open_session(
                 })
                 .await
                 .map_err(ApiFailure::internal)?;
-            return Ok((StatusCode::ACCEPTED, Json(ApprovalRequired { review: r })).into_response());
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(ApprovalRequired { review: r.public() }),
+            )
+                .into_response());
         }
     }
     let session = NewSession {
@@ -633,7 +643,9 @@ async fn list_reviews(
         })
         .await
         .map_err(ApiFailure::internal)?;
-    Ok(Json(ReviewList { reviews }))
+    Ok(Json(ReviewList {
+        reviews: reviews.into_iter().map(ReviewInfo::public).collect(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -659,7 +671,7 @@ async fn get_review(
             .map_err(ApiFailure::internal)?
             .ok_or_else(|| review_refusal(ReviewError::NotFound(id.clone())))?;
         if r.status != review::PENDING || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(r).into_response());
+            return Ok(Json(r.public()).into_response());
         }
         // Woken by a decision on this gateway; another replica's is seen at the next poll.
         let _ = tokio::time::timeout_at(
@@ -690,7 +702,7 @@ async fn decide(
         .decide_review(&id, Some(&who), decision, req.reason)
         .await
         .map_err(review_refusal)?;
-    Ok(Json(r).into_response())
+    Ok(Json(r.public()).into_response())
 }
 
 async fn approve_review(

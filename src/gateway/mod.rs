@@ -34,6 +34,8 @@ pub struct Gateway {
     stopping: tokio::sync::watch::Sender<bool>,
     /// How many session streams are running.
     active: tokio::sync::watch::Sender<usize>,
+    /// Keys review binding hashes (derived from the signing key: replicas agree).
+    pub(crate) review_key: [u8; 32],
     /// Bumped on every review change made here, to wake whoever waits on a review.
     reviews_changed: tokio::sync::watch::Sender<u64>,
     /// Write one line per session start and end on stderr (the served gateway's access
@@ -70,7 +72,15 @@ impl Gateway {
         signer: ed25519_dalek::SigningKey,
         log_sessions: bool,
     ) -> Arc<Self> {
+        let review_key: [u8; 32] = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(b"hoopx review binding key\0");
+            h.update(signer.to_bytes());
+            h.finalize().into()
+        };
         Arc::new(Gateway {
+            review_key,
             log_sessions,
             signer: Arc::new(signer),
             policy: Arc::new(policy),

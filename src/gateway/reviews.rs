@@ -62,7 +62,13 @@ impl Gateway {
     /// very same command (an agent that asks again does not pile up requests).
     pub(crate) async fn ask_review(&self, ask: Ask<'_>) -> Result<ReviewInfo, StoreError> {
         let now = now_ms();
-        let hash = review::command_hash(&ask.requester.subject, ask.target, ask.kind, ask.exact);
+        let hash = review::command_hash(
+            &self.review_key,
+            &ask.requester.subject,
+            ask.target,
+            ask.kind,
+            ask.exact,
+        );
         if ask.kind == "command" {
             let open = self
                 .store
@@ -243,7 +249,7 @@ impl Gateway {
         let Some(url) = self.policy.reviews.webhook_url.clone() else {
             return;
         };
-        let body = json!({"event": event, "review": r});
+        let body = json!({"event": event, "review": r.clone().public()});
         let timeout = self.policy.reviews.webhook_timeout;
         let retries = self.policy.reviews.webhook_retries;
         let id = r.id.clone();

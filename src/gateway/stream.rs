@@ -52,6 +52,14 @@ const ECHO_QUIET: Duration = Duration::from_millis(20);
 /// ...or at the latest this long after the Enter (a tool that does not echo, or never
 /// stops writing).
 const ECHO_MAX: Duration = Duration::from_millis(500);
+/// Input queued behind a held line is acknowledged at once up to this many bytes, and
+/// only as it is released beyond; a client that sends past its window beyond the hard
+/// bound has broken the protocol.
+const QUEUE_SOFT: usize = 256 * 1024;
+const QUEUE_HARD: usize = 4 * 1024 * 1024;
+/// An input line longer than this that needs a review is withheld instead: a reviewer
+/// must be able to read all of what they approve.
+const MAX_REVIEW_LINE: usize = 16 * 1024;
 /// What a withheld PTY line gets instead of its Enter: Ctrl-E Ctrl-U (see the gate).
 const ERASE_LINE: &[u8] = b"\x05\x15";
 
@@ -606,7 +614,21 @@ impl Session {
                     Ok(actions) => self.queue.extend(actions.into_iter().map(Queued::Act)),
                     Err(e) => return Err(("policy", e.to_string())),
                 }
-                self.queue.push_back(Queued::Ack);
+                let queued = self.queued_bytes();
+                if queued > QUEUE_HARD {
+                    return Err((
+                        "protocol",
+                        format!("more than {QUEUE_HARD} bytes of input sent past the acknowledgement window"),
+                    ));
+                }
+                if self.hold.is_some() && queued <= QUEUE_SOFT {
+                    // A line waits (for its echo or a review): what is typed meanwhile queues
+                    // behind it, acknowledged at once up to a bound, so the caller can still
+                    // type (Ctrl-C gives up on a waiting line) without filling memory.
+                    self.answer(ServerFrame::InputAck);
+                } else {
+                    self.queue.push_back(Queued::Ack);
+                }
             }
             ClientFrame::InputEof => {
                 let policy = self.gw.policy.clone();
@@ -705,6 +727,21 @@ impl Session {
             *self.rec.stats.masks.entry(rule.clone()).or_default() += n;
         }
         self.rec.marker(json!({ "masked": counts }));
+    }
+
+    /// Bytes of input waiting in the queue.
+    fn queued_bytes(&self) -> usize {
+        self.queue
+            .iter()
+            .map(|q| match q {
+                Queued::Act(GateAction::Deliver(d)) => d.len(),
+                Queued::Act(GateAction::Denied { line, .. } | GateAction::Review { line, .. }) => {
+                    line.len()
+                }
+                Queued::Act(GateAction::Submit { line, enter, .. }) => line.len() + enter.len(),
+                Queued::Eof | Queued::Ack => 0,
+            })
+            .sum()
     }
 
     /// When the held line must be looked at again, if one is held.
@@ -882,8 +919,19 @@ impl Session {
         let Some(rule) = policy.review.iter().find(|r| r.name == rule) else {
             return Err(format!("review rule {rule:?} is gone"));
         };
+        if line.len() > MAX_REVIEW_LINE {
+            // A reviewer must be able to read all of what they approve.
+            if !instead.is_empty() {
+                self.deliver(instead);
+            }
+            let name = format!("{}:too-long-to-review", rule.name);
+            self.deny(&name, &line, None);
+            return Ok(());
+        }
         let (masked, _) = self.masker.mask(&line);
-        let shown = shorten(String::from_utf8_lossy(&masked).trim_end());
+        // The reviewer sees the whole line (masked); notices and markers quote its start.
+        let full = String::from_utf8_lossy(&masked).trim_end().to_string();
+        let shown = shorten(&full);
         let exact = line.strip_suffix(b"\n").unwrap_or(&line);
         let r = self
             .gw
@@ -892,7 +940,7 @@ impl Session {
                 requester: &self.identity,
                 target: &self.target,
                 kind: "line",
-                shown: shown.clone(),
+                shown: full,
                 exact,
                 session_id: Some(self.id.clone()),
             })

@@ -24,10 +24,20 @@ pub const REVOKED: &str = "revoked";
 pub const STATUSES: &[&str] = &[PENDING, APPROVED, EXECUTED, REJECTED, EXPIRED, REVOKED];
 
 /// The hash an approval is bound to: requester, target and the exact bytes of the command
-/// (argv as JSON, or the input line), each length-prefixed.
-pub fn command_hash(requester: &str, target: &str, kind: &str, command: &[u8]) -> String {
+/// (argv as JSON, or the input line), each length-prefixed, keyed with the gateway's
+/// `key` (derived from its signing key, so replicas agree). It never leaves the gateway:
+/// unkeyed and published, it would let anyone guess a masked secret in the command.
+pub fn command_hash(
+    key: &[u8],
+    requester: &str,
+    target: &str,
+    kind: &str,
+    command: &[u8],
+) -> String {
     let mut h = Sha256::new();
+    h.update(b"hoopx review binding v1\0");
     for part in [
+        key,
         requester.as_bytes(),
         target.as_bytes(),
         kind.as_bytes(),
@@ -285,6 +295,12 @@ impl ReviewInfo {
         }
     }
 
+    /// The review as shown outside the gateway: without its binding hash.
+    pub fn public(mut self) -> ReviewInfo {
+        self.command_hash.clear();
+        self
+    }
+
     /// The review as evidence on a session.
     pub fn record(&self) -> crate::proto::ApprovalRecord {
         crate::proto::ApprovalRecord {
@@ -317,7 +333,7 @@ mod tests {
             requester: "agent".into(),
             target: "pg".into(),
             command: "psql -c 'delete from t'".into(),
-            command_hash: command_hash("agent", "pg", "command", b"x"),
+            command_hash: command_hash(b"k", "agent", "pg", "command", b"x"),
             rule: "deletes".into(),
             reviewers: vec!["dba".into()],
             min_approvals: min,
@@ -428,7 +444,7 @@ mod tests {
         let mut r = review(1);
         r.decide(&who("alice", &["dba"]), true, None, 1, 500)
             .unwrap();
-        let other = command_hash("agent", "pg", "command", b"y");
+        let other = command_hash(b"k", "agent", "pg", "command", b"y");
         assert!(matches!(
             r.consume("agent", &other, "s", 2),
             Err(UseError::Mismatch { .. })
@@ -458,15 +474,16 @@ mod tests {
 
     #[test]
     fn hashes_bind_every_part() {
-        let base = command_hash("a", "t", "command", b"x");
-        assert_ne!(base, command_hash("b", "t", "command", b"x"));
-        assert_ne!(base, command_hash("a", "u", "command", b"x"));
-        assert_ne!(base, command_hash("a", "t", "line", b"x"));
-        assert_ne!(base, command_hash("a", "t", "command", b"y"));
+        let base = command_hash(b"k", "a", "t", "command", b"x");
+        assert_ne!(base, command_hash(b"K", "a", "t", "command", b"x"));
+        assert_ne!(base, command_hash(b"k", "b", "t", "command", b"x"));
+        assert_ne!(base, command_hash(b"k", "a", "u", "command", b"x"));
+        assert_ne!(base, command_hash(b"k", "a", "t", "line", b"x"));
+        assert_ne!(base, command_hash(b"k", "a", "t", "command", b"y"));
         // Length prefixes: moving a byte between parts changes the hash.
         assert_ne!(
-            command_hash("ab", "t", "command", b"x"),
-            command_hash("a", "bt", "command", b"x")
+            command_hash(b"k", "ab", "t", "command", b"x"),
+            command_hash(b"k", "a", "bt", "command", b"x")
         );
     }
 

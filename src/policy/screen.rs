@@ -11,6 +11,11 @@
 //! is being typed goes through the emulator, so a tool's bulk output costs a copy into the
 //! window and nothing more.
 
+/// The emulator's size at most, whatever size the client reports: a screen is allocated
+/// whole, so a made-up 65535×65535 terminal must not become a multi-gigabyte allocation.
+const MAX_COLS: u16 = 1000;
+const MAX_ROWS: u16 = 500;
+
 /// Output kept to rebuild the screen at a line's first keystroke.
 const WINDOW: usize = 16 * 1024;
 
@@ -51,8 +56,8 @@ impl std::fmt::Debug for LineView {
 impl LineView {
     pub fn new(cols: u16, rows: u16) -> LineView {
         LineView {
-            cols: usize::from(cols.max(2)),
-            rows: usize::from(rows.max(1)),
+            cols: usize::from(cols.clamp(2, MAX_COLS)),
+            rows: usize::from(rows.clamp(1, MAX_ROWS)),
             recent: Vec::new(),
             active: None,
             open: false,
@@ -77,8 +82,8 @@ impl LineView {
     }
 
     pub fn resize(&mut self, cols: u16, rows: u16) {
-        self.cols = usize::from(cols.max(2));
-        self.rows = usize::from(rows.max(1));
+        self.cols = usize::from(cols.clamp(2, MAX_COLS));
+        self.rows = usize::from(rows.clamp(1, MAX_ROWS));
         if let Some(a) = &mut self.active {
             a.vt.resize(self.cols, self.rows);
         }
@@ -288,6 +293,17 @@ mod tests {
         v.output(b"$ drop table t");
         // Rebuilt mid-line, the prompt is unknown: the whole line is checked.
         assert_eq!(v.submit(), "$ drop table t");
+    }
+
+    #[test]
+    fn a_made_up_terminal_size_is_bounded() {
+        let mut v = LineView::new(u16::MAX, u16::MAX);
+        v.output(b"$ ");
+        v.keystroke();
+        v.resize(u16::MAX, u16::MAX);
+        v.output(b"ls");
+        assert_eq!(v.submit(), "ls");
+        assert_eq!((v.cols, v.rows), (1000, 500));
     }
 
     #[test]

@@ -63,8 +63,9 @@ pub struct ReviewInfo {
     pub target: String,
     /// What waits, masked: the command line or the input line.
     pub command: String,
-    /// SHA-256 (hex) over requester, target and the exact command: an approval is used only
-    /// for the very command it was given for.
+    /// Keyed SHA-256 (hex) over requester, target and the exact command: an approval is
+    /// used only for the very command it was given for. Kept in the store, never served.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub command_hash: String,
     pub rule: String,
     /// Groups whose members may decide.
