@@ -310,7 +310,7 @@ fn session_path(id: &str, rest: &str) -> String {
 }
 
 /// One line on why a request failed, without reqwest's nested debug output.
-fn describe_reqwest(e: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut src: Option<&dyn std::error::Error> = Some(e);
     let mut last = e.to_string();
     while let Some(s) = src {

@@ -21,7 +21,12 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn at(text: &str, file: &str, span: Option<Range<usize>>, reason: impl Into<String>) -> Self {
+    pub(super) fn at(
+        text: &str,
+        file: &str,
+        span: Option<Range<usize>>,
+        reason: impl Into<String>,
+    ) -> Self {
         let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         ConfigError {
             file: file.to_string(),
@@ -52,6 +57,8 @@ struct RawConfig {
     targets: Vec<Spanned<RawTarget>>,
     #[serde(default)]
     rules: RawRules,
+    #[serde(default)]
+    auth: Option<super::auth::RawAuth>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +77,9 @@ struct RawTarget {
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
+    /// Groups whose members may open sessions here; empty: anyone authenticated.
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -191,12 +201,19 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                 .map_err(|why| err(span, format!("target {name:?}: secret {var}: {why}")))?;
             secret_env.insert(var, value);
         }
+        if let Some(g) = t.groups.iter().find(|g| g.get_ref().trim().is_empty()) {
+            return Err(err(
+                g.span(),
+                format!("target {name:?}: groups lists group names; this one is empty"),
+            ));
+        }
         targets.push(Target {
             name: name.to_string(),
             kind,
             command: t.command,
             env: t.env,
             secret_env,
+            groups: t.groups.into_iter().map(Spanned::into_inner).collect(),
         });
     }
 
@@ -421,7 +438,12 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             "no [[targets]]: declare at least one target the gateway may open sessions on",
         ));
     }
-    Ok(Policy::new(targets, mask, deny))
+    let mut policy = Policy::new(targets, mask, deny);
+    policy.auth = raw
+        .auth
+        .map(|a| super::auth::compile(a, text, file))
+        .transpose()?;
+    Ok(policy)
 }
 
 fn valid_name(s: &str) -> bool {
