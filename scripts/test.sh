@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian/Ubuntu machine
 # (PostgreSQL server and client, util-linux's `script`, asciinema to check that exported
-# recordings play in a standard player), then runs every test.
+# recordings play in a standard player, node and the npm package oidc-provider for the
+# identity tests), then runs every test.
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh exec_pty`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,18 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need[*]}" >&2
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# The identity tests run a real OpenID provider (npm package oidc-provider) with node.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "scripts/test.sh: installing nodejs and npm" >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if [ ! -d tests/oidc/node_modules/oidc-provider ] || [ tests/oidc/package-lock.json -nt tests/oidc/node_modules ]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 cargo test --locked "$@"

@@ -6,6 +6,7 @@ mod exec_pty;
 mod failures;
 mod frames;
 mod masking;
+mod oidc;
 mod recording;
 mod store;
 mod util;

@@ -1,0 +1,396 @@
+//! Identity: a real OpenID provider (the npm package oidc-provider, tests/oidc/provider.mjs)
+//! on loopback, a real gateway with an `[auth]` table, the real `hoopx` binary.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::util::{run, wait_for, Env, Gateway, Lines};
+
+const T: Duration = Duration::from_secs(30);
+pub const AUDIENCE: &str = "urn:hoopx:gateway";
+pub const CI_CLIENT: &str = "ci-bot";
+pub const CI_SECRET: &str = "ci-bot-secret-0123456789";
+
+/// The OpenID provider, started with node; stopped on drop.
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+    /// Where the provider wrote its signing key (private.pem, public.pem, kid).
+    pub keys: tempfile::TempDir,
+    pub stderr: Lines,
+}
+
+impl Idp {
+    /// `groups`: account or client id → groups in its tokens. `access_ttl`: seconds.
+    pub fn start(groups: Value, access_ttl: u64) -> Idp {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").is_dir(),
+            "the test OpenID provider is not installed: run scripts/test.sh (it runs `npm ci` in tests/oidc)"
+        );
+        let keys = tempfile::Builder::new()
+            .prefix("hoopx-idp-")
+            .tempdir()
+            .unwrap();
+        let mut child = Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .current_dir(&dir)
+            .env("HOOPX_TEST_AUDIENCE", AUDIENCE)
+            .env("HOOPX_TEST_OUT", keys.path())
+            .env("HOOPX_TEST_ACCESS_TTL", access_ttl.to_string())
+            .env("HOOPX_TEST_GROUPS", groups.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start node (the tests need node 20 or later on PATH)");
+        let stdout = Lines::collect(child.stdout.take().unwrap());
+        let stderr = Lines::collect(child.stderr.take().unwrap());
+        let issuer = wait_for("the OpenID provider to listen", T, || {
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("the OpenID provider exited with {s}: {}", stderr.text());
+            }
+            let t = stdout.text();
+            let rest = &t[t.find("listening on ")? + "listening on ".len()..];
+            Some(rest[..rest.find('\n')?].trim().to_string())
+        });
+        Idp {
+            child,
+            issuer,
+            keys,
+            stderr,
+        }
+    }
+
+    pub fn kid(&self) -> String {
+        std::fs::read_to_string(self.keys.path().join("kid")).unwrap()
+    }
+
+    pub fn private_pem(&self) -> Vec<u8> {
+        std::fs::read(self.keys.path().join("private.pem")).unwrap()
+    }
+
+    pub fn public_pem(&self) -> Vec<u8> {
+        std::fs::read(self.keys.path().join("public.pem")).unwrap()
+    }
+
+    /// A token signed with the provider's own key, with `claims`.
+    pub fn sign(&self, kid: &str, claims: &Value) -> String {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = Some(kid.into());
+        jsonwebtoken::encode(
+            &h,
+            claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(&self.private_pem()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The claims of a good access token for `sub`.
+    pub fn claims(&self, sub: &str, groups: &[&str]) -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({"iss": self.issuer, "aud": AUDIENCE, "sub": sub, "groups": groups,
+               "iat": now, "exp": now + 300, "client_id": "hoopx-cli"})
+    }
+
+    /// An access token from the provider's token endpoint (client credentials).
+    pub fn client_credentials(&self) -> String {
+        let resp: Value = reqwest::blocking::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(CI_CLIENT, Some(CI_SECRET))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("resource", AUDIENCE),
+                ("scope", "hoopx"),
+            ])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        resp["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {resp}"))
+            .to_string()
+    }
+
+    /// Approves a device code as `account` would at the browser (test helper route).
+    pub fn approve(&self, user_code: &str, account: &str) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/test/approve", self.issuer))
+            .body(json!({"user_code": user_code, "account": account}).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().unwrap_or_default());
+    }
+
+    pub fn deny(&self, user_code: &str) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/test/deny", self.issuer))
+            .body(json!({ "user_code": user_code }).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A gateway config that trusts `idp`: target `shell` for anyone, `dba` for group dba only.
+pub fn config(idp: &Idp, extra: &str) -> String {
+    format!(
+        r#"[auth]
+issuer = "{}"
+audience = "{AUDIENCE}"
+cli_client_id = "hoopx-cli"
+groups_claim = "groups"
+{extra}
+
+[[targets]]
+name = "shell"
+kind = "command"
+command = ["sh", "cat", "true"]
+
+[[targets]]
+name = "dba"
+kind = "command"
+command = ["echo"]
+groups = ["dba"]
+"#,
+        idp.issuer
+    )
+}
+
+/// A real gateway with `config`, without `--dev`: only OpenID tokens get in.
+pub fn gateway(env: &Env, config: &str) -> Gateway {
+    let p = env.write("gateway.toml", config);
+    let mut cmd = env.hoopx();
+    cmd.args(["gateway", "serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(p)
+        .arg("--store")
+        .arg(format!("sqlite://{}", env.path().join("gw.db").display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn gateway");
+    let stderr = Lines::collect(child.stderr.take().unwrap());
+    let url = wait_for("the gateway to listen", T, || {
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!("gateway exited with {s}: {}", stderr.text());
+        }
+        let t = stderr.text();
+        let rest = &t[t.find("listening on ")? + "listening on ".len()..];
+        let line = &rest[..rest.find('\n')?];
+        Some(line.split_whitespace().next()?.to_string())
+    });
+    Gateway { child, url, stderr }
+}
+
+fn get(url: &str, token: &str) -> (u16, Value) {
+    let resp = reqwest::blocking::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn provider_tokens_get_in_and_groups_come_from_the_claim() {
+    let idp = Idp::start(json!({"ci-bot": ["ci", "deployers"]}), 600);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, ""));
+    let token = idp.client_credentials();
+    let (status, who) = get(&format!("{}/v1/auth/whoami", gw.url), &token);
+    assert_eq!(status, 200, "{who}");
+    assert_eq!(who["subject"], "ci-bot");
+    assert_eq!(who["groups"], json!(["ci", "deployers"]));
+    assert!(who["expires_at"].as_i64().unwrap() > chrono::Utc::now().timestamp());
+
+    // The gateway tells clients where to log in, without a token.
+    let info: Value = reqwest::blocking::get(format!("{}/v1/auth", gw.url))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(info["mode"], "oidc");
+    assert_eq!(info["issuer"], idp.issuer);
+    assert_eq!(info["audience"], AUDIENCE);
+    assert_eq!(info["cli_client_id"], "hoopx-cli");
+
+    // The dev token of a dev gateway means nothing here.
+    let (status, _) = get(&format!("{}/v1/sessions", gw.url), crate::util::DEV_TOKEN);
+    assert_eq!(status, 401);
+
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url)
+        .env("HOOPX_TOKEN", &token)
+        .args(["exec", "--target", "shell", "--", "sh", "-c", "echo hello"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "hello\n");
+}
+
+#[test]
+fn targets_restricted_to_groups_refuse_others_with_77() {
+    let idp = Idp::start(json!({"ci-bot": ["ci"]}), 600);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, ""));
+    let exec = |token: &str| {
+        let mut c = env.hoopx();
+        c.env("HOOPX_GATEWAY", &gw.url)
+            .env("HOOPX_TOKEN", token)
+            .args(["exec", "--target", "dba", "--", "echo", "ran"]);
+        run(c, "", T)
+    };
+    let out = exec(&idp.client_credentials());
+    assert_eq!(out.code(), 77, "{out:?}");
+    assert!(!out.stdout.contains("ran"), "{out:?}");
+    assert!(
+        out.stderr.contains("open to the groups dba only") && out.stderr.contains("ci-bot"),
+        "{out:?}"
+    );
+    // A member of dba (a token with the provider's key and its groups claim) gets in.
+    let alice = idp.sign(&idp.kid(), &idp.claims("alice", &["dba"]));
+    let out = exec(&alice);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "ran\n");
+}
+
+#[test]
+fn bad_tokens_get_401_at_the_gateway_and_exit_67_at_the_cli() {
+    let idp = Idp::start(json!({}), 600);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, ""));
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let kid = idp.kid();
+    let now = chrono::Utc::now().timestamp();
+    let good = idp.client_credentials();
+    let parts: Vec<&str> = good.split('.').collect();
+    let payload: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+
+    let with = |patch: Value| {
+        let mut c = idp.claims("alice", &["dba"]);
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        idp.sign(&kid, &c)
+    };
+    let mut tampered_claims = payload.clone();
+    tampered_claims["sub"] = "admin".into();
+    let hs256 = {
+        // The classic confusion attack: HMAC keyed with the provider's public key.
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        h.kid = Some(kid.clone());
+        jsonwebtoken::encode(
+            &h,
+            &payload,
+            &jsonwebtoken::EncodingKey::from_secret(&idp.public_pem()),
+        )
+        .unwrap()
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string()),
+                parts[1]
+            ),
+            "unsigned",
+        ),
+        ("HS256 keyed with the public key", hs256, "shared-secret"),
+        (
+            "tampered payload",
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64.encode(tampered_claims.to_string()),
+                parts[2]
+            ),
+            "signature does not verify",
+        ),
+        (
+            "wrong aud",
+            with(json!({"aud": "urn:other"})),
+            "another audience",
+        ),
+        (
+            "wrong iss",
+            with(json!({"iss": "https://evil.example.com"})),
+            "issued by \"https://evil.example.com\"",
+        ),
+        ("expired", with(json!({"exp": now - 3600})), "expired"),
+        (
+            "not yet valid",
+            with(json!({"nbf": now + 3600})),
+            "not valid yet",
+        ),
+        (
+            "unknown kid",
+            idp.sign("no-such-key", &idp.claims("alice", &[])),
+            "does not publish",
+        ),
+        ("garbage", "garbage".into(), "not a JWT"),
+        ("garbage parts", "e30.e30.e30".into(), "no algorithm"),
+    ];
+    // The good token works (so the refusals below are about the tokens, not the setup).
+    assert_eq!(get(&format!("{}/v1/sessions", gw.url), &good).0, 200);
+    let marker = env.path().join("ran");
+    for (name, token, why) in &cases {
+        let (status, body) = get(&format!("{}/v1/sessions", gw.url), token);
+        assert_eq!(status, 401, "{name}: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized", "{name}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(why), "{name}: {message}");
+        assert!(
+            !message.contains(token.as_str()) || token.len() < 12,
+            "{name}: the token is echoed"
+        );
+
+        let mut c = env.hoopx();
+        c.env("HOOPX_GATEWAY", &gw.url)
+            .env("HOOPX_TOKEN", token)
+            .args(["exec", "--target", "shell", "--", "sh", "-c"])
+            .arg(format!("touch {}", marker.display()));
+        let out = run(c, "", T);
+        assert_eq!(out.code(), 67, "{name}: {out:?}");
+        assert!(out.stderr.contains(why), "{name}: {out:?}");
+        assert!(out.stderr.contains("hoopx login"), "{name}: {out:?}");
+        assert!(!marker.exists(), "{name}: the tool ran");
+    }
+}
+
+#[test]
+fn a_gateway_without_auth_or_dev_refuses_to_start_and_bad_auth_config_names_the_line() {
+    let env = Env::new();
+    let p = env.write(
+        "gw.toml",
+        "[auth]\nissuer = \"https://idp.example.com\"\naudience = \"urn:x\"\nalgorithms = [\"RS256\", \"HS256\"]\n\n[[targets]]\nname = \"a\"\nkind = \"command\"\n",
+    );
+    let mut c = env.hoopx();
+    c.args(["gateway", "check", "--config"]).arg(&p);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("gw.toml:4:"), "{out:?}");
+    assert!(out.stderr.contains("shared-secret"), "{out:?}");
+
+    let p = env.write(
+        "none.toml",
+        "[[targets]]\nname = \"a\"\nkind = \"command\"\n",
+    );
+    let mut c = env.hoopx();
+    c.args(["gateway", "serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&p);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("[auth]"), "{out:?}");
+}
