@@ -113,7 +113,7 @@ impl Idp {
             .unwrap();
         resp["access_token"]
             .as_str()
-            .unwrap_or_else(|| panic!("no access token: {resp}"))
+            .unwrap_or_else(|| panic!("no access token: {resp}\n{}", self.stderr.text()))
             .to_string()
     }
 
@@ -393,4 +393,209 @@ fn a_gateway_without_auth_or_dev_refuses_to_start_and_bad_auth_config_names_the_
     let out = run(c, "", T);
     assert_eq!(out.code(), 78, "{out:?}");
     assert!(out.stderr.contains("[auth]"), "{out:?}");
+}
+
+/// Runs `hoopx login` and approves (or denies) its device code as `account` would.
+fn device_login(env: &Env, gw: &Gateway, idp: &Idp, account: Option<&str>) -> crate::util::Output {
+    let mut c = env.hoopx();
+    c.args(["login", "--gateway", &gw.url]);
+    let (mut child, stdout, stderr) = crate::util::spawn_piped(c);
+    let text = stderr.wait_for("waiting for the approval", T);
+    let code = text
+        .split("shows the code ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("a user code")
+        .to_string();
+    assert!(text.contains(&format!("{}/device", idp.issuer)), "{text}");
+    match account {
+        Some(a) => idp.approve(&code, a),
+        None => idp.deny(&code),
+    }
+    let status = crate::util::wait_timeout(&mut child, T).expect("hoopx login ends");
+    crate::util::Output {
+        status,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+    }
+}
+
+fn cache_path(env: &Env) -> PathBuf {
+    env.path().join(".local/state/hoopx/tokens.json")
+}
+
+fn cached(env: &Env, gw: &Gateway) -> Value {
+    let v: Value = serde_json::from_slice(&std::fs::read(cache_path(env)).unwrap()).unwrap();
+    v["gateways"][gw.url.as_str()].clone()
+}
+
+#[test]
+fn device_login_then_exec_status_silent_refresh_and_logout() {
+    let idp = Idp::start(json!({"alice": ["dba", "dev"]}), 600);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, ""));
+
+    let out = device_login(&env, &gw, &idp, Some("alice"));
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "logged in to {} as alice (groups: dba, dev)",
+            gw.url
+        )),
+        "{out:?}"
+    );
+    // Cached 0600 in a 0700 directory, and never printed.
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(cache_path(&env)).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let dir = std::fs::metadata(cache_path(&env).parent().unwrap()).unwrap();
+    assert_eq!(dir.permissions().mode() & 0o777, 0o700);
+    let first = cached(&env, &gw);
+    let access = first["access_token"].as_str().unwrap().to_string();
+    assert!(first["refresh_token"].is_string(), "{first}");
+    assert!(!out.stderr.contains(&access) && !out.stdout.contains(&access));
+
+    // The login is used by exec, on a target open to dba only.
+    let exec = || {
+        let mut c = env.hoopx();
+        c.env("HOOPX_GATEWAY", &gw.url)
+            .args(["exec", "--target", "dba", "--", "echo", "ran"]);
+        run(c, "", T)
+    };
+    let out = exec();
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "ran\n"), "{out:?}");
+
+    let mut c = env.hoopx();
+    c.args(["status", "--gateway", &gw.url, "--output", "json"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let st: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(st["subject"], "alice");
+    assert_eq!(st["groups"], json!(["dba", "dev"]));
+    assert_eq!(st["gateway"], gw.url.as_str());
+    assert_eq!(st["source"], "hoopx login");
+    assert!(st["expires_at"].as_i64().unwrap() > chrono::Utc::now().timestamp());
+    let mut c = env.hoopx();
+    c.args(["status", "--gateway", &gw.url]);
+    let out = run(c, "", T);
+    assert!(out.stdout.contains("identity: alice"), "{out:?}");
+    assert!(out.stdout.contains("renewed automatically"), "{out:?}");
+
+    // A token about to expire is refreshed silently before use (the cache is told it
+    // expires now; the provider's refresh grant gives a new one).
+    let mut file: Value =
+        serde_json::from_slice(&std::fs::read(cache_path(&env)).unwrap()).unwrap();
+    file["gateways"][gw.url.as_str()]["expires_at"] = json!(chrono::Utc::now().timestamp());
+    std::fs::write(cache_path(&env), file.to_string()).unwrap();
+    let out = exec();
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "ran\n"), "{out:?}");
+    let second = cached(&env, &gw);
+    assert_ne!(second["access_token"], first["access_token"]);
+    assert_ne!(second["refresh_token"], first["refresh_token"], "rotated");
+    assert!(second["expires_at"].as_i64().unwrap() > chrono::Utc::now().timestamp() + 60);
+
+    // Logout forgets the login and revokes it at the provider.
+    let refresh = second["refresh_token"].as_str().unwrap().to_string();
+    let mut c = env.hoopx();
+    c.args(["logout", "--gateway", &gw.url]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(cached(&env, &gw).is_null());
+    let resp: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/token", idp.issuer))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", "hoopx-cli"),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(resp["error"], "invalid_grant", "{resp}");
+    let mut c = env.hoopx();
+    c.args(["status", "--gateway", &gw.url]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 67, "{out:?}");
+    assert!(out.stderr.contains("not logged in"), "{out:?}");
+    assert!(out.stderr.contains("hoopx login"), "{out:?}");
+    let out = exec();
+    assert_eq!(out.code(), 67, "{out:?}");
+}
+
+#[test]
+fn a_denied_device_login_exits_67_and_caches_nothing() {
+    let idp = Idp::start(json!({}), 600);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, ""));
+    let out = device_login(&env, &gw, &idp, None);
+    assert_eq!(out.code(), 67, "{out:?}");
+    assert!(out.stderr.contains("denied"), "{out:?}");
+    assert!(!cache_path(&env).exists());
+}
+
+#[test]
+fn machines_use_client_credentials_from_the_environment() {
+    let idp = Idp::start(json!({"ci-bot": ["ci"]}), 600);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, ""));
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url)
+        .env("HOOPX_CLIENT_ID", CI_CLIENT)
+        .env("HOOPX_CLIENT_SECRET", CI_SECRET)
+        .args([
+            "exec",
+            "--target",
+            "shell",
+            "--",
+            "sh",
+            "-c",
+            "echo machine",
+        ]);
+    let out = run(c, "", T);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (0, "machine\n"),
+        "{out:?}"
+    );
+
+    let mut c = env.hoopx();
+    c.env("HOOPX_CLIENT_ID", CI_CLIENT)
+        .env("HOOPX_CLIENT_SECRET", CI_SECRET)
+        .args(["status", "--gateway", &gw.url, "--output", "json"]);
+    let out = run(c, "", T);
+    let st: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(st["subject"], "ci-bot", "{out:?}");
+    assert_eq!(st["groups"], json!(["ci"]));
+    assert_eq!(st["source"], "client credentials (HOOPX_CLIENT_ID)");
+
+    // `hoopx login --client-credentials` caches the machine's token.
+    let mut c = env.hoopx();
+    c.env("HOOPX_CLIENT_ID", CI_CLIENT)
+        .env("HOOPX_CLIENT_SECRET", CI_SECRET)
+        .args(["login", "--client-credentials", "--gateway", &gw.url]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains("as ci-bot (groups: ci)"), "{out:?}");
+    assert_eq!(cached(&env, &gw)["flow"], "client-credentials");
+
+    // A wrong secret is refused by the provider: 67, and the secret is not shown.
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url)
+        .env("HOOPX_CLIENT_ID", CI_CLIENT)
+        .env("HOOPX_CLIENT_SECRET", "wrong-secret-value")
+        .args([
+            "exec",
+            "--target",
+            "shell",
+            "--",
+            "sh",
+            "-c",
+            "echo machine",
+        ]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 67, "{out:?}");
+    assert!(out.stderr.contains("refused client \"ci-bot\""), "{out:?}");
+    assert!(!out.stderr.contains("wrong-secret-value"), "{out:?}");
+    assert!(!out.stdout.contains("machine"));
 }

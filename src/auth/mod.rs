@@ -7,6 +7,7 @@ pub mod cache;
 pub mod jwks;
 pub mod login;
 pub mod oidc;
+pub mod pkce;
 
 use async_trait::async_trait;
 use base64::Engine;

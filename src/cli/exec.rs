@@ -52,8 +52,18 @@ pub fn run(args: ExecArgs) -> Result<ExitCode, Failure> {
 async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<ExitCode, Failure> {
     let program = crate::policy::program_name(&argv[0]).to_string();
     // Keep the embedded gateway alive for the whole session.
+    let not_run = |f: Failure| Failure {
+        message: format!("{}; {program} was not run", f.message),
+        ..f
+    };
     let (client, _embedded) = match &r.gateway {
-        Some(url) => (GatewayClient::new(url, r.token.clone())?, None),
+        Some(url) => (
+            settings::remote_client(url, r.token.clone())
+                .await
+                .map_err(not_run)?
+                .0,
+            None,
+        ),
         None => {
             let e = embedded::start().await.map_err(|e| {
                 Failure::new(code::UNAVAILABLE, format!("{e}; {program} was not run"))
@@ -65,10 +75,6 @@ async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<Ex
         pty::window_size(std::io::stdout().as_fd())
     } else {
         None
-    };
-    let not_run = |f: Failure| Failure {
-        message: format!("{}; {program} was not run", f.message),
-        ..f
     };
     let opened = client
         .open_session(&OpenSession {

@@ -4,6 +4,7 @@
 mod exec;
 mod gateway;
 mod generate;
+mod login;
 mod replay;
 mod sessions;
 pub mod settings;
@@ -120,6 +121,12 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Prove a recording unaltered: check its hash chain and signatures, offline.
     Verify(verify::VerifyArgs),
+    /// Log in to a gateway's identity provider (device flow; --browser; --client-credentials).
+    Login(login::LoginArgs),
+    /// Forget the login for a gateway and revoke it at the identity provider.
+    Logout(login::LogoutArgs),
+    /// Show who you are at the gateway: identity, groups, token source and expiry.
+    Status(login::StatusArgs),
     /// Regenerate shell completions and man pages (for packagers and the repository).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -213,6 +220,9 @@ pub fn main() -> ExitCode {
         Command::Sessions(c) => sessions::run(c),
         Command::Replay(a) => replay::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Login(a) => login::login(a),
+        Command::Logout(a) => login::logout(a),
+        Command::Status(a) => login::status(a),
         Command::Generate(a) => generate::run(a),
     };
     match result {

@@ -82,3 +82,24 @@ pub fn resolve(args: &GatewayArgs, target: Option<String>) -> Result<Resolved, F
         target: target.filter(|t| !t.is_empty()).or(cfg.target),
     })
 }
+
+/// A client for the remote gateway at `url`, with the token the command runs with: the
+/// given one, else client credentials, the cached login (refreshed) or a CI identity
+/// (see [`crate::auth::login`]). No token at all is left for the gateway to refuse, with
+/// its hint on how to log in.
+pub async fn remote_client(
+    url: &str,
+    given: Option<Secret>,
+) -> Result<
+    (
+        crate::client::GatewayClient,
+        Option<crate::auth::login::Credentials>,
+    ),
+    Failure,
+> {
+    // A bad URL is a usage error before any token is looked for.
+    crate::client::GatewayClient::new(url, None)?;
+    let creds = crate::auth::login::obtain(url, given).await?;
+    let client = crate::client::GatewayClient::new(url, creds.as_ref().map(|c| c.token.clone()))?;
+    Ok((client, creds))
+}

@@ -283,6 +283,33 @@ impl GatewayClient {
         Ok(list.keys)
     }
 
+    /// How to log in to this gateway (no token needed).
+    pub async fn auth_info(&self) -> Result<crate::proto::auth::AuthInfo, ClientError> {
+        self.call(self.request(reqwest::Method::GET, "/v1/auth"))
+            .await
+    }
+
+    /// The identity this client's token stands for.
+    pub async fn whoami(&self) -> Result<crate::proto::auth::WhoAmI, ClientError> {
+        self.call(self.request(reqwest::Method::GET, "/v1/auth/whoami"))
+            .await
+    }
+
+    /// Exchanges a CI token for a gateway session token.
+    pub async fn exchange(
+        &self,
+        ci_token: &Secret,
+    ) -> Result<crate::proto::auth::ExchangeResponse, ClientError> {
+        let body = crate::proto::auth::ExchangeRequest {
+            token: ci_token.expose().to_string(),
+        };
+        self.call(
+            self.request(reqwest::Method::POST, "/v1/auth/exchange")
+                .json(&body),
+        )
+        .await
+    }
+
     /// The WebSocket URL of a path on this gateway.
     pub fn ws_url(&self, path: &str) -> String {
         let base = if let Some(rest) = self.base.strip_prefix("https://") {

@@ -136,6 +136,14 @@ async function decide(req, res, approve) {
   res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}\n');
 }
 
+// Poll every second instead of RFC 8628's default 5 s: the tests wait for logins.
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.path === '/device/auth' && ctx.body && typeof ctx.body === 'object') {
+    ctx.body.interval = 1;
+  }
+});
+
 const app = provider.callback();
 server.on('request', (req, res) => {
   if (req.method === 'POST' && req.url === '/test/approve') {
