@@ -599,3 +599,254 @@ fn machines_use_client_credentials_from_the_environment() {
     assert!(!out.stderr.contains("wrong-secret-value"), "{out:?}");
     assert!(!out.stdout.contains("machine"));
 }
+
+/// Stand-in for the GitHub Actions OIDC issuer (token.actions.githubusercontent.com and
+/// the runner's ID-token request endpoint), which cannot run here: discovery, a JWKS with
+/// an Ed25519 test key, and `GET /token?audience=…` answering `{"value": JWT}` to the
+/// request token, as the runner does. The gateway checks its tokens exactly as GitHub's.
+pub struct CiIssuer {
+    pub issuer: String,
+    key: jsonwebtoken::EncodingKey,
+    /// Audiences asked for at /token.
+    pub asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub const REQUEST_TOKEN: &str = "runner-request-token-42";
+
+impl CiIssuer {
+    /// Issues tokens with `claims` (plus iss, aud, iat, nbf, exp).
+    pub fn start(claims: Value) -> CiIssuer {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        use std::io::{Read, Write};
+        let sk = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        let der = sk.to_pkcs8_der().unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
+        let x =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ci = CiIssuer {
+            issuer: issuer.clone(),
+            key: key.clone(),
+            asked: asked.clone(),
+        };
+        let signer = CiIssuer {
+            issuer: issuer.clone(),
+            key,
+            asked: asked.clone(),
+        };
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                let mut buf = vec![0u8; 16384];
+                let mut n = 0;
+                while let Ok(k) = s.read(&mut buf[n..]) {
+                    if k == 0 {
+                        break;
+                    }
+                    n += k;
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let url = reqwest::Url::parse(&format!("http://x{target}")).unwrap();
+                let authorized = head.lines().any(|l| {
+                    l.eq_ignore_ascii_case(&format!("authorization: bearer {REQUEST_TOKEN}"))
+                });
+                let (status, body) = match url.path() {
+                    "/.well-known/openid-configuration" => (
+                        200,
+                        json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")}),
+                    ),
+                    "/jwks" => (
+                        200,
+                        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "gh-test", "alg": "EdDSA", "use": "sig"}]}),
+                    ),
+                    "/token" if authorized => {
+                        let aud = url
+                            .query_pairs()
+                            .find(|(k, _)| k == "audience")
+                            .map(|(_, v)| v.to_string())
+                            .unwrap_or_default();
+                        asked.lock().unwrap().push(aud.clone());
+                        (
+                            200,
+                            json!({"count": 1, "value": signer.sign(&aud, &claims, 300)}),
+                        )
+                    }
+                    "/token" => (401, json!({"message": "bad request token"})),
+                    _ => (404, json!({})),
+                };
+                let body = body.to_string();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        ci
+    }
+
+    /// A token for `aud` with `claims`, valid for `ttl` seconds.
+    pub fn sign(&self, aud: &str, claims: &Value, ttl: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut c = claims.clone();
+        c["iss"] = self.issuer.clone().into();
+        c["aud"] = aud.into();
+        c["iat"] = now.into();
+        c["nbf"] = now.into();
+        c["exp"] = (now + ttl).into();
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        h.kid = Some("gh-test".into());
+        jsonwebtoken::encode(&h, &c, &self.key).unwrap()
+    }
+}
+
+fn github_claims(repository: &str) -> Value {
+    json!({"sub": format!("repo:{repository}:ref:refs/heads/main"), "repository": repository,
+           "ref": "refs/heads/main", "environment": "production", "workflow": "deploy"})
+}
+
+fn trusted(ci: &CiIssuer) -> String {
+    format!(
+        r#"
+[[auth.trusted_issuers]]
+name = "github"
+issuer = "{}"
+audience = "{AUDIENCE}"
+groups = ["ci", "dba"]
+[auth.trusted_issuers.claims]
+repository = "acme/app"
+ref = ["refs/heads/main", "refs/tags/v*"]
+"#,
+        ci.issuer
+    )
+}
+
+fn sessions_identities(env: &Env) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = hoopx::gateway::store::open(&format!(
+            "sqlite://{}",
+            env.path().join("gw.db").display()
+        ))
+        .await
+        .unwrap();
+        store
+            .list_sessions(&hoopx::gateway::store::SessionFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.identity)
+            .collect()
+    })
+}
+
+#[test]
+fn github_actions_id_tokens_are_detected_and_exchanged_without_a_stored_secret() {
+    let idp = Idp::start(json!({}), 600);
+    let ci = CiIssuer::start(github_claims("acme/app"));
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, &trusted(&ci)));
+    let gh = |c: &mut Command| {
+        c.env("HOOPX_GATEWAY", &gw.url)
+            .env(
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                format!("{}/token?api-version=2.0", ci.issuer),
+            )
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN);
+    };
+    let mut c = env.hoopx();
+    gh(&mut c);
+    c.args(["exec", "--target", "dba", "--", "echo", "deployed"]);
+    let out = run(c, "", T);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (0, "deployed\n"),
+        "{out:?}"
+    );
+    assert_eq!(ci.asked.lock().unwrap().as_slice(), [AUDIENCE]);
+    assert_eq!(
+        sessions_identities(&env),
+        ["github:repo:acme/app:ref:refs/heads/main"]
+    );
+
+    let mut c = env.hoopx();
+    gh(&mut c);
+    c.args(["status", "--output", "json"]);
+    let out = run(c, "", T);
+    let st: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        st["source"], "GitHub Actions ID token, exchanged",
+        "{out:?}"
+    );
+    assert_eq!(st["groups"], json!(["ci", "dba"]));
+    let ttl = st["expires_at"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    assert!(
+        (0..=300).contains(&ttl),
+        "never longer than the CI token: {ttl}"
+    );
+
+    // The CI token itself is not a gateway token: it must be exchanged.
+    let raw = ci.sign(AUDIENCE, &github_claims("acme/app"), 300);
+    let (status, body) = get(&format!("{}/v1/sessions", gw.url), &raw);
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exchanged first"),
+        "{body}"
+    );
+}
+
+#[test]
+fn ci_tokens_that_miss_the_claim_constraints_or_the_audience_are_refused() {
+    let idp = Idp::start(json!({}), 600);
+    let fork = CiIssuer::start(github_claims("evil/fork"));
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, &trusted(&fork)));
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url)
+        .env(
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            format!("{}/token", fork.issuer),
+        )
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN)
+        .args(["exec", "--target", "shell", "--", "sh", "-c", "echo ran"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 67, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "claim \"repository\" is \"evil/fork\" but this gateway accepts \"acme/app\""
+        ),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("ran"));
+
+    // GitLab style: the ID token in a variable (HOOPX_ID_TOKEN), here for another audience.
+    let exchange = |token: &str| {
+        let mut c = env.hoopx();
+        c.env("HOOPX_GATEWAY", &gw.url)
+            .env("HOOPX_ID_TOKEN", token)
+            .args(["exec", "--target", "shell", "--", "sh", "-c", "echo ran"]);
+        run(c, "", T)
+    };
+    let mut good_claims = github_claims("acme/app");
+    good_claims["ref"] = "refs/tags/v1.4.0".into();
+    let out = exchange(&fork.sign("urn:someone-else", &good_claims, 300));
+    assert_eq!(out.code(), 67, "{out:?}");
+    assert!(out.stderr.contains("another audience"), "{out:?}");
+    let out = exchange(&fork.sign(AUDIENCE, &good_claims, -120));
+    assert_eq!(out.code(), 67, "{out:?}");
+    assert!(out.stderr.contains("expired"), "{out:?}");
+    // A tag matching refs/tags/v* from the right repository gets in.
+    let out = exchange(&fork.sign(AUDIENCE, &good_claims, 300));
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "ran\n"), "{out:?}");
+}
