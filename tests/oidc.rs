@@ -850,3 +850,128 @@ fn ci_tokens_that_miss_the_claim_constraints_or_the_audience_are_refused() {
     let out = exchange(&fork.sign(AUDIENCE, &good_claims, 300));
     assert_eq!((out.code(), out.stdout.as_str()), (0, "ran\n"), "{out:?}");
 }
+
+fn events(env: &Env) -> (hoopx::proto::SessionInfo, Vec<String>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = hoopx::gateway::store::open(&format!(
+            "sqlite://{}",
+            env.path().join("gw.db").display()
+        ))
+        .await
+        .unwrap();
+        let s = store
+            .list_sessions(&hoopx::gateway::store::SessionFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        let markers = store
+            .events(&s.id, 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.kind == hoopx::recording::EventKind::Marker)
+            .map(|e| String::from_utf8_lossy(&e.event.data).into_owned())
+            .collect();
+        (s, markers)
+    })
+}
+
+/// Tokens that live 4 s, no leeway, 2 s of grace: a session of 10 s needs renewals.
+const SHORT: &str = "leeway = \"0s\"\nexpiry_grace = \"2s\"";
+
+#[test]
+fn a_long_session_outlives_its_token_when_the_login_refreshes() {
+    let idp = Idp::start(json!({"alice": ["dev"]}), 4);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, SHORT));
+    let out = device_login(&env, &gw, &idp, Some("alice"));
+    assert_eq!(out.code(), 0, "{out:?}");
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url).args([
+        "exec",
+        "--target",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "sleep 10; echo survived",
+    ]);
+    let out = run(c, "", T);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (0, "survived\n"),
+        "{out:?}"
+    );
+    let (session, markers) = events(&env);
+    assert_eq!(session.status, "exited", "{session:?}");
+    let renewed = markers
+        .iter()
+        .filter(|m| m.contains("token_renewed"))
+        .count();
+    assert!(renewed >= 2, "{markers:?}");
+    assert!(
+        !markers.iter().any(|m| m.contains("eyJ")),
+        "no token in the recording"
+    );
+}
+
+#[test]
+fn a_session_whose_login_was_revoked_ends_after_the_grace_and_the_recording_says_why() {
+    let idp = Idp::start(json!({"alice": ["dev"]}), 6);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, SHORT));
+    let out = device_login(&env, &gw, &idp, Some("alice"));
+    assert_eq!(out.code(), 0, "{out:?}");
+    // The login is revoked at the provider (as an administrator would): no more refreshes.
+    let refresh = cached(&env, &gw)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}/token/revocation", idp.issuer))
+        .form(&[("token", refresh.as_str()), ("client_id", "hoopx-cli")])
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success());
+
+    let tool = crate::util::LongTool::new(&env);
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url).args([
+        "exec",
+        "--target",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        &tool.script(),
+    ]);
+    let (mut child, stdout, stderr) = crate::util::spawn_piped(c);
+    stdout.wait_for("ready", T);
+    let status = crate::util::wait_timeout(&mut child, T).expect("hoopx exits");
+    assert_eq!(status.code(), Some(67), "{}", stderr.text());
+    let err = stderr.text();
+    assert!(err.contains("cannot renew the identity"), "{err}");
+    assert!(err.contains("identity expired"), "{err}");
+    assert!(err.contains("hoopx login"), "{err}");
+    tool.wait_gone(T);
+    let (session, markers) = events(&env);
+    assert_eq!(session.status, "aborted");
+    assert!(
+        session
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("identity expired"),
+        "{session:?}"
+    );
+    assert!(
+        markers
+            .iter()
+            .any(|m| m.contains("\"aborted\"") && m.contains("identity expired")),
+        "{markers:?}"
+    );
+}

@@ -28,8 +28,18 @@ use crate::client::{ClientError, GatewayClient};
 use crate::env_vars;
 use crate::proto::auth::AuthInfo;
 
-/// A token this close to its expiry is refreshed before use.
+/// A token this close to its expiry is refreshed before use (a third of its lifetime for
+/// tokens that live less than three minutes).
 pub const REFRESH_AHEAD: i64 = 60;
+
+/// When a token expiring at `exp` should be renewed (Unix seconds).
+pub fn renew_at(token: &Secret, exp: i64) -> i64 {
+    let iat = unverified_claims(token)
+        .get("iat")
+        .and_then(Value::as_i64)
+        .unwrap_or(exp - 3 * REFRESH_AHEAD);
+    exp - REFRESH_AHEAD.min(((exp - iat) / 3).max(1))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -645,7 +655,9 @@ async fn renew_login(gateway: &str, force: bool) -> Result<Credentials, LoginErr
         )
     };
     let entry = cache::get(gateway)?.ok_or_else(not_logged_in)?;
-    let fresh = entry.expires_at.is_none_or(|e| e > now() + REFRESH_AHEAD);
+    let fresh = entry
+        .expires_at
+        .is_none_or(|e| now() < renew_at(&entry.access_token, e));
     if fresh && !force {
         return Ok(Credentials {
             gateway: gateway.into(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{code, settings, Failure, GatewayArgs};
+use crate::auth::login;
 use crate::client::session::{self, say, SessionError};
 use crate::client::GatewayClient;
 use crate::gateway::embedded;
@@ -56,14 +57,15 @@ async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<Ex
         message: format!("{}; {program} was not run", f.message),
         ..f
     };
+    let mut renewing = None;
     let (client, _embedded) = match &r.gateway {
-        Some(url) => (
-            settings::remote_client(url, r.token.clone())
+        Some(url) => {
+            let (client, creds) = settings::remote_client(url, r.token.clone())
                 .await
-                .map_err(not_run)?
-                .0,
-            None,
-        ),
+                .map_err(not_run)?;
+            renewing = creds.and_then(keep_fresh);
+            (client, None)
+        }
         None => {
             let e = embedded::start().await.map_err(|e| {
                 Failure::new(code::UNAVAILABLE, format!("{e}; {program} was not run"))
@@ -123,7 +125,7 @@ async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<Ex
     } else {
         None
     };
-    let outcome = session::run(ws, tool, mode == Mode::Pty).await;
+    let outcome = session::run_renewing(ws, tool, mode == Mode::Pty, renewing).await;
     drop(raw);
     match outcome {
         Ok(o) if o.denied > 0 => Err(Failure::new(
@@ -157,5 +159,53 @@ fn session_failure(e: SessionError, program: &str) -> Failure {
             format!("the gateway ended the session: {why}"),
         ),
         SessionError::Spawn(why) => Failure::new(code::CANNOT_RUN, why),
+        SessionError::Identity(why) => Failure::new(
+            code::TOKEN,
+            format!("the gateway ended the session and stopped {program}: {why}"),
+        )
+        .hint("run `hoopx login` (or renew the machine's credentials), then run the command again"),
     }
+}
+
+/// Renews the session's token before it expires, for as long as the session runs, and
+/// hands each fresh one to the session (which sends it to the gateway). `None` when the
+/// token cannot be renewed (given as HOOPX_TOKEN) or does not expire.
+fn keep_fresh(
+    mut creds: login::Credentials,
+) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::auth::Secret>> {
+    if creds.source == login::Source::Given {
+        return None;
+    }
+    creds.expires_at?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut retry_at = None;
+        loop {
+            let Some(exp) = creds.expires_at else { return };
+            let at = retry_at.unwrap_or_else(|| login::renew_at(&creds.token, exp));
+            let wait = (at - login::now()).max(0) as u64;
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            match login::renew(&creds.gateway, &creds.source).await {
+                Ok(fresh) => {
+                    if tx.send(fresh.token.clone()).is_err() {
+                        return;
+                    }
+                    creds = fresh;
+                    retry_at = None;
+                }
+                // Maybe a blip: try again while the current token still holds.
+                Err(e @ login::LoginError::Unreachable { .. }) if login::now() < exp => {
+                    say(&format!("cannot renew the identity yet ({e}); retrying"));
+                    retry_at = Some(login::now() + 10);
+                }
+                Err(e) => {
+                    say(&format!(
+                        "cannot renew the identity: {e}; the gateway ends this session once the current token lapses"
+                    ));
+                    return;
+                }
+            }
+        }
+    });
+    Some(rx)
 }

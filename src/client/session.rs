@@ -54,6 +54,9 @@ pub enum SessionError {
     GatewayFailed(String),
     /// The tool could not be started.
     Spawn(String),
+    /// The gateway ended the session because the caller's identity lapsed (token expired
+    /// and not renewed, or revoked).
+    Identity(String),
 }
 
 #[derive(Debug)]
@@ -147,6 +150,7 @@ fn stream_error(e: crate::proto::frame::StreamError) -> SessionError {
     match e.code.as_str() {
         "protocol" => SessionError::Protocol(format!("the gateway reports: {}", e.message)),
         "policy" => SessionError::Policy(e.message),
+        "auth" => SessionError::Identity(e.message),
         _ => SessionError::GatewayFailed(e.message),
     }
 }
@@ -403,7 +407,28 @@ fn install_signals() -> std::io::Result<Signals> {
 }
 
 /// Runs the tool through the gateway until it exits and its exit is recorded.
-pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, SessionError> {
+pub async fn run(ws: Ws, tool: Tool, pty_mode: bool) -> Result<Outcome, SessionError> {
+    run_renewing(ws, tool, pty_mode, None).await
+}
+
+/// The next fresh token to hand the gateway; pending forever once there are none.
+async fn next_token(
+    tokens: &mut Option<mpsc::UnboundedReceiver<crate::auth::Secret>>,
+) -> Option<crate::auth::Secret> {
+    match tokens {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// [`run`], sending each token that comes on `tokens` to the gateway (a `Token` frame),
+/// so the session outlives the token it started with.
+pub async fn run_renewing(
+    ws: Ws,
+    mut tool: Tool,
+    pty_mode: bool,
+    mut tokens: Option<mpsc::UnboundedReceiver<crate::auth::Secret>>,
+) -> Result<Outcome, SessionError> {
     let mut sig = match install_signals() {
         Ok(s) => s,
         Err(e) => {
@@ -644,6 +669,12 @@ pub async fn run(ws: Ws, mut tool: Tool, pty_mode: bool) -> Result<Outcome, Sess
                     open_readers = 0;
                 }
             }
+            t = next_token(&mut tokens), if !exit_sent => match t {
+                Some(t) => {
+                    if let Err(e) = send_to(&mut ws, Message::Binary(ClientFrame::Token(t).encode())).await { break Err(e); }
+                }
+                None => tokens = None,
+            },
             _ = keepalive.tick() => {
                 if last_heard.elapsed() > GATEWAY_SILENCE {
                     break Err(SessionError::GatewayLost(format!("no answer from the gateway for {} s", GATEWAY_SILENCE.as_secs())));
