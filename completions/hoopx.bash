@@ -28,11 +28,20 @@ _hoopx() {
             hoopx,help)
                 cmd="hoopx__subcmd__help"
                 ;;
+            hoopx,login)
+                cmd="hoopx__subcmd__login"
+                ;;
+            hoopx,logout)
+                cmd="hoopx__subcmd__logout"
+                ;;
             hoopx,replay)
                 cmd="hoopx__subcmd__replay"
                 ;;
             hoopx,sessions)
                 cmd="hoopx__subcmd__sessions"
+                ;;
+            hoopx,status)
+                cmd="hoopx__subcmd__status"
                 ;;
             hoopx,verify)
                 cmd="hoopx__subcmd__verify"
@@ -67,11 +76,20 @@ _hoopx() {
             hoopx__subcmd__help,help)
                 cmd="hoopx__subcmd__help__subcmd__help"
                 ;;
+            hoopx__subcmd__help,login)
+                cmd="hoopx__subcmd__help__subcmd__login"
+                ;;
+            hoopx__subcmd__help,logout)
+                cmd="hoopx__subcmd__help__subcmd__logout"
+                ;;
             hoopx__subcmd__help,replay)
                 cmd="hoopx__subcmd__help__subcmd__replay"
                 ;;
             hoopx__subcmd__help,sessions)
                 cmd="hoopx__subcmd__help__subcmd__sessions"
+                ;;
+            hoopx__subcmd__help,status)
+                cmd="hoopx__subcmd__help__subcmd__status"
                 ;;
             hoopx__subcmd__help,verify)
                 cmd="hoopx__subcmd__help__subcmd__verify"
@@ -113,7 +131,7 @@ _hoopx() {
 
     case "${cmd}" in
         hoopx)
-            opts="-h -V --help --version exec gateway sessions replay verify generate help"
+            opts="-h -V --help --version exec gateway sessions replay verify login logout status generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,7 +307,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help)
-            opts="exec gateway sessions replay verify generate help"
+            opts="exec gateway sessions replay verify login logout status generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -386,6 +404,34 @@ _hoopx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopx__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__help__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopx__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -442,6 +488,20 @@ _hoopx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopx__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopx__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -449,6 +509,42 @@ _hoopx() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__login)
+            opts="-h --gateway --browser --no-open --client-credentials --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__logout)
+            opts="-h --gateway --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -617,6 +713,32 @@ _hoopx() {
         hoopx__subcmd__sessions__subcmd__show)
             opts="-h --gateway --token --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__status)
+            opts="-h --gateway --token --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -31,6 +31,9 @@ complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "gateway" -d 'Run or man
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "sessions" -d 'List and inspect recorded sessions'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "login" -d 'Log in to a gateway\'s identity provider (device flow; --browser; --client-credentials)'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "logout" -d 'Forget the login for a gateway and revoke it at the identity provider'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "status" -d 'Show who you are at the gateway: identity, groups, token source and expiry'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
@@ -47,7 +50,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_sub
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l listen -d 'Address to listen on' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l store -d 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l signing-key -d 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key' -r -F
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l dev -d 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l dev -d 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l config -d 'The TOML config file' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
@@ -99,15 +102,30 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l key -d 'The publi
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l output -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l browser -d 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l no-open -d 'With --browser: print the address instead of opening a browser'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l client-credentials -d 'Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l output -d 'Output format' -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -l out -d 'Directory that receives `completions/` and `man/`' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "gateway" -d 'Run or manage a gateway'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "sessions" -d 'List and inspect recorded sessions'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "gateway" -d 'Run or manage a gateway'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "sessions" -d 'List and inspect recorded sessions'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "login" -d 'Log in to a gateway\'s identity provider (device flow; --browser; --client-credentials)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "logout" -d 'Forget the login for a gateway and revoke it at the identity provider'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "status" -d 'Show who you are at the gateway: identity, groups, token source and expiry'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "serve" -d 'Serve the HTTP API and session streams'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first'
