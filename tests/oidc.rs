@@ -975,3 +975,98 @@ fn a_session_whose_login_was_revoked_ends_after_the_grace_and_the_recording_says
         "{markers:?}"
     );
 }
+
+/// Plays the browser: follows redirects from `url`, keeping the provider's cookies, until
+/// the loopback redirect to hoopx has been fetched. Returns that page's text.
+fn browse(url: &str) -> String {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut cookies: std::collections::BTreeMap<String, String> = Default::default();
+    let mut url = reqwest::Url::parse(url).unwrap();
+    for _ in 0..12 {
+        let cookie = cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let resp = http
+            .get(url.clone())
+            .header("cookie", cookie)
+            .send()
+            .unwrap();
+        for c in resp.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            cookies.insert(k.to_string(), v.to_string());
+        }
+        match resp.headers().get("location") {
+            Some(loc) => url = url.join(loc.to_str().unwrap()).unwrap(),
+            None => return resp.text().unwrap(),
+        }
+    }
+    panic!("too many redirects, last {url}");
+}
+
+#[test]
+fn browser_login_with_pkce_and_a_loopback_redirect() {
+    let idp = Idp::start(json!({"alice": ["dba"]}), 600);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, ""));
+    let mut c = env.hoopx();
+    c.args(["login", "--browser", "--no-open", "--gateway", &gw.url]);
+    let (mut child, _stdout, stderr) = crate::util::spawn_piped(c);
+    let text = stderr.wait_for("waiting for the browser", T);
+    let url = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("{}/auth?", idp.issuer)))
+        .unwrap_or_else(|| panic!("no authorization address: {text}"));
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    assert!(
+        url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{url}"
+    );
+    let page = browse(url);
+    assert!(page.contains("hoopx is logged in"), "{page}");
+    let status = crate::util::wait_timeout(&mut child, T).expect("hoopx login ends");
+    assert_eq!(status.code(), Some(0), "{}", stderr.text());
+    assert!(
+        stderr.text().contains("as alice (groups: dba)"),
+        "{}",
+        stderr.text()
+    );
+    let entry = cached(&env, &gw);
+    assert_eq!(entry["flow"], "browser");
+    assert!(entry["refresh_token"].is_string(), "{entry}");
+
+    // A forged redirect (wrong state) is not taken as the login.
+    let mut c = env.hoopx();
+    c.args(["login", "--browser", "--no-open", "--gateway", &gw.url]);
+    let (mut child, _stdout, stderr) = crate::util::spawn_piped(c);
+    let text = stderr.wait_for("waiting for the browser", T);
+    let url = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("{}/auth?", idp.issuer)))
+        .unwrap()
+        .to_string();
+    let redirect = reqwest::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let forged = reqwest::blocking::get(format!("{redirect}?code=stolen&state=wrong")).unwrap();
+    assert_eq!(forged.status(), 400);
+    assert!(forged.text().unwrap().contains("state mismatch"));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still waiting for the real browser"
+    );
+    let page = browse(&url);
+    assert!(page.contains("hoopx is logged in"), "{page}");
+    let status = crate::util::wait_timeout(&mut child, T).expect("hoopx login ends");
+    assert_eq!(status.code(), Some(0), "{}", stderr.text());
+}

@@ -14,6 +14,8 @@
 // at the browser):
 //   POST /test/approve {"user_code": "...", "account": "alice"}  approves a device code
 //   POST /test/deny    {"user_code": "..."}                       denies it
+//   GET  /interaction/UID  logs the browser in as HOOPX_TEST_BROWSER_ACCOUNT (default
+//                          alice) and consents, at once (the login page a person would see)
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -144,9 +146,24 @@ provider.use(async (ctx, next) => {
   }
 });
 
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const accountId = process.env.HOOPX_TEST_BROWSER_ACCOUNT || 'alice';
+  const grant = new provider.Grant({ accountId, clientId: details.params.client_id });
+  grant.addOIDCScope('openid offline_access');
+  grant.addResourceScope(audience, 'hoopx');
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, {
+    login: { accountId },
+    consent: { grantId },
+  }, { mergeWithLastSubmission: false });
+}
+
 const app = provider.callback();
 server.on('request', (req, res) => {
-  if (req.method === 'POST' && req.url === '/test/approve') {
+  if (req.method === 'GET' && req.url.startsWith('/interaction/')) {
+    interaction(req, res).catch((e) => res.writeHead(500).end(`${e.stack}\n`));
+  } else if (req.method === 'POST' && req.url === '/test/approve') {
     decide(req, res, true).catch((e) => res.writeHead(500).end(`${e.stack}\n`));
   } else if (req.method === 'POST' && req.url === '/test/deny') {
     decide(req, res, false).catch((e) => res.writeHead(500).end(`${e.stack}\n`));
