@@ -238,6 +238,7 @@ pub struct KeySet {
     jwks_uri: Mutex<Option<String>>,
     http: reqwest::Client,
     state: tokio::sync::Mutex<State>,
+    min_refetch: Duration,
 }
 
 #[derive(Default)]
@@ -257,7 +258,14 @@ impl KeySet {
                 .build()
                 .unwrap_or_default(),
             state: tokio::sync::Mutex::new(State::default()),
+            min_refetch: MIN_REFETCH,
         }
+    }
+
+    /// [`KeySet::new`] with another least time between fetches (tests).
+    pub fn with_min_refetch(mut self, d: Duration) -> KeySet {
+        self.min_refetch = d;
+        self
     }
 
     /// The key a token names (by `kid`, else the one key of its algorithm). `Ok(None)`:
@@ -268,7 +276,7 @@ impl KeySet {
         if let (false, Some(k)) = (stale, pick(&st.keys, kid, alg)) {
             return Ok(Some(k));
         }
-        let may_fetch = st.fetched.is_none_or(|t| t.elapsed() >= MIN_REFETCH);
+        let may_fetch = st.fetched.is_none_or(|t| t.elapsed() >= self.min_refetch);
         if may_fetch {
             match self.fetch().await {
                 Ok(keys) => {
@@ -457,6 +465,77 @@ mod tests {
         assert!(check(&good_token, &key, &e)
             .unwrap_err()
             .contains("does not allow"));
+    }
+
+    /// A JWKS endpoint on loopback whose keys the test swaps, counting fetches.
+    async fn jwks_server(
+        doc: std::sync::Arc<Mutex<Value>>,
+        hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = doc.lock().unwrap().to_string();
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            }
+        });
+        url
+    }
+
+    fn okp(kid: &str, seed: u8) -> Value {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let x =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk.verifying_key().as_bytes());
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid})
+    }
+
+    #[tokio::test]
+    async fn keys_are_cached_refetched_for_an_unknown_kid_and_rate_limited() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let doc = std::sync::Arc::new(Mutex::new(serde_json::json!({"keys": [okp("a", 1)]})));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let url = jwks_server(doc.clone(), hits.clone()).await;
+
+        // Rotation: a new kid is fetched once it is published.
+        let keys =
+            KeySet::new("http://127.0.0.1", Some(url.clone())).with_min_refetch(Duration::ZERO);
+        assert!(keys.find(Some("a"), "EdDSA").await.unwrap().is_some());
+        assert!(keys.find(Some("a"), "EdDSA").await.unwrap().is_some());
+        assert_eq!(hits.load(SeqCst), 1, "cached");
+        *doc.lock().unwrap() = serde_json::json!({"keys": [okp("a", 1), okp("b", 2)]});
+        let b = keys.find(Some("b"), "EdDSA").await.unwrap().unwrap();
+        assert_eq!((b.kid.as_deref(), b.alg), (Some("b"), Algorithm::EdDSA));
+        assert_eq!(hits.load(SeqCst), 2);
+
+        // Made-up kids do not turn into a fetch each.
+        let before = hits.load(SeqCst);
+        let limited =
+            KeySet::new("http://127.0.0.1", Some(url)).with_min_refetch(Duration::from_secs(600));
+        for i in 0..20 {
+            assert!(limited
+                .find(Some(&format!("nope-{i}")), "EdDSA")
+                .await
+                .unwrap()
+                .is_none());
+        }
+        assert_eq!(hits.load(SeqCst) - before, 1);
+
+        // A provider that cannot be reached: no keys, an error (never a pass).
+        let down = KeySet::new("http://127.0.0.1:1", None);
+        assert!(down.find(Some("a"), "EdDSA").await.is_err());
     }
 
     #[test]

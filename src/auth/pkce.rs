@@ -200,7 +200,7 @@ mod tests {
     fn s256_challenge_matches_rfc_7636_appendix_b() {
         assert_eq!(
             super::challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEYJ1kZ8_J7lFUQwFUPz0e5-hs31_M"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 }

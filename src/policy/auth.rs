@@ -314,6 +314,80 @@ mod tests {
         assert!(!glob("a*b*c", "axxbyy"));
     }
 
+    fn refuse(auth: &str) -> crate::policy::ConfigError {
+        let text = format!("{auth}\n[[targets]]\nname = \"a\"\nkind = \"command\"\n");
+        crate::policy::Policy::from_toml(&text, "gw.toml").unwrap_err()
+    }
+
+    #[test]
+    fn the_issue_example_is_accepted_with_defaults() {
+        let text = "[auth]\nissuer = \"https://idp.example.com\"\naudience = \"urn:hoopx:gateway\"\ncli_client_id = \"hoopx-cli\"\ngroups_claim = \"groups\"\n\n[[targets]]\nname = \"pg\"\nkind = \"postgres\"\ngroups = [\"dba\"]\n";
+        let p = crate::policy::Policy::from_toml(text, "gw.toml").unwrap();
+        let a = p.auth.unwrap();
+        assert_eq!(a.issuer, "https://idp.example.com");
+        assert_eq!(a.cli_client_id.as_deref(), Some("hoopx-cli"));
+        assert_eq!(a.leeway, Duration::from_secs(30));
+        assert_eq!(a.expiry_grace, Duration::from_secs(60));
+        assert!(p.targets[0].admits(&["dba".into()]));
+        assert!(!p.targets[0].admits(&["dev".into()]));
+        assert!(!p.targets[0].admits(&[]));
+    }
+
+    #[test]
+    fn bad_auth_tables_name_the_line_and_why() {
+        let base = "[auth]\nissuer = \"https://idp\"\naudience = \"urn:x\"\n";
+        let e = refuse("[auth]\nissuer = \"http://idp.example.com\"\naudience = \"urn:x\"\n");
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.reason.contains("https://"), "{e}");
+        let e = refuse(&format!("{base}algorithms = [\"none\"]\n"));
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.reason.contains("unsigned"), "{e}");
+        let e = refuse(&format!("{base}expiry_grace = \"soon\"\n"));
+        assert!(e.reason.contains("not a duration"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[auth.trusted_issuers]]\nname = \"gh\"\nissuer = \"https://token.actions.githubusercontent.com\"\naudience = \"urn:x\"\n"
+        ));
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.reason.contains("no [claims]"), "{e}");
+        let e = refuse("[auth]\nissuer = \"https://idp\"\n");
+        assert!(e.reason.contains("audience"), "{e}");
+        let e = refuse(&format!("{base}isuer = \"x\"\n"));
+        assert!(e.reason.contains("isuer"), "{e}");
+        assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn claim_constraints_name_what_did_not_match() {
+        let t = TrustedIssuer {
+            name: "gh".into(),
+            issuer: "https://x".into(),
+            audience: "a".into(),
+            jwks_uri: None,
+            claims: [(
+                "ref".to_string(),
+                vec!["refs/heads/main".to_string(), "refs/tags/v*".to_string()],
+            )]
+            .into_iter()
+            .collect(),
+            groups: vec![],
+        };
+        let claims = |r: serde_json::Value| r.as_object().unwrap().clone();
+        assert_eq!(
+            t.unmet(&claims(serde_json::json!({"ref": "refs/tags/v2"}))),
+            None
+        );
+        let why = t
+            .unmet(&claims(serde_json::json!({"ref": "refs/heads/dev"})))
+            .unwrap();
+        assert!(why.contains("\"refs/heads/dev\""), "{why}");
+        let why = t.unmet(&claims(serde_json::json!({}))).unwrap();
+        assert!(why.contains("missing"), "{why}");
+        // Only strings match: a number or list is not a way around a constraint.
+        assert!(t
+            .unmet(&claims(serde_json::json!({"ref": ["refs/heads/main"]})))
+            .is_some());
+    }
+
     #[test]
     fn urls() {
         assert!(check_url("https://idp.example.com").is_ok());
