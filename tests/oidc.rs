@@ -1070,3 +1070,74 @@ fn browser_login_with_pkce_and_a_loopback_redirect() {
     let status = crate::util::wait_timeout(&mut child, T).expect("hoopx login ends");
     assert_eq!(status.code(), Some(0), "{}", stderr.text());
 }
+
+#[test]
+fn parallel_commands_share_one_refresh_of_a_rotating_login() {
+    let idp = Idp::start(json!({"alice": ["dev"]}), 600);
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, ""));
+    let out = device_login(&env, &gw, &idp, Some("alice"));
+    assert_eq!(out.code(), 0, "{out:?}");
+    // The token is due for renewal; four commands start at once. Refresh tokens rotate
+    // (and reuse of a spent one revokes the login at most providers): only one may refresh.
+    let mut file: Value =
+        serde_json::from_slice(&std::fs::read(cache_path(&env)).unwrap()).unwrap();
+    file["gateways"][gw.url.as_str()]["expires_at"] = json!(chrono::Utc::now().timestamp());
+    std::fs::write(cache_path(&env), file.to_string()).unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            let mut c = env.hoopx();
+            c.env("HOOPX_GATEWAY", &gw.url).args([
+                "exec",
+                "--target",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                &format!("echo run{i}"),
+            ]);
+            crate::util::spawn_piped(c)
+        })
+        .collect();
+    for (i, (mut child, stdout, stderr)) in children.into_iter().enumerate() {
+        let status = crate::util::wait_timeout(&mut child, T).expect("exec ends");
+        assert_eq!(status.code(), Some(0), "run{i}: {}", stderr.text());
+        assert_eq!(stdout.text(), format!("run{i}\n"));
+    }
+    // The login still works afterwards (no refresh token was spent twice).
+    let mut c = env.hoopx();
+    c.args(["status", "--gateway", &gw.url]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+}
+
+#[test]
+fn the_ci_token_variable_can_be_named_in_the_client_config() {
+    let idp = Idp::start(json!({}), 600);
+    let ci = CiIssuer::start(github_claims("acme/app"));
+    let env = Env::new();
+    let gw = gateway(&env, &config(&idp, &trusted(&ci)));
+    std::fs::create_dir_all(env.path().join("config/hoopx")).unwrap();
+    std::fs::write(
+        env.path().join("config/hoopx/config.toml"),
+        format!(
+            "gateway = \"{}\"\nid_token_env = \"GITLAB_OIDC_TOKEN\"\n",
+            gw.url
+        ),
+    )
+    .unwrap();
+    let mut c = env.hoopx();
+    c.env(
+        "GITLAB_OIDC_TOKEN",
+        ci.sign(AUDIENCE, &github_claims("acme/app"), 300),
+    )
+    .args(["status", "--output", "json"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let st: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        st["source"],
+        "CI ID token from GITLAB_OIDC_TOKEN, exchanged"
+    );
+    assert_eq!(st["subject"], "github:repo:acme/app:ref:refs/heads/main");
+}

@@ -181,3 +181,30 @@ pub fn remove(gateway: &str) -> Result<Option<Entry>, CacheError> {
     }
     Ok(old)
 }
+
+/// An exclusive lock on the cache, held while a login is refreshed, so parallel commands
+/// (an agent's several tool calls) do not each spend the same rotating refresh token: the
+/// second one finds the first one's fresh token instead. Released when dropped.
+pub struct Lock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+/// Waits for the cache lock (a blocking call: run it off the async threads).
+pub fn lock() -> Result<Lock, CacheError> {
+    let p = path()?.with_extension("lock");
+    let werr = |why: String| CacheError::Write {
+        path: p.clone(),
+        why,
+    };
+    if let Some(dir) = p.parent() {
+        crate::dirs::create_private_dir(dir).map_err(|e| werr(e.to_string()))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&p)
+        .map_err(|e| werr(e.to_string()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map(Lock)
+        .map_err(|(_, e)| werr(e.to_string()))
+}

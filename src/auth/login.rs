@@ -12,9 +12,9 @@
 //! 2. `HOOPX_CLIENT_ID` + `HOOPX_CLIENT_SECRET`: client credentials at the provider;
 //! 3. the cached login for that gateway (`hoopx login`), refreshed when it is about to
 //!    expire;
-//! 4. an ambient CI token exchanged at the gateway: `HOOPX_ID_TOKEN` (GitLab `id_tokens`,
-//!    or any CI that can put an ID token in a variable), or GitHub Actions'
-//!    `ACTIONS_ID_TOKEN_REQUEST_URL` / `_TOKEN`.
+//! 4. an ambient CI token exchanged at the gateway: `HOOPX_ID_TOKEN` (or the variable the
+//!    client config's `id_token_env` names: GitLab `id_tokens`, or any CI that can put an
+//!    ID token in a variable), or GitHub Actions' `ACTIONS_ID_TOKEN_REQUEST_URL` / `_TOKEN`.
 
 use std::time::Duration;
 
@@ -563,10 +563,12 @@ fn env_nonempty(var: &str) -> Option<String> {
 }
 
 /// The token a command runs with against `gateway` (see the module doc for the order);
-/// `None` when there is none at all.
+/// `None` when there is none at all. `id_token_var` names the variable that holds a CI ID
+/// token (default `HOOPX_ID_TOKEN`).
 pub async fn obtain(
     gateway: &str,
     given: Option<Secret>,
+    id_token_var: Option<&str>,
 ) -> Result<Option<Credentials>, LoginError> {
     if let Some(token) = given {
         let expires_at = unverified_claims(&token).get("exp").and_then(Value::as_i64);
@@ -578,18 +580,21 @@ pub async fn obtain(
         }));
     }
     if client_credentials_env().is_some() {
-        return renew(gateway, &Source::ClientCredentials).await.map(Some);
+        return fetch(gateway, &Source::ClientCredentials, None)
+            .await
+            .map(Some);
     }
     if cache::get(gateway)?.is_some() {
-        return renew_login(gateway, false).await.map(Some);
+        return renew_login(gateway, None).await.map(Some);
     }
-    if env_nonempty(env_vars::HOOPX_ID_TOKEN).is_some() {
-        return renew(gateway, &Source::IdToken(env_vars::HOOPX_ID_TOKEN.into()))
+    let id_token_var = id_token_var.unwrap_or(env_vars::HOOPX_ID_TOKEN);
+    if env_nonempty(id_token_var).is_some() {
+        return fetch(gateway, &Source::IdToken(id_token_var.into()), None)
             .await
             .map(Some);
     }
     if env_nonempty(env_vars::ACTIONS_ID_TOKEN_REQUEST_URL).is_some() {
-        return renew(gateway, &Source::GitHubActions).await.map(Some);
+        return fetch(gateway, &Source::GitHubActions, None).await.map(Some);
     }
     Ok(None)
 }
@@ -601,9 +606,18 @@ fn client_credentials_env() -> Option<(String, Secret)> {
     ))
 }
 
-/// A fresh token from the same source (a refresh, a new client-credentials token, a new
-/// exchange). A given token cannot be renewed.
-pub async fn renew(gateway: &str, source: &Source) -> Result<Credentials, LoginError> {
+/// A fresh token from the same source as `old` (a refresh, a new client-credentials token,
+/// a new exchange). A given token cannot be renewed.
+pub async fn renew(old: &Credentials) -> Result<Credentials, LoginError> {
+    fetch(&old.gateway, &old.source, Some(&old.token)).await
+}
+
+/// A token from `source`; for a login, one other than `stale`.
+async fn fetch(
+    gateway: &str,
+    source: &Source,
+    stale: Option<&Secret>,
+) -> Result<Credentials, LoginError> {
     let done = |token: Secret, expires_at: Option<i64>| Credentials {
         gateway: gateway.into(),
         source: source.clone(),
@@ -615,7 +629,7 @@ pub async fn renew(gateway: &str, source: &Source) -> Result<Credentials, LoginE
             "the token from HOOPX_TOKEN / --token has expired and hoopx cannot renew it",
             "use `hoopx login`, client credentials or a CI identity, which hoopx renews by itself",
         )),
-        Source::Login => renew_login(gateway, true).await,
+        Source::Login => renew_login(gateway, stale).await,
         Source::ClientCredentials => {
             let (id, secret) = client_credentials_env().ok_or_else(|| LoginError::Setup {
                 message: "HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET must both be set".into(),
@@ -646,25 +660,40 @@ pub async fn renew(gateway: &str, source: &Source) -> Result<Credentials, LoginE
     }
 }
 
-/// The cached login for `gateway`, refreshed when `force`d or about to expire.
-async fn renew_login(gateway: &str, force: bool) -> Result<Credentials, LoginError> {
+/// The cached login for `gateway`, refreshed when it is about to expire or when it is
+/// still `stale` (the token the caller wants replaced). Refreshes happen under the cache
+/// lock; a login another process refreshed meanwhile is used as it is.
+async fn renew_login(gateway: &str, stale: Option<&Secret>) -> Result<Credentials, LoginError> {
     let not_logged_in = || {
         refused(
             format!("not logged in to {gateway}"),
             &format!("run `hoopx login --gateway {gateway}`"),
         )
     };
+    let usable = |e: &Entry| {
+        e.expires_at
+            .is_none_or(|exp| now() < renew_at(&e.access_token, exp))
+            && stale.is_none_or(|s| *s != e.access_token)
+    };
+    let done = |e: Entry| Credentials {
+        gateway: gateway.into(),
+        source: Source::Login,
+        token: e.access_token,
+        expires_at: e.expires_at,
+    };
     let entry = cache::get(gateway)?.ok_or_else(not_logged_in)?;
-    let fresh = entry
-        .expires_at
-        .is_none_or(|e| now() < renew_at(&entry.access_token, e));
-    if fresh && !force {
-        return Ok(Credentials {
-            gateway: gateway.into(),
-            source: Source::Login,
-            token: entry.access_token,
-            expires_at: entry.expires_at,
-        });
+    if usable(&entry) {
+        return Ok(done(entry));
+    }
+    let _lock = tokio::task::spawn_blocking(cache::lock)
+        .await
+        .map_err(|e| LoginError::Setup {
+            message: format!("cannot wait for the token cache lock: {e}"),
+            hint: None,
+        })??;
+    let entry = cache::get(gateway)?.ok_or_else(not_logged_in)?;
+    if usable(&entry) {
+        return Ok(done(entry));
     }
     let Some(refresh) = &entry.refresh_token else {
         return Err(refused(
@@ -675,14 +704,10 @@ async fn renew_login(gateway: &str, force: bool) -> Result<Credentials, LoginErr
     let p = Provider::discover(gateway).await?;
     let t = p.refresh(&entry.client_id, refresh).await?;
     let mut updated = p.entry(&entry.client_id, &entry.flow, t);
+    updated.subject = entry.subject.clone();
     updated.groups = entry.groups.clone();
     cache::put(gateway, &updated)?;
-    Ok(Credentials {
-        gateway: gateway.into(),
-        source: Source::Login,
-        token: updated.access_token,
-        expires_at: updated.expires_at,
-    })
+    Ok(done(updated))
 }
 
 /// The audience to ask GitHub for: the trusted issuer's that is GitHub's (or the only

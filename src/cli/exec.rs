@@ -185,7 +185,7 @@ fn keep_fresh(
             let at = retry_at.unwrap_or_else(|| login::renew_at(&creds.token, exp));
             let wait = (at - login::now()).max(0) as u64;
             tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
-            match login::renew(&creds.gateway, &creds.source).await {
+            match login::renew(&creds).await {
                 Ok(fresh) => {
                     if tx.send(fresh.token.clone()).is_err() {
                         return;

@@ -233,7 +233,10 @@ pub fn status(args: StatusArgs) -> Result<ExitCode, Failure> {
         .map(crate::auth::Secret::new);
     let rt = super::runtime()?;
     let result = rt.block_on(async {
-        let creds = login::obtain(&gateway, given).await?;
+        let var = settings::load_config()?
+            .id_token_env
+            .filter(|v| !v.is_empty());
+        let creds = login::obtain(&gateway, given, var.as_deref()).await?;
         let Some(creds) = creds else {
             return Ok(None);
         };
