@@ -258,6 +258,9 @@ fn targets_restricted_to_groups_refuse_others_with_77() {
         out.stderr.contains("open to the groups dba only") && out.stderr.contains("ci-bot"),
         "{out:?}"
     );
+    // The operator sees the refusal in the gateway's log.
+    gw.stderr
+        .wait_for("session refused identity=ci-bot target=dba", T);
     // A member of dba (a token with the provider's key and its groups claim) gets in.
     let alice = idp.sign(&idp.kid(), &idp.claims("alice", &["dba"]));
     let out = exec(&alice);

@@ -211,6 +211,10 @@ async fn open_session(
                 .hint("`hoopx exec --target NAME` picks a target explicitly"),
         })?;
     if !target.admits(&identity.groups) {
+        gw.log(format_args!(
+            "session refused identity={} target={} groups={:?}: not in the target's groups",
+            identity.subject, target.name, identity.groups
+        ));
         return Err(ApiFailure::new(
             StatusCode::FORBIDDEN,
             codes::DENIED,
