@@ -924,7 +924,9 @@ fn a_long_session_outlives_its_token_when_the_login_refreshes() {
 
 #[test]
 fn a_session_whose_login_was_revoked_ends_after_the_grace_and_the_recording_says_why() {
-    let idp = Idp::start(json!({"alice": ["dev"]}), 6);
+    // 10 s tokens: the session starts on the login's first token (renewal is due after
+    // about 7 s), so the revocation only shows at the first renewal, mid-session.
+    let idp = Idp::start(json!({"alice": ["dev"]}), 10);
     let env = Env::new();
     let gw = gateway(&env, &config(&idp, SHORT));
     let out = device_login(&env, &gw, &idp, Some("alice"));
