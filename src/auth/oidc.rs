@@ -116,19 +116,7 @@ impl OidcAuthenticator {
     }
 
     fn groups_of(&self, claims: &Map<String, Value>) -> Vec<String> {
-        match claims.get(&self.settings.groups_claim) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            Some(Value::String(s)) => s
-                .split([' ', ','])
-                .filter(|g| !g.is_empty())
-                .map(str::to_string)
-                .collect(),
-            _ => vec![],
-        }
+        groups_at(claims, &self.settings.groups_claim)
     }
 
     fn session_expect(&self) -> Expect {
@@ -162,6 +150,33 @@ impl OidcAuthenticator {
             identity: identity.clone(),
             expires_at: exp,
         })
+    }
+}
+
+/// The groups in claim `name`: a list of strings, or one string of space- or
+/// comma-separated names. A dotted name that is not a top-level claim is a path into
+/// nested objects (Keycloak's `realm_access.roles`).
+pub fn groups_at(claims: &Map<String, Value>, name: &str) -> Vec<String> {
+    let found = claims.get(name).or_else(|| {
+        let mut parts = name.split('.');
+        let mut v = claims.get(parts.next()?)?;
+        for p in parts {
+            v = v.get(p)?;
+        }
+        Some(v)
+    });
+    match found {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(s)) => s
+            .split([' ', ','])
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
     }
 }
 
@@ -280,5 +295,69 @@ impl Authenticator for OidcAuthenticator {
             exp = exp.min(ci_exp);
         }
         self.mint(&identity, &trusted.name, exp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_come_from_lists_strings_and_nested_claims() {
+        let c = serde_json::json!({
+            "groups": ["dba", "dev", 7],
+            "scp": "a b,c",
+            "realm_access": {"roles": ["ops"]},
+            "odd.name": ["dotted"]
+        });
+        let c = c.as_object().unwrap();
+        assert_eq!(groups_at(c, "groups"), ["dba", "dev"]);
+        assert_eq!(groups_at(c, "scp"), ["a", "b", "c"]);
+        assert_eq!(groups_at(c, "realm_access.roles"), ["ops"]);
+        assert_eq!(groups_at(c, "odd.name"), ["dotted"]);
+        assert!(groups_at(c, "missing").is_empty());
+        assert!(groups_at(c, "realm_access.nope").is_empty());
+    }
+
+    #[tokio::test]
+    async fn session_tokens_round_trip_and_other_gateways_refuse_them() {
+        let settings = crate::policy::auth::AuthSettings {
+            issuer: "https://idp.example.com".into(),
+            audience: "urn:gw".into(),
+            cli_client_id: None,
+            groups_claim: "groups".into(),
+            algorithms: vec![],
+            jwks_uri: None,
+            leeway: std::time::Duration::from_secs(30),
+            session_ttl: std::time::Duration::from_secs(60),
+            expiry_grace: std::time::Duration::from_secs(60),
+            trusted_issuers: vec![],
+        };
+        let a = OidcAuthenticator::new(
+            settings.clone(),
+            &ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+        );
+        let b = OidcAuthenticator::new(settings, &ed25519_dalek::SigningKey::from_bytes(&[2; 32]));
+        let who = Identity {
+            subject: "github:repo:x".into(),
+            groups: vec!["ci".into()],
+        };
+        let exp = chrono::Utc::now().timestamp() + 60;
+        let t = a.mint(&who, "github", exp).unwrap();
+        let v = a.verify(Some(t.token.expose())).await.unwrap();
+        assert_eq!((v.identity, v.expires_at), (who.clone(), Some(exp)));
+        assert!(matches!(
+            b.verify(Some(t.token.expose())).await,
+            Err(AuthError::Invalid(_))
+        ));
+        // Expired session tokens are refused like any other.
+        let old = a
+            .mint(&who, "github", chrono::Utc::now().timestamp() - 120)
+            .unwrap();
+        let e = a.verify(Some(old.token.expose())).await.unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
+        // No trusted issuers: nothing to exchange.
+        assert!(a.exchange(t.token.expose()).await.is_err());
+        assert!(!format!("{a:?}").contains(t.token.expose()));
     }
 }
