@@ -582,6 +582,23 @@ fn machines_use_client_credentials_from_the_environment() {
     assert!(out.stderr.contains("as ci-bot (groups: ci)"), "{out:?}");
     assert_eq!(cached(&env, &gw)["flow"], "client-credentials");
 
+    // Half a machine identity is a usage error, not a silent fallback.
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url)
+        .env("HOOPX_CLIENT_ID", CI_CLIENT)
+        .args([
+            "exec",
+            "--target",
+            "shell",
+            "--",
+            "sh",
+            "-c",
+            "echo machine",
+        ]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(out.stderr.contains("HOOPX_CLIENT_SECRET is not"), "{out:?}");
+
     // A wrong secret is refused by the provider: 67, and the secret is not shown.
     let mut c = env.hoopx();
     c.env("HOOPX_GATEWAY", &gw.url)

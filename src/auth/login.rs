@@ -579,6 +579,31 @@ pub async fn obtain(
             expires_at,
         }));
     }
+    let (id, secret) = (
+        env_nonempty(env_vars::HOOPX_CLIENT_ID),
+        env_nonempty(env_vars::HOOPX_CLIENT_SECRET),
+    );
+    if id.is_some() != secret.is_some() {
+        return Err(LoginError::Setup {
+            message: format!(
+                "{} is set but {} is not",
+                if id.is_some() {
+                    env_vars::HOOPX_CLIENT_ID
+                } else {
+                    env_vars::HOOPX_CLIENT_SECRET
+                },
+                if id.is_some() {
+                    env_vars::HOOPX_CLIENT_SECRET
+                } else {
+                    env_vars::HOOPX_CLIENT_ID
+                },
+            ),
+            hint: Some(
+                "a machine identity needs both; unset both to use `hoopx login` or a CI identity"
+                    .into(),
+            ),
+        });
+    }
     if client_credentials_env().is_some() {
         return fetch(gateway, &Source::ClientCredentials, None)
             .await
