@@ -32,6 +32,10 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 fi
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "scripts/test.sh: the identity tests need node 20 or later (oidc-provider 9); found $(node --version)" >&2
+  exit 1
+fi
 if [ ! -d tests/oidc/node_modules/oidc-provider ] || [ tests/oidc/package-lock.json -nt tests/oidc/node_modules ]; then
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
