@@ -292,4 +292,39 @@ fn main() {
         base,
         "MiB/s",
     );
+
+    // Interactive lines: in PTY mode every Enter waits for the tool's echo and is checked
+    // as typed and as shown on the screen, so each line pays a settle time.
+    let lines = 40;
+    let text: String = (0..lines).map(|i| format!("select {i};\n")).collect();
+    let input = b.home.path().join("lines.txt");
+    std::fs::write(&input, text).unwrap();
+    println!();
+    println!("PTY lines: {lines} lines into head -n {lines} under a PTY ({throughput_runs} runs, ms per line)");
+    let mut plain_pty = Vec::new();
+    let mut hoopx_pty = Vec::new();
+    for _ in 0..throughput_runs {
+        let mut c = b.cmd("script");
+        c.args(["-qec", &format!("head -n {lines}"), "/dev/null"])
+            .stdin(std::fs::File::open(&input).unwrap());
+        plain_pty.push(time_call(c) / lines as f64);
+        let mut c = remote(&["exec", "--tty", "--", "head", "-n", &lines.to_string()]);
+        c.stdin(std::fs::File::open(&input).unwrap());
+        hoopx_pty.push(time_call(c) / lines as f64);
+    }
+    let base = median(plain_pty.clone());
+    row(
+        "plain pty: script -qc head",
+        base,
+        p90(plain_pty),
+        base,
+        "ms/line",
+    );
+    row(
+        "hoopx pty (loopback gw)",
+        median(hoopx_pty.clone()),
+        p90(hoopx_pty),
+        base,
+        "ms/line",
+    );
 }

@@ -25,6 +25,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
             cand gateway 'Run or manage a gateway'
             cand sessions 'List and inspect recorded sessions'
+            cand mcp 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
+            cand review 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
             cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
             cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
             cand login 'Log in to a gateway''s identity provider (device flow; --browser; --client-credentials)'
@@ -37,8 +39,14 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --target 'Target to open the session on; by default the one target that runs the command'
+            cand --review 'Run under this approved review (single-use; it must be for this very command)'
+            cand --approval-timeout 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires'
+            cand --output '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty'
+            cand --capture-limit 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged'
             cand --tty 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
             cand --no-tty 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
+            cand --no-wait 'Do not wait for a review: exit 75 at once with the review id'
+            cand --capture 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -111,6 +119,86 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;sessions;help;help'= {
         }
+        &'hoopx;mcp'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;review'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand list 'List reviews, newest first'
+            cand show 'Show one review: the exact command, who asked, and every decision'
+            cand approve 'Approve a pending review (you cannot approve your own request)'
+            cand reject 'Reject a pending review; the command or line never runs'
+            cand revoke 'Withdraw a pending request or an approval not used yet'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hoopx;review;list'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --status 'Only reviews in this state'
+            cand --limit 'How many reviews to show at most'
+            cand --output 'output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;review;show'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --output 'output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;review;approve'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --reason 'Why, recorded with the decision'
+            cand --output 'output'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;review;reject'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --reason 'Why, recorded with the decision and shown to the requester'
+            cand --output 'output'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;review;revoke'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --reason 'reason'
+            cand --output 'output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'hoopx;review;help'= {
+            cand list 'List reviews, newest first'
+            cand show 'Show one review: the exact command, who asked, and every decision'
+            cand approve 'Approve a pending review (you cannot approve your own request)'
+            cand reject 'Reject a pending review; the command or line never runs'
+            cand revoke 'Withdraw a pending request or an approval not used yet'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hoopx;review;help;list'= {
+        }
+        &'hoopx;review;help;show'= {
+        }
+        &'hoopx;review;help;approve'= {
+        }
+        &'hoopx;review;help;reject'= {
+        }
+        &'hoopx;review;help;revoke'= {
+        }
+        &'hoopx;review;help;help'= {
+        }
         &'hoopx;replay'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
@@ -160,6 +248,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
             cand gateway 'Run or manage a gateway'
             cand sessions 'List and inspect recorded sessions'
+            cand mcp 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
+            cand review 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
             cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
             cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
             cand login 'Log in to a gateway''s identity provider (device flow; --browser; --client-credentials)'
@@ -185,6 +275,25 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;help;sessions;list'= {
         }
         &'hoopx;help;sessions;show'= {
+        }
+        &'hoopx;help;mcp'= {
+        }
+        &'hoopx;help;review'= {
+            cand list 'List reviews, newest first'
+            cand show 'Show one review: the exact command, who asked, and every decision'
+            cand approve 'Approve a pending review (you cannot approve your own request)'
+            cand reject 'Reject a pending review; the command or line never runs'
+            cand revoke 'Withdraw a pending request or an approval not used yet'
+        }
+        &'hoopx;help;review;list'= {
+        }
+        &'hoopx;help;review;show'= {
+        }
+        &'hoopx;help;review;approve'= {
+        }
+        &'hoopx;help;review;reject'= {
+        }
+        &'hoopx;help;review;revoke'= {
         }
         &'hoopx;help;replay'= {
         }

@@ -29,6 +29,8 @@ complete -c hoopx -n "__fish_hoopx_needs_command" -s V -l version -d 'Print vers
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "gateway" -d 'Run or manage a gateway'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "sessions" -d 'List and inspect recorded sessions'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "mcp" -d 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "review" -d 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "login" -d 'Log in to a gateway\'s identity provider (device flow; --browser; --client-credentials)'
@@ -39,8 +41,15 @@ complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "help" -d 'Print this me
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l target -d 'Target to open the session on; by default the one target that runs the command' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l review -d 'Run under this approved review (single-use; it must be for this very command)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l approval-timeout -d 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l output -d '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool\'s raw output; implies --no-tty' -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l capture-limit -d 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l tty -d 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-tty -d 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-wait -d 'Do not wait for a review: exit 75 at once with the review id'
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l capture -d 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "serve" -d 'Serve the HTTP API and session streams'
@@ -83,6 +92,59 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_su
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one session, with the verification of its recording'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "list" -d 'List reviews, newest first'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "show" -d 'Show one review: the exact command, who asked, and every decision'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "approve" -d 'Approve a pending review (you cannot approve your own request)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "reject" -d 'Reject a pending review; the command or line never runs'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "revoke" -d 'Withdraw a pending request or an approval not used yet'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l status -d 'Only reviews in this state' -r -f -a "pending\t''
+approved\t''
+executed\t''
+rejected\t''
+expired\t''
+revoked\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l limit -d 'How many reviews to show at most' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l output -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l output -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l reason -d 'Why, recorded with the decision' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l output -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -s y -l yes -d 'Do not ask for confirmation'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l reason -d 'Why, recorded with the decision and shown to the requester' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l output -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -s y -l yes -d 'Do not ask for confirmation'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l reason -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l output -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "list" -d 'List reviews, newest first'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one review: the exact command, who asked, and every decision'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "approve" -d 'Approve a pending review (you cannot approve your own request)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "reject" -d 'Reject a pending review; the command or line never runs'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Withdraw a pending request or an approval not used yet'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l format -d 'What to write: play it (pty), or export it (text, cast, cast3, json)' -r -f -a "pty\t'Play on the terminal with the original timing'
@@ -116,17 +178,24 @@ json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand status" -s h -l help -d 'Print help'
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -l out -d 'Directory that receives `completions/` and `man/`' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "gateway" -d 'Run or manage a gateway'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "sessions" -d 'List and inspect recorded sessions'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "login" -d 'Log in to a gateway\'s identity provider (device flow; --browser; --client-credentials)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "logout" -d 'Forget the login for a gateway and revoke it at the identity provider'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "status" -d 'Show who you are at the gateway: identity, groups, token source and expiry'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions replay verify login logout status generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "gateway" -d 'Run or manage a gateway'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "sessions" -d 'List and inspect recorded sessions'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "mcp" -d 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "review" -d 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "login" -d 'Log in to a gateway\'s identity provider (device flow; --browser; --client-credentials)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "logout" -d 'Forget the login for a gateway and revoke it at the identity provider'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "status" -d 'Show who you are at the gateway: identity, groups, token source and expiry'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "serve" -d 'Serve the HTTP API and session streams'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'Show one session, with the verification of its recording'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from review" -f -a "list" -d 'List reviews, newest first'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from review" -f -a "show" -d 'Show one review: the exact command, who asked, and every decision'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from review" -f -a "approve" -d 'Approve a pending review (you cannot approve your own request)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from review" -f -a "reject" -d 'Reject a pending review; the command or line never runs'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from review" -f -a "revoke" -d 'Withdraw a pending request or an approval not used yet'

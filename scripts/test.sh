@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian/Ubuntu machine
 # (PostgreSQL server and client, util-linux's `script`, asciinema to check that exported
-# recordings play in a standard player, node and the npm package oidc-provider for the
-# identity tests), then runs every test.
+# recordings play in a standard player, OpenSSH server and client, kubectl and openssl for
+# the target tests, node and the npm package oidc-provider for the identity tests), then
+# runs every test.
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh exec_pty`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,10 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "$(id -u)" -eq 0 ] && ! getent passwd postgres >/dev/null; then
   # Running as root, the tests start PostgreSQL as the `postgres` user the package creates.
   need+=(postgresql)

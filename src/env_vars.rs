@@ -24,3 +24,9 @@ pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 pub const HOME: &str = "HOME";
+/// Where `hoopx exec` puts a session's private directory (credentials a target hands the
+/// tool); else the temp directory (`TMPDIR`).
+pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+/// Set by `hoopx exec` for the tool (not read): the session's private directory, where a
+/// target's credential files and generated configs are.
+pub const HOOPX_SESSION_DIR: &str = crate::policy::targets::SESSION_DIR_VAR;

@@ -267,8 +267,13 @@ fn the_readme_gateway_config_is_accepted_as_written() {
     let env = Env::new();
     let path = env.write("readme.toml", config);
     let mut c = env.hoopx();
-    c.args(["gateway", "check", "--config"]).arg(&path);
+    // The secrets it names come from the gateway's environment.
+    c.env("PROD_DB_PASSWORD", "pw-example")
+        .env("WEB_SSH_KEY", "key-example")
+        .env("K8S_TOKEN", "token-example")
+        .args(["gateway", "check", "--config"])
+        .arg(&path);
     let out = run(c, "", std::time::Duration::from_secs(30));
     assert_eq!(out.code(), 0, "{out:?}\n{config}");
-    assert!(out.stdout.contains("OK (1 targets"), "{out:?}");
+    assert!(out.stdout.contains("OK (3 targets"), "{out:?}");
 }

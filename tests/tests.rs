@@ -1,5 +1,7 @@
 //! All integration tests compile into this one binary; each module tells one story.
 
+mod agents;
+mod approvals;
 mod cli;
 mod exec_pipe;
 mod exec_pty;
@@ -9,6 +11,7 @@ mod masking;
 mod oidc;
 mod recording;
 mod store;
+mod targets;
 mod util;
 
 /// The example config of the foundation issue, accepted as it is.

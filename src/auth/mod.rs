@@ -136,15 +136,27 @@ impl Authenticator for Chain {
     }
 }
 
-/// `gateway serve --dev`: one shared token, the identity `dev`.
+/// `gateway serve --dev`: one shared token for the identity `dev`, plus the named
+/// identities of the config's `[[dev.identities]]` (each its own token and groups), so
+/// reviews can be tried with a requester and a reviewer without an identity provider.
 #[derive(Debug)]
 pub struct DevToken {
     token: Secret,
+    identities: Vec<(Secret, Identity)>,
 }
 
 impl DevToken {
     pub fn new(token: Secret) -> DevToken {
-        DevToken { token }
+        DevToken {
+            token,
+            identities: Vec::new(),
+        }
+    }
+
+    /// Adds a named identity with its own token.
+    pub fn with_identity(mut self, token: Secret, identity: Identity) -> DevToken {
+        self.identities.push((token, identity));
+        self
     }
 }
 
@@ -152,14 +164,20 @@ impl DevToken {
 impl Authenticator for DevToken {
     async fn authenticate(&self, bearer: Option<&str>) -> Result<Identity, AuthError> {
         let bearer = bearer.ok_or(AuthError::Missing)?;
+        // Every token is compared, so the time taken says nothing about which one matched.
+        let mut found = None;
         if constant_time_eq(bearer.as_bytes(), self.token.expose().as_bytes()) {
-            Ok(Identity {
+            found = Some(Identity {
                 subject: "dev".into(),
                 groups: vec![],
-            })
-        } else {
-            Err(AuthError::Rejected)
+            });
         }
+        for (token, identity) in &self.identities {
+            if constant_time_eq(bearer.as_bytes(), token.expose().as_bytes()) {
+                found = Some(identity.clone());
+            }
+        }
+        found.ok_or(AuthError::Rejected)
     }
 }
 
@@ -225,6 +243,28 @@ mod tests {
         assert_eq!(a.authenticate(Some("t0K")).await, Err(AuthError::Rejected));
         assert_eq!(a.authenticate(Some("")).await, Err(AuthError::Rejected));
         assert_eq!(a.authenticate(None).await, Err(AuthError::Missing));
+    }
+
+    #[tokio::test]
+    async fn dev_identities_have_their_own_tokens_and_groups() {
+        let a = DevToken::new(Secret::new("shared-token")).with_identity(
+            Secret::new("tok-alice"),
+            Identity {
+                subject: "alice".into(),
+                groups: vec!["dba".into()],
+            },
+        );
+        let alice = a.authenticate(Some("tok-alice")).await.unwrap();
+        assert_eq!((alice.subject.as_str(), alice.groups.len()), ("alice", 1));
+        assert_eq!(
+            a.authenticate(Some("shared-token")).await.unwrap().subject,
+            "dev"
+        );
+        assert_eq!(
+            a.authenticate(Some("tok-alic")).await,
+            Err(AuthError::Rejected)
+        );
+        assert!(!format!("{a:?}").contains("tok-alice"));
     }
 
     #[test]

@@ -5,17 +5,21 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{code, settings, Failure, GatewayArgs};
+use super::{code, parse_duration, settings, Failure, GatewayArgs, OutputFormat};
 use crate::auth::login;
-use crate::client::session::{self, say, SessionError};
-use crate::client::GatewayClient;
+use crate::client::session::{self, say, RunOptions, SessionError};
+use crate::client::session_dir;
+use crate::client::{GatewayClient, Opened};
 use crate::gateway::embedded;
-use crate::proto::{Mode, OpenSession};
+use crate::policy::review as status;
+use crate::proto::{Mode, OpenSession, ReviewInfo, SessionOpened};
 use crate::pty;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  hoopx exec -- psql -h db.internal -c 'select 1'\n  hoopx exec --target pg -- psql\n  HOOPX_GATEWAY=https://gw.example.com hoopx exec -- kubectl get pods"
+    after_help = "Examples:\n  hoopx exec -- psql -h db.internal -c 'select 1'\n  hoopx exec --target pg -- psql\n  HOOPX_GATEWAY=https://gw.example.com hoopx exec -- kubectl get pods\n  hoopx exec --no-wait --output json -- psql -c 'delete from t'   # exit 75 + review_id\n  hoopx exec --review 3f1c… -- psql -c 'delete from t'            # run it once approved\n\nA command that a review rule matches waits for a reviewer (`hoopx review approve`): with a \
+spinner on a terminal, one line on stderr otherwise. Exit 75: still pending, or --approval-timeout \
+passed; 77: rejected, expired, revoked, already used, or the review is for another command."
 )]
 pub struct ExecArgs {
     #[command(flatten)]
@@ -29,6 +33,27 @@ pub struct ExecArgs {
     /// Run the command under pipes (stdout and stderr kept apart) even on a terminal.
     #[arg(long)]
     pub no_tty: bool,
+    /// Do not wait for a review: exit 75 at once with the review id.
+    #[arg(long, conflicts_with = "review")]
+    pub no_wait: bool,
+    /// Run under this approved review (single-use; it must be for this very command).
+    #[arg(long, value_name = "ID")]
+    pub review: Option<String>,
+    /// Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait
+    /// until it is decided or expires.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub approval_timeout: Option<std::time::Duration>,
+    /// `json`: NDJSON events on stdout (session, stdout, stderr, approval_pending,
+    /// approved, denied, exit) instead of the tool's raw output; implies --no-tty.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// For tool calls: run under pipes and print one JSON object at the end (session_id,
+    /// exit_code, masked stdout and stderr, truncation flags, notices) instead of the output.
+    #[arg(long, conflicts_with_all = ["tty", "output"])]
+    pub capture: bool,
+    /// Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, requires = "capture")]
+    pub capture_limit: usize,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -39,18 +64,76 @@ pub fn run(args: ExecArgs) -> Result<ExitCode, Failure> {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let on_terminal = pty::is_tty(stdin.as_fd()) && pty::is_tty(stdout.as_fd());
-    let mode = if args.tty || (on_terminal && !args.no_tty) {
+    let json = args.output == OutputFormat::Json;
+    if json && args.tty {
+        return Err(Failure::new(
+            code::USAGE,
+            "--output json and --tty do not go together: JSON events need pipes",
+        ));
+    }
+    let mode = if !json && (args.tty || (on_terminal && !args.no_tty)) {
         Mode::Pty
     } else {
         Mode::Pipe
     };
+    let capture = args.capture.then_some(args.capture_limit);
+    let mode = if capture.is_some() { Mode::Pipe } else { mode };
+    let wait = Wait {
+        no_wait: args.no_wait,
+        review: args.review.clone(),
+        timeout: args.approval_timeout,
+        json,
+        capture,
+    };
     let rt = super::runtime()?;
-    let result = rt.block_on(exec(args.command, resolved, mode));
+    let result = rt.block_on(exec(args.command, resolved, mode, wait));
     rt.shutdown_background();
-    result
+    match result {
+        Err(f) if (json || capture.is_some()) && !f.message.is_empty() => {
+            // The caller reads stdout: the failure is an event (or the captured object) there
+            // too.
+            let status = if f.code == code::PENDING {
+                "approval_pending"
+            } else {
+                "failed"
+            };
+            let mut ev = if capture.is_some() {
+                serde_json::json!({"status": status, "exit_code": f.code, "message": f.message})
+            } else {
+                serde_json::json!({"event": "error", "exit_code": f.code, "message": f.message})
+            };
+            if let Some(h) = &f.hint {
+                ev["hint"] = h.clone().into();
+            }
+            if let Some(id) = &f.review_id {
+                ev["review_id"] = id.clone().into();
+            }
+            let _ = super::print_line(&ev.to_string());
+            Err(f)
+        }
+        other => other,
+    }
 }
 
-async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<ExitCode, Failure> {
+/// How to treat a command that waits for a review.
+struct Wait {
+    no_wait: bool,
+    review: Option<String>,
+    timeout: Option<std::time::Duration>,
+    json: bool,
+    capture: Option<usize>,
+}
+
+fn event(ev: serde_json::Value) {
+    let _ = super::print_line(&ev.to_string());
+}
+
+async fn exec(
+    argv: Vec<String>,
+    r: settings::Resolved,
+    mode: Mode,
+    wait: Wait,
+) -> Result<ExitCode, Failure> {
     let program = crate::policy::program_name(&argv[0]).to_string();
     // Keep the embedded gateway alive for the whole session.
     let not_run = |f: Failure| Failure {
@@ -78,16 +161,20 @@ async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<Ex
     } else {
         None
     };
-    let opened = client
-        .open_session(&OpenSession {
-            target: r.target.clone(),
-            argv: argv.clone(),
-            mode,
-            cols: size.map(|s| s.0),
-            rows: size.map(|s| s.1),
-        })
-        .await
-        .map_err(|e| not_run(e.into()))?;
+    let mut req = OpenSession {
+        target: r.target.clone(),
+        argv: argv.clone(),
+        mode,
+        cols: size.map(|s| s.0),
+        rows: size.map(|s| s.1),
+        review: wait.review.clone(),
+    };
+    let opened = open(&client, &mut req, &wait).await.map_err(not_run)?;
+    if wait.json {
+        event(
+            serde_json::json!({"event": "session", "session_id": opened.session_id, "target": opened.target}),
+        );
+    }
     let mut ws = session::connect(&client, &opened.stream)
         .await
         .map_err(|e| not_run(e.into()))?;
@@ -95,9 +182,34 @@ async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<Ex
         .await
         .map_err(|e| not_run(session_failure(e, &program)))?;
 
+    // From here on a signal ends the session through its loop, so the session's private
+    // files are removed on that path too.
+    let signals = match session::install_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            session::report_not_started(ws, code::CANNOT_RUN as i32).await;
+            return Err(Failure::new(
+                code::CANNOT_RUN,
+                format!("cannot install signal handlers ({e}); {program} was not run"),
+            ));
+        }
+    };
+    // The target's credentials and configs, for the tool only; removed when `prepared`
+    // drops, however the session ends.
+    let prepared = match session_dir::prepare(&opened, &argv) {
+        Ok(p) => p,
+        Err(e) => {
+            session::report_not_started(ws, code::CANNOT_RUN as i32).await;
+            return Err(Failure::new(
+                code::CANNOT_RUN,
+                format!("cannot set up the target's credentials for {program}: {e}; {program} was not run"),
+            )
+            .hint("check that the temp directory (XDG_RUNTIME_DIR or TMPDIR) is writable"));
+        }
+    };
     let spawned = match mode {
-        Mode::Pty => pty::spawn_pty(&argv, &opened.env, size),
-        Mode::Pipe => pty::spawn_pipes(&argv, &opened.env),
+        Mode::Pty => pty::spawn_pty(&prepared.argv, &prepared.env, &prepared.env_remove, size),
+        Mode::Pipe => pty::spawn_pipes(&prepared.argv, &prepared.env, &prepared.env_remove),
     };
     let tool = match spawned {
         Ok(t) => t,
@@ -125,16 +237,59 @@ async fn exec(argv: Vec<String>, r: settings::Resolved, mode: Mode) -> Result<Ex
     } else {
         None
     };
-    let outcome = session::run_renewing(ws, tool, mode == Mode::Pty, renewing).await;
+    let opts = RunOptions {
+        json: wait.json,
+        approval_timeout: wait.timeout,
+        capture: wait.capture,
+    };
+    let outcome =
+        session::run_renewing(ws, tool, mode == Mode::Pty, signals, &opts, renewing).await;
     drop(raw);
+    drop(prepared);
+    if let (true, Ok(o)) = (wait.json, &outcome) {
+        event(
+            serde_json::json!({"event": "exit", "code": o.code, "denied_lines": o.denied, "session_id": opened.session_id}),
+        );
+    }
+    if let (Some(limit), Ok(o)) = (wait.capture, &outcome) {
+        let c = o.captured.as_ref();
+        let text =
+            |b: Option<&Vec<u8>>| String::from_utf8_lossy(b.map_or(&[][..], |v| v)).into_owned();
+        // The exit code hoopx itself ends with: 77 when input lines were withheld.
+        let exit_code = if o.denied > 0 {
+            i32::from(code::DENIED)
+        } else {
+            o.code & 0xff
+        };
+        event(serde_json::json!({
+            "status": "exited",
+            "session_id": opened.session_id,
+            "target": opened.target,
+            "exit_code": exit_code,
+            "tool_exit_code": o.code,
+            "stdout": text(c.map(|c| &c.stdout)),
+            "stderr": text(c.map(|c| &c.stderr)),
+            "stdout_truncated": c.is_some_and(|c| c.stdout_truncated),
+            "stderr_truncated": c.is_some_and(|c| c.stderr_truncated),
+            "limit": limit,
+            "denied_lines": o.denied,
+            "notices": c.map_or(&[][..], |c| &c.notices[..]),
+        }));
+    }
     match outcome {
-        Ok(o) if o.denied > 0 => Err(Failure::new(
-            code::DENIED,
-            format!(
+        Ok(o) if o.denied > 0 => {
+            let message = format!(
                 "{} input line(s) denied by policy were not sent to {program} (it exited with {})",
                 o.denied, o.code
-            ),
-        )),
+            );
+            if wait.capture.is_some() {
+                // The captured object already says so on stdout.
+                say(&message);
+                Err(Failure::silent(code::DENIED))
+            } else {
+                Err(Failure::new(code::DENIED, message))
+            }
+        }
         Ok(o) => Ok(ExitCode::from((o.code & 0xff) as u8)),
         Err(e) => Err(session_failure(e, &program)),
     }
@@ -164,7 +319,155 @@ fn session_failure(e: SessionError, program: &str) -> Failure {
             format!("the gateway ended the session and stopped {program}: {why}"),
         )
         .hint("run `hoopx login` (or renew the machine's credentials), then run the command again"),
+        SessionError::ApprovalTimeout(id) => Failure::new(
+            code::PENDING,
+            format!("an input line waited too long for review {id}; stopped {program}"),
+        )
+        .hint("ask a reviewer (`hoopx review approve ID`), or raise --approval-timeout"),
     }
+}
+
+/// Opens the session; a command that needs a review waits for it (unless told not to),
+/// then opens again under the approval.
+async fn open(
+    client: &GatewayClient,
+    req: &mut OpenSession,
+    wait: &Wait,
+) -> Result<SessionOpened, Failure> {
+    let started = std::time::Instant::now();
+    loop {
+        let review = match client.open_session(req).await? {
+            Opened::Session(s) => return Ok(s),
+            Opened::Review(r) => r,
+        };
+        if wait.json && wait.capture.is_none() {
+            event(serde_json::json!({
+                "event": "approval_pending",
+                "review_id": review.id,
+                "rule": review.rule,
+                "reviewers": review.reviewers,
+                "command": review.command,
+                "expires_at": review.expires_at,
+            }));
+        }
+        let waiting = format!(
+            "waiting for approval of `{}` — review {}, reviewers: {}",
+            review.command,
+            review.id,
+            review.reviewers.join(", ")
+        );
+        if wait.no_wait {
+            return Err(Failure::new(
+                code::PENDING,
+                format!(
+                    "`{}` needs approval: review {} is pending",
+                    review.command, review.id
+                ),
+            )
+            .hint(format!(
+                "once a reviewer approves it, run the same command with --review {}",
+                review.id
+            ))
+            .review(&review.id));
+        }
+        let decided = wait_for(client, &review, &waiting, wait, started).await?;
+        if decided.status != status::APPROVED {
+            return Err(not_approved(&decided));
+        }
+        if wait.capture.is_some() {
+            // Said in the captured object.
+        } else if wait.json {
+            event(
+                serde_json::json!({"event": "approved", "review_id": decided.id, "decisions": decided.decisions}),
+            );
+        } else {
+            let by: Vec<&str> = decided
+                .decisions
+                .iter()
+                .filter(|d| d.decision == "approve")
+                .map(|d| d.reviewer.as_str())
+                .collect();
+            say(&format!(
+                "review {} approved by {}",
+                decided.id,
+                by.join(", ")
+            ));
+        }
+        req.review = Some(decided.id);
+    }
+}
+
+/// Waits until the review is decided: a spinner on a terminal, one line otherwise.
+async fn wait_for(
+    client: &GatewayClient,
+    review: &ReviewInfo,
+    waiting: &str,
+    wait: &Wait,
+    started: std::time::Instant,
+) -> Result<ReviewInfo, Failure> {
+    let spinner = (!wait.json
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb"))
+    .then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message(waiting.to_string());
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    if spinner.is_none() && !wait.json {
+        say(waiting);
+    }
+    let result = async {
+        loop {
+            let left = wait
+                .timeout
+                .map(|t| t.saturating_sub(started.elapsed()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return Err(Failure::new(
+                    code::PENDING,
+                    format!("no decision on review {} within the --approval-timeout", review.id),
+                )
+                .hint(format!(
+                    "the review stays pending; once approved, run the same command with --review {}",
+                    review.id
+                ))
+                .review(&review.id));
+            }
+            let secs = left.map_or(25, |l| l.as_secs().clamp(1, 25));
+            let r = client.review(&review.id, secs).await?;
+            if r.status != status::PENDING {
+                return Ok(r);
+            }
+        }
+    }
+    .await;
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
+    result
+}
+
+/// A review that ended without an approval: exit 77, saying who decided and why.
+fn not_approved(r: &ReviewInfo) -> Failure {
+    let last = r.decisions.last();
+    let by = last
+        .map(|d| {
+            format!(
+                " by {}{}",
+                d.reviewer,
+                d.reason
+                    .as_deref()
+                    .map(|x| format!(": {x}"))
+                    .unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    Failure::new(
+        code::DENIED,
+        format!("review {} was {}{by}", r.id, r.status),
+    )
+    .hint("run the command again to ask for a new review")
+    .review(&r.id)
 }
 
 /// Renews the session's token before it expires, for as long as the session runs, and

@@ -61,12 +61,37 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
         GatewayCommand::Check { config } => {
             let p = load_policy(&config)?;
             println!(
-                "{}: OK ({} targets, {} mask rules, {} deny rules)",
+                "{}: OK ({} targets, {} mask rules, {} deny rules, {} review rules)",
                 config.display(),
                 p.targets.len(),
                 p.mask.len(),
-                p.deny.len()
+                p.deny.len(),
+                p.review.len()
             );
+            // What each target runs and denies, built-in rules included: nothing hidden.
+            for t in &p.targets {
+                let deny: Vec<&str> = p
+                    .deny
+                    .iter()
+                    .filter(|r| r.targets.is_empty() || r.targets.contains(&t.name))
+                    .map(|r| r.name.as_str())
+                    .collect();
+                println!(
+                    "  target {} ({}): runs {}; deny rules: {}",
+                    t.name,
+                    format!("{:?}", t.kind).to_lowercase(),
+                    if t.command.is_empty() {
+                        "any program".to_string()
+                    } else {
+                        t.command.join(", ")
+                    },
+                    if deny.is_empty() {
+                        "none".to_string()
+                    } else {
+                        deny.join(", ")
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Serve(args) => serve(args),
@@ -160,7 +185,17 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let mut auths: Vec<Arc<dyn Authenticator>> = Vec::new();
         let mut modes = Vec::new();
         if let Some(t) = dev_token {
-            auths.push(Arc::new(DevToken::new(t)));
+            let mut dev = DevToken::new(t);
+            for d in &policy.dev_identities {
+                dev = dev.with_identity(
+                    d.token.clone(),
+                    crate::auth::Identity {
+                        subject: d.name.clone(),
+                        groups: d.groups.clone(),
+                    },
+                );
+            }
+            auths.push(Arc::new(dev));
             modes.push("dev mode".to_string());
         }
         if let Some(a) = &policy.auth {

@@ -5,7 +5,9 @@ mod exec;
 mod gateway;
 mod generate;
 mod login;
+mod mcp;
 mod replay;
+mod review;
 mod sessions;
 pub mod settings;
 mod source;
@@ -22,6 +24,8 @@ pub mod code {
     pub const USAGE: u8 = 64;
     pub const TOKEN: u8 = 67;
     pub const UNAVAILABLE: u8 = 69;
+    /// The command waits for a review, or the wait for it timed out.
+    pub const PENDING: u8 = 75;
     pub const PROTOCOL: u8 = 76;
     pub const DENIED: u8 = 77;
     pub const CONFIG: u8 = 78;
@@ -35,6 +39,8 @@ pub struct Failure {
     pub code: u8,
     pub message: String,
     pub hint: Option<String>,
+    /// The review a command waits for or was refused under, for JSON outputs.
+    pub review_id: Option<String>,
 }
 
 impl Failure {
@@ -43,7 +49,13 @@ impl Failure {
             code,
             message: message.into(),
             hint: None,
+            review_id: None,
         }
+    }
+
+    pub fn review(mut self, id: impl Into<String>) -> Failure {
+        self.review_id = Some(id.into());
+        self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
@@ -74,7 +86,9 @@ impl From<crate::client::ClientError> for Failure {
             E::BadUrl(_) | E::UnknownTarget { .. } => code::USAGE,
             E::Unreachable { .. } | E::Api { .. } => code::UNAVAILABLE,
             E::Unauthorized { .. } => code::TOKEN,
-            E::Denied { .. } => code::DENIED,
+            E::Denied { .. } | E::Forbidden { .. } => code::DENIED,
+            E::Pending { .. } => code::PENDING,
+            E::Conflict { .. } => code::NOT_FOUND,
             E::Protocol(_) => code::PROTOCOL,
             E::NotFound { .. } => code::NOT_FOUND,
         };
@@ -83,6 +97,7 @@ impl From<crate::client::ClientError> for Failure {
             E::Denied {
                 message,
                 rule: Some(rule),
+                ..
             } => format!("denied by policy (rule {rule}): {message}"),
             _ => e.to_string(),
         };
@@ -90,6 +105,7 @@ impl From<crate::client::ClientError> for Failure {
             code,
             message,
             hint,
+            review_id: None,
         }
     }
 }
@@ -100,7 +116,7 @@ impl From<crate::client::ClientError> for Failure {
     version,
     about = "Run psql, ssh, kubectl or any command through an access gateway that masks, guards and records every byte",
     after_help = "Exit codes: the tool's own code (signals as 128+n); hoopx's own: 1 not found, 64 usage, 67 token missing or rejected, \
-69 gateway unreachable, 76 protocol error, 77 denied by policy, 78 bad configuration, 127 the tool could not be started."
+69 gateway unreachable, 75 approval pending or wait timed out, 76 protocol error, 77 denied by policy or approval, 78 bad configuration, 127 the tool could not be started."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -117,6 +133,11 @@ pub enum Command {
     /// List and inspect recorded sessions.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text).
+    Mcp(mcp::McpArgs),
+    /// Decide the commands that wait for approval: list, show, approve, reject, revoke.
+    #[command(subcommand)]
+    Review(review::ReviewCommand),
     /// Play a recorded session (or watch a live one), or export it as text, asciicast or JSON.
     Replay(replay::ReplayArgs),
     /// Prove a recording unaltered: check its hash chain and signatures, offline.
@@ -219,6 +240,8 @@ pub fn main() -> ExitCode {
         Command::Gateway(c) => gateway::run(c),
         Command::Sessions(c) => sessions::run(c),
         Command::Replay(a) => replay::run(a),
+        Command::Review(c) => review::run(c),
+        Command::Mcp(a) => mcp::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Login(a) => login::login(a),
         Command::Logout(a) => login::logout(a),

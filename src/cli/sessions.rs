@@ -211,6 +211,39 @@ fn details(s: &SessionInfo, verification: &str) -> String {
     );
     row("masked", &masks(s));
     row("denials", &s.denials.to_string());
+    for a in &s.approvals {
+        let decisions: Vec<String> = a
+            .decisions
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} at {} UTC{}",
+                    printable(&d.reviewer),
+                    d.decision,
+                    time(d.at),
+                    d.reason
+                        .as_deref()
+                        .map(|r| format!(" ({})", printable(r)))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        row(
+            "review",
+            &format!(
+                "{} {} `{}` (rule {}): {}",
+                a.review_id,
+                a.status,
+                printable(&a.command),
+                printable(&a.rule),
+                if decisions.is_empty() {
+                    "no decision".to_string()
+                } else {
+                    decisions.join("; ")
+                }
+            ),
+        );
+    }
     row("events", &s.event_count.to_string());
     row("verified", verification);
     if let Some(r) = &s.reason {

@@ -1,6 +1,7 @@
 //! The gateway client: the HTTP API (reqwest) and the session stream (WebSocket).
 
 pub mod session;
+pub mod session_dir;
 
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::Secret;
 use crate::proto::{
-    codes, ErrorBody, OpenSession, SessionInfo, SessionList, SessionOpened, PROTOCOL_HEADER,
-    PROTOCOL_VERSION,
+    codes, ApprovalRequired, DecideReview, ErrorBody, OpenSession, ReviewInfo, ReviewList,
+    SessionInfo, SessionList, SessionOpened, PROTOCOL_HEADER, PROTOCOL_VERSION,
 };
 
 /// What can go wrong talking to a gateway; each maps to one exit code.
@@ -29,6 +30,7 @@ pub enum ClientError {
     Denied {
         message: String,
         rule: Option<String>,
+        hint: Option<String>,
     },
     #[error("{message}")]
     UnknownTarget {
@@ -39,6 +41,21 @@ pub enum ClientError {
     Protocol(String),
     #[error("{message}")]
     NotFound {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The command waits for a review (`approval_pending`).
+    #[error("{message}")]
+    Pending {
+        message: String,
+        hint: Option<String>,
+    },
+    /// Not allowed (`forbidden`): deciding one's own review, or without the group.
+    #[error("{message}")]
+    Forbidden { message: String },
+    /// The resource is not in a state that allows this (`conflict`).
+    #[error("{message}")]
+    Conflict {
         message: String,
         hint: Option<String>,
     },
@@ -58,6 +75,9 @@ impl ClientError {
                 "check --gateway / HOOPX_GATEWAY, or unset them to use the embedded gateway".into(),
             ),
             ClientError::Unauthorized { hint, .. }
+            | ClientError::Pending { hint, .. }
+            | ClientError::Conflict { hint, .. }
+            | ClientError::Denied { hint, .. }
             | ClientError::UnknownTarget { hint, .. }
             | ClientError::NotFound { hint, .. }
             | ClientError::Api { hint, .. } => hint.clone(),
@@ -205,12 +225,24 @@ impl GatewayClient {
             (_, codes::DENIED) => ClientError::Denied {
                 message: err.message,
                 rule: err.rule,
+                hint: err.hint,
             },
             (_, codes::UNKNOWN_TARGET) => ClientError::UnknownTarget {
                 message: err.message,
                 hint: err.hint,
             },
             (_, codes::PROTOCOL_MISMATCH) => ClientError::Protocol(err.message),
+            (_, codes::APPROVAL_PENDING) => ClientError::Pending {
+                message: err.message,
+                hint: err.hint,
+            },
+            (_, codes::FORBIDDEN) => ClientError::Forbidden {
+                message: err.message,
+            },
+            (_, codes::CONFLICT) => ClientError::Conflict {
+                message: err.message,
+                hint: err.hint,
+            },
             (StatusCode::NOT_FOUND, codes::NOT_FOUND) => ClientError::NotFound {
                 message: err.message,
                 hint: err.hint,
@@ -223,10 +255,59 @@ impl GatewayClient {
         })
     }
 
-    pub async fn open_session(&self, req: &OpenSession) -> Result<SessionOpened, ClientError> {
+    /// Opens a session, or learns that the command waits for a review.
+    pub async fn open_session(&self, req: &OpenSession) -> Result<Opened, ClientError> {
+        let answer: OpenAnswer = self
+            .call(
+                self.request(reqwest::Method::POST, "/v1/sessions")
+                    .json(req),
+            )
+            .await?;
+        Ok(match answer {
+            OpenAnswer::Review(a) => Opened::Review(Box::new(a.review)),
+            OpenAnswer::Session(s) => Opened::Session(s),
+        })
+    }
+
+    /// Reviews, newest first.
+    pub async fn list_reviews(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ReviewInfo>, ClientError> {
+        let mut q = vec![("limit", limit.to_string())];
+        q.extend(status.map(|s| ("status", s.to_string())));
+        let list: ReviewList = self
+            .call(self.request(reqwest::Method::GET, "/v1/reviews").query(&q))
+            .await?;
+        Ok(list.reviews)
+    }
+
+    /// One review; with `wait_secs`, the gateway answers as soon as it is no longer
+    /// pending, or after that long.
+    pub async fn review(&self, id: &str, wait_secs: u64) -> Result<ReviewInfo, ClientError> {
+        let mut rb = self.request(reqwest::Method::GET, &review_path(id, ""));
+        if wait_secs > 0 {
+            rb = rb
+                .query(&[("wait", wait_secs.to_string())])
+                .timeout(std::time::Duration::from_secs(wait_secs + 30));
+        }
+        self.call(rb).await
+    }
+
+    /// `action`: `approve`, `reject` or `revoke`.
+    pub async fn decide_review(
+        &self,
+        id: &str,
+        action: &str,
+        reason: Option<String>,
+    ) -> Result<ReviewInfo, ClientError> {
         self.call(
-            self.request(reqwest::Method::POST, "/v1/sessions")
-                .json(req),
+            self.request(
+                reqwest::Method::POST,
+                &review_path(id, &format!("/{action}")),
+            )
+            .json(&DecideReview { reason }),
         )
         .await
     }
@@ -324,6 +405,24 @@ impl GatewayClient {
 }
 
 /// `/v1/sessions/{id}{rest}` with the id percent-encoded: ids come from users.
+fn review_path(id: &str, rest: &str) -> String {
+    session_path(id, rest).replacen("/v1/sessions/", "/v1/reviews/", 1)
+}
+
+/// What `POST /v1/sessions` answered: a session, or a review to wait for.
+#[derive(Debug)]
+pub enum Opened {
+    Session(SessionOpened),
+    Review(Box<ReviewInfo>),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum OpenAnswer {
+    Review(Box<ApprovalRequired>),
+    Session(SessionOpened),
+}
+
 fn session_path(id: &str, rest: &str) -> String {
     let mut enc = String::with_capacity(id.len());
     for b in id.bytes() {

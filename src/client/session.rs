@@ -57,6 +57,38 @@ pub enum SessionError {
     /// The gateway ended the session because the caller's identity lapsed (token expired
     /// and not renewed, or revoked).
     Identity(String),
+    /// An input line waited for its review longer than `--approval-timeout` (review id).
+    ApprovalTimeout(String),
+}
+
+/// How `hoopx exec` shows the session.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// NDJSON events on stdout instead of the tool's raw output.
+    pub json: bool,
+    /// How long an input line may wait for its review before the session is given up.
+    pub approval_timeout: Option<Duration>,
+    /// Keep the output (up to this many bytes per stream) instead of writing it.
+    pub capture: Option<usize>,
+}
+
+/// Output kept by `--capture`: masked, as the gateway returned it.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The stream had more than the limit; what is kept is its start.
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    /// The gateway's notices (denied lines, reviews) as JSON events.
+    pub notices: Vec<serde_json::Value>,
+}
+
+/// What the output writer writes.
+enum Out {
+    Data(Stream, Bytes, Vec<OwnedSemaphorePermit>),
+    /// One NDJSON event (JSON mode).
+    Event(serde_json::Value),
 }
 
 #[derive(Debug)]
@@ -65,6 +97,8 @@ pub struct Outcome {
     pub code: i32,
     /// Input lines the gateway withheld.
     pub denied: usize,
+    /// With [`RunOptions::capture`].
+    pub captured: Option<Captured>,
 }
 
 /// Connects the session's stream.
@@ -120,6 +154,7 @@ fn stream_refused(client: &GatewayClient, e: tokio_tungstenite::tungstenite::Err
         (_, crate::proto::codes::DENIED) => ClientError::Denied {
             message,
             rule: None,
+            hint: None,
         },
         (_, crate::proto::codes::PROTOCOL_MISMATCH) => ClientError::Protocol(message),
         _ => ClientError::Api {
@@ -193,6 +228,18 @@ pub async fn report_not_started(mut ws: Ws, code: i32) {
         let _ = tokio::time::timeout(Duration::from_secs(5), next_frame(&mut ws)).await;
     }
     let _ = ws.close(None).await;
+}
+
+/// A gateway notice as an NDJSON event: `denied`, `approval_pending` or `approved`.
+pub fn notice_event(n: &crate::proto::frame::Notice) -> serde_json::Value {
+    let mut ev = serde_json::json!({"event": n.kind, "message": n.message});
+    if let Some(r) = &n.rule {
+        ev["rule"] = r.clone().into();
+    }
+    if let Some(id) = &n.review_id {
+        ev["review_id"] = id.clone().into();
+    }
+    ev
 }
 
 /// Prints a line on stderr, right in raw mode too.
@@ -340,14 +387,59 @@ where
 /// When our stdout's reader goes away (`hoopx exec -- cat big | head -1`), `closed` is told
 /// once, so the tool can be stopped as it would be in a plain pipeline.
 fn spawn_output_writer(
-    mut rx: mpsc::UnboundedReceiver<(Stream, Bytes, Vec<OwnedSemaphorePermit>)>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
     closed: mpsc::UnboundedSender<()>,
-) -> std::thread::JoinHandle<()> {
+    json: bool,
+    capture: Option<usize>,
+) -> std::thread::JoinHandle<Option<Captured>> {
     std::thread::spawn(move || {
+        if let Some(limit) = capture {
+            let mut c = Captured::default();
+            while let Some(item) = rx.blocking_recv() {
+                match item {
+                    Out::Data(stream, data, permits) => {
+                        let (buf, cut) = match stream {
+                            Stream::Stdout => (&mut c.stdout, &mut c.stdout_truncated),
+                            Stream::Stderr => (&mut c.stderr, &mut c.stderr_truncated),
+                        };
+                        let room = limit.saturating_sub(buf.len());
+                        buf.extend_from_slice(&data[..data.len().min(room)]);
+                        *cut |= data.len() > room;
+                        drop(permits);
+                    }
+                    Out::Event(ev) => c.notices.push(ev),
+                }
+            }
+            return Some(c);
+        }
         let out = std::io::stdout();
         let err = std::io::stderr();
         let (mut out_ok, mut err_ok) = (true, true);
-        while let Some((stream, data, permits)) = rx.blocking_recv() {
+        // JSON mode: the start of a UTF-8 character cut at a chunk's end, per stream.
+        let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        while let Some(item) = rx.blocking_recv() {
+            let (stream, data, permits) = match item {
+                Out::Data(s, d, p) if json => {
+                    let ev = data_event(s, &d, &mut carry[reader_index(s)]);
+                    if out_ok {
+                        let mut o = out.lock();
+                        out_ok = writeln!(o, "{ev}").and_then(|_| o.flush()).is_ok();
+                        if !out_ok {
+                            let _ = closed.send(());
+                        }
+                    }
+                    drop(p);
+                    continue;
+                }
+                Out::Data(s, d, p) => (s, d, p),
+                Out::Event(ev) => {
+                    if out_ok {
+                        let mut o = out.lock();
+                        out_ok = writeln!(o, "{ev}").and_then(|_| o.flush()).is_ok();
+                    }
+                    continue;
+                }
+            };
             match stream {
                 Stream::Stdout if out_ok => {
                     let mut o = out.lock();
@@ -364,7 +456,34 @@ fn spawn_output_writer(
             }
             drop(permits);
         }
+        None
     })
+}
+
+/// One output chunk as an NDJSON event: `data` holds the text when it is UTF-8 (a
+/// character cut at the chunk's end waits for the next chunk), `data_base64` the bytes
+/// otherwise.
+fn data_event(stream: Stream, data: &[u8], carry: &mut Vec<u8>) -> serde_json::Value {
+    use base64::Engine;
+    let name = match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    };
+    let mut bytes = std::mem::take(carry);
+    bytes.extend_from_slice(data);
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => serde_json::json!({"event": name, "data": text}),
+        Err(e) if e.error_len().is_none() => {
+            let keep = bytes.split_off(e.valid_up_to());
+            *carry = keep;
+            let text = std::str::from_utf8(&bytes).unwrap_or_default();
+            serde_json::json!({"event": name, "data": text})
+        }
+        Err(_) => serde_json::json!({
+            "event": name,
+            "data_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        }),
+    }
 }
 
 async fn send(ws: &mut Ws, f: ClientFrame) -> Result<(), SessionError> {
@@ -388,7 +507,10 @@ async fn send_to(sink: &mut Sink, msg: Message) -> Result<(), SessionError> {
     }
 }
 
-struct Signals {
+/// The signals a session forwards to its tool. Installed before anything that must be
+/// cleaned up exists: from then on a signal ends the session through its loop instead of
+/// killing hoopx on the spot.
+pub struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
@@ -396,7 +518,7 @@ struct Signals {
     winch: tokio::signal::unix::Signal,
 }
 
-fn install_signals() -> std::io::Result<Signals> {
+pub fn install_signals() -> std::io::Result<Signals> {
     Ok(Signals {
         int: signal(SignalKind::interrupt())?,
         term: signal(SignalKind::terminate())?,
@@ -407,8 +529,15 @@ fn install_signals() -> std::io::Result<Signals> {
 }
 
 /// Runs the tool through the gateway until it exits and its exit is recorded.
-pub async fn run(ws: Ws, tool: Tool, pty_mode: bool) -> Result<Outcome, SessionError> {
-    run_renewing(ws, tool, pty_mode, None).await
+/// Signals that came since `sig` was installed are forwarded as the loop starts.
+pub async fn run(
+    ws: Ws,
+    tool: Tool,
+    pty_mode: bool,
+    sig: Signals,
+    opts: &RunOptions,
+) -> Result<Outcome, SessionError> {
+    run_renewing(ws, tool, pty_mode, sig, opts, None).await
 }
 
 /// The next fresh token to hand the gateway; pending forever once there are none.
@@ -427,17 +556,10 @@ pub async fn run_renewing(
     ws: Ws,
     mut tool: Tool,
     pty_mode: bool,
+    mut sig: Signals,
+    opts: &RunOptions,
     mut tokens: Option<mpsc::UnboundedReceiver<crate::auth::Secret>>,
 ) -> Result<Outcome, SessionError> {
-    let mut sig = match install_signals() {
-        Ok(s) => s,
-        Err(e) => {
-            tool.terminate(Duration::from_secs(2)).await;
-            return Err(SessionError::Spawn(format!(
-                "cannot install signal handlers, so the tool was stopped: {e}"
-            )));
-        }
-    };
     // A reader task always drains the socket, so a send never waits on our own reads.
     let (mut ws, mut ws_rx) = {
         let (sink, mut stream) = ws.split();
@@ -503,7 +625,9 @@ pub async fn run_renewing(
     let mut reader_done = vec![false; readers.len()];
     let mut open_readers = readers.len();
     let (stdout_closed_tx, mut stdout_closed) = mpsc::unbounded_channel();
-    let output_writer = spawn_output_writer(to_out_rx, stdout_closed_tx);
+    let output_writer = spawn_output_writer(to_out_rx, stdout_closed_tx, opts.json, opts.capture);
+    // The input line waiting for a review, if one is, and since when.
+    let mut waiting_review: Option<(tokio::time::Instant, String)> = None;
     spawn_stdin_reader(in_window.clone(), caller_tx);
 
     // One entry per output frame in flight: the permits of the chunks it carries.
@@ -559,18 +683,27 @@ pub async fn run_renewing(
                         if out_permits.is_empty() {
                             break Err(SessionError::Protocol("output that was never sent came back".into()));
                         }
-                        let _ = to_out.send((stream, data, Vec::new()));
+                        let _ = to_out.send(Out::Data(stream, data, Vec::new()));
                     }
                     ServerFrame::Output { stream, data, more: false } => match out_permits.pop_front() {
-                        Some(p) => { let _ = to_out.send((stream, data, p)); }
+                        Some(p) => { let _ = to_out.send(Out::Data(stream, data, p)); }
                         None => break Err(SessionError::Protocol("output that was never sent came back".into())),
                     },
                     ServerFrame::Released { stream, data } => {
-                        let _ = to_out.send((stream, data, Vec::new()));
+                        let _ = to_out.send(Out::Data(stream, data, Vec::new()));
                     }
                     ServerFrame::Notice(n) => {
                         if n.kind == "denied" { denied += 1; }
-                        say(&n.message);
+                        match (n.kind.as_str(), &n.review_id) {
+                            ("approval_pending", Some(id)) => waiting_review = Some((tokio::time::Instant::now(), id.clone())),
+                            (_, Some(id)) if waiting_review.as_ref().is_some_and(|w| &w.1 == id) => waiting_review = None,
+                            _ => {}
+                        }
+                        if opts.json || opts.capture.is_some() {
+                            let _ = to_out.send(Out::Event(notice_event(&n)));
+                        } else {
+                            say(&n.message);
+                        }
                     }
                     ServerFrame::Closed(_) if exit_sent => break Ok(()),
                     ServerFrame::Closed(_) => break Err(SessionError::Protocol("the gateway closed the session before the tool exited".into())),
@@ -675,6 +808,15 @@ pub async fn run_renewing(
                 }
                 None => tokens = None,
             },
+            _ = async {
+                    match (&waiting_review, opts.approval_timeout) {
+                        (Some((since, _)), Some(limit)) => tokio::time::sleep_until(*since + limit).await,
+                        _ => std::future::pending().await,
+                    }
+                } => {
+                    let id = waiting_review.take().map(|w| w.1).unwrap_or_default();
+                    break Err(SessionError::ApprovalTimeout(id));
+                }
             _ = keepalive.tick() => {
                 if last_heard.elapsed() > GATEWAY_SILENCE {
                     break Err(SessionError::GatewayLost(format!("no answer from the gateway for {} s", GATEWAY_SILENCE.as_secs())));
@@ -717,13 +859,18 @@ pub async fn run_renewing(
     match result {
         Ok(()) => {
             drop(to_out);
-            let _ = tokio::task::spawn_blocking(move || output_writer.join()).await;
+            let captured = tokio::task::spawn_blocking(move || output_writer.join())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
             drop(to_tool);
             tool_writer.abort();
             let _ = tokio::time::timeout(Duration::from_secs(5), ws.close()).await;
             Ok(Outcome {
                 code: exit.map(|e| e.0).unwrap_or(1),
                 denied,
+                captured,
             })
         }
         Err(e) => {

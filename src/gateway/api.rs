@@ -11,13 +11,16 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 
-use super::store::{NewSession, SessionFilter};
+use super::reviews::{self, Decision, ReviewError};
+use super::store::{NewSession, ReviewFilter, SessionFilter};
 use super::{now_ms, Gateway, Pending};
 use crate::auth::{AuthError, Identity, Verified};
-use crate::policy::TargetError;
+use crate::policy::review::{self, DecideError, UseError};
+use crate::policy::{TargetError, Verdict};
 use crate::proto::{
-    codes, frame::MAX_FRAME, ApiError, CheckpointList, ErrorBody, EventInfo, Health, KeyList,
-    OpenSession, SessionList, SessionOpened, PROTOCOL_HEADER, PROTOCOL_VERSION,
+    codes, frame::MAX_FRAME, ApiError, ApprovalRequired, CheckpointList, DecideReview, ErrorBody,
+    EventInfo, Health, KeyList, OpenSession, ReviewList, SessionList, SessionOpened,
+    PROTOCOL_HEADER, PROTOCOL_VERSION,
 };
 
 /// An error answer: status plus the JSON body every client can read.
@@ -70,6 +73,11 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/sessions/{id}/events", get(get_events))
         .route("/v1/sessions/{id}/checkpoints", get(get_checkpoints))
         .route("/v1/keys", get(get_keys))
+        .route("/v1/reviews", get(list_reviews))
+        .route("/v1/reviews/{id}", get(get_review))
+        .route("/v1/reviews/{id}/approve", post(approve_review))
+        .route("/v1/reviews/{id}/reject", post(reject_review))
+        .route("/v1/reviews/{id}/revoke", post(revoke_review))
         .route("/v1/sessions/{id}/stream", get(attach_stream))
         .merge(super::auth_api::routes())
         .fallback(not_found)
@@ -232,8 +240,17 @@ async fn open_session(
         )
         .hint("ask an administrator for one of those groups, or pick another target"));
     }
+    // What the tool gets (credentials, generated configs), or why this command line may
+    // not run on the target: refused like a program the target does not run.
+    let setup = crate::policy::targets::setup(target, &req.argv).map_err(|r| {
+        ApiFailure::new(StatusCode::FORBIDDEN, codes::DENIED, r.message).hint(r.hint)
+    })?;
     let id = uuid::Uuid::new_v4().to_string();
-    let denied = gw.policy.denies_argv(&target.name, &req.argv);
+    let verdict = gw.policy.check_argv(&target.name, &req.argv);
+    let denied = match verdict {
+        Verdict::Deny(rule) => Some(rule),
+        _ => None,
+    };
     // A command line can carry secrets (`psql postgres://app:pw@db`): only its masked form
     // is ever stored or shown.
     let masker = gw.policy.masker(&target.name);
@@ -242,6 +259,36 @@ async fn open_session(
         .iter()
         .map(|a| String::from_utf8_lossy(&masker.mask(a.as_bytes()).0).into_owned())
         .collect();
+    let exact = review::argv_bytes(&req.argv);
+    let mut approval = None;
+    if denied.is_none() {
+        if let Some(review_id) = &req.review {
+            // An approval is bound to this requester, target and exact command, and is
+            // used up here.
+            let hash = review::command_hash(&identity.subject, &target.name, "command", &exact);
+            match gw
+                .use_review(review_id, &identity.subject, &hash, &id)
+                .await
+            {
+                Ok(r) => approval = Some(r),
+                Err(e) => return Err(review_refusal(e)),
+            }
+        } else if let Verdict::Review(rule) = verdict {
+            let r = gw
+                .ask_review(reviews::Ask {
+                    rule,
+                    requester: &identity,
+                    target: &target.name,
+                    kind: "command",
+                    shown: review::display_argv(&masked_argv),
+                    exact: &exact,
+                    session_id: None,
+                })
+                .await
+                .map_err(ApiFailure::internal)?;
+            return Ok((StatusCode::ACCEPTED, Json(ApprovalRequired { review: r })).into_response());
+        }
+    }
     let session = NewSession {
         id: id.clone(),
         identity: identity.subject.clone(),
@@ -279,6 +326,7 @@ async fn open_session(
                 cols: None,
                 rows: None,
                 expires_at,
+                approval: None,
             },
             serde_json::json!({"denied": rule.name, "argv": session.argv}),
             super::store::SessionStats {
@@ -325,6 +373,7 @@ async fn open_session(
             cols: req.cols.filter(|&c| c > 0),
             rows: req.rows.filter(|&r| r > 0),
             expires_at,
+            approval,
         },
     );
     reap_if_never_attached(gw.clone(), id.clone());
@@ -332,19 +381,12 @@ async fn open_session(
         stream: format!("/v1/sessions/{id}/stream"),
         session_id: id,
         target: target.name.clone(),
-        // The tool's environment: plain settings and the target's secrets, for the child
-        // process only (the client never prints or stores them).
-        env: target
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(
-                target
-                    .secret_env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.expose().to_string())),
-            )
-            .collect(),
+        // The tool's environment and files: plain settings and the target's credentials,
+        // for the child process only (the client never prints or stores them).
+        env: setup.env,
+        env_remove: setup.env_remove,
+        files: setup.files,
+        argv: setup.argv,
     };
     Ok((StatusCode::CREATED, Json(opened)).into_response())
 }
@@ -591,4 +633,157 @@ fn closing_marker(
         hashes: vec![head],
         stats,
     }
+}
+
+/// Why a review could not be used or decided, as an answer.
+fn review_refusal(e: ReviewError) -> ApiFailure {
+    match e {
+        ReviewError::NotFound(id) => ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            codes::NOT_FOUND,
+            format!("no review {id}"),
+        )
+        .hint("`hoopx review list` shows the reviews this gateway knows"),
+        ReviewError::Use(u @ UseError::Pending { .. }) => {
+            ApiFailure::new(StatusCode::CONFLICT, codes::APPROVAL_PENDING, u.to_string())
+                .hint("wait for a reviewer, then run the same command with --review again")
+        }
+        ReviewError::Use(u) => ApiFailure::new(StatusCode::FORBIDDEN, codes::DENIED, u.to_string())
+            .hint("run the command without --review to ask for a new review"),
+        ReviewError::Decide(
+            d @ (DecideError::OwnRequest { .. }
+            | DecideError::NotAReviewer { .. }
+            | DecideError::CannotRevoke { .. }),
+        ) => ApiFailure::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, d.to_string()),
+        ReviewError::Decide(d @ DecideError::ReasonRequired) => bad_request(d.to_string()),
+        ReviewError::Decide(d) => {
+            ApiFailure::new(StatusCode::CONFLICT, codes::CONFLICT, d.to_string())
+                .hint("`hoopx review show ID` shows its decisions")
+        }
+        ReviewError::Busy(_) => ApiFailure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::INTERNAL,
+            e.to_string(),
+        ),
+        ReviewError::Store(e) => ApiFailure::internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReviewQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_reviews(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<ReviewQuery>,
+) -> Result<Json<ReviewList>, ApiFailure> {
+    authenticate(&gw, &headers).await?;
+    if let Some(s) = q
+        .status
+        .as_deref()
+        .filter(|s| !review::STATUSES.contains(s))
+    {
+        return Err(bad_request(format!(
+            "unknown review status {s:?}: expected one of {}",
+            review::STATUSES.join(", ")
+        )));
+    }
+    gw.expire_reviews().await.map_err(ApiFailure::internal)?;
+    let reviews = gw
+        .store
+        .list_reviews(&ReviewFilter {
+            status: q.status,
+            limit: q.limit.unwrap_or(50).clamp(1, 1000),
+            ..Default::default()
+        })
+        .await
+        .map_err(ApiFailure::internal)?;
+    Ok(Json(ReviewList { reviews }))
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    /// Seconds to wait for the review to leave `pending` (long poll), at most 60.
+    wait: Option<u64>,
+}
+
+async fn get_review(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Response, ApiFailure> {
+    authenticate(&gw, &headers).await?;
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait.unwrap_or(0).min(60));
+    let mut changed = gw.review_updates();
+    loop {
+        let r = gw
+            .load_review(&id)
+            .await
+            .map_err(ApiFailure::internal)?
+            .ok_or_else(|| review_refusal(ReviewError::NotFound(id.clone())))?;
+        if r.status != review::PENDING || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(r).into_response());
+        }
+        // Woken by a decision on this gateway; another replica's is seen at the next poll.
+        let _ = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + reviews::POLL),
+            changed.changed(),
+        )
+        .await;
+    }
+}
+
+async fn decide(
+    gw: Arc<Gateway>,
+    headers: HeaderMap,
+    id: String,
+    body: axum::body::Bytes,
+    decision: Decision,
+) -> Result<Response, ApiFailure> {
+    let who = authenticate(&gw, &headers).await?;
+    let req: DecideReview = if body.is_empty() {
+        DecideReview::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid decision: {e}")))?
+    };
+    if req.reason.as_ref().is_some_and(|r| r.len() > 4096) {
+        return Err(bad_request("the reason is longer than 4096 bytes"));
+    }
+    let r = gw
+        .decide_review(&id, Some(&who), decision, req.reason)
+        .await
+        .map_err(review_refusal)?;
+    Ok(Json(r).into_response())
+}
+
+async fn approve_review(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiFailure> {
+    decide(gw, headers, id, body, Decision::Approve).await
+}
+
+async fn reject_review(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiFailure> {
+    decide(gw, headers, id, body, Decision::Reject).await
+}
+
+async fn revoke_review(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiFailure> {
+    decide(gw, headers, id, body, Decision::Revoke).await
 }

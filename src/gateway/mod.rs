@@ -4,6 +4,7 @@
 mod api;
 mod auth_api;
 pub mod embedded;
+mod reviews;
 pub mod signing;
 pub mod store;
 mod stream;
@@ -34,6 +35,8 @@ pub struct Gateway {
     stopping: tokio::sync::watch::Sender<bool>,
     /// How many session streams are running.
     active: tokio::sync::watch::Sender<usize>,
+    /// Bumped on every review change made here, to wake whoever waits on a review.
+    reviews_changed: tokio::sync::watch::Sender<u64>,
     /// Write one line per session start and end on stderr (the served gateway's access
     /// log; the embedded one stays quiet).
     log_sessions: bool,
@@ -59,6 +62,8 @@ pub(crate) struct Pending {
     /// When the caller's token expires (Unix seconds); the stream ends the session a
     /// grace period after that unless the client sends a fresh token.
     pub expires_at: Option<i64>,
+    /// The approved review this session runs under, already used.
+    pub approval: Option<crate::proto::ReviewInfo>,
 }
 
 impl Gateway {
@@ -78,6 +83,7 @@ impl Gateway {
             pending: Mutex::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
             active: tokio::sync::watch::channel(0).0,
+            reviews_changed: tokio::sync::watch::channel(0).0,
         })
     }
 

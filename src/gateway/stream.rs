@@ -13,13 +13,19 @@ use serde_json::json;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
 
+use super::reviews::{self, Ask};
 use super::store::{Batch, SessionEnd, SessionStats, StoreError};
 use super::{now_ms, Gateway, Pending};
+use crate::auth::Identity;
+use crate::policy::gate::Check;
 use crate::policy::mask::MaskStream;
-use crate::policy::{GateAction, InputGate, Masker};
+use crate::policy::review;
+use crate::policy::screen::LineView;
+use crate::policy::{GateAction, InputGate, Masker, Verdict};
 use crate::proto::frame::{
     ClientFrame, Closed, Notice, ServerFrame, Stream, StreamError, MAX_DATA,
 };
+use crate::proto::{Mode, ReviewInfo};
 use crate::recording::chain::{self, Hash};
 use crate::recording::{Event, EventKind};
 
@@ -38,6 +44,16 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A session whose client stays silent this long is ended (clients ping every 15 s).
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// At Enter in PTY mode the line is read off the screen once the tool's echo is in: when
+/// the tool has written something since the last keys were released and then been quiet
+/// this long...
+const ECHO_QUIET: Duration = Duration::from_millis(20);
+/// ...or at the latest this long after the Enter (a tool that does not echo, or never
+/// stops writing).
+const ECHO_MAX: Duration = Duration::from_millis(500);
+/// What a withheld PTY line gets instead of its Enter: Ctrl-E Ctrl-U (see the gate).
+const ERASE_LINE: &[u8] = b"\x05\x15";
 
 /// Batches queued for the store before the relay waits. Answers wait for their events to
 /// be stored anyway; the queue lets a large burst be written in several transactions.
@@ -299,11 +315,51 @@ struct Session {
     /// Answers waiting until the store holds the events they show: (events needed, frame).
     /// Frames leave in order, so an acknowledgement never overtakes the output before it.
     outbox: VecDeque<(i64, ServerFrame)>,
-    /// Who the session runs as, and until when (Unix seconds) their token holds.
-    identity: crate::auth::Identity,
+    /// Until when (Unix seconds) the caller's token holds.
     expires_at: Option<i64>,
     /// How long the session outlives an expired token while no fresh one comes.
     grace: Duration,
+    id: String,
+    identity: Identity,
+    /// PTY mode: the terminal as the user sees it, to read a submitted line off it.
+    view: Option<LineView>,
+    last_output: Instant,
+    /// PTY: keys were released and no output has come back since (their echo is due).
+    echo_due: bool,
+    /// Input decided by the gate but not released yet, in order: it waits behind `hold`.
+    queue: VecDeque<Queued>,
+    /// What the head of the input waits for, if anything.
+    hold: Option<Hold>,
+    reviews: watch::Receiver<u64>,
+}
+
+/// Input queued behind a held line.
+enum Queued {
+    Act(GateAction),
+    /// The caller's stdin ended.
+    Eof,
+    /// Acknowledges one input frame: sent once its input is handled, so a caller whose
+    /// input waits for a review stops sending (the window fills) instead of queueing here.
+    Ack,
+}
+
+enum Hold {
+    /// PTY: an Enter waits for the echo of its line.
+    Echo {
+        typed: Bytes,
+        enter: Bytes,
+        review: Option<String>,
+        since: Instant,
+    },
+    /// A line waits for its review.
+    Review {
+        review: Box<ReviewInfo>,
+        /// What to release once it is approved: the line (pipe) or its Enter (PTY).
+        release: Bytes,
+        /// What to release if it is not: nothing (pipe) or an erase (PTY).
+        instead: Bytes,
+        next_look: Instant,
+    },
 }
 
 pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocket) {
@@ -311,6 +367,15 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     let rec = Recorder::new(&gw, &pending, &pending.argv, pending.started_at);
     let masker = gw.policy.masker(&pending.target);
     let mut s = Session {
+        id: pending.id.clone(),
+        identity: pending.identity.clone(),
+        view: (pending.mode == Mode::Pty)
+            .then(|| LineView::new(pending.cols.unwrap_or(80), pending.rows.unwrap_or(24))),
+        last_output: Instant::now(),
+        echo_due: false,
+        queue: VecDeque::new(),
+        hold: None,
+        reviews: gw.review_updates(),
         stdout: OutputMask::new(masker.stream()),
         stderr: OutputMask::new(masker.stream()),
         held_since: None,
@@ -320,7 +385,6 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
         gw: gw.clone(),
         rec,
         outbox: VecDeque::new(),
-        identity: pending.identity.clone(),
         expires_at: pending.expires_at,
         grace: gw
             .policy
@@ -331,6 +395,11 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     if let (Some(c), Some(r)) = (pending.cols, pending.rows) {
         s.rec
             .push(EventKind::Resize, format!("{c}x{r}").into_bytes());
+    }
+    if let Some(r) = &pending.approval {
+        // The command ran because of this approval: who decided what, when and why.
+        s.rec.marker(json!({"approved": r.record()}));
+        s.rec.stats.approvals.push(r.record());
     }
     // The session only starts once its first events and the store are known to work:
     // a session never runs unrecorded.
@@ -447,6 +516,8 @@ impl Session {
             let release_at = self
                 .held_since
                 .map(|t| tokio::time::Instant::from_std(t + HOLDBACK_IDLE));
+            let hold_at = self.hold_deadline().map(tokio::time::Instant::from_std);
+            let waiting_review = matches!(self.hold, Some(Hold::Review { .. }));
             let msg = tokio::select! {
                 m = socket.recv() => m,
                 _ = async { drop(stopping.wait_for(|s| *s).await) } => {
@@ -461,6 +532,18 @@ impl Session {
                 }
                 _ = async { tokio::time::sleep_until(release_at.unwrap_or_else(tokio::time::Instant::now)).await }, if release_at.is_some() => {
                     self.release_held();
+                    continue;
+                }
+                _ = async { tokio::time::sleep_until(hold_at.unwrap_or_else(tokio::time::Instant::now)).await }, if hold_at.is_some() => {
+                    if let Err(e) = self.advance(true).await {
+                        return fail(socket, "internal", format!("cannot decide a held line: {e}")).await;
+                    }
+                    continue;
+                }
+                _ = self.reviews.changed(), if waiting_review => {
+                    if let Err(e) = self.advance(true).await {
+                        return fail(socket, "internal", format!("cannot decide a held line: {e}")).await;
+                    }
                     continue;
                 }
                 _ = tick.tick() => {
@@ -517,6 +600,14 @@ impl Session {
                 Ok(None) => {}
                 Ok(Some(end)) => return end,
                 Err((code, message)) => return fail(socket, code, message).await,
+            }
+            if let Err(e) = self.advance(false).await {
+                return fail(
+                    socket,
+                    "internal",
+                    format!("cannot decide a held line: {e}"),
+                )
+                .await;
             }
         }
     }
@@ -578,6 +669,7 @@ impl Session {
                     kind: "token".into(),
                     rule: None,
                     message,
+                    review_id: None,
                 }));
             }
         }
@@ -589,23 +681,28 @@ impl Session {
             ClientFrame::Input(data) => {
                 let policy = self.gw.policy.clone();
                 let target = self.target.clone();
-                let check = |line: &[u8]| policy.denies(&target, line).map(|r| r.name.clone());
+                let check = |line: &[u8]| to_check(policy.check(&target, line));
                 match self.gate.feed(&data, check) {
-                    Ok(actions) => self.apply(actions),
+                    Ok(actions) => self.queue.extend(actions.into_iter().map(Queued::Act)),
                     Err(e) => return Err(("policy", e.to_string())),
                 }
-                self.answer(ServerFrame::InputAck);
+                self.queue.push_back(Queued::Ack);
             }
             ClientFrame::InputEof => {
                 let policy = self.gw.policy.clone();
                 let target = self.target.clone();
-                let check = |line: &[u8]| policy.denies(&target, line).map(|r| r.name.clone());
+                let check = |line: &[u8]| to_check(policy.check(&target, line));
                 let actions = self.gate.finish(check);
-                self.apply(actions);
-                self.answer(ServerFrame::DeliverEof);
-                self.answer(ServerFrame::InputAck);
+                self.queue.extend(actions.into_iter().map(Queued::Act));
+                self.queue.push_back(Queued::Eof);
+                self.queue.push_back(Queued::Ack);
             }
             ClientFrame::Output { stream, data } => {
+                self.last_output = Instant::now();
+                self.echo_due = false;
+                if let Some(v) = &mut self.view {
+                    v.output(&data);
+                }
                 let (masked, counts) = match stream {
                     Stream::Stdout => self.stdout.push(&data),
                     Stream::Stderr => self.stderr.push(&data),
@@ -631,6 +728,9 @@ impl Session {
                 }
             }
             ClientFrame::Resize { cols, rows } => {
+                if let Some(v) = &mut self.view {
+                    v.resize(cols, rows);
+                }
                 self.rec
                     .push(EventKind::Resize, format!("{cols}x{rows}").into_bytes());
             }
@@ -689,36 +789,393 @@ impl Session {
         self.rec.marker(json!({ "masked": counts }));
     }
 
-    fn apply(&mut self, actions: Vec<GateAction>) {
-        for a in actions {
-            match a {
-                GateAction::Deliver(d) => {
-                    // Input is masked release by release (a whole line in pipe mode).
-                    let (masked, counts) = self.masker.mask_counted(&d);
-                    self.rec.stats.bytes_in += d.len() as i64;
-                    self.rec.push(EventKind::Input, masked.into_owned());
-                    self.count_masks(counts);
-                    // A released line may be longer than one frame carries.
-                    for part in d.chunks(MAX_DATA) {
-                        self.answer(ServerFrame::Deliver(d.slice_ref(part)));
-                    }
+    /// When the held line must be looked at again, if one is held.
+    fn hold_deadline(&self) -> Option<Instant> {
+        match &self.hold {
+            None => None,
+            Some(Hold::Echo { since, .. }) => {
+                let quiet = self.last_output.max(*since) + ECHO_QUIET;
+                if self.echo_due {
+                    Some(*since + ECHO_MAX)
+                } else {
+                    Some(quiet.min(*since + ECHO_MAX))
                 }
-                GateAction::Denied { rule, line } => {
-                    self.rec.stats.denials += 1;
-                    let (masked, _) = self.masker.mask(&line);
-                    let shown = shorten(String::from_utf8_lossy(&masked).trim_end());
-                    self.rec.marker(json!({"denied": rule, "line": shown}));
-                    self.answer(ServerFrame::Notice(Notice {
-                        kind: "denied".into(),
-                        rule: Some(rule.clone()),
-                        message: format!("input line withheld by deny rule {rule:?}: {shown}"),
-                    }));
+            }
+            Some(Hold::Review { next_look, .. }) => Some(*next_look),
+        }
+    }
+
+    /// Moves queued input along: releases what may go, and stops at a held line until it
+    /// is decided. `woken`: a hold's timer fired or a review changed.
+    async fn advance(&mut self, woken: bool) -> Result<(), String> {
+        loop {
+            match self.hold.take() {
+                None => {}
+                Some(Hold::Echo {
+                    typed,
+                    enter,
+                    review,
+                    since,
+                }) => {
+                    let now = Instant::now();
+                    let settled = (!self.echo_due
+                        && now >= self.last_output.max(since) + ECHO_QUIET)
+                        || now >= since + ECHO_MAX;
+                    if !settled {
+                        self.hold = Some(Hold::Echo {
+                            typed,
+                            enter,
+                            review,
+                            since,
+                        });
+                        return Ok(());
+                    }
+                    self.submit(typed, enter, review).await?;
+                    continue;
+                }
+                Some(Hold::Review {
+                    review: r,
+                    release,
+                    instead,
+                    next_look,
+                }) => {
+                    // PTY: Ctrl-C typed while the line waits gives up on it (the review is
+                    // withdrawn, the line erased, and the Ctrl-C goes to the tool).
+                    let cancelled = self.view.is_some()
+                        && self.queue.iter().any(|q| {
+                            matches!(q, Queued::Act(GateAction::Deliver(d)) if d.contains(&0x03))
+                        });
+                    if cancelled {
+                        self.hold = Some(Hold::Review {
+                            review: r,
+                            release,
+                            instead,
+                            next_look,
+                        });
+                        self.withdraw_review("cancelled with Ctrl-C by the requester")
+                            .await;
+                        continue;
+                    }
+                    // Looked at when its timer fires or a review changed, not on every frame.
+                    if !woken {
+                        self.hold = Some(Hold::Review {
+                            review: r,
+                            release,
+                            instead,
+                            next_look,
+                        });
+                        return Ok(());
+                    }
+                    self.look_at_review(r, release, instead).await?;
+                    if self.hold.is_some() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            let Some(q) = self.queue.pop_front() else {
+                return Ok(());
+            };
+            match q {
+                Queued::Ack => self.answer(ServerFrame::InputAck),
+                Queued::Eof => self.answer(ServerFrame::DeliverEof),
+                Queued::Act(GateAction::Deliver(d)) => {
+                    if let Some(v) = &mut self.view {
+                        if d.contains(&0x03) {
+                            // Ctrl-C: the tool drops the line and prompts again.
+                            v.reset();
+                        } else if !d.is_empty() {
+                            v.keystroke();
+                        }
+                        self.echo_due = !d.is_empty();
+                    }
+                    self.deliver(d);
+                }
+                Queued::Act(GateAction::Denied { rule, line }) => {
+                    if let Some(v) = &mut self.view {
+                        v.reset();
+                    }
+                    self.deny(&rule, &line, None);
+                }
+                Queued::Act(GateAction::Review { rule, line }) => {
+                    self.ask(&rule, line.clone(), line, Bytes::new()).await?;
+                }
+                Queued::Act(GateAction::Submit {
+                    line,
+                    enter,
+                    review,
+                }) => {
+                    self.hold = Some(Hold::Echo {
+                        typed: line,
+                        enter,
+                        review,
+                        since: Instant::now(),
+                    });
                 }
             }
         }
     }
 
+    /// A PTY Enter whose echo is in: the line on the screen is checked as well as the
+    /// typed one, and the Enter goes out, or an erase instead, or the line waits for review.
+    async fn submit(
+        &mut self,
+        typed: Bytes,
+        enter: Bytes,
+        review: Option<String>,
+    ) -> Result<(), String> {
+        let screen = self.view.as_mut().map(LineView::submit).unwrap_or_default();
+        let policy = self.gw.policy.clone();
+        let on_screen = policy.check(&self.target, screen.as_bytes());
+        let shown = if screen.trim().is_empty() {
+            typed.clone()
+        } else {
+            Bytes::from(screen.into_bytes())
+        };
+        match (on_screen, review) {
+            (Verdict::Deny(rule), _) => {
+                self.deliver(Bytes::from_static(ERASE_LINE));
+                let name = rule.name.clone();
+                self.deny(&name, &shown, None);
+            }
+            (Verdict::Review(rule), _) => {
+                let name = rule.name.clone();
+                self.ask(&name, shown, enter, Bytes::from_static(ERASE_LINE))
+                    .await?;
+            }
+            (Verdict::Allow, Some(rule)) => {
+                self.ask(&rule, typed, enter, Bytes::from_static(ERASE_LINE))
+                    .await?;
+            }
+            (Verdict::Allow, None) => self.deliver(enter),
+        }
+        Ok(())
+    }
+
+    /// Opens a review for an input line and holds the input until it is decided.
+    async fn ask(
+        &mut self,
+        rule: &str,
+        line: Bytes,
+        release: Bytes,
+        instead: Bytes,
+    ) -> Result<(), String> {
+        let policy = self.gw.policy.clone();
+        let Some(rule) = policy.review.iter().find(|r| r.name == rule) else {
+            return Err(format!("review rule {rule:?} is gone"));
+        };
+        let (masked, _) = self.masker.mask(&line);
+        let shown = shorten(String::from_utf8_lossy(&masked).trim_end());
+        let exact = line.strip_suffix(b"\n").unwrap_or(&line);
+        let r = self
+            .gw
+            .ask_review(Ask {
+                rule,
+                requester: &self.identity,
+                target: &self.target,
+                kind: "line",
+                shown: shown.clone(),
+                exact,
+                session_id: Some(self.id.clone()),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.rec.marker(
+            json!({"review_requested": {"review_id": r.id, "rule": r.rule, "line": shown}}),
+        );
+        self.answer(ServerFrame::Notice(Notice {
+            kind: "approval_pending".into(),
+            rule: Some(r.rule.clone()),
+            message: format!(
+                "waiting for approval of `{shown}` — review {}, reviewers: {}",
+                r.id,
+                r.reviewers.join(", ")
+            ),
+            review_id: Some(r.id.clone()),
+        }));
+        self.hold = Some(Hold::Review {
+            review: Box::new(r),
+            release,
+            instead,
+            next_look: Instant::now() + reviews::POLL,
+        });
+        Ok(())
+    }
+
+    /// Reads a held line's review: still pending, or released, or dropped.
+    async fn look_at_review(
+        &mut self,
+        held: Box<ReviewInfo>,
+        release: Bytes,
+        instead: Bytes,
+    ) -> Result<(), String> {
+        let _ = self.reviews.borrow_and_update();
+        let r = self
+            .gw
+            .load_review(&held.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| ReviewInfo {
+                status: review::REVOKED.into(),
+                ..*held
+            });
+        if r.status == review::PENDING {
+            self.hold = Some(Hold::Review {
+                review: Box::new(r),
+                release,
+                instead,
+                next_look: Instant::now() + reviews::POLL,
+            });
+            return Ok(());
+        }
+        let used = if r.status == review::APPROVED {
+            self.gw
+                .use_review(&r.id, &r.requester, &r.command_hash, &self.id)
+                .await
+        } else {
+            Err(reviews::ReviewError::NotFound(String::new()))
+        };
+        match used {
+            Ok(r) => {
+                self.rec.marker(json!({"approved": r.record()}));
+                self.rec.stats.approvals.push(r.record());
+                let by: Vec<&str> = r
+                    .decisions
+                    .iter()
+                    .filter(|d| d.decision == "approve")
+                    .map(|d| d.reviewer.as_str())
+                    .collect();
+                self.answer(ServerFrame::Notice(Notice {
+                    kind: "approved".into(),
+                    rule: Some(r.rule.clone()),
+                    message: format!(
+                        "review {} approved by {}: `{}` released",
+                        r.id,
+                        by.join(", "),
+                        r.command
+                    ),
+                    review_id: Some(r.id.clone()),
+                }));
+                self.deliver(release);
+            }
+            Err(_) => {
+                // Decided meanwhile by someone else, or not approved: the line never runs.
+                let r = self
+                    .gw
+                    .load_review(&r.id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or(r);
+                self.rec.marker(json!({"not_approved": r.record()}));
+                self.rec.stats.approvals.push(r.record());
+                if !instead.is_empty() {
+                    self.deliver(instead);
+                }
+                let why = r
+                    .decisions
+                    .last()
+                    .map(|d| {
+                        format!(
+                            " by {}{}",
+                            d.reviewer,
+                            d.reason
+                                .as_deref()
+                                .map(|x| format!(": {x}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default();
+                let message = format!(
+                    "input line not sent: review {} {}{why}: `{}`",
+                    r.id, r.status, r.command
+                );
+                let line = Bytes::from(r.command.clone().into_bytes());
+                self.deny(&r.rule, &line, Some((message, r.id.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases input to the tool: recorded (masked), then delivered once stored.
+    fn deliver(&mut self, d: Bytes) {
+        if d.is_empty() {
+            return;
+        }
+        // Input is masked release by release (a whole line in pipe mode).
+        let (masked, counts) = self.masker.mask_counted(&d);
+        self.rec.stats.bytes_in += d.len() as i64;
+        self.rec.push(EventKind::Input, masked.into_owned());
+        self.count_masks(counts);
+        // A released line may be longer than one frame carries.
+        for part in d.chunks(MAX_DATA) {
+            self.answer(ServerFrame::Deliver(d.slice_ref(part)));
+        }
+    }
+
+    /// A withheld line: counted, marked in the recording, and the caller told.
+    fn deny(&mut self, rule: &str, line: &[u8], review: Option<(String, String)>) {
+        self.rec.stats.denials += 1;
+        let (masked, _) = self.masker.mask(line);
+        let shown = shorten(String::from_utf8_lossy(&masked).trim_end());
+        let (message, review_id) = match review {
+            Some((m, id)) => (m, Some(id)),
+            None => {
+                self.rec.marker(json!({"denied": rule, "line": shown}));
+                (
+                    format!("input line withheld by deny rule {rule:?}: {shown}"),
+                    None,
+                )
+            }
+        };
+        self.answer(ServerFrame::Notice(Notice {
+            kind: "denied".into(),
+            rule: Some(rule.to_string()),
+            message,
+            review_id,
+        }));
+    }
+
+    /// Gives up on the line waiting for review, if one is: the review is withdrawn, the
+    /// line dropped (erased in PTY mode) and the caller told. Used when the session ends
+    /// (nothing could run the line now) and when the requester presses Ctrl-C.
+    async fn withdraw_review(&mut self, why: &str) {
+        let Some(Hold::Review {
+            review: r, instead, ..
+        }) = self.hold.take()
+        else {
+            return;
+        };
+        let r = match self
+            .gw
+            .decide_review(&r.id, None, reviews::Decision::Revoke, Some(why.into()))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // Decided meanwhile (or the store failed): the line is dropped either way.
+                eprintln!(
+                    "hoopx gateway: session {}: could not withdraw review {}: {e}",
+                    self.id, r.id
+                );
+                *r
+            }
+        };
+        self.rec.marker(json!({"not_approved": r.record()}));
+        self.rec.stats.approvals.push(r.record());
+        if !instead.is_empty() {
+            self.deliver(instead);
+        }
+        let line = Bytes::from(r.command.clone().into_bytes());
+        let message = format!(
+            "input line not sent: review {} withdrawn ({why}): `{}`",
+            r.id, r.command
+        );
+        self.deny(&r.rule, &line, Some((message, r.id.clone())));
+    }
+
     async fn finish(&mut self, id: &str, end: End, socket: &mut WebSocket) {
+        self.withdraw_review("the session ended before a decision")
+            .await;
         // The tool is done: whatever the maskers held back is decided now.
         self.release_held();
         let stats = &self.rec.stats;
@@ -792,6 +1249,15 @@ impl Session {
             let _ = send(socket, frame).await;
             let _ = socket.send(Message::Close(None)).await;
         }
+    }
+}
+
+/// The gate's view of a policy verdict.
+fn to_check(v: Verdict<'_>) -> Check {
+    match v {
+        Verdict::Allow => Check::Allow,
+        Verdict::Deny(r) => Check::Deny(r.name.clone()),
+        Verdict::Review(r) => Check::Review(r.name.clone()),
     }
 }
 

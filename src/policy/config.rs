@@ -7,8 +7,14 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use self::access::RawText;
 use super::mask::{self, detect, Matcher, Replace};
-use super::{DenyRule, MaskRule, Policy, Target, TargetKind};
+use super::{
+    targets, DenyRule, DevIdentity, MaskRule, Policy, ReviewRule, ReviewSettings, Target,
+    TargetKind,
+};
+
+mod access;
 
 /// A config the gateway refuses to start with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +65,41 @@ struct RawConfig {
     rules: RawRules,
     #[serde(default)]
     auth: Option<super::auth::RawAuth>,
+    #[serde(default)]
+    reviews: Option<Spanned<RawReviews>>,
+    #[serde(default)]
+    dev: Option<RawDev>,
+}
+
+/// `[reviews]`: how long a review waits and who hears about it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReviews {
+    #[serde(default)]
+    ttl: Option<Spanned<String>>,
+    #[serde(default)]
+    webhook_url: Option<Spanned<String>>,
+    #[serde(default)]
+    webhook_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    webhook_retries: Option<Spanned<i64>>,
+}
+
+/// `[dev]`: settings that only mean something under `gateway serve --dev`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDev {
+    #[serde(default)]
+    identities: Vec<Spanned<RawDevIdentity>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevIdentity {
+    name: Spanned<String>,
+    token: Spanned<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +121,34 @@ struct RawTarget {
     /// Groups whose members may open sessions here; empty: anyone authenticated.
     #[serde(default)]
     groups: Vec<Spanned<String>>,
+    // Connection settings and credentials by kind: see `targets::Access` and docs/TARGETS.md.
+    #[serde(default)]
+    host: Option<Spanned<String>>,
+    #[serde(default)]
+    port: Option<Spanned<i64>>,
+    #[serde(default)]
+    user: Option<Spanned<String>>,
+    #[serde(default)]
+    database: Option<Spanned<String>>,
+    #[serde(default)]
+    namespace: Option<Spanned<String>>,
+    #[serde(default)]
+    server: Option<Spanned<String>>,
+    #[serde(default)]
+    known_hosts: Option<Spanned<RawText>>,
+    #[serde(default)]
+    ca: Option<Spanned<RawText>>,
+    #[serde(default)]
+    password: Option<Spanned<RawSecret>>,
+    #[serde(default)]
+    private_key: Option<Spanned<RawSecret>>,
+    #[serde(default)]
+    token: Option<Spanned<RawSecret>>,
+    #[serde(default)]
+    secret_files: BTreeMap<String, Spanned<RawSecret>>,
+    /// The kind's built-in deny rules to keep, by name; default: all of them.
+    #[serde(default)]
+    builtin_deny: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +189,23 @@ struct RawRules {
     mask: Vec<RawMask>,
     #[serde(default)]
     deny: Vec<RawDeny>,
+    #[serde(default)]
+    review: Vec<RawReview>,
+}
+
+/// A `[[rules.review]]` table: a command or line that waits for a human.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReview {
+    name: Spanned<String>,
+    pattern: Spanned<String>,
+    reviewers: Spanned<Vec<String>>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    #[serde(default)]
+    min_approvals: Option<Spanned<i64>>,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// A `[[rules.mask]]` table: exactly one of `pattern`, `literals` and `detector`.
@@ -166,9 +252,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
 
     let mut targets = Vec::new();
     let mut names = HashSet::new();
+    // Built-in deny rules and the targets that keep them.
+    let mut builtin_deny: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for t in raw.targets {
         let span = t.span();
-        let t = t.into_inner();
+        let mut t = t.into_inner();
         let name = t.name.get_ref().trim();
         if !valid_name(name) {
             return Err(err(
@@ -195,7 +283,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             ));
         }
         let mut secret_env = BTreeMap::new();
-        for (var, raw) in t.secret_env {
+        for (var, raw) in std::mem::take(&mut t.secret_env) {
             let span = raw.span();
             let value = resolve_secret(raw.into_inner())
                 .map_err(|why| err(span, format!("target {name:?}: secret {var}: {why}")))?;
@@ -207,13 +295,40 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                 format!("target {name:?}: groups lists group names; this one is empty"),
             ));
         }
+        let name = name.to_string();
+        let access = access::parse_access(&mut t, kind, &name, span.clone(), &err)?;
+        let mut command = std::mem::take(&mut t.command);
+        if command.is_empty() {
+            command = targets::default_programs(kind)
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+        }
+        if let Some(p) = command
+            .iter()
+            .find(|p| !targets::may_hold_credentials(kind, &access, p))
+        {
+            return Err(err(
+                span,
+                format!(
+                    "target {name:?}: {p:?} would get the target's credentials; a {} target runs {}",
+                    t.kind.get_ref(),
+                    targets::credential_programs(kind).join(", ")
+                ),
+            ));
+        }
+        let keep = access::builtin_deny_kept(&t, kind, &err)?;
+        for rule in keep {
+            builtin_deny.entry(rule).or_default().push(name.clone());
+        }
         targets.push(Target {
-            name: name.to_string(),
+            name,
             kind,
-            command: t.command,
+            command,
             env: t.env,
             secret_env,
             groups: t.groups.into_iter().map(Spanned::into_inner).collect(),
+            access,
         });
     }
 
@@ -430,6 +545,128 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             message: r.message.clone(),
         });
     }
+    deny.extend(access::builtin_deny_rules(
+        builtin_deny,
+        &raw.rules.deny,
+        &err,
+    )?);
+    let mut review = Vec::new();
+    for r in &raw.rules.review {
+        let pattern = compile(&r.name, &r.pattern)?;
+        let name = r.name.get_ref();
+        if !rule_names.insert(("review", name.clone())) {
+            return Err(err(
+                r.name.span(),
+                format!("duplicate review rule {name:?}"),
+            ));
+        }
+        let reviewers = r.reviewers.get_ref();
+        if reviewers.is_empty() || reviewers.iter().any(|g| g.trim().is_empty()) {
+            return Err(err(
+                r.reviewers.span(),
+                format!("review rule {name:?}: reviewers lists the groups whose members may approve; it cannot be empty"),
+            ));
+        }
+        let min_approvals = match &r.min_approvals {
+            None => 1,
+            Some(m) => u32::try_from(*m.get_ref())
+                .ok()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        m.span(),
+                        format!("review rule {name:?}: min_approvals must be between 1 and 10"),
+                    )
+                })?,
+        };
+        review.push(ReviewRule {
+            name: name.clone(),
+            pattern,
+            targets: check_targets(&r.targets)?,
+            reviewers: reviewers.clone(),
+            min_approvals,
+            message: r.message.clone(),
+        });
+    }
+    let duration = |v: &Spanned<String>, what: &str| {
+        crate::recording::player::parse_time(v.get_ref().trim())
+            .filter(|us| *us > 0)
+            .map(|us| std::time::Duration::from_micros(us as u64))
+            .ok_or_else(|| {
+                err(
+                    v.span(),
+                    format!(
+                        "{what} {:?} is not a duration; use e.g. 90s, 15m, 1h",
+                        v.get_ref()
+                    ),
+                )
+            })
+    };
+    let mut reviews = ReviewSettings::default();
+    if let Some(r) = &raw.reviews {
+        let r = r.get_ref();
+        if let Some(ttl) = &r.ttl {
+            reviews.ttl = duration(ttl, "ttl")?;
+        }
+        if let Some(url) = &r.webhook_url {
+            let parsed = reqwest::Url::parse(url.get_ref())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            if parsed.is_none() {
+                return Err(err(
+                    url.span(),
+                    format!("webhook_url {:?} is not an http(s) URL", url.get_ref()),
+                ));
+            }
+            reviews.webhook_url = Some(url.get_ref().clone());
+        }
+        if let Some(t) = &r.webhook_timeout {
+            reviews.webhook_timeout = duration(t, "webhook_timeout")?;
+        }
+        if let Some(n) = &r.webhook_retries {
+            reviews.webhook_retries = u32::try_from(*n.get_ref())
+                .ok()
+                .filter(|n| *n <= 10)
+                .ok_or_else(|| err(n.span(), "webhook_retries must be between 0 and 10".into()))?;
+        }
+    }
+    let mut dev_identities: Vec<DevIdentity> = Vec::new();
+    for d in raw.dev.map(|d| d.identities).unwrap_or_default() {
+        let d = d.into_inner();
+        let name = d.name.get_ref().trim();
+        if !valid_name(name) {
+            return Err(err(
+                d.name.span(),
+                format!("dev identity name {name:?} must be letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if d.token.get_ref().len() < 8 {
+            return Err(err(
+                d.token.span(),
+                format!("dev identity {name:?}: the token must be at least 8 characters"),
+            ));
+        }
+        if dev_identities.iter().any(|o| o.name == name) {
+            return Err(err(
+                d.name.span(),
+                format!("duplicate dev identity {name:?}"),
+            ));
+        }
+        if dev_identities
+            .iter()
+            .any(|o| o.token.expose() == d.token.get_ref())
+        {
+            return Err(err(
+                d.token.span(),
+                format!("dev identity {name:?} has the same token as another; tokens name one identity each"),
+            ));
+        }
+        dev_identities.push(DevIdentity {
+            name: name.to_string(),
+            token: crate::auth::Secret::new(d.token.get_ref().clone()),
+            groups: d.groups,
+        });
+    }
     if targets.is_empty() {
         return Err(ConfigError::at(
             text,
@@ -443,6 +680,9 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         .auth
         .map(|a| super::auth::compile(a, text, file))
         .transpose()?;
+    policy.review = review;
+    policy.reviews = reviews;
+    policy.dev_identities = dev_identities;
     Ok(policy)
 }
 
@@ -468,6 +708,52 @@ mod tests {
         assert_eq!(p.targets.len(), 1);
         assert_eq!(p.mask[0].replace, Replace::Label("[REDACTED:email]".into()));
         assert_eq!(p.deny[0].name, "no-drop-table");
+    }
+
+    #[test]
+    fn the_review_example_is_accepted() {
+        let text = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n\n[[dev.identities]]\nname = \"agent\"\ntoken = \"tok-agent\"\ngroups = [\"agents\"]\n\n[[rules.review]]\nname = \"deletes-need-a-dba\"\npattern = '(?i)\\bdelete\\s+from\\b'\nreviewers = [\"dba\"]\n";
+        let p = parse(text, "gw.toml").unwrap();
+        assert_eq!(p.review[0].reviewers, ["dba"]);
+        assert_eq!(p.review[0].min_approvals, 1);
+        assert_eq!(p.reviews.ttl, std::time::Duration::from_secs(3600));
+        assert_eq!(p.dev_identities[0].groups, ["agents"]);
+        assert!(!format!("{:?}", p.dev_identities).contains("tok-agent"));
+        assert!(matches!(
+            p.check("pg", b"DELETE FROM t"),
+            super::super::Verdict::Review(_)
+        ));
+        assert!(matches!(
+            p.check("pg", b"select 1"),
+            super::super::Verdict::Allow
+        ));
+    }
+
+    #[test]
+    fn bad_review_settings_name_the_line() {
+        let base = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n";
+        let e = refuse(&format!(
+            "{base}[[rules.review]]\nname = \"r\"\npattern = 'x'\nreviewers = []\n"
+        ));
+        assert!(e.reason.contains("reviewers"), "{e}");
+        assert_eq!(e.line, 7, "{e}");
+        let e = refuse(&format!("{base}[[rules.review]]\nname = \"r\"\npattern = 'x'\nreviewers = [\"dba\"]\nmin_approvals = 0\n"));
+        assert!(e.reason.contains("min_approvals"), "{e}");
+        let e = refuse(&format!("{base}[reviews]\nttl = \"soon\"\n"));
+        assert!(e.reason.contains("not a duration"), "{e}");
+        assert_eq!(e.line, 5, "{e}");
+        let e = refuse(&format!("{base}[reviews]\nwebhook_url = \"ftp://x\"\n"));
+        assert!(e.reason.contains("http"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[dev.identities]]\nname = \"a\"\ntoken = \"short\"\n"
+        ));
+        assert!(e.reason.contains("at least 8"), "{e}");
+        assert!(
+            !e.to_string().contains("short\""),
+            "the token is not echoed: {e}"
+        );
+        let e = refuse(&format!("{base}[[dev.identities]]\nname = \"a\"\ntoken = \"same-token\"\n[[dev.identities]]\nname = \"b\"\ntoken = \"same-token\"\n"));
+        assert!(e.reason.contains("same token"), "{e}");
     }
 
     #[test]

@@ -6,8 +6,15 @@
 //! released only if the line is allowed. A denied line gets Ctrl-E Ctrl-U (end of line, erase
 //! line) instead, so the tool never runs it. An Enter inside an unfinished escape sequence is
 //! withheld the same way (rule `pty-escape-enter`): the tool's view of the line is unknown.
-//! This PTY reconstruction is simple (backspace, Ctrl-U, Ctrl-W, escape sequences skipped);
-//! history recall and in-line cursor editing are not followed.
+//! The gate's own reconstruction is simple (backspace, Ctrl-U, Ctrl-W, escape sequences
+//! skipped); a line it denies is withheld at once. Otherwise the Enter is handed on as
+//! [`GateAction::Submit`]: the gateway then reads the line the user really submitted off the
+//! terminal ([`super::screen::LineView`]: history recall and in-line editing included),
+//! checks that too, and only then releases the Enter.
+//!
+//! A line that a review rule matches is handed on as [`GateAction::Review`] (pipe mode) or
+//! in the [`GateAction::Submit`] (PTY mode): it waits for a human while later input queues
+//! behind it.
 
 use bytes::{Bytes, BytesMut};
 
@@ -34,6 +41,24 @@ pub enum GateAction {
     Deliver(Bytes),
     /// This line was withheld; `rule` decided.
     Denied { rule: String, line: Bytes },
+    /// Pipe mode: this line waits for a review under `rule`; nothing after it is released
+    /// before it is decided.
+    Review { rule: String, line: Bytes },
+    /// PTY mode: Enter was pressed on a line the keystrokes do not deny. `enter` is what
+    /// submits it; `review` is set when the typed line needs a review.
+    Submit {
+        line: Bytes,
+        enter: Bytes,
+        review: Option<String>,
+    },
+}
+
+/// What the policy says about one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Allow,
+    Deny(String),
+    Review(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,11 +91,11 @@ impl InputGate {
         }
     }
 
-    /// Feeds input; `check` returns the name of the deny rule that matches a line, if any.
+    /// Feeds input; `check` says what the policy thinks of a line.
     pub fn feed(
         &mut self,
         data: &[u8],
-        check: impl Fn(&[u8]) -> Option<String>,
+        check: impl Fn(&[u8]) -> Check,
     ) -> Result<Vec<GateAction>, LineTooLong> {
         match self.mode {
             Mode::Pipe => self.feed_pipe(data, check),
@@ -79,7 +104,7 @@ impl InputGate {
     }
 
     /// End of input: the last, unterminated line is checked and released.
-    pub fn finish(&mut self, check: impl Fn(&[u8]) -> Option<String>) -> Vec<GateAction> {
+    pub fn finish(&mut self, check: impl Fn(&[u8]) -> Check) -> Vec<GateAction> {
         if self.mode == Mode::Pty || self.line.is_empty() {
             self.line.clear();
             return vec![];
@@ -91,7 +116,7 @@ impl InputGate {
     fn feed_pipe(
         &mut self,
         data: &[u8],
-        check: impl Fn(&[u8]) -> Option<String>,
+        check: impl Fn(&[u8]) -> Check,
     ) -> Result<Vec<GateAction>, LineTooLong> {
         let mut out: Vec<GateAction> = Vec::new();
         // Consecutive allowed lines are released together, in one buffer.
@@ -108,17 +133,16 @@ impl InputGate {
             if line.len() > MAX_LINE {
                 return Err(LineTooLong);
             }
-            match check(line) {
-                None => allowed.extend_from_slice(line),
-                Some(rule) => {
-                    if !allowed.is_empty() {
-                        out.push(GateAction::Deliver(allowed.split().freeze()));
-                    }
-                    out.push(GateAction::Denied {
-                        rule,
-                        line: Bytes::copy_from_slice(line),
-                    });
+            let verdict = check(line);
+            if verdict == Check::Allow {
+                allowed.extend_from_slice(line);
+            } else {
+                if !allowed.is_empty() {
+                    out.push(GateAction::Deliver(allowed.split().freeze()));
                 }
+                out.push(decide(Bytes::copy_from_slice(line), &|_: &[u8]| {
+                    verdict.clone()
+                }));
             }
             if held {
                 self.line.clear();
@@ -137,7 +161,7 @@ impl InputGate {
     fn feed_pty(
         &mut self,
         data: &[u8],
-        check: impl Fn(&[u8]) -> Option<String>,
+        check: impl Fn(&[u8]) -> Check,
     ) -> Result<Vec<GateAction>, LineTooLong> {
         let mut out = Vec::new();
         let mut pending = BytesMut::new();
@@ -183,13 +207,22 @@ impl InputGate {
             }
             match b {
                 b'\r' | b'\n' => {
-                    match check(&self.line) {
-                        None => {
-                            self.line.clear();
-                            pending.extend_from_slice(&[b]);
+                    let review = match check(&self.line) {
+                        Check::Deny(rule) => {
+                            self.withhold(&mut pending, &mut out, rule);
+                            continue;
                         }
-                        Some(rule) => self.withhold(&mut pending, &mut out, rule),
+                        Check::Review(rule) => Some(rule),
+                        Check::Allow => None,
+                    };
+                    if !pending.is_empty() {
+                        out.push(GateAction::Deliver(pending.split().freeze()));
                     }
+                    out.push(GateAction::Submit {
+                        line: self.line.split().freeze(),
+                        enter: Bytes::copy_from_slice(&[b]),
+                        review,
+                    });
                     continue;
                 }
                 ESC => self.esc = Esc::Start,
@@ -198,7 +231,9 @@ impl InputGate {
                     // In a terminal's canonical mode Ctrl-D hands the partial line to the tool
                     // without an Enter: check it like one. The gate keeps the line either way
                     // (an editor may just delete a character), so a later Enter checks it all.
-                    if let Some(rule) = check(&self.line) {
+                    // A line that would need a review cannot wait here (there is no Enter to
+                    // hold): it is withheld.
+                    if let Check::Deny(rule) | Check::Review(rule) = check(&self.line) {
                         self.withhold(&mut pending, &mut out, rule);
                         continue;
                     }
@@ -251,10 +286,11 @@ impl InputGate {
     }
 }
 
-fn decide(line: Bytes, check: &impl Fn(&[u8]) -> Option<String>) -> GateAction {
+fn decide(line: Bytes, check: &impl Fn(&[u8]) -> Check) -> GateAction {
     match check(&line) {
-        None => GateAction::Deliver(line),
-        Some(rule) => GateAction::Denied { rule, line },
+        Check::Allow => GateAction::Deliver(line),
+        Check::Deny(rule) => GateAction::Denied { rule, line },
+        Check::Review(rule) => GateAction::Review { rule, line },
     }
 }
 
@@ -266,20 +302,58 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn drop_rule(line: &[u8]) -> Option<String> {
+    fn drop_rule(line: &[u8]) -> Check {
         let l = String::from_utf8_lossy(line).to_lowercase();
-        l.contains("drop table").then(|| "no-drop".to_string())
+        if l.contains("drop table") {
+            Check::Deny("no-drop".into())
+        } else if l.contains("delete from") {
+            Check::Review("deletes".into())
+        } else {
+            Check::Allow
+        }
     }
 
+    /// What reaches the tool when every submitted PTY line is allowed.
     fn delivered(actions: &[GateAction]) -> Vec<u8> {
         actions
             .iter()
             .filter_map(|a| match a {
                 GateAction::Deliver(d) => Some(d.to_vec()),
+                GateAction::Submit { enter, .. } => Some(enter.to_vec()),
                 _ => None,
             })
             .flatten()
             .collect()
+    }
+
+    #[test]
+    fn pipe_mode_hands_on_lines_that_need_a_review() {
+        let mut g = InputGate::new(Mode::Pipe);
+        let a = g
+            .feed(
+                b"select 1;
+delete from t;
+select 2;
+",
+                drop_rule,
+            )
+            .unwrap();
+        assert_eq!(a.len(), 3);
+        assert!(
+            matches!(&a[1], GateAction::Review { rule, line } if rule == "deletes" && &line[..] == b"delete from t;\n")
+        );
+    }
+
+    #[test]
+    fn pty_mode_submits_the_typed_line_with_its_enter() {
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"delete from t;\r", drop_rule).unwrap();
+        assert_eq!(a.len(), 2);
+        assert!(
+            matches!(&a[1], GateAction::Submit { line, enter, review: Some(r) } if &line[..] == b"delete from t;" && &enter[..] == b"\r" && r == "deletes")
+        );
+        let a = g.feed(b"\x1b[A\r", drop_rule).unwrap();
+        assert!(matches!(&a[1], GateAction::Submit { line, review: None, .. } if line.is_empty()));
     }
 
     #[test]

@@ -5,6 +5,9 @@ pub mod auth;
 pub mod config;
 pub mod gate;
 pub mod mask;
+pub mod review;
+pub mod screen;
+pub mod targets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -49,6 +52,8 @@ pub struct Target {
     pub secret_env: BTreeMap<String, crate::auth::Secret>,
     /// Groups whose members may open sessions here; empty: anyone authenticated.
     pub groups: Vec<String>,
+    /// Connection settings and credentials the kind hands the tool (see [`targets`]).
+    pub access: targets::Access,
 }
 
 impl Target {
@@ -76,6 +81,59 @@ pub struct DenyRule {
     pub message: Option<String>,
 }
 
+/// A command or input line that waits for a human before it runs.
+#[derive(Debug, Clone)]
+pub struct ReviewRule {
+    pub name: String,
+    pub pattern: Regex,
+    /// Targets the rule applies to; empty: all.
+    pub targets: Vec<String>,
+    /// Groups whose members may approve; the requester never approves their own request.
+    pub reviewers: Vec<String>,
+    /// Distinct approvals needed.
+    pub min_approvals: u32,
+    pub message: Option<String>,
+}
+
+/// `[reviews]`: review lifetime and the webhook told about new and decided reviews.
+#[derive(Debug, Clone)]
+pub struct ReviewSettings {
+    /// How long a review waits for a decision, and how long an approval stays usable.
+    pub ttl: std::time::Duration,
+    pub webhook_url: Option<String>,
+    /// Per attempt.
+    pub webhook_timeout: std::time::Duration,
+    /// Attempts after the first one.
+    pub webhook_retries: u32,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            ttl: std::time::Duration::from_secs(3600),
+            webhook_url: None,
+            webhook_timeout: std::time::Duration::from_secs(5),
+            webhook_retries: 3,
+        }
+    }
+}
+
+/// `[[dev.identities]]`: named tokens with groups, accepted only by `gateway serve --dev`.
+#[derive(Debug, Clone)]
+pub struct DevIdentity {
+    pub name: String,
+    pub token: crate::auth::Secret,
+    pub groups: Vec<String>,
+}
+
+/// What the policy says about a command line or an input line.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict<'a> {
+    Allow,
+    Deny(&'a DenyRule),
+    Review(&'a ReviewRule),
+}
+
 /// One mask rule: what it looks for, where, and what it puts instead.
 #[derive(Debug, Clone)]
 pub struct MaskRule {
@@ -100,6 +158,10 @@ pub struct Policy {
     pub deny: Vec<DenyRule>,
     /// The `[auth]` table: OpenID provider and trusted CI issuers; `None` in dev mode.
     pub auth: Option<auth::AuthSettings>,
+    /// Review rules, checked after the deny rules.
+    pub review: Vec<ReviewRule>,
+    pub reviews: ReviewSettings,
+    pub dev_identities: Vec<DevIdentity>,
     /// Compiled maskers by target, built on first use.
     maskers: Arc<Mutex<HashMap<String, Masker>>>,
 }
@@ -147,6 +209,7 @@ impl Policy {
                 env: BTreeMap::new(),
                 secret_env: BTreeMap::new(),
                 groups: vec![],
+                access: targets::Access::default(),
             }],
             mask::builtin_rules(),
             vec![],
@@ -160,6 +223,9 @@ impl Policy {
             mask,
             deny,
             auth: None,
+            review: Vec::new(),
+            reviews: ReviewSettings::default(),
+            dev_identities: Vec::new(),
             maskers: Arc::default(),
         }
     }
@@ -220,6 +286,26 @@ impl Policy {
             .find(|r| applies(&r.targets, target) && r.pattern.is_match(text))
     }
 
+    /// Deny rules first, then review rules: the first that matches decides.
+    pub fn check(&self, target: &str, text: &[u8]) -> Verdict<'_> {
+        if let Some(d) = self.denies(target, text) {
+            return Verdict::Deny(d);
+        }
+        match self
+            .review
+            .iter()
+            .find(|r| applies(&r.targets, target) && r.pattern.is_match(text))
+        {
+            Some(r) => Verdict::Review(r),
+            None => Verdict::Allow,
+        }
+    }
+
+    /// [`Policy::check`] on a command line (argv joined by spaces).
+    pub fn check_argv(&self, target: &str, argv: &[String]) -> Verdict<'_> {
+        self.check(target, argv.join(" ").as_bytes())
+    }
+
     /// The first deny rule that matches the command line (argv joined by spaces).
     pub fn denies_argv(&self, target: &str, argv: &[String]) -> Option<&DenyRule> {
         self.denies(target, argv.join(" ").as_bytes())
@@ -242,8 +328,13 @@ impl Policy {
                         .collect(),
                 );
                 match self.targets.iter().find(|t| t.name == target) {
-                    Some(t) if !t.secret_env.is_empty() => {
-                        m.with_secrets(t.secret_env.values().map(|s| s.expose()))
+                    Some(t) if !t.secret_env.is_empty() || !t.access.secret_values().is_empty() => {
+                        m.with_secrets(
+                            t.secret_env
+                                .values()
+                                .map(|s| s.expose())
+                                .chain(t.access.secret_values()),
+                        )
                     }
                     _ => m,
                 }

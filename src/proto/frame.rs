@@ -83,11 +83,16 @@ pub enum ServerFrame {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
-    /// `denied` for now.
+    /// `denied` (a line withheld: by a deny rule, or its review was rejected, expired or
+    /// revoked), `approval_pending` (a line waits for a review) or `approved` (it was
+    /// released after its review).
     pub kind: String,
     #[serde(default)]
     pub rule: Option<String>,
     pub message: String,
+    /// The review, for the `approval_*` and review-related kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,6 +424,7 @@ mod tests {
             kind: "denied".into(),
             rule: Some("no-drop".into()),
             message: "m".into(),
+            review_id: Some("r".into()),
         }));
         server_roundtrip(ServerFrame::Closed(Closed {
             status: "exited".into(),

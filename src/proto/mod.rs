@@ -45,6 +45,83 @@ pub struct OpenSession {
     pub cols: Option<u16>,
     #[serde(default)]
     pub rows: Option<u16>,
+    /// An approved review for exactly this command (`hoopx exec --review ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
+}
+
+/// A request that waits for a human: a command at open, or an input line in a session.
+/// Served by `GET /v1/reviews/{id}`; `202 Accepted` answer to [`OpenSession`] as
+/// [`ApprovalRequired`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReviewInfo {
+    pub id: String,
+    /// `pending`, `approved`, `executed`, `rejected`, `expired` or `revoked`.
+    pub status: String,
+    /// `command` (a command line at session open) or `line` (an input line in a session).
+    pub kind: String,
+    pub requester: String,
+    pub target: String,
+    /// What waits, masked: the command line or the input line.
+    pub command: String,
+    /// SHA-256 (hex) over requester, target and the exact command: an approval is used only
+    /// for the very command it was given for.
+    pub command_hash: String,
+    pub rule: String,
+    /// Groups whose members may decide.
+    pub reviewers: Vec<String>,
+    pub min_approvals: u32,
+    /// For `line` reviews, the session the line belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Unix time in milliseconds.
+    pub created_at: i64,
+    /// Past this (Unix ms) a pending review, or an unused approval, is expired.
+    pub expires_at: i64,
+    #[serde(default)]
+    pub decisions: Vec<ReviewDecision>,
+    /// When it was approved, rejected, expired or revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
+    /// The session an approved command ran in (`executed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executed_session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executed_at: Option<i64>,
+    /// Optimistic-concurrency counter: every change bumps it.
+    #[serde(default)]
+    pub version: i64,
+}
+
+/// One reviewer's word on a review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewDecision {
+    pub reviewer: String,
+    /// `approve`, `reject` or `revoke`.
+    pub decision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Unix time in milliseconds.
+    pub at: i64,
+}
+
+/// `GET /v1/reviews`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewList {
+    pub reviews: Vec<ReviewInfo>,
+}
+
+/// `POST /v1/reviews/{id}/approve|reject|revoke`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DecideReview {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `202 Accepted` answer to [`OpenSession`]: the command waits for a review.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalRequired {
+    pub review: ReviewInfo,
 }
 
 /// `201 Created` answer to [`OpenSession`].
@@ -58,6 +135,51 @@ pub struct SessionOpened {
     /// secrets (`secret_env`), which the client hands to the tool only and never prints.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Variables the tool must not inherit from the caller (they could point its
+    /// credentials elsewhere, e.g. `PGHOSTADDR`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_remove: Vec<String>,
+    /// Files the client writes in the session's private directory (0700, files 0600) and
+    /// removes when the session ends: credentials and generated tool configs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ToolFile>,
+    /// The command line to run instead of the requested one, when the target rewrites it
+    /// (ssh: `-F <dir>/ssh_config` and the target's host alias).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<ToolArg>>,
+}
+
+/// A file of the session's private directory.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolFile {
+    /// File name inside the directory: letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// The contents; may be a secret.
+    pub contents: String,
+    /// An environment variable the tool gets set to the file's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+}
+
+impl std::fmt::Debug for ToolFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The contents may be a secret: name and size only.
+        f.debug_struct("ToolFile")
+            .field("name", &self.name)
+            .field("len", &self.contents.len())
+            .field("env", &self.env)
+            .finish()
+    }
+}
+
+/// One argument of a rewritten command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolArg {
+    /// This text, as is.
+    Text(String),
+    /// The path of this file of the session's private directory.
+    File(String),
 }
 
 impl std::fmt::Debug for SessionOpened {
@@ -68,6 +190,9 @@ impl std::fmt::Debug for SessionOpened {
             .field("target", &self.target)
             .field("stream", &self.stream)
             .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("env_remove", &self.env_remove)
+            .field("files", &self.files)
+            .field("argv", &self.argv)
             .finish()
     }
 }
@@ -103,6 +228,21 @@ pub struct SessionInfo {
     /// Input lines withheld by deny rules.
     #[serde(default)]
     pub denials: i64,
+    /// Reviews this session asked for or ran under, with their decisions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRecord>,
+}
+
+/// A review as evidence on a session: what waited, and who decided what, when and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub review_id: String,
+    pub rule: String,
+    pub kind: String,
+    pub command: String,
+    /// The review's status when the session recorded it.
+    pub status: String,
+    pub decisions: Vec<ReviewDecision>,
 }
 
 /// `GET /v1/sessions`
@@ -172,6 +312,12 @@ pub mod codes {
     pub const NOT_FOUND: &str = "not_found";
     pub const BAD_REQUEST: &str = "bad_request";
     pub const UNKNOWN_TARGET: &str = "unknown_target";
+    /// The command waits for a review (`hoopx exec --review ID` before it is approved).
+    pub const APPROVAL_PENDING: &str = "approval_pending";
+    /// Not allowed to do this (approve one's own request, decide without the group).
+    pub const FORBIDDEN: &str = "forbidden";
+    /// The request does not fit the resource's state (deciding a decided review).
+    pub const CONFLICT: &str = "conflict";
     pub const PROTOCOL_MISMATCH: &str = "protocol_mismatch";
     pub const INTERNAL: &str = "internal";
     /// Something the gateway depends on (its identity provider) cannot be reached.

@@ -131,10 +131,12 @@ pub fn cloexec_inherited_fds() {
     }
 }
 
-/// Starts `argv` under a new pseudo-terminal of `size` (cols, rows).
+/// Starts `argv` under a new pseudo-terminal of `size` (cols, rows); variables in `remove`
+/// are not inherited (before `env` is applied).
 pub fn spawn_pty(
     argv: &[String],
     env: &BTreeMap<String, String>,
+    remove: &[String],
     size: Option<(u16, u16)>,
 ) -> io::Result<Tool> {
     let (pty, pts) = pty_process::open().map_err(pty_err)?;
@@ -142,7 +144,11 @@ pub fn spawn_pty(
     pty.resize(pty_process::Size::new(rows, cols))
         .map_err(pty_err)?;
     let mut cmd = pty_process::Command::new(&argv[0]).args(&argv[1..]);
-    for k in WITHHELD_ENV {
+    for k in WITHHELD_ENV
+        .iter()
+        .copied()
+        .chain(remove.iter().map(String::as_str))
+    {
         cmd = cmd.env_remove(k);
     }
     for (k, v) in env {
@@ -162,14 +168,23 @@ pub fn spawn_pty(
 }
 
 /// Starts `argv` with stdin, stdout and stderr as pipes.
-pub fn spawn_pipes(argv: &[String], env: &BTreeMap<String, String>) -> io::Result<Tool> {
+/// Variables in `remove` are not inherited (before `env` is applied).
+pub fn spawn_pipes(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    remove: &[String],
+) -> io::Result<Tool> {
     use std::process::Stdio;
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for k in WITHHELD_ENV {
+    for k in WITHHELD_ENV
+        .iter()
+        .copied()
+        .chain(remove.iter().map(String::as_str))
+    {
         cmd.env_remove(k);
     }
     for (k, v) in env {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::proto::{Mode, SessionInfo};
+use crate::proto::{ApprovalRecord, Mode, ReviewInfo, SessionInfo};
 use crate::recording::chain::Hash;
 use crate::recording::{Checkpoint, Event};
 
@@ -58,6 +58,20 @@ pub struct SessionStats {
     pub masks: std::collections::BTreeMap<String, u64>,
     /// Input lines (or command lines) withheld by deny rules.
     pub denials: i64,
+    /// Reviews the session asked for or ran under.
+    pub approvals: Vec<ApprovalRecord>,
+}
+
+/// Which reviews `list_reviews` returns, newest first. `None` matches anything.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewFilter {
+    pub status: Option<String>,
+    pub requester: Option<String>,
+    pub target: Option<String>,
+    pub command_hash: Option<String>,
+    /// Only reviews whose `expires_at` is at or before this Unix time in milliseconds.
+    pub expires_by: Option<i64>,
+    pub limit: i64,
 }
 
 /// One batch for the log: events with their chain hashes, optionally a signed checkpoint
@@ -115,6 +129,12 @@ pub trait Store: Send + Sync + 'static {
         -> Result<Vec<StoredEvent>, StoreError>;
     /// The session's signed checkpoints, in the order they were written.
     async fn checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError>;
+    async fn create_review(&self, r: &ReviewInfo) -> Result<(), StoreError>;
+    async fn review(&self, id: &str) -> Result<Option<ReviewInfo>, StoreError>;
+    async fn list_reviews(&self, filter: &ReviewFilter) -> Result<Vec<ReviewInfo>, StoreError>;
+    /// Stores `r` only if the stored review still has version `expected` (nobody decided it
+    /// in between); returns whether it did.
+    async fn update_review(&self, r: &ReviewInfo, expected: i64) -> Result<bool, StoreError>;
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…` (also `postgresql://`).
@@ -175,6 +195,14 @@ pub(crate) fn parse_mode(s: &str) -> Result<Mode, StoreError> {
 
 pub(crate) fn parse_masks(s: &str) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("mask counts: {e}")))
+}
+
+pub(crate) fn parse_approvals(s: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("approvals: {e}")))
+}
+
+pub(crate) fn parse_review(s: &str) -> Result<ReviewInfo, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("review: {e}")))
 }
 
 pub(crate) fn parse_hash(b: Option<Vec<u8>>) -> Result<Option<Hash>, StoreError> {

@@ -8,10 +8,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
 use super::{
-    parse_argv, parse_hash, parse_masks, parse_mode, Batch, NewSession, SessionEnd, SessionFilter,
-    Store, StoreError, StoredEvent,
+    parse_approvals, parse_argv, parse_hash, parse_masks, parse_mode, parse_review, Batch,
+    NewSession, ReviewFilter, SessionEnd, SessionFilter, Store, StoreError, StoredEvent,
 };
-use crate::proto::SessionInfo;
+use crate::proto::{ReviewInfo, SessionInfo};
 use crate::recording::{Checkpoint, Event, EventKind};
 
 const MIGRATIONS: &[&str] = &[
@@ -56,6 +56,22 @@ CREATE TABLE checkpoints (
 );
 CREATE INDEX checkpoints_session ON checkpoints (session_id, id);
 CREATE INDEX sessions_identity ON sessions (identity, started_at DESC);
+"#,
+    r#"
+ALTER TABLE sessions ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE reviews (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    target TEXT NOT NULL,
+    command_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX reviews_created ON reviews (created_at DESC);
+CREATE INDEX reviews_binding ON reviews (requester, target, command_hash);
 "#,
 ];
 
@@ -126,6 +142,7 @@ fn row_to_info(r: &PgRow) -> Result<SessionInfo, StoreError> {
         bytes_out: r.try_get("bytes_out")?,
         masks: parse_masks(r.try_get("masks")?)?,
         denials: r.try_get("denials")?,
+        approvals: parse_approvals(r.try_get("approvals")?)?,
     })
 }
 
@@ -203,13 +220,14 @@ impl Store for PostgresStore {
         let st = &batch.stats;
         sqlx::query(
             "UPDATE sessions SET event_count = event_count + $1, bytes_in = $2, bytes_out = $3, \
-             masks = $4, denials = $5 WHERE id = $6",
+             masks = $4, denials = $5, approvals = $6 WHERE id = $7",
         )
         .bind(events.len() as i64)
         .bind(st.bytes_in)
         .bind(st.bytes_out)
         .bind(serde_json::to_string(&st.masks).unwrap_or_else(|_| "{}".into()))
         .bind(st.denials)
+        .bind(serde_json::to_string(&st.approvals).unwrap_or_else(|_| "[]".into()))
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -284,6 +302,68 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn create_review(&self, r: &ReviewInfo) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reviews (id, status, requester, target, command_hash, created_at, expires_at, version, doc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&r.id)
+        .bind(&r.status)
+        .bind(&r.requester)
+        .bind(&r.target)
+        .bind(&r.command_hash)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.version)
+        .bind(serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn review(&self, id: &str) -> Result<Option<ReviewInfo>, StoreError> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM reviews WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        doc.as_deref().map(parse_review).transpose()
+    }
+
+    async fn list_reviews(&self, f: &ReviewFilter) -> Result<Vec<ReviewInfo>, StoreError> {
+        let docs: Vec<String> = sqlx::query_scalar(
+            "SELECT doc FROM reviews WHERE ($1::TEXT IS NULL OR status = $1) \
+             AND ($2::TEXT IS NULL OR requester = $2) AND ($3::TEXT IS NULL OR target = $3) \
+             AND ($4::TEXT IS NULL OR command_hash = $4) \
+             AND ($5::BIGINT IS NULL OR expires_at <= $5) \
+             ORDER BY created_at DESC, id LIMIT $6",
+        )
+        .bind(&f.status)
+        .bind(&f.requester)
+        .bind(&f.target)
+        .bind(&f.command_hash)
+        .bind(f.expires_by)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        docs.iter().map(|d| parse_review(d)).collect()
+    }
+
+    async fn update_review(&self, r: &ReviewInfo, expected: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE reviews SET status = $1, expires_at = $2, version = $3, doc = $4 \
+             WHERE id = $5 AND version = $6",
+        )
+        .bind(&r.status)
+        .bind(r.expires_at)
+        .bind(r.version)
+        .bind(serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(&r.id)
+        .bind(expected)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, StoreError> {

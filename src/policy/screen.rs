@@ -1,0 +1,263 @@
+//! What a PTY line really is when the user presses Enter: read off the terminal, not off the
+//! keystrokes. Line editors (readline, libedit, zle) let a user recall history, search it,
+//! move the cursor and edit in the middle; the keystrokes then say little about the line,
+//! but the screen shows it. Pure state, no I/O.
+//!
+//! The tool's recent output is kept in a small window. At the first keystroke of a line a
+//! terminal emulator is started from that window, which puts the prompt on its screen; the
+//! text before the cursor at that moment is the prompt. From then on every output byte (the
+//! echo and the editor's redraws) is fed to it, and at Enter the logical line under the
+//! cursor, minus the prompt, is the line submitted. Only the output produced while a line
+//! is being typed goes through the emulator, so a tool's bulk output costs a copy into the
+//! window and nothing more.
+
+/// Output kept to rebuild the screen at a line's first keystroke.
+const WINDOW: usize = 16 * 1024;
+
+pub struct LineView {
+    cols: usize,
+    rows: usize,
+    /// The last [`WINDOW`] bytes (up to 2×) of output.
+    recent: Vec<u8>,
+    active: Option<Active>,
+}
+
+struct Active {
+    vt: avt::Vt,
+    prompt: String,
+    /// An incomplete UTF-8 sequence at the end of the last output chunk.
+    carry: Vec<u8>,
+}
+
+impl std::fmt::Debug for LineView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineView")
+            .field("cols", &self.cols)
+            .field("rows", &self.rows)
+            .field("active", &self.active.is_some())
+            .finish()
+    }
+}
+
+impl LineView {
+    pub fn new(cols: u16, rows: u16) -> LineView {
+        LineView {
+            cols: usize::from(cols.max(2)),
+            rows: usize::from(rows.max(1)),
+            recent: Vec::new(),
+            active: None,
+        }
+    }
+
+    /// The tool wrote these bytes.
+    pub fn output(&mut self, data: &[u8]) {
+        if let Some(a) = &mut self.active {
+            feed(&mut a.vt, &mut a.carry, data);
+        }
+        self.recent.extend_from_slice(data);
+        if self.recent.len() > 2 * WINDOW {
+            let cut = self.recent.len() - WINDOW;
+            self.recent.drain(..cut);
+        }
+    }
+
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.cols = usize::from(cols.max(2));
+        self.rows = usize::from(rows.max(1));
+        if let Some(a) = &mut self.active {
+            a.vt.resize(self.cols, self.rows);
+        }
+    }
+
+    /// A key of the current line reaches the tool: at the line's first key the screen is
+    /// rebuilt and the prompt noted.
+    pub fn keystroke(&mut self) {
+        if self.active.is_some() {
+            return;
+        }
+        let mut vt = avt::Vt::builder()
+            .size(self.cols, self.rows)
+            .scrollback_limit(0)
+            .build();
+        // Start at a line boundary when the window has one: the prompt's line is whole.
+        let start = self
+            .recent
+            .iter()
+            .position(|&b| b == b'\n')
+            .filter(|_| self.recent.len() >= WINDOW)
+            .map_or(0, |p| p + 1);
+        let mut carry = Vec::new();
+        feed(&mut vt, &mut carry, &self.recent[start..]);
+        let prompt = {
+            let (line, cursor_at) = logical_line(&vt);
+            line.chars().take(cursor_at).collect()
+        };
+        self.active = Some(Active { vt, prompt, carry });
+    }
+
+    /// The line on the screen at Enter, without its prompt (the whole logical line when
+    /// the prompt is no longer at its start). Ends the line: the next key starts a new one.
+    pub fn submit(&mut self) -> String {
+        self.keystroke();
+        let Some(a) = self.active.take() else {
+            return String::new();
+        };
+        let (line, _) = logical_line(&a.vt);
+        let line = line.trim_end();
+        match line.strip_prefix(a.prompt.as_str()) {
+            Some(rest) if !a.prompt.is_empty() => rest.to_string(),
+            _ => line.to_string(),
+        }
+    }
+
+    /// Forgets the line being typed (it was erased, or the tool was interrupted).
+    pub fn reset(&mut self) {
+        self.active = None;
+    }
+}
+
+fn feed(vt: &mut avt::Vt, carry: &mut Vec<u8>, data: &[u8]) {
+    let owned;
+    let bytes: &[u8] = if carry.is_empty() {
+        data
+    } else {
+        carry.extend_from_slice(data);
+        owned = std::mem::take(carry);
+        &owned
+    };
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                vt.feed_str(s);
+                return;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                // Valid by construction.
+                vt.feed_str(std::str::from_utf8(good).unwrap_or_default());
+                match e.error_len() {
+                    None => {
+                        carry.extend_from_slice(bad);
+                        return;
+                    }
+                    Some(n) => {
+                        vt.feed_str("\u{fffd}");
+                        rest = &bad[n..];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The logical line under the cursor (wrapped rows joined) and the cursor's character index
+/// in it.
+fn logical_line(vt: &avt::Vt) -> (String, usize) {
+    let view: Vec<&avt::Line> = vt.view().collect();
+    let cursor = vt.cursor();
+    let row = cursor.row.min(view.len().saturating_sub(1));
+    let wrapped = |r: usize| avt::util::TextUnwrapper::new().push(view[r]).is_none();
+    let mut first = row;
+    while first > 0 && wrapped(first - 1) {
+        first -= 1;
+    }
+    let mut last = row;
+    while last + 1 < view.len() && wrapped(last) {
+        last += 1;
+    }
+    let mut text = String::new();
+    let mut cursor_at = 0;
+    for (r, line) in view.iter().enumerate().take(last + 1).skip(first) {
+        let chars: Vec<char> = line.chars().collect();
+        if r < row {
+            cursor_at += chars.len();
+        } else if r == row {
+            cursor_at += cursor.col.min(chars.len());
+        }
+        text.extend(chars);
+    }
+    (text, cursor_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(view: &mut LineView, echo: &[&[u8]]) -> String {
+        view.keystroke();
+        for e in echo {
+            view.output(e);
+        }
+        view.submit()
+    }
+
+    #[test]
+    fn plain_typing_is_read_without_the_prompt() {
+        let mut v = LineView::new(80, 24);
+        v.output(b"psql (15.1)\r\nType \"help\" for help.\r\n\r\npostgres=# ");
+        assert_eq!(typed(&mut v, &[b"sel", b"ect 1;"]), "select 1;");
+    }
+
+    #[test]
+    fn history_recall_is_what_the_screen_shows() {
+        let mut v = LineView::new(80, 24);
+        v.output(b"postgres=# ");
+        // Up arrow: readline rewrites the line from the prompt on.
+        assert_eq!(
+            typed(&mut v, &[b"\r\x1b[Kpostgres=# DELETE FROM accounts;"]),
+            "DELETE FROM accounts;"
+        );
+    }
+
+    #[test]
+    fn in_line_editing_is_followed() {
+        let mut v = LineView::new(80, 24);
+        v.output(b"$ ");
+        // "SELECT x FROM t", then cursor back 15 and "DELETE" typed over "SELECT".
+        let line = typed(
+            &mut v,
+            &[b"SELECT x FROM t", b"\x1b[15D", b"DELETE\x1b[K FROM t"],
+        );
+        assert_eq!(line, "DELETE FROM t");
+    }
+
+    #[test]
+    fn wrapped_lines_are_joined() {
+        let mut v = LineView::new(20, 5);
+        v.output(b"db=> ");
+        let long = b"select aaaaaaaaaa, bbbbbbbbbb, cccccccccc;";
+        assert_eq!(
+            typed(&mut v, &[long]),
+            "select aaaaaaaaaa, bbbbbbbbbb, cccccccccc;"
+        );
+    }
+
+    #[test]
+    fn output_split_inside_a_character_is_kept() {
+        let mut v = LineView::new(80, 24);
+        v.output(b"> ");
+        let e = "é".as_bytes();
+        assert_eq!(typed(&mut v, &[b"caf", &e[..1], &e[1..]]), "café");
+    }
+
+    #[test]
+    fn a_new_line_starts_after_submit() {
+        let mut v = LineView::new(80, 24);
+        v.output(b"$ ");
+        assert_eq!(typed(&mut v, &[b"one"]), "one");
+        v.output(b"\r\nout\r\n$ ");
+        assert_eq!(typed(&mut v, &[b"two"]), "two");
+    }
+
+    #[test]
+    fn a_long_history_keeps_the_window_small() {
+        let mut v = LineView::new(80, 24);
+        for _ in 0..10_000 {
+            v.output(b"a line of output that scrolls by\r\n");
+        }
+        assert!(v.recent.len() <= 2 * WINDOW);
+        v.output(b"$ ");
+        assert_eq!(typed(&mut v, &[b"ls"]), "ls");
+    }
+}
