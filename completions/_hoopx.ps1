@@ -21,8 +21,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'hoopx' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command through the gateway: `hoopx exec -- psql -h db`')
@@ -47,17 +48,19 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--approval-timeout', '--approval-timeout', [CompletionResultType]::ParameterName, 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty')
             [CompletionResult]::new('--capture-limit', '--capture-limit', [CompletionResultType]::ParameterName, 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--tty', '--tty', [CompletionResultType]::ParameterName, 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals')
             [CompletionResult]::new('--no-tty', '--no-tty', [CompletionResultType]::ParameterName, 'Run the command under pipes (stdout and stderr kept apart) even on a terminal')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Do not wait for a review: exit 75 at once with the review id')
             [CompletionResult]::new('--capture', '--capture', [CompletionResultType]::ParameterName, 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;gateway' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -68,15 +71,18 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…')
             [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--dev', '--dev', [CompletionResultType]::ParameterName, 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;gateway;check' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The TOML config file')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;gateway;help' {
@@ -95,8 +101,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             break
         }
         'hoopx;sessions' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session, with the verification of its recording')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -111,16 +118,18 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only sessions in this state: open, running, exited, aborted or denied')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many sessions to show at most')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;sessions;show' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;sessions;help' {
@@ -141,13 +150,15 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;mcp' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;review' {
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List reviews, newest first')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one review: the exact command, who asked, and every decision')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a pending review (you cannot approve your own request)')
@@ -162,16 +173,18 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only reviews in this state')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many reviews to show at most')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;review;show' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;review;approve' {
@@ -179,10 +192,11 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why, recorded with the decision')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;review;reject' {
@@ -190,10 +204,11 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why, recorded with the decision and shown to the requester')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;review;revoke' {
@@ -201,8 +216,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'reason')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;review;help' {
@@ -240,6 +256,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--idle-limit', '--idle-limit', [CompletionResultType]::ParameterName, 'Shorten pauses longer than this many seconds')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker''s text (e.g. denied)')
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Stop here: a time or a marker''s text')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Watch a running session live: catch up from its start, then follow until it ends')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -250,37 +267,42 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session; for a file, its key only if it is the configured gateway''s or one of this machine''s gateways''')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;login' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--browser', '--browser', [CompletionResultType]::ParameterName, 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow')
             [CompletionResult]::new('--no-open', '--no-open', [CompletionResultType]::ParameterName, 'With --browser: print the address instead of opening a browser')
             [CompletionResult]::new('--client-credentials', '--client-credentials', [CompletionResultType]::ParameterName, 'Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;logout' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;status' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;generate' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Directory that receives `completions/` and `man/`')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;help' {

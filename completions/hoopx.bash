@@ -194,12 +194,16 @@ _hoopx() {
 
     case "${cmd}" in
         hoopx)
-            opts="-h -V --help --version exec gateway sessions mcp review replay verify login logout status generate help"
+            opts="-h -V --color --help --version exec gateway sessions mcp review replay verify login logout status generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -208,7 +212,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__exec)
-            opts="-h --gateway --token --target --tty --no-tty --no-wait --review --approval-timeout --output --capture --capture-limit --help"
+            opts="-h --gateway --token --target --tty --no-tty --no-wait --review --approval-timeout --output --capture --capture-limit --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -242,6 +246,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -250,12 +258,16 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway)
-            opts="-h --help serve check help"
+            opts="-h --color --help serve check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -264,7 +276,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__check)
-            opts="-h --config --help"
+            opts="-h --config --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -272,6 +284,14 @@ _hoopx() {
             case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -338,7 +358,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__serve)
-            opts="-h --config --listen --store --signing-key --dev --help"
+            opts="-h --config --listen --store --signing-key --dev --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -360,6 +380,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -368,7 +392,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__generate)
-            opts="-h --out --help"
+            opts="-h --out --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -376,6 +400,10 @@ _hoopx() {
             case "${prev}" in
                 --out)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -694,7 +722,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__login)
-            opts="-h --gateway --browser --no-open --client-credentials --help"
+            opts="-h --gateway --browser --no-open --client-credentials --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -702,6 +730,10 @@ _hoopx() {
             case "${prev}" in
                 --gateway)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -712,7 +744,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__logout)
-            opts="-h --gateway --help"
+            opts="-h --gateway --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -720,6 +752,10 @@ _hoopx() {
             case "${prev}" in
                 --gateway)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -730,7 +766,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__mcp)
-            opts="-h --gateway --token --help"
+            opts="-h --gateway --token --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -744,6 +780,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -752,7 +792,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__replay)
-            opts="-h --gateway --token --format --speed --idle-limit --from --to --follow --help"
+            opts="-h --gateway --token --format --speed --idle-limit --from --to --follow --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -786,6 +826,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -794,12 +838,16 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review)
-            opts="-h --help list show approve reject revoke help"
+            opts="-h --color --help list show approve reject revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -808,7 +856,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__approve)
-            opts="-y -h --gateway --token --reason --yes --output --help"
+            opts="-y -h --gateway --token --reason --yes --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -828,6 +876,10 @@ _hoopx() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -936,7 +988,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__list)
-            opts="-h --gateway --token --status --limit --output --help"
+            opts="-h --gateway --token --status --limit --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -962,6 +1014,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -970,7 +1026,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__reject)
-            opts="-y -h --gateway --token --reason --yes --output --help"
+            opts="-y -h --gateway --token --reason --yes --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -990,6 +1046,10 @@ _hoopx() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1000,7 +1060,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__revoke)
-            opts="-h --gateway --token --reason --output --help"
+            opts="-h --gateway --token --reason --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1022,6 +1082,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1030,7 +1094,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__show)
-            opts="-h --gateway --token --output --help"
+            opts="-h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1048,6 +1112,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1056,12 +1124,16 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions)
-            opts="-h --help list show help"
+            opts="-h --color --help list show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1126,7 +1198,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions__subcmd__list)
-            opts="-h --gateway --token --user --target --since --status --limit --output --help"
+            opts="-h --gateway --token --user --target --since --status --limit --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1164,6 +1236,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1172,7 +1248,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions__subcmd__show)
-            opts="-h --gateway --token --output --help"
+            opts="-h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1190,6 +1266,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1198,7 +1278,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__status)
-            opts="-h --gateway --token --output --help"
+            opts="-h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1216,6 +1296,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1224,7 +1308,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__verify)
-            opts="-h --gateway --token --key --output --help"
+            opts="-h --gateway --token --key --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1244,6 +1328,10 @@ _hoopx() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)

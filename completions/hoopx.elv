@@ -18,8 +18,9 @@ set edit:completion:arg-completer[hoopx] = {|@words|
     }
     var completions = [
         &'hoopx'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
             cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'
@@ -43,16 +44,18 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --approval-timeout 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires'
             cand --output '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty'
             cand --capture-limit 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --tty 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
             cand --no-tty 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
             cand --no-wait 'Do not wait for a review: exit 75 at once with the review id'
             cand --capture 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;gateway'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand serve 'Serve the HTTP API and session streams'
             cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -62,14 +65,17 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --listen 'Address to listen on'
             cand --store 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…'
             cand --signing-key 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --dev 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;gateway;check'= {
             cand --config 'The TOML config file'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --output '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;gateway;help'= {
             cand serve 'Serve the HTTP API and session streams'
@@ -83,8 +89,9 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;gateway;help;help'= {
         }
         &'hoopx;sessions'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand list 'List sessions, newest first'
             cand show 'Show one session, with the verification of its recording'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -98,15 +105,17 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --status 'Only sessions in this state: open, running, exited, aborted or denied'
             cand --limit 'How many sessions to show at most'
             cand --output 'output'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;sessions;show'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --output 'output'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;sessions;help'= {
             cand list 'List sessions, newest first'
@@ -122,12 +131,14 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;mcp'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;review'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand list 'List reviews, newest first'
             cand show 'Show one review: the exact command, who asked, and every decision'
             cand approve 'Approve a pending review (you cannot approve your own request)'
@@ -141,43 +152,48 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --status 'Only reviews in this state'
             cand --limit 'How many reviews to show at most'
             cand --output 'output'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;review;show'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --output 'output'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;review;approve'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --reason 'Why, recorded with the decision'
             cand --output 'output'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -y 'Do not ask for confirmation'
             cand --yes 'Do not ask for confirmation'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;review;reject'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --reason 'Why, recorded with the decision and shown to the requester'
             cand --output 'output'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -y 'Do not ask for confirmation'
             cand --yes 'Do not ask for confirmation'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;review;revoke'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --reason 'reason'
             cand --output 'output'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;review;help'= {
             cand list 'List reviews, newest first'
@@ -207,6 +223,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --idle-limit 'Shorten pauses longer than this many seconds'
             cand --from 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker''s text (e.g. denied)'
             cand --to 'Stop here: a time or a marker''s text'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --follow 'Watch a running session live: catch up from its start, then follow until it ends'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -216,33 +233,38 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --key 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session; for a file, its key only if it is the configured gateway''s or one of this machine''s gateways'''
             cand --output 'output'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;login'= {
             cand --gateway 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --browser 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow'
             cand --no-open 'With --browser: print the address instead of opening a browser'
             cand --client-credentials 'Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;logout'= {
             cand --gateway 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;status'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --output 'Output format'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;generate'= {
             cand --out 'Directory that receives `completions/` and `man/`'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;help'= {
             cand exec 'Run a command through the gateway: `hoopx exec -- psql -h db`'

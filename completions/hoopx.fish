@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_hoopx_global_optspecs
-    string join \n h/help V/version
+    string join \n color= h/help V/version
 end
 
 function __fish_hoopx_needs_command
@@ -24,7 +24,10 @@ function __fish_hoopx_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c hoopx -n "__fish_hoopx_needs_command" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_needs_command" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_needs_command" -s V -l version -d 'Print version'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "gateway" -d 'Run or manage a gateway'
@@ -46,12 +49,18 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l approval-timeout -d
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l output -d '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool\'s raw output; implies --no-tty' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l capture-limit -d 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l tty -d 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-tty -d 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-wait -d 'Do not wait for a review: exit 75 at once with the review id'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l capture -d 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
-complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s h -l help -d 'Print help'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "serve" -d 'Serve the HTTP API and session streams'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -59,14 +68,25 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_sub
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l listen -d 'Address to listen on' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l store -d 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l signing-key -d 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key' -r -F
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l dev -d 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l config -d 'The TOML config file' -r -F
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l output -d '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)' -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve the HTTP API and session streams'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "show" -d 'Show one session, with the verification of its recording'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -83,19 +103,31 @@ denied\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'How many sessions to show at most' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l output -r -f -a "text\t''
 json\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l output -r -f -a "text\t''
 json\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one session, with the verification of its recording'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -s h -l help -d 'Print help'
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "list" -d 'List reviews, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "show" -d 'Show one review: the exact command, who asked, and every decision'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and not __fish_seen_subcommand_from list show approve reject revoke help" -f -a "approve" -d 'Approve a pending review (you cannot approve your own request)'
@@ -113,32 +145,47 @@ revoked\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l limit -d 'How many reviews to show at most' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l output -r -f -a "text\t''
 json\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l output -r -f -a "text\t''
 json\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l reason -d 'Why, recorded with the decision' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l output -r -f -a "text\t''
 json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -s y -l yes -d 'Do not ask for confirmation'
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l reason -d 'Why, recorded with the decision and shown to the requester' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l output -r -f -a "text\t''
 json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -s y -l yes -d 'Do not ask for confirmation'
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l reason -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l output -r -f -a "text\t''
 json\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "list" -d 'List reviews, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one review: the exact command, who asked, and every decision'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "approve" -d 'Approve a pending review (you cannot approve your own request)'
@@ -156,6 +203,9 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l speed -d 'Playbac
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l idle-limit -d 'Shorten pauses longer than this many seconds' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l from -d 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker\'s text (e.g. denied)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l to -d 'Stop here: a time or a marker\'s text' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l follow -d 'Watch a running session live: catch up from its start, then follow until it ends'
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
@@ -163,21 +213,36 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l token -d 'Bearer 
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l key -d 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway\'s key for a session; for a file, its key only if it is the configured gateway\'s or one of this machine\'s gateways\'' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l output -r -f -a "text\t''
 json\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l browser -d 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow'
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l no-open -d 'With --browser: print the address instead of opening a browser'
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l client-credentials -d 'Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET'
-complete -c hoopx -n "__fish_hoopx_using_subcommand login" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand status" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -l out -d 'Directory that receives `completions/` and `man/`' -r -F
-complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "gateway" -d 'Run or manage a gateway'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "sessions" -d 'List and inspect recorded sessions'

@@ -7,6 +7,7 @@ mod exec_pipe;
 mod exec_pty;
 mod failures;
 mod frames;
+mod interface;
 mod masking;
 mod oidc;
 mod recording;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::{code, Failure};
+use super::{code, Failure, OutputFormat};
 use crate::auth::oidc::OidcAuthenticator;
 use crate::auth::{generate_token, Authenticator, Chain, DevToken, Secret};
 use crate::gateway::{self, store, Gateway};
@@ -21,6 +21,9 @@ pub enum GatewayCommand {
         /// The TOML config file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// `json`: one object (`ok`, counts, targets; or `error` with file, line, column).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
 }
 
@@ -58,7 +61,11 @@ fn load_policy(path: &std::path::Path) -> Result<Policy, Failure> {
 
 pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
     match cmd {
-        GatewayCommand::Check { config } => {
+        GatewayCommand::Check {
+            config,
+            output: OutputFormat::Json,
+        } => check_json(&config),
+        GatewayCommand::Check { config, .. } => {
             let p = load_policy(&config)?;
             println!(
                 "{}: OK ({} targets, {} mask rules, {} deny rules, {} review rules)",
@@ -96,6 +103,52 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
         }
         GatewayCommand::Serve(args) => serve(args),
     }
+}
+
+/// The rules that apply on a target, by name.
+fn deny_rules<'a>(p: &'a Policy, target: &str) -> Vec<&'a str> {
+    p.deny
+        .iter()
+        .filter(|r| r.targets.is_empty() || r.targets.iter().any(|t| t == target))
+        .map(|r| r.name.as_str())
+        .collect()
+}
+
+fn check_json(config: &std::path::Path) -> Result<ExitCode, Failure> {
+    let text = std::fs::read_to_string(config).map_err(|e| {
+        Failure::new(
+            code::CONFIG,
+            format!("cannot read config {}: {e}", config.display()),
+        )
+    })?;
+    let answer = match Policy::from_toml(&text, &config.display().to_string()) {
+        Ok(p) => serde_json::json!({
+            "ok": true,
+            "config": config.display().to_string(),
+            "mask_rules": p.mask.len(),
+            "deny_rules": p.deny.len(),
+            "review_rules": p.review.len(),
+            "targets": p.targets.iter().map(|t| serde_json::json!({
+                "name": t.name,
+                "kind": format!("{:?}", t.kind).to_lowercase(),
+                "programs": t.command,
+                "deny_rules": deny_rules(&p, &t.name),
+            })).collect::<Vec<_>>(),
+        }),
+        Err(e) => {
+            super::print_line(
+                &serde_json::json!({
+                    "ok": false,
+                    "config": config.display().to_string(),
+                    "error": {"file": e.file, "line": e.line, "column": e.column, "reason": e.reason},
+                })
+                .to_string(),
+            )?;
+            return Err(Failure::new(code::CONFIG, format!("bad config: {e}")));
+        }
+    };
+    super::print_line(&answer.to_string())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {

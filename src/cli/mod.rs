@@ -72,11 +72,71 @@ impl Failure {
         if self.message.is_empty() {
             return;
         }
-        crate::client::session::say(&self.message);
+        let (red, yellow, off) = if color_on() {
+            ("\x1b[1;31m", "\x1b[33m", "\x1b[0m")
+        } else {
+            ("", "", "")
+        };
+        crate::client::session::say(&format!("{red}{}{off}", self.message));
         if let Some(h) = &self.hint {
-            crate::client::session::say(&format!("hint: {h}"));
+            crate::client::session::say(&format!("{yellow}hint:{off} {h}"));
         }
     }
+}
+
+/// `--color`: when hoopx's own messages (and clap's help) use color.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`.
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether hoopx's own messages on stderr are colored.
+pub fn color_on() -> bool {
+    COLOR.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn decide_color(when: ColorWhen) -> bool {
+    use std::io::IsTerminal;
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        }
+    }
+}
+
+/// `--color` read ahead of parsing, so clap's own help and errors follow it too.
+fn color_from_args() -> ColorWhen {
+    // Arguments that are not UTF-8 are clap's to report, not ours to panic on.
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut when = ColorWhen::Auto;
+    for (i, a) in args.iter().enumerate() {
+        if a == "--" {
+            break;
+        }
+        let value = match a.strip_prefix("--color=") {
+            Some(v) => Some(v),
+            None if a == "--color" => args.get(i + 1).map(String::as_str),
+            None => None,
+        };
+        match value {
+            Some("always") => when = ColorWhen::Always,
+            Some("never") => when = ColorWhen::Never,
+            Some("auto") => when = ColorWhen::Auto,
+            _ => {}
+        }
+    }
+    when
 }
 
 impl From<crate::client::ClientError> for Failure {
@@ -121,6 +181,9 @@ impl From<crate::client::ClientError> for Failure {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Color in hoopx's messages: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,8 +286,21 @@ impl std::fmt::Debug for GatewayArgs {
 
 pub fn main() -> ExitCode {
     crate::pty::cloexec_inherited_fds();
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    let early = color_from_args();
+    let clap_color = match (early, decide_color(early)) {
+        (ColorWhen::Always, _) => clap::ColorChoice::Always,
+        (_, false) => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    };
+    let parsed = <Cli as clap::CommandFactory>::command()
+        .color(clap_color)
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(c) => {
+            COLOR.store(decide_color(c.color), std::sync::atomic::Ordering::Relaxed);
+            c
+        }
         Err(e) => {
             use clap::error::ErrorKind;
             let _ = e.print();

@@ -14,17 +14,26 @@
 /// Output kept to rebuild the screen at a line's first keystroke.
 const WINDOW: usize = 16 * 1024;
 
+/// Output fed to the emulator for one line at most: past this the tool is streaming, not
+/// echoing, and the emulator is dropped (rebuilt from the window when needed), so bulk
+/// output costs a copy, not a terminal emulation.
+const MAX_FED: usize = 64 * 1024;
+
 pub struct LineView {
     cols: usize,
     rows: usize,
     /// The last [`WINDOW`] bytes (up to 2×) of output.
     recent: Vec<u8>,
     active: Option<Active>,
+    /// A line is being typed (its first key came), whether or not the emulator still runs.
+    open: bool,
 }
 
 struct Active {
     vt: avt::Vt,
-    prompt: String,
+    /// `None` when the line's start is unknown (the emulator was rebuilt mid-line).
+    prompt: Option<String>,
+    fed: usize,
     /// An incomplete UTF-8 sequence at the end of the last output chunk.
     carry: Vec<u8>,
 }
@@ -46,13 +55,19 @@ impl LineView {
             rows: usize::from(rows.max(1)),
             recent: Vec::new(),
             active: None,
+            open: false,
         }
     }
 
     /// The tool wrote these bytes.
     pub fn output(&mut self, data: &[u8]) {
         if let Some(a) = &mut self.active {
-            feed(&mut a.vt, &mut a.carry, data);
+            a.fed += data.len();
+            if a.fed > MAX_FED {
+                self.active = None;
+            } else {
+                feed(&mut a.vt, &mut a.carry, data);
+            }
         }
         self.recent.extend_from_slice(data);
         if self.recent.len() > 2 * WINDOW {
@@ -88,24 +103,34 @@ impl LineView {
             .map_or(0, |p| p + 1);
         let mut carry = Vec::new();
         feed(&mut vt, &mut carry, &self.recent[start..]);
-        let prompt = {
+        // The text left of the cursor at a line's first key is its prompt; rebuilt mid-line
+        // (after streaming output), the prompt is unknown.
+        let prompt = (!self.open).then(|| {
             let (line, cursor_at) = logical_line(&vt);
             line.chars().take(cursor_at).collect()
-        };
-        self.active = Some(Active { vt, prompt, carry });
+        });
+        self.open = true;
+        self.active = Some(Active {
+            vt,
+            prompt,
+            fed: 0,
+            carry,
+        });
     }
 
     /// The line on the screen at Enter, without its prompt (the whole logical line when
     /// the prompt is no longer at its start). Ends the line: the next key starts a new one.
     pub fn submit(&mut self) -> String {
         self.keystroke();
+        self.open = false;
         let Some(a) = self.active.take() else {
             return String::new();
         };
         let (line, _) = logical_line(&a.vt);
         let line = line.trim_end();
-        match line.strip_prefix(a.prompt.as_str()) {
-            Some(rest) if !a.prompt.is_empty() => rest.to_string(),
+        match a.prompt.as_deref().map(|p| (p, line.strip_prefix(p))) {
+            Some((p, Some(rest))) if !p.is_empty() => rest.to_string(),
+            // The prompt is unknown or gone: the whole line is checked, prompt and all.
             _ => line.to_string(),
         }
     }
@@ -113,6 +138,7 @@ impl LineView {
     /// Forgets the line being typed (it was erased, or the tool was interrupted).
     pub fn reset(&mut self) {
         self.active = None;
+        self.open = false;
     }
 }
 
@@ -248,6 +274,20 @@ mod tests {
         assert_eq!(typed(&mut v, &[b"one"]), "one");
         v.output(b"\r\nout\r\n$ ");
         assert_eq!(typed(&mut v, &[b"two"]), "two");
+    }
+
+    #[test]
+    fn streaming_output_stops_the_emulator_and_the_line_is_still_read() {
+        let mut v = LineView::new(80, 24);
+        v.output(b"$ ");
+        v.keystroke();
+        for _ in 0..5_000 {
+            v.output(b"a line the tool streams while the user types\r\n");
+        }
+        assert!(v.active.is_none(), "bulk output is not emulated");
+        v.output(b"$ drop table t");
+        // Rebuilt mid-line, the prompt is unknown: the whole line is checked.
+        assert_eq!(v.submit(), "$ drop table t");
     }
 
     #[test]
