@@ -1163,3 +1163,79 @@ fn the_ci_token_variable_can_be_named_in_the_client_config() {
     );
     assert_eq!(st["subject"], "github:repo:acme/app:ref:refs/heads/main");
 }
+
+#[test]
+fn a_review_wait_longer_than_the_token_lifetime_still_runs_the_command() {
+    let idp = Idp::start(json!({"alice": ["dev"]}), 4);
+    let env = Env::new();
+    // A dev gateway with an [auth] table: the reviewer is a dev identity, alice logs in.
+    let text = format!(
+        "{}\n[[rules.review]]\nname = \"needs-ops\"\npattern = 'approved-please'\nreviewers = [\"ops\"]\n\n[[dev.identities]]\nname = \"rita\"\ntoken = \"tok-reviewer-1\"\ngroups = [\"ops\"]\n",
+        config(&idp, SHORT)
+    );
+    let p = env.write("gateway.toml", &text);
+    let mut cmd = env.hoopx();
+    cmd.args([
+        "gateway",
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+    ])
+    .arg(p)
+    .arg("--store")
+    .arg(format!("sqlite://{}", env.path().join("gw.db").display()))
+    .env("HOOPX_DEV_TOKEN", crate::util::DEV_TOKEN)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn gateway");
+    let stderr = Lines::collect(child.stderr.take().unwrap());
+    let url = wait_for("the gateway to listen", T, || {
+        let t = stderr.text();
+        let rest = &t[t.find("listening on ")? + "listening on ".len()..];
+        Some(
+            rest[..rest.find('\n')?]
+                .split_whitespace()
+                .next()?
+                .to_string(),
+        )
+    });
+    let gw = Gateway { child, url, stderr };
+    let out = device_login(&env, &gw, &idp, Some("alice"));
+    assert_eq!(out.code(), 0, "{out:?}");
+
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url).args([
+        "exec",
+        "--target",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo approved-please",
+    ]);
+    let (mut exec, stdout, err) = crate::util::spawn_piped(c);
+    let text = err.wait_for("reviewers: ops", T);
+    let at = text.find("review ").unwrap() + "review ".len();
+    let id: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect();
+    // The token alice started waiting with lapses (plus the gateway's grace) before anyone
+    // decides.
+    let first_exp = cached(&env, &gw)["expires_at"].as_i64().unwrap();
+    wait_for("alice's first token to lapse", T, || {
+        (chrono::Utc::now().timestamp() > first_exp + 3).then_some(())
+    });
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url)
+        .env("HOOPX_TOKEN", "tok-reviewer-1")
+        .args(["review", "approve", &id, "--yes"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let status = crate::util::wait_timeout(&mut exec, T).expect("exec ends");
+    assert_eq!(status.code(), Some(0), "{}", err.text());
+    assert_eq!(stdout.text(), "approved-please\n");
+}

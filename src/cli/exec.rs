@@ -146,7 +146,7 @@ async fn exec(
             let (client, creds) = settings::remote_client(url, r.token.clone())
                 .await
                 .map_err(not_run)?;
-            renewing = creds.and_then(keep_fresh);
+            renewing = creds.and_then(|c| keep_fresh(c, client.clone()));
             (client, None)
         }
         None => {
@@ -174,6 +174,11 @@ async fn exec(
         event(
             serde_json::json!({"event": "session", "session_id": opened.session_id, "target": opened.target}),
         );
+    }
+    // Tokens renewed before the stream attaches are already on the client: the attach
+    // carries the newest, so the session needs none of them.
+    if let Some(rx) = renewing.as_mut() {
+        while rx.try_recv().is_ok() {}
     }
     let mut ws = session::connect(&client, &opened.stream)
         .await
@@ -470,11 +475,13 @@ fn not_approved(r: &ReviewInfo) -> Failure {
     .review(&r.id)
 }
 
-/// Renews the session's token before it expires, for as long as the session runs, and
-/// hands each fresh one to the session (which sends it to the gateway). `None` when the
-/// token cannot be renewed (given as HOOPX_TOKEN) or does not expire.
+/// Renews the token before it expires, for as long as the command runs: sets each fresh
+/// one on `client` (for requests still to come, the stream's attach included) and hands it
+/// to the session (which sends it to the gateway). `None` when the token cannot be renewed
+/// (given as HOOPX_TOKEN) or does not expire.
 fn keep_fresh(
     mut creds: login::Credentials,
+    client: GatewayClient,
 ) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::auth::Secret>> {
     if creds.source == login::Source::Given {
         return None;
@@ -490,6 +497,7 @@ fn keep_fresh(
             tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
             match login::renew(&creds).await {
                 Ok(fresh) => {
+                    client.set_token(fresh.token.clone());
                     if tx.send(fresh.token.clone()).is_err() {
                         return;
                     }
