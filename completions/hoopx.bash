@@ -28,6 +28,12 @@ _hoopx() {
             hoopx,help)
                 cmd="hoopx__subcmd__help"
                 ;;
+            hoopx,login)
+                cmd="hoopx__subcmd__login"
+                ;;
+            hoopx,logout)
+                cmd="hoopx__subcmd__logout"
+                ;;
             hoopx,mcp)
                 cmd="hoopx__subcmd__mcp"
                 ;;
@@ -39,6 +45,9 @@ _hoopx() {
                 ;;
             hoopx,sessions)
                 cmd="hoopx__subcmd__sessions"
+                ;;
+            hoopx,status)
+                cmd="hoopx__subcmd__status"
                 ;;
             hoopx,verify)
                 cmd="hoopx__subcmd__verify"
@@ -73,6 +82,12 @@ _hoopx() {
             hoopx__subcmd__help,help)
                 cmd="hoopx__subcmd__help__subcmd__help"
                 ;;
+            hoopx__subcmd__help,login)
+                cmd="hoopx__subcmd__help__subcmd__login"
+                ;;
+            hoopx__subcmd__help,logout)
+                cmd="hoopx__subcmd__help__subcmd__logout"
+                ;;
             hoopx__subcmd__help,mcp)
                 cmd="hoopx__subcmd__help__subcmd__mcp"
                 ;;
@@ -84,6 +99,9 @@ _hoopx() {
                 ;;
             hoopx__subcmd__help,sessions)
                 cmd="hoopx__subcmd__help__subcmd__sessions"
+                ;;
+            hoopx__subcmd__help,status)
+                cmd="hoopx__subcmd__help__subcmd__status"
                 ;;
             hoopx__subcmd__help,verify)
                 cmd="hoopx__subcmd__help__subcmd__verify"
@@ -176,7 +194,7 @@ _hoopx() {
 
     case "${cmd}" in
         hoopx)
-            opts="-h -V --color --help --version exec gateway sessions mcp review replay verify generate help"
+            opts="-h -V --color --help --version exec gateway sessions mcp review replay verify login logout status generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -396,7 +414,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help)
-            opts="exec gateway sessions mcp review replay verify generate help"
+            opts="exec gateway sessions mcp review replay verify login logout status generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -480,6 +498,34 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__help__subcmd__logout)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -647,6 +693,20 @@ _hoopx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopx__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopx__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -654,6 +714,50 @@ _hoopx() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__login)
+            opts="-h --gateway --browser --no-open --client-credentials --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__logout)
+            opts="-h --gateway --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1146,6 +1250,36 @@ _hoopx() {
         hoopx__subcmd__sessions__subcmd__show)
             opts="-h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__status)
+            opts="-h --gateway --token --output --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -30,6 +30,9 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand review 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
             cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
             cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
+            cand login 'Log in to a gateway''s identity provider (device flow; --browser; --client-credentials)'
+            cand logout 'Forget the login for a gateway and revoke it at the identity provider'
+            cand status 'Show who you are at the gateway: identity, groups, token source and expiry'
             cand generate 'Regenerate shell completions and man pages (for packagers and the repository)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -63,7 +66,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --store 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…'
             cand --signing-key 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
-            cand --dev 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one'
+            cand --dev 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -234,6 +237,29 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'hoopx;login'= {
+            cand --gateway 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --browser 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow'
+            cand --no-open 'With --browser: print the address instead of opening a browser'
+            cand --client-credentials 'Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'hoopx;logout'= {
+            cand --gateway 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'hoopx;status'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --output 'Output format'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'hoopx;generate'= {
             cand --out 'Directory that receives `completions/` and `man/`'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
@@ -248,6 +274,9 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand review 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
             cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
             cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
+            cand login 'Log in to a gateway''s identity provider (device flow; --browser; --client-credentials)'
+            cand logout 'Forget the login for a gateway and revoke it at the identity provider'
+            cand status 'Show who you are at the gateway: identity, groups, token source and expiry'
             cand generate 'Regenerate shell completions and man pages (for packagers and the repository)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -291,6 +320,12 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;help;replay'= {
         }
         &'hoopx;help;verify'= {
+        }
+        &'hoopx;help;login'= {
+        }
+        &'hoopx;help;logout'= {
+        }
+        &'hoopx;help;status'= {
         }
         &'hoopx;help;generate'= {
         }

@@ -36,6 +36,9 @@ complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "mcp" -d 'Serve hoopx to
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "review" -d 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "login" -d 'Log in to a gateway\'s identity provider (device flow; --browser; --client-credentials)'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "logout" -d 'Forget the login for a gateway and revoke it at the identity provider'
+complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "status" -d 'Show who you are at the gateway: identity, groups, token source and expiry'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
 complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
@@ -68,7 +71,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_sub
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l dev -d 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l dev -d 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l config -d 'The TOML config file' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l output -d '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)' -r -f -a "text\t''
@@ -214,20 +217,44 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l color -d 'Color i
 always\t''
 never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l browser -d 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l no-open -d 'With --browser: print the address instead of opening a browser'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l client-credentials -d 'Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET'
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l output -d 'Output format' -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -l out -d 'Directory that receives `completions/` and `man/`' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "gateway" -d 'Run or manage a gateway'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "sessions" -d 'List and inspect recorded sessions'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "mcp" -d 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "review" -d 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "exec" -d 'Run a command through the gateway: `hoopx exec -- psql -h db`'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "gateway" -d 'Run or manage a gateway'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "sessions" -d 'List and inspect recorded sessions'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "mcp" -d 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "review" -d 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "replay" -d 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "verify" -d 'Prove a recording unaltered: check its hash chain and signatures, offline'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "login" -d 'Log in to a gateway\'s identity provider (device flow; --browser; --client-credentials)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "logout" -d 'Forget the login for a gateway and revoke it at the identity provider'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "status" -d 'Show who you are at the gateway: identity, groups, token source and expiry'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "serve" -d 'Serve the HTTP API and session streams'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first'

@@ -26,6 +26,11 @@ pub fn data_dir() -> Option<PathBuf> {
     base(env_vars::XDG_DATA_HOME, ".local/share").map(|p| p.join("hoopx"))
 }
 
+/// `$XDG_STATE_HOME/hoopx`, else `~/.local/state/hoopx`: the login token cache.
+pub fn state_dir() -> Option<PathBuf> {
+    base(env_vars::XDG_STATE_HOME, ".local/state").map(|p| p.join("hoopx"))
+}
+
 /// Creates `dir` (and parents) readable by the owner only.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -10,9 +10,19 @@ pub const HOOPX_TARGET: &str = "HOOPX_TARGET";
 pub const HOOPX_DEV_TOKEN: &str = "HOOPX_DEV_TOKEN";
 /// Overrides the client config file path.
 pub const HOOPX_CONFIG: &str = "HOOPX_CONFIG";
+/// Machine identity: OAuth client credentials (`hoopx exec` uses them when both are set;
+/// `hoopx login --client-credentials`).
+pub const HOOPX_CLIENT_ID: &str = "HOOPX_CLIENT_ID";
+pub const HOOPX_CLIENT_SECRET: &str = "HOOPX_CLIENT_SECRET";
+/// A CI ID token to exchange at the gateway (GitLab: `id_tokens: HOOPX_ID_TOKEN: {aud: …}`).
+pub const HOOPX_ID_TOKEN: &str = "HOOPX_ID_TOKEN";
+/// GitHub Actions (`permissions: id-token: write`): where and with what to ask for an ID token.
+pub const ACTIONS_ID_TOKEN_REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 /// XDG base directories.
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
+pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 pub const HOME: &str = "HOME";
 /// Where `hoopx exec` puts a session's private directory (credentials a target hands the
 /// tool); else the temp directory (`TMPDIR`).

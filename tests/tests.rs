@@ -9,6 +9,7 @@ mod failures;
 mod frames;
 mod interface;
 mod masking;
+mod oidc;
 mod readme;
 mod recording;
 mod store;

@@ -1,5 +1,13 @@
 //! Identity: who is calling. The gateway authenticates every request through one
-//! [`Authenticator`]; dev mode has one static token, OIDC plugs in behind the same trait.
+//! [`Authenticator`]; dev mode has one static token, OIDC plugs in behind the same trait
+//! ([`oidc`] validates JWTs against the provider's keys from [`jwks`]); the client side
+//! of logging in lives in [`login`] and its token cache in [`cache`].
+
+pub mod cache;
+pub mod jwks;
+pub mod login;
+pub mod oidc;
+pub mod pkce;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -39,11 +47,93 @@ pub enum AuthError {
     Missing,
     #[error("the bearer token was not accepted")]
     Rejected,
+    /// Rejected, and why (never the token itself).
+    #[error("the bearer token was not accepted: {0}")]
+    Invalid(String),
+    /// The identity provider's keys could not be fetched: nothing can be checked.
+    #[error("cannot check the token: {0}")]
+    Unavailable(String),
+    /// This gateway exchanges no tokens (no `[[auth.trusted_issuers]]`).
+    #[error("{0}")]
+    NoExchange(String),
+}
+
+/// An identity and until when its token holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub identity: Identity,
+    /// Unix time in seconds (the token's `exp`); `None`: does not expire.
+    pub expires_at: Option<i64>,
+}
+
+/// A short-lived gateway token issued in exchange for a CI token.
+#[derive(Debug, Clone)]
+pub struct Exchanged {
+    pub token: Secret,
+    pub identity: Identity,
+    /// Unix time in seconds.
+    pub expires_at: i64,
 }
 
 #[async_trait]
 pub trait Authenticator: Send + Sync + 'static {
     async fn authenticate(&self, bearer: Option<&str>) -> Result<Identity, AuthError>;
+
+    /// [`Authenticator::authenticate`], with the token's expiry (for sessions that must end
+    /// when it lapses).
+    async fn verify(&self, bearer: Option<&str>) -> Result<Verified, AuthError> {
+        Ok(Verified {
+            identity: self.authenticate(bearer).await?,
+            expires_at: None,
+        })
+    }
+
+    /// Exchanges a token from a trusted CI issuer for a gateway session token.
+    async fn exchange(&self, _token: &str) -> Result<Exchanged, AuthError> {
+        Err(AuthError::NoExchange(
+            "this gateway exchanges no CI tokens (its config has no [[auth.trusted_issuers]])"
+                .into(),
+        ))
+    }
+}
+
+/// Tries each authenticator in turn: the first that accepts the token wins (dev token and
+/// OIDC side by side on a `--dev` gateway with an `[auth]` table).
+pub struct Chain(pub Vec<std::sync::Arc<dyn Authenticator>>);
+
+#[async_trait]
+impl Authenticator for Chain {
+    async fn authenticate(&self, bearer: Option<&str>) -> Result<Identity, AuthError> {
+        Ok(self.verify(bearer).await?.identity)
+    }
+
+    async fn verify(&self, bearer: Option<&str>) -> Result<Verified, AuthError> {
+        let mut last = AuthError::Missing;
+        for a in &self.0 {
+            match a.verify(bearer).await {
+                Ok(v) => return Ok(v),
+                // The most telling refusal wins: a reason over a bare "rejected".
+                Err(e @ (AuthError::Invalid(_) | AuthError::Unavailable(_))) => last = e,
+                Err(e) if last == AuthError::Missing => last = e,
+                Err(_) => {}
+            }
+        }
+        Err(last)
+    }
+
+    async fn exchange(&self, token: &str) -> Result<Exchanged, AuthError> {
+        let mut last = None;
+        for a in &self.0 {
+            match a.exchange(token).await {
+                Ok(x) => return Ok(x),
+                Err(AuthError::NoExchange(m)) => {
+                    last.get_or_insert(AuthError::NoExchange(m));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(AuthError::NoExchange("no authenticator".into())))
+    }
 }
 
 /// `gateway serve --dev`: one shared token for the identity `dev`, plus the named

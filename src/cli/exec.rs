@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{code, parse_duration, settings, Failure, GatewayArgs, OutputFormat};
+use crate::auth::login;
 use crate::client::session::{self, say, RunOptions, SessionError};
 use crate::client::session_dir;
 use crate::client::{GatewayClient, Opened};
@@ -135,8 +136,19 @@ async fn exec(
 ) -> Result<ExitCode, Failure> {
     let program = crate::policy::program_name(&argv[0]).to_string();
     // Keep the embedded gateway alive for the whole session.
+    let not_run = |f: Failure| Failure {
+        message: format!("{}; {program} was not run", f.message),
+        ..f
+    };
+    let mut renewing = None;
     let (client, _embedded) = match &r.gateway {
-        Some(url) => (GatewayClient::new(url, r.token.clone())?, None),
+        Some(url) => {
+            let (client, creds) = settings::remote_client(url, r.token.clone())
+                .await
+                .map_err(not_run)?;
+            renewing = creds.and_then(|c| keep_fresh(c, client.clone()));
+            (client, None)
+        }
         None => {
             let e = embedded::start().await.map_err(|e| {
                 Failure::new(code::UNAVAILABLE, format!("{e}; {program} was not run"))
@@ -148,10 +160,6 @@ async fn exec(
         pty::window_size(std::io::stdout().as_fd())
     } else {
         None
-    };
-    let not_run = |f: Failure| Failure {
-        message: format!("{}; {program} was not run", f.message),
-        ..f
     };
     let mut req = OpenSession {
         target: r.target.clone(),
@@ -166,6 +174,11 @@ async fn exec(
         event(
             serde_json::json!({"event": "session", "session_id": opened.session_id, "target": opened.target}),
         );
+    }
+    // Tokens renewed before the stream attaches are already on the client: the attach
+    // carries the newest, so the session needs none of them.
+    if let Some(rx) = renewing.as_mut() {
+        while rx.try_recv().is_ok() {}
     }
     let mut ws = session::connect(&client, &opened.stream)
         .await
@@ -240,7 +253,8 @@ async fn exec(
         },
         capture: wait.capture,
     };
-    let outcome = session::run(ws, tool, mode == Mode::Pty, signals, &opts).await;
+    let outcome =
+        session::run_renewing(ws, tool, mode == Mode::Pty, signals, &opts, renewing).await;
     drop(raw);
     drop(prepared);
     if let (true, Ok(o)) = (wait.json, &outcome) {
@@ -311,6 +325,11 @@ fn session_failure(e: SessionError, program: &str) -> Failure {
             format!("the gateway ended the session: {why}"),
         ),
         SessionError::Spawn(why) => Failure::new(code::CANNOT_RUN, why),
+        SessionError::Identity(why) => Failure::new(
+            code::TOKEN,
+            format!("the gateway ended the session and stopped {program}: {why}"),
+        )
+        .hint("run `hoopx login` (or renew the machine's credentials), then run the command again"),
         SessionError::ApprovalTimeout(id) => Failure::new(
             code::PENDING,
             format!("an input line needs review {id}, and hoopx does not wait for it (--no-wait or --approval-timeout); stopped {program}"),
@@ -461,4 +480,50 @@ fn not_approved(r: &ReviewInfo) -> Failure {
     )
     .hint("run the command again to ask for a new review")
     .review(&r.id)
+}
+
+/// Renews the token before it expires, for as long as the command runs: sets each fresh
+/// one on `client` (for requests still to come, the stream's attach included) and hands it
+/// to the session (which sends it to the gateway). `None` when the token cannot be renewed
+/// (given as HOOPX_TOKEN) or does not expire.
+fn keep_fresh(
+    mut creds: login::Credentials,
+    client: GatewayClient,
+) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::auth::Secret>> {
+    if creds.source == login::Source::Given {
+        return None;
+    }
+    creds.expires_at?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut retry_at = None;
+        loop {
+            let Some(exp) = creds.expires_at else { return };
+            let at = retry_at.unwrap_or_else(|| login::renew_at(&creds.token, exp));
+            let wait = (at - login::now()).max(0) as u64;
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            match login::renew(&creds).await {
+                Ok(fresh) => {
+                    client.set_token(fresh.token.clone());
+                    if tx.send(fresh.token.clone()).is_err() {
+                        return;
+                    }
+                    creds = fresh;
+                    retry_at = None;
+                }
+                // Maybe a blip: try again while the current token still holds.
+                Err(e @ login::LoginError::Unreachable { .. }) if login::now() < exp => {
+                    say(&format!("cannot renew the identity yet ({e}); retrying"));
+                    retry_at = Some(login::now() + 10);
+                }
+                Err(e) => {
+                    say(&format!(
+                        "cannot renew the identity: {e}; the gateway ends this session once the current token lapses"
+                    ));
+                    return;
+                }
+            }
+        }
+    });
+    Some(rx)
 }

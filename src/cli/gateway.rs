@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::{code, Failure, OutputFormat};
-use crate::auth::{generate_token, DevToken, Secret};
+use crate::auth::oidc::OidcAuthenticator;
+use crate::auth::{generate_token, Authenticator, Chain, DevToken, Secret};
 use crate::gateway::{self, store, Gateway};
 use crate::policy::Policy;
 
@@ -41,7 +42,8 @@ pub struct ServeArgs {
     /// Default: gateway-signing.pem in the XDG data dir. Give replicas the same key.
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
-    /// Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one.
+    /// Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside
+    /// the OpenID tokens of an [auth] table, if the config has one).
     #[arg(long)]
     pub dev: bool,
 }
@@ -160,21 +162,26 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             Policy::embedded_default()
         }
     };
-    if !args.dev {
+    if !args.dev && policy.auth.is_none() {
         return Err(Failure::new(
             code::CONFIG,
             "no authentication is configured, so the gateway would accept no one",
         )
-        .hint("pass --dev for a development token (OIDC configuration comes in a later release)"));
+        .hint("add an [auth] table with your OpenID provider to the config (see docs/IDENTITY.md), or pass --dev for a development token"));
     }
-    let token = match std::env::var(crate::env_vars::HOOPX_DEV_TOKEN) {
-        Ok(t) if !t.trim().is_empty() => Secret::new(t.trim()),
-        _ => {
-            let t = generate_token();
-            eprintln!("hoopx gateway: dev token: {}", t.expose());
-            eprintln!("hoopx gateway: clients: export HOOPX_TOKEN=<the dev token above>");
-            t
-        }
+    // Dev tokens exist only in dev mode.
+    let dev_token = if args.dev {
+        Some(match std::env::var(crate::env_vars::HOOPX_DEV_TOKEN) {
+            Ok(t) if !t.trim().is_empty() => Secret::new(t.trim()),
+            _ => {
+                let t = generate_token();
+                eprintln!("hoopx gateway: dev token: {}", t.expose());
+                eprintln!("hoopx gateway: clients: export HOOPX_TOKEN=<the dev token above>");
+                t
+            }
+        })
+    } else {
+        None
     };
     let data_dir = || {
         crate::dirs::data_dir().ok_or_else(|| {
@@ -224,31 +231,40 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::new(code::UNAVAILABLE, e.to_string()))?;
         if !addr.ip().is_loopback() {
             eprintln!(
-                "hoopx gateway: warning: dev mode on {addr} serves plain http with one shared token; \
+                "hoopx gateway: warning: {addr} serves plain http and bearer tokens travel in the clear; \
                  put TLS in front of it or keep it on loopback"
             );
         }
-        let mut auth = DevToken::new(token);
-        for d in &policy.dev_identities {
-            auth = auth.with_identity(
-                d.token.clone(),
-                crate::auth::Identity {
-                    subject: d.name.clone(),
-                    groups: d.groups.clone(),
-                },
-            );
+        let mut auths: Vec<Arc<dyn Authenticator>> = Vec::new();
+        let mut modes = Vec::new();
+        if let Some(t) = dev_token {
+            let mut dev = DevToken::new(t);
+            for d in &policy.dev_identities {
+                dev = dev.with_identity(
+                    d.token.clone(),
+                    crate::auth::Identity {
+                        subject: d.name.clone(),
+                        groups: d.groups.clone(),
+                    },
+                );
+            }
+            auths.push(Arc::new(dev));
+            modes.push("dev mode".to_string());
         }
-        let gw = Gateway::new(
-            policy,
-            Arc::new(auth),
-            store,
-            signer,
-            true,
-        );
+        if let Some(a) = &policy.auth {
+            modes.push(format!("OpenID issuer {}", a.issuer));
+            auths.push(OidcAuthenticator::new(a.clone(), &signer));
+        }
+        let auth: Arc<dyn Authenticator> = match auths.len() {
+            1 => auths.remove(0),
+            _ => Arc::new(Chain(auths)),
+        };
+        let gw = Gateway::new(policy, auth, store, signer, true);
         eprintln!(
             "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, \
-             signing key {key_id}, dev mode)",
-            crate::proto::PROTOCOL_VERSION
+             signing key {key_id}, {})",
+            crate::proto::PROTOCOL_VERSION,
+            modes.join(", ")
         );
         gateway::serve(gw, listener, shutdown_signal())
             .await

@@ -4,6 +4,7 @@
 mod exec;
 mod gateway;
 mod generate;
+mod login;
 mod mcp;
 mod replay;
 mod review;
@@ -204,6 +205,12 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Prove a recording unaltered: check its hash chain and signatures, offline.
     Verify(verify::VerifyArgs),
+    /// Log in to a gateway's identity provider (device flow; --browser; --client-credentials).
+    Login(login::LoginArgs),
+    /// Forget the login for a gateway and revoke it at the identity provider.
+    Logout(login::LogoutArgs),
+    /// Show who you are at the gateway: identity, groups, token source and expiry.
+    Status(login::StatusArgs),
     /// Regenerate shell completions and man pages (for packagers and the repository).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -312,6 +319,9 @@ pub fn main() -> ExitCode {
         Command::Review(c) => review::run(c),
         Command::Mcp(a) => mcp::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Login(a) => login::login(a),
+        Command::Logout(a) => login::logout(a),
+        Command::Status(a) => login::status(a),
         Command::Generate(a) => generate::run(a),
     };
     match result {

@@ -16,6 +16,9 @@ pub struct ClientConfig {
     pub gateway: Option<String>,
     /// Default target for `hoopx exec`.
     pub target: Option<String>,
+    /// The environment variable that holds a CI ID token to exchange at the gateway
+    /// (default `HOOPX_ID_TOKEN`), e.g. the name given in GitLab's `id_tokens`.
+    pub id_token_env: Option<String>,
 }
 
 /// The client config file, and whether it was named explicitly (`HOOPX_CONFIG`).
@@ -53,7 +56,7 @@ pub fn load_config() -> Result<ClientConfig, Failure> {
             code::CONFIG,
             format!("{}:{line}: {}", path.display(), e.message().trim()),
         )
-        .hint("the client config takes `gateway = \"URL\"` and `target = \"NAME\"`")
+        .hint("the client config takes `gateway = \"URL\"`, `target = \"NAME\"` and `id_token_env = \"VAR\"`")
     })
 }
 
@@ -81,4 +84,26 @@ pub fn resolve(args: &GatewayArgs, target: Option<String>) -> Result<Resolved, F
             .map(Secret::new),
         target: target.filter(|t| !t.is_empty()).or(cfg.target),
     })
+}
+
+/// A client for the remote gateway at `url`, with the token the command runs with: the
+/// given one, else client credentials, the cached login (refreshed) or a CI identity
+/// (see [`crate::auth::login`]). No token at all is left for the gateway to refuse, with
+/// its hint on how to log in.
+pub async fn remote_client(
+    url: &str,
+    given: Option<Secret>,
+) -> Result<
+    (
+        crate::client::GatewayClient,
+        Option<crate::auth::login::Credentials>,
+    ),
+    Failure,
+> {
+    // A bad URL is a usage error before any token is looked for.
+    crate::client::GatewayClient::new(url, None)?;
+    let var = load_config()?.id_token_env.filter(|v| !v.is_empty());
+    let creds = crate::auth::login::obtain(url, given, var.as_deref()).await?;
+    let client = crate::client::GatewayClient::new(url, creds.as_ref().map(|c| c.token.clone()))?;
+    Ok((client, creds))
 }

@@ -16,7 +16,7 @@ use crate::recording::{Event, EventKind, Recording};
 pub async fn connect(args: &GatewayArgs) -> Result<(GatewayClient, Option<Embedded>), Failure> {
     let r = settings::resolve(args, None)?;
     Ok(match &r.gateway {
-        Some(url) => (GatewayClient::new(url, r.token.clone())?, None),
+        Some(url) => (settings::remote_client(url, r.token.clone()).await?.0, None),
         None => {
             let e = embedded::start()
                 .await

@@ -86,11 +86,12 @@ impl ClientError {
     }
 }
 
-/// A connection to one gateway with one token.
+/// A connection to one gateway with one token (clones share it: a renewed token, set on
+/// one, is what all of them send next).
 #[derive(Clone)]
 pub struct GatewayClient {
     base: String,
-    token: Option<Secret>,
+    token: std::sync::Arc<std::sync::RwLock<Option<Secret>>>,
     http: reqwest::Client,
 }
 
@@ -98,7 +99,7 @@ impl std::fmt::Debug for GatewayClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayClient")
             .field("base", &self.base)
-            .field("token", &self.token)
+            .field("token", &self.token())
             .finish()
     }
 }
@@ -137,15 +138,24 @@ impl GatewayClient {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| ClientError::BadUrl(format!("cannot set up HTTP: {e}")))?;
-        Ok(GatewayClient { base, token, http })
+        Ok(GatewayClient {
+            base,
+            token: std::sync::Arc::new(std::sync::RwLock::new(token)),
+            http,
+        })
     }
 
     pub fn base(&self) -> &str {
         &self.base
     }
 
-    pub fn token(&self) -> Option<&Secret> {
-        self.token.as_ref()
+    pub fn token(&self) -> Option<Secret> {
+        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the token (a renewed one) for every clone of this client.
+    pub fn set_token(&self, token: Secret) {
+        *self.token.write().unwrap_or_else(|e| e.into_inner()) = Some(token);
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -153,7 +163,7 @@ impl GatewayClient {
             .http
             .request(method, format!("{}{path}", self.base))
             .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string());
-        if let Some(t) = &self.token {
+        if let Some(t) = self.token() {
             rb = rb.bearer_auth(t.expose());
         }
         rb
@@ -364,6 +374,33 @@ impl GatewayClient {
         Ok(list.keys)
     }
 
+    /// How to log in to this gateway (no token needed).
+    pub async fn auth_info(&self) -> Result<crate::proto::auth::AuthInfo, ClientError> {
+        self.call(self.request(reqwest::Method::GET, "/v1/auth"))
+            .await
+    }
+
+    /// The identity this client's token stands for.
+    pub async fn whoami(&self) -> Result<crate::proto::auth::WhoAmI, ClientError> {
+        self.call(self.request(reqwest::Method::GET, "/v1/auth/whoami"))
+            .await
+    }
+
+    /// Exchanges a CI token for a gateway session token.
+    pub async fn exchange(
+        &self,
+        ci_token: &Secret,
+    ) -> Result<crate::proto::auth::ExchangeResponse, ClientError> {
+        let body = crate::proto::auth::ExchangeRequest {
+            token: ci_token.expose().to_string(),
+        };
+        self.call(
+            self.request(reqwest::Method::POST, "/v1/auth/exchange")
+                .json(&body),
+        )
+        .await
+    }
+
     /// The WebSocket URL of a path on this gateway.
     pub fn ws_url(&self, path: &str) -> String {
         let base = if let Some(rest) = self.base.strip_prefix("https://") {
@@ -409,7 +446,7 @@ fn session_path(id: &str, rest: &str) -> String {
 }
 
 /// One line on why a request failed, without reqwest's nested debug output.
-fn describe_reqwest(e: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut src: Option<&dyn std::error::Error> = Some(e);
     let mut last = e.to_string();
     while let Some(s) = src {

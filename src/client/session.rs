@@ -54,6 +54,9 @@ pub enum SessionError {
     GatewayFailed(String),
     /// The tool could not be started.
     Spawn(String),
+    /// The gateway ended the session because the caller's identity lapsed (token expired
+    /// and not renewed, or revoked).
+    Identity(String),
     /// An input line waited for its review longer than `--approval-timeout` (review id).
     ApprovalTimeout(String),
 }
@@ -182,6 +185,7 @@ fn stream_error(e: crate::proto::frame::StreamError) -> SessionError {
     match e.code.as_str() {
         "protocol" => SessionError::Protocol(format!("the gateway reports: {}", e.message)),
         "policy" => SessionError::Policy(e.message),
+        "auth" => SessionError::Identity(e.message),
         _ => SessionError::GatewayFailed(e.message),
     }
 }
@@ -541,10 +545,33 @@ pub fn install_signals() -> std::io::Result<Signals> {
 /// Signals that came since `sig` was installed are forwarded as the loop starts.
 pub async fn run(
     ws: Ws,
+    tool: Tool,
+    pty_mode: bool,
+    sig: Signals,
+    opts: &RunOptions,
+) -> Result<Outcome, SessionError> {
+    run_renewing(ws, tool, pty_mode, sig, opts, None).await
+}
+
+/// The next fresh token to hand the gateway; pending forever once there are none.
+async fn next_token(
+    tokens: &mut Option<mpsc::UnboundedReceiver<crate::auth::Secret>>,
+) -> Option<crate::auth::Secret> {
+    match tokens {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// [`run`], sending each token that comes on `tokens` to the gateway (a `Token` frame),
+/// so the session outlives the token it started with.
+pub async fn run_renewing(
+    ws: Ws,
     mut tool: Tool,
     pty_mode: bool,
     mut sig: Signals,
     opts: &RunOptions,
+    mut tokens: Option<mpsc::UnboundedReceiver<crate::auth::Secret>>,
 ) -> Result<Outcome, SessionError> {
     // A reader task always drains the socket, so a send never waits on our own reads.
     let (mut ws, mut ws_rx) = {
@@ -789,6 +816,12 @@ pub async fn run(
                     open_readers = 0;
                 }
             }
+            t = next_token(&mut tokens), if !exit_sent => match t {
+                Some(t) => {
+                    if let Err(e) = send_to(&mut ws, Message::Binary(ClientFrame::Token(t).encode())).await { break Err(e); }
+                }
+                None => tokens = None,
+            },
             _ = async {
                     match (&waiting_review, opts.approval_timeout) {
                         (Some((since, _)), Some(limit)) => tokio::time::sleep_until(*since + limit).await,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::reviews::{self, Decision, ReviewError};
 use super::store::{NewSession, ReviewFilter, SessionFilter};
 use super::{now_ms, Gateway, Pending};
-use crate::auth::{AuthError, Identity};
+use crate::auth::{AuthError, Identity, Verified};
 use crate::policy::review::{self, DecideError, UseError};
 use crate::policy::{TargetError, Verdict};
 use crate::proto::{
@@ -27,7 +27,7 @@ use crate::proto::{
 pub(crate) struct ApiFailure(StatusCode, ApiError);
 
 impl ApiFailure {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         ApiFailure(
             status,
             ApiError {
@@ -39,12 +39,12 @@ impl ApiFailure {
         )
     }
 
-    fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.1.hint = Some(hint.into());
         self
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         eprintln!("hoopx gateway: internal error: {e}");
         ApiFailure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,6 +79,7 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/reviews/{id}/reject", post(reject_review))
         .route("/v1/reviews/{id}/revoke", post(revoke_review))
         .route("/v1/sessions/{id}/stream", get(attach_stream))
+        .merge(super::auth_api::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(protocol_version))
         .with_state(gw)
@@ -122,22 +123,57 @@ pub(crate) async fn authenticate(
     gw: &Gateway,
     headers: &HeaderMap,
 ) -> Result<Identity, ApiFailure> {
-    let bearer = headers
+    Ok(verify(gw, headers).await?.identity)
+}
+
+/// The bearer token of a request: `None` when missing or not a Bearer scheme.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    gw.auth.authenticate(bearer).await.map_err(|e| {
-        let f = ApiFailure::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, e.to_string());
-        match e {
-            AuthError::Missing => f.hint("set HOOPX_TOKEN or pass --token"),
-            AuthError::Rejected => {
-                f.hint("check the token; a dev gateway prints its token at start")
-            }
+        })
+}
+
+/// Authenticates a request, with its token's expiry.
+pub(crate) async fn verify(gw: &Gateway, headers: &HeaderMap) -> Result<Verified, ApiFailure> {
+    gw.auth
+        .verify(bearer(headers))
+        .await
+        .map_err(|e| auth_failure(gw, e))
+}
+
+/// The answer to a refused token: 401 with what to do next, or 503 when the identity
+/// provider cannot be reached (nothing could be checked).
+pub(crate) fn auth_failure(gw: &Gateway, e: AuthError) -> ApiFailure {
+    let status = match e {
+        AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AuthError::NoExchange(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    let code = match e {
+        AuthError::Unavailable(_) => codes::UNAVAILABLE,
+        AuthError::NoExchange(_) => codes::NOT_FOUND,
+        _ => codes::UNAUTHORIZED,
+    };
+    let oidc = gw.policy.auth.is_some();
+    let f = ApiFailure::new(status, code, e.to_string());
+    match e {
+        AuthError::Missing if oidc => f.hint("run `hoopx login` (or set HOOPX_TOKEN)"),
+        AuthError::Missing => f.hint("set HOOPX_TOKEN or pass --token"),
+        AuthError::Rejected | AuthError::Invalid(_) if oidc => {
+            f.hint("run `hoopx login` for a fresh token, or check HOOPX_TOKEN / --token")
         }
-    })
+        AuthError::Rejected | AuthError::Invalid(_) => {
+            f.hint("check the token; a dev gateway prints its token at start")
+        }
+        AuthError::Unavailable(_) => {
+            f.hint("the gateway cannot reach its identity provider; see the gateway's log")
+        }
+        AuthError::NoExchange(_) => f,
+    }
 }
 
 async fn health() -> Json<Health> {
@@ -157,7 +193,10 @@ async fn open_session(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiFailure> {
-    let identity = authenticate(&gw, &headers).await?;
+    let Verified {
+        identity,
+        expires_at,
+    } = verify(&gw, &headers).await?;
     let req: OpenSession = serde_json::from_slice(&body)
         .map_err(|e| bad_request(format!("invalid session request: {e}")))?;
     let Some(argv0) = req.argv.first().filter(|a| !a.is_empty()) else {
@@ -179,6 +218,28 @@ async fn open_session(
             _ => ApiFailure::new(StatusCode::NOT_FOUND, codes::UNKNOWN_TARGET, e.to_string())
                 .hint("`hoopx exec --target NAME` picks a target explicitly"),
         })?;
+    if !target.admits(&identity.groups) {
+        gw.log(format_args!(
+            "session refused identity={} target={} groups={:?}: not in the target's groups",
+            identity.subject, target.name, identity.groups
+        ));
+        return Err(ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            codes::DENIED,
+            format!(
+                "target {:?} is open to the groups {} only, and {} is in {}",
+                target.name,
+                target.groups.join(", "),
+                identity.subject,
+                if identity.groups.is_empty() {
+                    "none".to_string()
+                } else {
+                    identity.groups.join(", ")
+                }
+            ),
+        )
+        .hint("ask an administrator for one of those groups, or pick another target"));
+    }
     // What the tool gets (credentials, generated configs), or why this command line may
     // not run on the target: refused like a program the target does not run.
     let setup = crate::policy::targets::setup(target, &req.argv).map_err(|r| {
@@ -274,6 +335,7 @@ async fn open_session(
                 started: std::time::Instant::now(),
                 cols: None,
                 rows: None,
+                expires_at,
                 approval: None,
             },
             serde_json::json!({"denied": rule.name, "argv": session.argv}),
@@ -320,6 +382,7 @@ async fn open_session(
             started: std::time::Instant::now(),
             cols: req.cols.filter(|&c| c > 0),
             rows: req.rows.filter(|&r| r > 0),
+            expires_at,
             approval,
         },
     );
@@ -473,7 +536,10 @@ async fn attach_stream(
     Path(id): Path<String>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiFailure> {
-    let identity = authenticate(&gw, &headers).await?;
+    let Verified {
+        identity,
+        expires_at,
+    } = verify(&gw, &headers).await?;
     let ws = ws.map_err(|e| {
         bad_request(format!(
             "this endpoint is the session's WebSocket stream: {e}"
@@ -502,11 +568,13 @@ async fn attach_stream(
         }
     };
     // Taken out under the lock above, so a stream attaches once; a second attach is a 404.
-    let Some(pending) = pending else {
+    let Some(mut pending) = pending else {
         return Err(ApiFailure::internal(
             "pending session vanished under the lock",
         ));
     };
+    // The token the stream attached with is the freshest one.
+    pending.expires_at = expires_at;
     Ok(ws
         .max_message_size(MAX_FRAME * 2)
         .max_frame_size(MAX_FRAME * 2)

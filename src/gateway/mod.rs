@@ -2,6 +2,7 @@
 //! and the recording. The same code serves `hoopx gateway serve` and the embedded default.
 
 mod api;
+mod auth_api;
 pub mod embedded;
 mod reviews;
 pub mod signing;
@@ -60,6 +61,9 @@ pub(crate) struct Pending {
     pub started: Instant,
     pub cols: Option<u16>,
     pub rows: Option<u16>,
+    /// When the caller's token expires (Unix seconds); the stream ends the session a
+    /// grace period after that unless the client sends a fresh token.
+    pub expires_at: Option<i64>,
     /// The approved review this session runs under, already used.
     pub approval: Option<crate::proto::ReviewInfo>,
 }

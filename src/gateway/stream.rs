@@ -323,6 +323,10 @@ struct Session {
     /// Answers waiting until the store holds the events they show: (events needed, frame).
     /// Frames leave in order, so an acknowledgement never overtakes the output before it.
     outbox: VecDeque<(i64, ServerFrame)>,
+    /// Until when (Unix seconds) the caller's token holds.
+    expires_at: Option<i64>,
+    /// How long the session outlives an expired token while no fresh one comes.
+    grace: Duration,
     id: String,
     identity: Identity,
     /// PTY mode: the terminal as the user sees it, to read a submitted line off it.
@@ -389,6 +393,12 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
         gw: gw.clone(),
         rec,
         outbox: VecDeque::new(),
+        expires_at: pending.expires_at,
+        grace: gw
+            .policy
+            .auth
+            .as_ref()
+            .map_or(Duration::from_secs(60), |a| a.expiry_grace),
     };
     if let (Some(c), Some(r)) = (pending.cols, pending.rows) {
         s.rec
@@ -551,6 +561,9 @@ impl Session {
                     if last_heard.elapsed() > IDLE_LIMIT {
                         return End::Aborted(format!("client silent for {} s", IDLE_LIMIT.as_secs()));
                     }
+                    if let Some(why) = self.identity_lapsed() {
+                        return fail(socket, "auth", why).await;
+                    }
                     continue;
                 }
             };
@@ -584,6 +597,10 @@ impl Session {
                 Some(Ok(_)) => continue,
             };
             let frame = match ClientFrame::decode(&raw) {
+                Ok(ClientFrame::Token(t)) => {
+                    self.renew(&t).await;
+                    continue;
+                }
                 Ok(f) => f,
                 Err(e) => return fail(socket, "protocol", e.to_string()).await,
             };
@@ -599,6 +616,69 @@ impl Session {
                     format!("cannot decide a held line: {e}"),
                 )
                 .await;
+            }
+        }
+    }
+
+    /// Why the session must end now: its token expired more than the grace ago.
+    fn identity_lapsed(&self) -> Option<String> {
+        let exp = self.expires_at?;
+        let now = chrono::Utc::now().timestamp();
+        let grace = i64::try_from(self.grace.as_secs()).unwrap_or(i64::MAX / 2);
+        (now > exp.saturating_add(grace)).then(|| {
+            format!(
+                "identity expired: the token of {} expired at {} and no fresh token came within the {} s grace",
+                self.identity.subject,
+                chrono::DateTime::from_timestamp(exp, 0)
+                    .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_else(|| exp.to_string()),
+                self.grace.as_secs()
+            )
+        })
+    }
+
+    /// A fresh token from the client: checked like any bearer token, for the same identity
+    /// and still admitted to the target. Accepted, it moves the session's expiry; refused,
+    /// the old expiry stands and the client is told why. Either way the recording says so
+    /// (never the token).
+    async fn renew(&mut self, token: &crate::auth::Secret) {
+        let verified = self.gw.auth.verify(Some(token.expose())).await;
+        let target = self
+            .gw
+            .policy
+            .targets
+            .iter()
+            .find(|t| t.name == self.target);
+        let refused = match &verified {
+            Err(e) => Some(e.to_string()),
+            Ok(v) if v.identity.subject != self.identity.subject => Some(format!(
+                "the fresh token is for {}, not {}",
+                v.identity.subject, self.identity.subject
+            )),
+            Ok(v) if target.is_some_and(|t| !t.admits(&v.identity.groups)) => Some(format!(
+                "{} is no longer in a group target {:?} is open to",
+                v.identity.subject, self.target
+            )),
+            Ok(_) => None,
+        };
+        match (refused, verified) {
+            (None, Ok(v)) => {
+                self.expires_at = v.expires_at;
+                self.rec
+                    .marker(json!({ "token_renewed": { "expires_at": v.expires_at } }));
+            }
+            (why, _) => {
+                let why = why.unwrap_or_default();
+                self.rec.marker(json!({ "token_refused": why }));
+                let message = format!(
+                    "the gateway did not accept the renewed token: {why}; the session ends when the current one lapses"
+                );
+                self.answer(ServerFrame::Notice(Notice {
+                    kind: "token".into(),
+                    rule: None,
+                    message,
+                    review_id: None,
+                }));
             }
         }
     }
@@ -679,6 +759,8 @@ impl Session {
             ClientFrame::Exit { code, signal } => {
                 return Ok(Some(End::Exited { code, signal }));
             }
+            // Handled in the relay: checking a token needs the authenticator.
+            ClientFrame::Token(_) => {}
         }
         Ok(None)
     }

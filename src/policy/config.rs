@@ -27,7 +27,12 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn at(text: &str, file: &str, span: Option<Range<usize>>, reason: impl Into<String>) -> Self {
+    pub(super) fn at(
+        text: &str,
+        file: &str,
+        span: Option<Range<usize>>,
+        reason: impl Into<String>,
+    ) -> Self {
         let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         ConfigError {
             file: file.to_string(),
@@ -58,6 +63,8 @@ struct RawConfig {
     targets: Vec<Spanned<RawTarget>>,
     #[serde(default)]
     rules: RawRules,
+    #[serde(default)]
+    auth: Option<super::auth::RawAuth>,
     #[serde(default)]
     reviews: Option<Spanned<RawReviews>>,
     #[serde(default)]
@@ -111,6 +118,9 @@ struct RawTarget {
     #[serde(default)]
     #[allow(dead_code)]
     description: Option<String>,
+    /// Groups whose members may open sessions here; empty: anyone authenticated.
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
     // Connection settings and credentials by kind: see `targets::Access` and docs/TARGETS.md.
     #[serde(default)]
     host: Option<Spanned<String>>,
@@ -279,6 +289,12 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                 .map_err(|why| err(span, format!("target {name:?}: secret {var}: {why}")))?;
             secret_env.insert(var, value);
         }
+        if let Some(g) = t.groups.iter().find(|g| g.get_ref().trim().is_empty()) {
+            return Err(err(
+                g.span(),
+                format!("target {name:?}: groups lists group names; this one is empty"),
+            ));
+        }
         let name = name.to_string();
         let access = access::parse_access(&mut t, kind, &name, span.clone(), &err)?;
         let mut command = std::mem::take(&mut t.command);
@@ -311,6 +327,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             command,
             env: t.env,
             secret_env,
+            groups: t.groups.into_iter().map(Spanned::into_inner).collect(),
             access,
         });
     }
@@ -659,6 +676,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         ));
     }
     let mut policy = Policy::new(targets, mask, deny);
+    policy.auth = raw
+        .auth
+        .map(|a| super::auth::compile(a, text, file))
+        .transpose()?;
     policy.review = review;
     policy.reviews = reviews;
     policy.dev_identities = dev_identities;

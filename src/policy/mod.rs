@@ -1,6 +1,7 @@
 //! Policy: targets, mask rules and deny rules, parsed from the gateway's TOML config and
 //! compiled once. Pure logic, no I/O: the caller reads the file and hands over its text.
 
+pub mod auth;
 pub mod config;
 pub mod gate;
 pub mod mask;
@@ -49,11 +50,18 @@ pub struct Target {
     /// Secret environment handed to the tool, resolved at gateway start. Always masked in
     /// the target's output, whatever the rules say.
     pub secret_env: BTreeMap<String, crate::auth::Secret>,
+    /// Groups whose members may open sessions here; empty: anyone authenticated.
+    pub groups: Vec<String>,
     /// Connection settings and credentials the kind hands the tool (see [`targets`]).
     pub access: targets::Access,
 }
 
 impl Target {
+    /// Whether an identity in `groups` may open sessions on this target.
+    pub fn admits(&self, groups: &[String]) -> bool {
+        self.groups.is_empty() || self.groups.iter().any(|g| groups.contains(g))
+    }
+
     pub fn allows_program(&self, argv0: &str) -> bool {
         self.command.is_empty() || self.command.iter().any(|c| c == program_name(argv0))
     }
@@ -148,6 +156,8 @@ pub struct Policy {
     /// Mask rules in priority order (see [`mask`]).
     pub mask: Vec<MaskRule>,
     pub deny: Vec<DenyRule>,
+    /// The `[auth]` table: OpenID provider and trusted CI issuers; `None` in dev mode.
+    pub auth: Option<auth::AuthSettings>,
     /// Review rules, checked after the deny rules.
     pub review: Vec<ReviewRule>,
     pub reviews: ReviewSettings,
@@ -198,6 +208,7 @@ impl Policy {
                 command: vec![],
                 env: BTreeMap::new(),
                 secret_env: BTreeMap::new(),
+                groups: vec![],
                 access: targets::Access::default(),
             }],
             mask::builtin_rules(),
@@ -211,6 +222,7 @@ impl Policy {
             targets,
             mask,
             deny,
+            auth: None,
             review: Vec::new(),
             reviews: ReviewSettings::default(),
             dev_identities: Vec::new(),

@@ -688,6 +688,7 @@ mod tests {
             env: BTreeMap::new(),
             secret_env: BTreeMap::new(),
             access,
+            groups: vec![],
         }
     }
 

@@ -45,6 +45,9 @@ pub enum ClientFrame {
     Resize { cols: u16, rows: u16 },
     /// The tool ended: its exit code, or the signal that killed it.
     Exit { code: i32, signal: Option<i32> },
+    /// A fresh bearer token for the same identity (the old one is about to expire): the
+    /// session goes on past the old token's expiry.
+    Token(crate::auth::Secret),
 }
 
 /// Frames sent by the gateway to `hoopx exec`.
@@ -133,6 +136,7 @@ mod tag {
     pub const OUTPUT: u8 = 0x03;
     pub const RESIZE: u8 = 0x04;
     pub const EXIT: u8 = 0x05;
+    pub const TOKEN: u8 = 0x06;
 
     pub const READY: u8 = 0x81;
     pub const DELIVER: u8 = 0x82;
@@ -216,6 +220,7 @@ impl ClientFrame {
                 b.put_u16(*rows);
                 b.freeze()
             }
+            ClientFrame::Token(t) => with_tag(tag::TOKEN, t.expose().as_bytes()),
             ClientFrame::Exit { code, signal } => {
                 let mut b = BytesMut::with_capacity(9);
                 b.put_u8(tag::EXIT);
@@ -267,6 +272,16 @@ impl ClientFrame {
                     code,
                     signal: (sig != 0).then_some(sig),
                 })
+            }
+            tag::TOKEN => {
+                let token = std::str::from_utf8(&body)
+                    .ok()
+                    .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+                    .ok_or_else(|| FrameError::BadField {
+                        frame: "token",
+                        why: "the token must be non-empty printable ASCII".into(),
+                    })?;
+                Ok(ClientFrame::Token(crate::auth::Secret::new(token)))
             }
             other => Err(FrameError::UnknownType(other)),
         }
@@ -359,6 +374,14 @@ mod tests {
         client_roundtrip(ClientFrame::Input(Bytes::from_static(b"select 1;\n")));
         client_roundtrip(ClientFrame::Input(Bytes::new()));
         client_roundtrip(ClientFrame::InputEof);
+        client_roundtrip(ClientFrame::Token(crate::auth::Secret::new("eyJ.a.b")));
+        assert!(ClientFrame::decode(&Bytes::from_static(b"\x06")).is_err());
+        assert!(ClientFrame::decode(&Bytes::from_static(b"\x06a b")).is_err());
+        assert!(!format!(
+            "{:?}",
+            ClientFrame::Token(crate::auth::Secret::new("eyJ.a.b"))
+        )
+        .contains("eyJ"));
         client_roundtrip(ClientFrame::Output {
             stream: Stream::Stderr,
             data: Bytes::from_static(b"\x00\xff err"),

@@ -1,6 +1,7 @@
 //! Wire types shared by the client and the gateway: the protocol version, the JSON bodies of
 //! the HTTP API and the binary frames of the session stream. Written down in docs/PROTOCOL.md.
 
+pub mod auth;
 pub mod frame;
 
 use serde::{Deserialize, Serialize};
@@ -320,4 +321,6 @@ pub mod codes {
     pub const CONFLICT: &str = "conflict";
     pub const PROTOCOL_MISMATCH: &str = "protocol_mismatch";
     pub const INTERNAL: &str = "internal";
+    /// Something the gateway depends on (its identity provider) cannot be reached.
+    pub const UNAVAILABLE: &str = "unavailable";
 }
