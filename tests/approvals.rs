@@ -618,3 +618,60 @@ fn a_reviewer_on_a_terminal_sees_the_exact_command_and_confirms() {
     assert_eq!(agent.wait(T).code(), Some(0), "{}", agent.output.text());
     assert_eq!(w.users(), "2");
 }
+
+/// A line editor on a slow link: it reads what was typed, waits 1.5 s, then echoes it all,
+/// and runs a line at Enter by printing `ran: LINE` (Ctrl-D ends it).
+const SLOW_ECHO: &str = r#"
+use strict; $| = 1;
+system("stty raw -echo");
+print "ready> ";
+my $line = "";
+while (sysread(STDIN, my $buf, 1024)) {
+    select(undef, undef, undef, 1.5);
+    for my $c (split //, $buf) {
+        if ($c eq "\r" || $c eq "\n") { print "\r\nran: $line\r\n"; $line = ""; }
+        elsif ($c eq "\x04") { system("stty sane"); exit 0; }
+        else { print $c; $line .= $c; }
+    }
+}
+"#;
+
+#[test]
+fn a_pty_line_the_gate_cannot_follow_is_withheld_when_its_echo_never_comes() {
+    let env = Env::new();
+    let script = env.write("slow.pl", SLOW_ECHO);
+    let gw = Gateway::start(
+        &env,
+        Some(
+            r#"[[targets]]
+name = "slow"
+kind = "command"
+command = ["perl"]
+
+[[rules.deny]]
+name = "no-drop-table"
+pattern = '(?i)\bdrop\s+table\b'
+"#,
+        ),
+        None,
+    );
+    let mut cmd = gw.hoopx(&env);
+    cmd.env("TERM", "xterm")
+        .args(["exec", "--", "perl"])
+        .arg(&script);
+    let mut p = PtyChild::spawn(cmd, 100, 30);
+    p.output.wait_for("ready> ", T);
+    // Plain typing: the gate's copy is the line, so it runs without waiting for the echo.
+    p.type_str("select 1\r");
+    p.output.wait_for("ran: select 1", T);
+    // An arrow key and Ctrl-A: the line is only known from the screen, and the screen shows
+    // nothing for 1.5 s. The Enter is not released: the line is withheld.
+    p.type_str("\x1b[A\x01drop x\r");
+    p.output.wait_for("pty-unverified-line", T);
+    p.type_str("\x04");
+    let status = p.wait(T);
+    assert_eq!(status.code(), Some(77), "{}", p.output.text());
+    let screen = p.output.text();
+    assert!(!screen.contains("ran: \x1b[A"), "{screen}");
+    assert_eq!(screen.matches("ran: ").count(), 1, "{screen}");
+}

@@ -45,13 +45,17 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A session whose client stays silent this long is ended (clients ping every 15 s).
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
-/// At Enter in PTY mode the line is read off the screen once the tool's echo is in: when
-/// the tool has written something since the last keys were released and then been quiet
+/// At Enter in PTY mode, a line typed with keys the gate cannot follow (arrows, history,
+/// Ctrl-A, Tab, …) is read off the screen once the tool's echo is in: when the keys before
+/// the Enter have been sent, the tool has written something since, and then been quiet
 /// this long...
-const ECHO_QUIET: Duration = Duration::from_millis(20);
-/// ...or at the latest this long after the Enter (a tool that does not echo, or never
-/// stops writing).
-const ECHO_MAX: Duration = Duration::from_millis(500);
+const ECHO_QUIET: Duration = Duration::from_millis(50);
+/// ...or at the latest this long after the last keys were sent. If no echo came at all by
+/// then, the line is withheld on a target with rules (`pty-unverified-line`): what the tool
+/// made of it is unknown.
+const ECHO_MAX: Duration = Duration::from_secs(1);
+/// However long the keys take to be sent (a slow store), an Enter waits no longer than this.
+const ECHO_ABSOLUTE: Duration = Duration::from_secs(10);
 /// Input queued behind a held line is acknowledged at once up to this many bytes, and
 /// only as it is released beyond; a client that sends past its window beyond the hard
 /// bound has broken the protocol.
@@ -332,8 +336,13 @@ struct Session {
     /// PTY mode: the terminal as the user sees it, to read a submitted line off it.
     view: Option<LineView>,
     last_output: Instant,
-    /// PTY: keys were released and no output has come back since (their echo is due).
+    /// PTY: keys were sent to the client and no output has come back since (their echo is
+    /// due).
     echo_due: bool,
+    /// `Deliver` frames answered but not sent yet (waiting for the store).
+    delivers_unsent: usize,
+    /// When the last `Deliver` frame was sent.
+    last_sent: Instant,
     /// Input decided by the gate but not released yet, in order: it waits behind `hold`.
     queue: VecDeque<Queued>,
     /// What the head of the input waits for, if anything.
@@ -381,6 +390,8 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
             .then(|| LineView::new(pending.cols.unwrap_or(80), pending.rows.unwrap_or(24))),
         last_output: Instant::now(),
         echo_due: false,
+        delivers_unsent: 0,
+        last_sent: Instant::now(),
         queue: VecDeque::new(),
         hold: None,
         reviews: gw.review_updates(),
@@ -476,6 +487,9 @@ fn lost(e: axum::Error) -> End {
 impl Session {
     /// Queues an answer to leave once everything recorded so far is stored.
     fn answer(&mut self, frame: ServerFrame) {
+        if matches!(frame, ServerFrame::Deliver(_)) {
+            self.delivers_unsent += 1;
+        }
         self.outbox.push_back((self.rec.seq, frame));
     }
 
@@ -484,7 +498,14 @@ impl Session {
         let stored = self.rec.stored();
         while self.outbox.front().is_some_and(|(need, _)| *need <= stored) {
             if let Some((_, frame)) = self.outbox.pop_front() {
+                let deliver = matches!(frame, ServerFrame::Deliver(_));
                 send(socket, frame).await.map_err(lost)?;
+                if deliver {
+                    // From now on the tool can echo these keys.
+                    self.delivers_unsent = self.delivers_unsent.saturating_sub(1);
+                    self.last_sent = Instant::now();
+                    self.echo_due = self.view.is_some();
+                }
             }
         }
         Ok(())
@@ -831,11 +852,16 @@ impl Session {
         match &self.hold {
             None => None,
             Some(Hold::Echo { since, .. }) => {
-                let quiet = self.last_output.max(*since) + ECHO_QUIET;
+                if self.delivers_unsent > 0 {
+                    // Keys still wait for the store: look again shortly.
+                    return Some(Instant::now() + Duration::from_millis(10));
+                }
+                let start = self.last_sent.max(*since);
+                let latest = (start + ECHO_MAX).min(*since + ECHO_ABSOLUTE);
                 if self.echo_due {
-                    Some(*since + ECHO_MAX)
+                    Some(latest)
                 } else {
-                    Some(quiet.min(*since + ECHO_MAX))
+                    Some((self.last_output.max(start) + ECHO_QUIET).min(latest))
                 }
             }
             Some(Hold::Review { next_look, .. }) => Some(*next_look),
@@ -855,10 +881,13 @@ impl Session {
                     since,
                 }) => {
                     let now = Instant::now();
-                    let settled = (!self.echo_due
-                        && now >= self.last_output.max(since) + ECHO_QUIET)
-                        || now >= since + ECHO_MAX;
-                    if !settled {
+                    let start = self.last_sent.max(since);
+                    let sent = self.delivers_unsent == 0;
+                    let echoed =
+                        sent && !self.echo_due && now >= self.last_output.max(start) + ECHO_QUIET;
+                    let timed_out =
+                        (sent && now >= start + ECHO_MAX) || now >= since + ECHO_ABSOLUTE;
+                    if !echoed && !timed_out {
                         self.hold = Some(Hold::Echo {
                             typed,
                             enter,
@@ -867,7 +896,9 @@ impl Session {
                         });
                         return Ok(());
                     }
-                    self.submit(typed, enter, review).await?;
+                    // No echo at all: the screen cannot say what the line is.
+                    let unverified = !echoed && (self.echo_due || !sent);
+                    self.submit(typed, enter, review, unverified).await?;
                     continue;
                 }
                 Some(Hold::Review {
@@ -924,7 +955,6 @@ impl Session {
                         } else if !d.is_empty() {
                             v.keystroke();
                         }
-                        self.echo_due = !d.is_empty();
                     }
                     self.deliver(d);
                 }
@@ -941,6 +971,17 @@ impl Session {
                     line,
                     enter,
                     review,
+                    certain: true,
+                }) => {
+                    // Typed with keys the gate follows: its copy is the line; the screen is
+                    // read as it is, without waiting.
+                    self.submit(line, enter, review, false).await?;
+                }
+                Queued::Act(GateAction::Submit {
+                    line,
+                    enter,
+                    review,
+                    certain: false,
                 }) => {
                     self.hold = Some(Hold::Echo {
                         typed: line,
@@ -953,16 +994,32 @@ impl Session {
         }
     }
 
-    /// A PTY Enter whose echo is in: the line on the screen is checked as well as the
-    /// typed one, and the Enter goes out, or an erase instead, or the line waits for review.
+    /// A PTY Enter (whose echo is in, for a line the gate could not follow): the line on the
+    /// screen is checked as well as the typed one, and the Enter goes out, or an erase
+    /// instead, or the line waits for review. `unverified`: the echo never came.
     async fn submit(
         &mut self,
         typed: Bytes,
         enter: Bytes,
         review: Option<String>,
+        unverified: bool,
     ) -> Result<(), String> {
         let screen = self.view.as_mut().map(LineView::submit).unwrap_or_default();
         let policy = self.gw.policy.clone();
+        if unverified && policy.guards(&self.target) {
+            // Fail closed: the tool's line is unknown and there are rules to apply to it.
+            self.deliver(Bytes::from_static(ERASE_LINE));
+            self.deny(
+                "pty-unverified-line",
+                if screen.trim().is_empty() {
+                    &typed
+                } else {
+                    screen.as_bytes()
+                },
+                None,
+            );
+            return Ok(());
+        }
         let on_screen = policy.check(&self.target, screen.as_bytes());
         let shown = if screen.trim().is_empty() {
             typed.clone()

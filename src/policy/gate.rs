@@ -45,11 +45,13 @@ pub enum GateAction {
     /// before it is decided.
     Review { rule: String, line: Bytes },
     /// PTY mode: Enter was pressed on a line the keystrokes do not deny. `enter` is what
-    /// submits it; `review` is set when the typed line needs a review.
+    /// submits it; `review` is set when the typed line needs a review; `certain` when the
+    /// line was typed with keys the gate follows (its copy is the tool's line).
     Submit {
         line: Bytes,
         enter: Bytes,
         review: Option<String>,
+        certain: bool,
     },
 }
 
@@ -79,6 +81,9 @@ pub struct InputGate {
     esc: Esc,
     /// The previous byte was Ctrl-V (insert the next one literally).
     literal_next: bool,
+    /// The line has keys the gate cannot follow (escape sequences such as arrows, control
+    /// keys such as Ctrl-A, Ctrl-R or Tab): its copy may differ from the tool's line.
+    uncertain: bool,
 }
 
 impl InputGate {
@@ -88,6 +93,7 @@ impl InputGate {
             line: BytesMut::new(),
             esc: Esc::None,
             literal_next: false,
+            uncertain: false,
         }
     }
 
@@ -222,10 +228,14 @@ impl InputGate {
                         line: self.line.split().freeze(),
                         enter: Bytes::copy_from_slice(&[b]),
                         review,
+                        certain: !std::mem::take(&mut self.uncertain),
                     });
                     continue;
                 }
-                ESC => self.esc = Esc::Start,
+                ESC => {
+                    self.esc = Esc::Start;
+                    self.uncertain = true;
+                }
                 CTRL_V => self.literal_next = true,
                 CTRL_D if !self.line.is_empty() => {
                     // In a terminal's canonical mode Ctrl-D hands the partial line to the tool
@@ -247,7 +257,10 @@ impl InputGate {
                         }
                     }
                 }
-                CTRL_U | CTRL_C => self.line.clear(),
+                CTRL_U | CTRL_C => {
+                    self.line.clear();
+                    self.uncertain = false;
+                }
                 CTRL_W => {
                     let trimmed = self.line.iter().rposition(|c| !c.is_ascii_whitespace());
                     let keep = trimmed
@@ -262,6 +275,11 @@ impl InputGate {
                 _ => {
                     if self.line.len() >= MAX_LINE {
                         return Err(LineTooLong);
+                    }
+                    // A control key (Ctrl-A, Ctrl-R, Tab, …) may move, recall or complete:
+                    // the gate's copy cannot follow it.
+                    if b < 0x20 {
+                        self.uncertain = true;
                     }
                     self.line.extend_from_slice(&[b]);
                 }
@@ -280,6 +298,7 @@ impl InputGate {
     /// [`ERASE_LINE`] instead of the Enter, and the denial is reported.
     fn withhold(&mut self, pending: &mut BytesMut, out: &mut Vec<GateAction>, rule: String) {
         let line = self.line.split().freeze();
+        self.uncertain = false;
         pending.extend_from_slice(ERASE_LINE);
         out.push(GateAction::Deliver(pending.split().freeze()));
         out.push(GateAction::Denied { rule, line });

@@ -301,6 +301,12 @@ impl Policy {
         }
     }
 
+    /// Whether any deny or review rule applies on `target`.
+    pub fn guards(&self, target: &str) -> bool {
+        self.deny.iter().any(|r| applies(&r.targets, target))
+            || self.review.iter().any(|r| applies(&r.targets, target))
+    }
+
     /// [`Policy::check`] on a command line (argv joined by spaces).
     pub fn check_argv(&self, target: &str, argv: &[String]) -> Verdict<'_> {
         self.check(target, argv.join(" ").as_bytes())
