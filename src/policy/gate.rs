@@ -369,10 +369,24 @@ select 2;
         let a = g.feed(b"delete from t;\r", drop_rule).unwrap();
         assert_eq!(a.len(), 2);
         assert!(
-            matches!(&a[1], GateAction::Submit { line, enter, review: Some(r) } if &line[..] == b"delete from t;" && &enter[..] == b"\r" && r == "deletes")
+            matches!(&a[1], GateAction::Submit { line, enter, review: Some(r), certain: true } if &line[..] == b"delete from t;" && &enter[..] == b"\r" && r == "deletes")
         );
         let a = g.feed(b"\x1b[A\r", drop_rule).unwrap();
         assert!(matches!(&a[1], GateAction::Submit { line, review: None, .. } if line.is_empty()));
+        // History recall, Ctrl-A, Tab: the typed copy is not the tool's line.
+        for keys in [&b"\x1b[A\r"[..], b"\x01drop \r", b"dro\t\r"] {
+            let a = g.feed(keys, drop_rule).unwrap();
+            assert!(
+                matches!(a.last(), Some(GateAction::Submit { certain: false, .. })),
+                "{keys:?}: {a:?}"
+            );
+        }
+        // Certainty starts over with the next line.
+        let a = g.feed(b"select 1;\r", drop_rule).unwrap();
+        assert!(matches!(
+            a.last(),
+            Some(GateAction::Submit { certain: true, .. })
+        ));
     }
 
     #[test]
