@@ -274,6 +274,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;login' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--browser', '--browser', [CompletionResultType]::ParameterName, 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow')
             [CompletionResult]::new('--no-open', '--no-open', [CompletionResultType]::ParameterName, 'With --browser: print the address instead of opening a browser')
@@ -284,6 +285,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;logout' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: one object, `{"gateway", "logged_out", "revoked"}`')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -722,7 +722,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__login)
-            opts="-h --gateway --browser --no-open --client-credentials --color --help"
+            opts="-h --gateway --browser --no-open --client-credentials --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -730,6 +730,10 @@ _hoopx() {
             case "${prev}" in
                 --gateway)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -744,7 +748,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__logout)
-            opts="-h --gateway --color --help"
+            opts="-h --gateway --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -752,6 +756,10 @@ _hoopx() {
             case "${prev}" in
                 --gateway)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 --color)

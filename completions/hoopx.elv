@@ -239,6 +239,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;login'= {
             cand --gateway 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)'
+            cand --output '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --browser 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow'
             cand --no-open 'With --browser: print the address instead of opening a browser'
@@ -248,6 +249,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;logout'= {
             cand --gateway 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)'
+            cand --output '`json`: one object, `{"gateway", "logged_out", "revoked"}`'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

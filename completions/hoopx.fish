@@ -218,6 +218,8 @@ always\t''
 never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l output -d '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)' -r -f -a "text\t''
+json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
@@ -226,6 +228,8 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l no-open -d 'With -
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l client-credentials -d 'Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET'
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l output -d '`json`: one object, `{"gateway", "logged_out", "revoked"}`' -r -f -a "text\t''
+json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"

@@ -401,7 +401,7 @@ fn a_gateway_without_auth_or_dev_refuses_to_start_and_bad_auth_config_names_the_
 /// Runs `hoopx login` and approves (or denies) its device code as `account` would.
 fn device_login(env: &Env, gw: &Gateway, idp: &Idp, account: Option<&str>) -> crate::util::Output {
     let mut c = env.hoopx();
-    c.args(["login", "--gateway", &gw.url]);
+    c.args(["login", "--gateway", &gw.url, "--output", "json"]);
     let (mut child, stdout, stderr) = crate::util::spawn_piped(c);
     let text = stderr.wait_for("waiting for the approval", T);
     let code = text
@@ -411,6 +411,11 @@ fn device_login(env: &Env, gw: &Gateway, idp: &Idp, account: Option<&str>) -> cr
         .expect("a user code")
         .to_string();
     assert!(text.contains(&format!("{}/device", idp.issuer)), "{text}");
+    // The same, for a program that relays it to a person: a JSON event on stdout.
+    let first = stdout.wait_for("\n", T);
+    let event: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(event["event"], "device_code", "{event}");
+    assert_eq!(event["user_code"], code.as_str(), "{event}");
     match account {
         Some(a) => idp.approve(&code, a),
         None => idp.deny(&code),
@@ -440,6 +445,10 @@ fn device_login_then_exec_status_silent_refresh_and_logout() {
 
     let out = device_login(&env, &gw, &idp, Some("alice"));
     assert_eq!(out.code(), 0, "{out:?}");
+    let done: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(done["event"], "logged_in", "{out:?}");
+    assert_eq!(done["identity"], "alice");
+    assert_eq!(done["groups"], json!(["dba", "dev"]));
     assert!(
         out.stderr.contains(&format!(
             "logged in to {} as alice (groups: dba, dev)",
@@ -500,9 +509,14 @@ fn device_login_then_exec_status_silent_refresh_and_logout() {
     // Logout forgets the login and revokes it at the provider.
     let refresh = second["refresh_token"].as_str().unwrap().to_string();
     let mut c = env.hoopx();
-    c.args(["logout", "--gateway", &gw.url]);
+    c.args(["logout", "--gateway", &gw.url, "--output", "json"]);
     let out = run(c, "", T);
     assert_eq!(out.code(), 0, "{out:?}");
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        v,
+        json!({"gateway": gw.url, "logged_out": true, "revoked": true})
+    );
     assert!(cached(&env, &gw).is_null());
     let resp: Value = reqwest::blocking::Client::new()
         .post(format!("{}/token", idp.issuer))

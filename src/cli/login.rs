@@ -49,6 +49,10 @@ pub struct LoginArgs {
     /// Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET.
     #[arg(long)]
     pub client_credentials: bool,
+    /// `json`: NDJSON on stdout — a `device_code` event (address and code to relay to a
+    /// person) when the device flow starts, then a `logged_in` event (docs/JSON.md).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +60,9 @@ pub struct LogoutArgs {
     /// Gateway URL (default: HOOPX_GATEWAY, then the client config's `gateway`).
     #[arg(long, env = crate::env_vars::HOOPX_GATEWAY, value_name = "URL")]
     pub gateway: Option<String>,
+    /// `json`: one object, `{"gateway", "logged_out", "revoked"}`.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +142,18 @@ async fn login_async(args: LoginArgs, gateway: String) -> Result<ExitCode, Failu
         say(&format!(
             "waiting for the approval (the code expires in {minutes} min)…"
         ));
+        if args.output == OutputFormat::Json {
+            print_line(
+                &serde_json::json!({
+                    "event": "device_code",
+                    "verification_uri": start.verification_uri,
+                    "verification_uri_complete": start.verification_uri_complete,
+                    "user_code": start.user_code,
+                    "expires_at": start.expires_at,
+                })
+                .to_string(),
+            )?;
+        }
         let t = p.device_poll(&id, &start).await?;
         (id, "device", t)
     };
@@ -162,6 +181,20 @@ async fn login_async(args: LoginArgs, gateway: String) -> Result<ExitCode, Failu
     } else {
         ""
     };
+    if args.output == OutputFormat::Json {
+        print_line(
+            &serde_json::json!({
+                "event": "logged_in",
+                "gateway": gateway,
+                "identity": who.subject,
+                "groups": who.groups,
+                "flow": flow,
+                "expires_at": entry.expires_at,
+                "refreshable": entry.refresh_token.is_some(),
+            })
+            .to_string(),
+        )?;
+    }
     say(&format!(
         "logged in to {gateway} as {}{}{}",
         super::printable(&who.subject),
@@ -190,10 +223,22 @@ fn when(unix: i64) -> String {
 
 pub fn logout(args: LogoutArgs) -> Result<ExitCode, Failure> {
     let gateway = need_gateway(args.gateway)?;
+    let json = args.output == OutputFormat::Json;
+    let report = |logged_out: bool, revoked: bool| -> Result<(), Failure> {
+        if json {
+            print_line(
+                &serde_json::json!({"gateway": gateway, "logged_out": logged_out, "revoked": revoked})
+                    .to_string(),
+            )?;
+        }
+        Ok(())
+    };
     let Some(entry) = cache::remove(&gateway).map_err(LoginError::from)? else {
         say(&format!("not logged in to {gateway}"));
+        report(false, false)?;
         return Ok(ExitCode::SUCCESS);
     };
+    let mut revoked_ok = false;
     // Also end the login at the provider, so a copy of the refresh token is worthless.
     if let Some(refresh) = &entry.refresh_token {
         let rt = super::runtime()?;
@@ -202,13 +247,15 @@ pub fn logout(args: LogoutArgs) -> Result<ExitCode, Failure> {
             p.revoke(&entry.client_id, refresh).await
         });
         rt.shutdown_background();
-        if let Err(e) = revoked {
-            say(&format!(
+        match revoked {
+            Ok(_) => revoked_ok = true,
+            Err(e) => say(&format!(
                 "warning: could not revoke the login at the identity provider ({e}); it ends when it expires"
-            ));
+            )),
         }
     }
     say(&format!("logged out of {gateway}"));
+    report(true, revoked_ok)?;
     Ok(ExitCode::SUCCESS)
 }
 
