@@ -184,6 +184,9 @@ fn json_outputs_keep_their_shape() {
     shapes.push(("sessions-show", shape(&json(&out.stdout))));
     let out = hoopx(&["verify", "last", "--output", "json"], "");
     shapes.push(("verify", shape(&json(&out.stdout))));
+    let out = hoopx(&["status", "--output", "json"], "");
+    assert_eq!(out.code(), 0, "{out:?}");
+    shapes.push(("status", shape(&json(&out.stdout))));
     let cfg = env.write("check.toml", SHELL_CONFIG);
     let out = hoopx(
         &[
