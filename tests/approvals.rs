@@ -445,7 +445,7 @@ fn a_piped_line_waits_for_review_while_the_session_stays_open() {
     assert!(out.contains("after"), "{out}");
     assert!(out.contains("\"event\":\"exit\""), "{out}");
     assert_eq!(w.users(), "2");
-    let _ = stderr;
+    assert!(!stderr.text().contains("hoopx: "), "{}", stderr.text());
 }
 
 #[test]

@@ -386,24 +386,17 @@ async fn open(
         if decided.status != status::APPROVED {
             return Err(not_approved(&decided));
         }
-        if wait.capture.is_some() {
-            // Said in the captured object.
-        } else if wait.json {
+        // Under --capture the captured object says it all.
+        if wait.json && wait.capture.is_none() {
             event(
                 serde_json::json!({"event": "approved", "review_id": decided.id, "decisions": decided.decisions}),
             );
-        } else {
-            let by: Vec<&str> = decided
-                .decisions
-                .iter()
-                .filter(|d| d.decision == "approve")
-                .map(|d| d.reviewer.as_str())
-                .collect();
-            say(&format!(
+        } else if !wait.json && wait.capture.is_none() {
+            say(&super::printable(&format!(
                 "review {} approved by {}",
                 decided.id,
-                by.join(", ")
-            ));
+                decided.approvers().join(", ")
+            )));
         }
         req.review = Some(decided.id);
     }
@@ -461,19 +454,8 @@ async fn wait_for(
 
 /// A review that ended without an approval: exit 77, saying who decided and why.
 fn not_approved(r: &ReviewInfo) -> Failure {
-    let last = r.decisions.last();
-    let by = last
-        .map(|d| {
-            format!(
-                " by {}{}",
-                super::printable(&d.reviewer),
-                d.reason
-                    .as_deref()
-                    .map(|x| format!(": {}", super::printable(x)))
-                    .unwrap_or_default()
-            )
-        })
-        .unwrap_or_default();
+    // Reviewers' names and reasons: no control characters reach the terminal.
+    let by = super::printable(&r.decided_by(None));
     Failure::new(
         code::DENIED,
         format!("review {} was {}{by}", r.id, r.status),

@@ -162,11 +162,7 @@ async fn decide(
     match output {
         OutputFormat::Json => print_json(&r)?,
         OutputFormat::Text => {
-            let have = r
-                .decisions
-                .iter()
-                .filter(|d| d.decision == "approve")
-                .count();
+            let have = r.approvers().len();
             let more = if r.status == status::PENDING {
                 format!(" ({have} of {} approvals)", r.min_approvals)
             } else {

@@ -1144,20 +1144,13 @@ impl Session {
             Ok(r) => {
                 self.rec.marker(json!({"approved": r.record()}));
                 self.rec.stats.approvals.push(r.record());
-                let by: Vec<&str> = r
-                    .decisions
-                    .iter()
-                    .filter(|d| d.decision == "approve")
-                    .map(|d| d.reviewer.as_str())
-                    .collect();
+                let by = r.approvers().join(", ");
                 self.answer(ServerFrame::Notice(Notice {
                     kind: "approved".into(),
                     rule: Some(r.rule.clone()),
                     message: format!(
                         "review {} approved by {}: `{}` released",
-                        r.id,
-                        by.join(", "),
-                        r.command
+                        r.id, by, r.command
                     ),
                     review_id: Some(r.id.clone()),
                 }));
@@ -1176,20 +1169,7 @@ impl Session {
                 if !instead.is_empty() {
                     self.deliver(instead);
                 }
-                let why = r
-                    .decisions
-                    .last()
-                    .map(|d| {
-                        format!(
-                            " by {}{}",
-                            d.reviewer,
-                            d.reason
-                                .as_deref()
-                                .map(|x| format!(": {x}"))
-                                .unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
+                let why = r.decided_by(None);
                 let message = format!(
                     "input line not sent: review {} {}{why}: `{}`",
                     r.id, r.status, r.command

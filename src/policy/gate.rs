@@ -116,7 +116,7 @@ impl InputGate {
             return vec![];
         }
         let line = self.line.split().freeze();
-        vec![decide(line, &check)]
+        vec![action(check(&line), line)]
     }
 
     fn feed_pipe(
@@ -146,9 +146,7 @@ impl InputGate {
                 if !allowed.is_empty() {
                     out.push(GateAction::Deliver(allowed.split().freeze()));
                 }
-                out.push(decide(Bytes::copy_from_slice(line), &|_: &[u8]| {
-                    verdict.clone()
-                }));
+                out.push(action(verdict, Bytes::copy_from_slice(line)));
             }
             if held {
                 self.line.clear();
@@ -305,8 +303,9 @@ impl InputGate {
     }
 }
 
-fn decide(line: Bytes, check: &impl Fn(&[u8]) -> Check) -> GateAction {
-    match check(&line) {
+/// What a whole line gets in pipe mode, given its verdict.
+fn action(verdict: Check, line: Bytes) -> GateAction {
+    match verdict {
         Check::Allow => GateAction::Deliver(line),
         Check::Deny(rule) => GateAction::Denied { rule, line },
         Check::Review(rule) => GateAction::Review { rule, line },

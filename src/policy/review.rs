@@ -123,11 +123,37 @@ impl ReviewInfo {
         false
     }
 
-    fn approvals(&self) -> usize {
+    /// Who approved, in order.
+    pub fn approvers(&self) -> Vec<&str> {
         self.decisions
             .iter()
             .filter(|d| d.decision == "approve")
-            .count()
+            .map(|d| d.reviewer.as_str())
+            .collect()
+    }
+
+    fn approvals(&self) -> usize {
+        self.approvers().len()
+    }
+
+    /// ` by REVIEWER: reason` of the latest decision (of kind `decision`, if given); empty
+    /// when there is none.
+    pub fn decided_by(&self, decision: Option<&str>) -> String {
+        self.decisions
+            .iter()
+            .rev()
+            .find(|d| decision.is_none_or(|k| d.decision == k))
+            .map(|d| {
+                format!(
+                    " by {}{}",
+                    d.reviewer,
+                    d.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default()
     }
 
     fn may_review(&self, who: &Identity) -> bool {
@@ -247,23 +273,7 @@ impl ReviewInfo {
     ) -> Result<(), UseError> {
         self.expire(now_ms);
         let id = self.id.clone();
-        let by = |d: &str| {
-            self.decisions
-                .iter()
-                .rev()
-                .find(|x| x.decision == d)
-                .map(|x| {
-                    format!(
-                        " by {}{}",
-                        x.reviewer,
-                        x.reason
-                            .as_deref()
-                            .map(|r| format!(": {r}"))
-                            .unwrap_or_default()
-                    )
-                })
-                .unwrap_or_default()
-        };
+        let by = |d: &str| self.decided_by(Some(d));
         // The binding is checked first: a review for another command says nothing about this
         // one, whatever its state.
         if self.requester != requester || self.command_hash != hash {

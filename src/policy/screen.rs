@@ -74,10 +74,16 @@ impl LineView {
                 feed(&mut a.vt, &mut a.carry, data);
             }
         }
-        self.recent.extend_from_slice(data);
-        if self.recent.len() > 2 * WINDOW {
-            let cut = self.recent.len() - WINDOW;
-            self.recent.drain(..cut);
+        if data.len() >= WINDOW {
+            // Bulk output: only its tail can matter, so only its tail is copied.
+            self.recent.clear();
+            self.recent.extend_from_slice(&data[data.len() - WINDOW..]);
+        } else {
+            self.recent.extend_from_slice(data);
+            if self.recent.len() > 2 * WINDOW {
+                let cut = self.recent.len() - WINDOW;
+                self.recent.drain(..cut);
+            }
         }
     }
 
