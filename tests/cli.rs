@@ -138,15 +138,18 @@ fn completions_and_man_pages_have_not_drifted() {
     }
 }
 
+/// The README's install step: build dependencies (scripts/deps.sh), then cargo install.
+const INSTALL: &str = "scripts/deps.sh --build && cargo install --locked --path . && ";
+
 #[test]
 fn the_readme_main_job_does_what_the_readme_says() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let line = readme
         .lines()
-        .find(|l| l.starts_with("cargo install --locked --path . && "))
+        .find(|l| l.starts_with(INSTALL))
         .expect("the README's install-and-run command");
-    let job = line.trim_start_matches("cargo install --locked --path . && ");
+    let job = line.trim_start_matches(INSTALL);
     let env = Env::new();
     // The installed binary is the one under test: put it first on PATH.
     let bin_dir = std::path::Path::new(crate::util::BIN).parent().unwrap();
