@@ -201,7 +201,7 @@ async fn exec(
     };
     // The target's credentials and configs, for the tool only; removed when `prepared`
     // drops, however the session ends.
-    let prepared = match session_dir::prepare(&opened, &argv) {
+    let mut prepared = match session_dir::prepare(&opened, &argv) {
         Ok(p) => p,
         Err(e) => {
             session::report_not_started(ws, code::CANNOT_RUN as i32).await;
@@ -253,8 +253,16 @@ async fn exec(
         },
         capture: wait.capture,
     };
-    let outcome =
-        session::run_renewing(ws, tool, mode == Mode::Pty, signals, &opts, renewing).await;
+    let outcome = session::run_renewing(
+        ws,
+        tool,
+        mode == Mode::Pty,
+        signals,
+        &opts,
+        renewing,
+        prepared.endpoint.take(),
+    )
+    .await;
     drop(raw);
     drop(prepared);
     if let (true, Ok(o)) = (wait.json, &outcome) {

@@ -2,6 +2,7 @@
 
 pub mod session;
 pub mod session_dir;
+pub mod tunnel;
 
 use std::time::Duration;
 

@@ -550,7 +550,7 @@ pub async fn run(
     sig: Signals,
     opts: &RunOptions,
 ) -> Result<Outcome, SessionError> {
-    run_renewing(ws, tool, pty_mode, sig, opts, None).await
+    run_renewing(ws, tool, pty_mode, sig, opts, None, None).await
 }
 
 /// The next fresh token to hand the gateway; pending forever once there are none.
@@ -572,7 +572,11 @@ pub async fn run_renewing(
     mut sig: Signals,
     opts: &RunOptions,
     mut tokens: Option<mpsc::UnboundedReceiver<crate::auth::Secret>>,
+    endpoint: Option<super::tunnel::Endpoint>,
 ) -> Result<Outcome, SessionError> {
+    let mut tunnels = super::tunnel::Tunnels::start(endpoint).map_err(|e| {
+        SessionError::Spawn(format!("cannot serve the session's local endpoint: {e}"))
+    })?;
     // A reader task always drains the socket, so a send never waits on our own reads.
     let (mut ws, mut ws_rx) = {
         let (sink, mut stream) = ws.split();
@@ -723,6 +727,9 @@ pub async fn run_renewing(
                     ServerFrame::Closed(_) => break Err(SessionError::Protocol("the gateway closed the session before the tool exited".into())),
                     ServerFrame::Error(e) => break Err(stream_error(e)),
                     ServerFrame::Ready => break Err(SessionError::Protocol("a second ready frame".into())),
+                    ServerFrame::TunnelData { ch, data } => tunnels.data(ch, data),
+                    ServerFrame::TunnelAck { ch, n } => tunnels.acked(ch, n),
+                    ServerFrame::TunnelClose { ch } => tunnels.close(ch),
                 }
             }
             m = tool_rx.recv(), if open_readers > 0 => {
@@ -814,6 +821,11 @@ pub async fn run_renewing(
                     // Something the tool started still holds its output open; stop waiting.
                     for r in &readers { r.abort(); }
                     open_readers = 0;
+                }
+            }
+            Some(ev) = tunnels.events.recv(), if !exit_sent => {
+                if let Some(f) = tunnels.event(ev) {
+                    if let Err(e) = send_to(&mut ws, Message::Binary(f.encode())).await { break Err(e); }
                 }
             }
             t = next_token(&mut tokens), if !exit_sent => match t {

@@ -41,7 +41,9 @@ pub struct Prepared {
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub env_remove: Vec<String>,
-    /// Held for the whole session; dropped, it removes the files.
+    /// The session's local endpoint (postgres targets), bound in `dir`.
+    pub endpoint: Option<super::tunnel::Endpoint>,
+    /// Held for the whole session; dropped, it removes the files (and the socket).
     pub dir: Option<SessionDir>,
 }
 
@@ -67,6 +69,7 @@ fn valid_file_name(n: &str) -> bool {
 pub fn prepare(opened: &SessionOpened, argv: &[String]) -> Result<Prepared, String> {
     let mut env = opened.env.clone();
     let needs_dir = !opened.files.is_empty()
+        || opened.tunnel.is_some()
         || opened
             .argv
             .iter()
@@ -102,6 +105,29 @@ pub fn prepare(opened: &SessionOpened, argv: &[String]) -> Result<Prepared, Stri
     } else {
         None
     };
+    let endpoint = match (&opened.tunnel, &dir) {
+        (Some(t), Some(d)) if t.kind == "postgres" => {
+            let e = super::tunnel::bind(d.path()).map_err(|e| {
+                format!(
+                    "cannot open the session's local endpoint in {}: {e}",
+                    d.path().display()
+                )
+            })?;
+            // libpq: a directory as PGHOST is where the socket is; PGPORT names it, and is
+            // the loopback TCP port too. The password is the TCP side's, for this session.
+            env.insert("PGHOST".into(), d.path().display().to_string());
+            env.insert("PGPORT".into(), e.port.to_string());
+            env.insert("PGPASSWORD".into(), t.local_password.clone());
+            Some(e)
+        }
+        (Some(t), _) => {
+            return Err(format!(
+            "the gateway asked for a local endpoint of kind {:?}, which this hoopx does not know",
+            t.kind
+        ))
+        }
+        _ => None,
+    };
     let argv = match &opened.argv {
         None => argv.to_vec(),
         Some(args) => args
@@ -124,6 +150,7 @@ pub fn prepare(opened: &SessionOpened, argv: &[String]) -> Result<Prepared, Stri
         argv,
         env,
         env_remove: opened.env_remove.clone(),
+        endpoint,
         dir,
     })
 }
@@ -202,6 +229,7 @@ mod tests {
             env_remove: vec!["B".into()],
             files,
             argv,
+            tunnel: None,
         }
     }
 

@@ -261,7 +261,30 @@ async fn open_session(
         .collect();
     let exact = review::argv_bytes(&req.argv);
     let mut approval = None;
-    if denied.is_none() {
+    let mut statement_review = None;
+    if let (None, Some(review_id)) = (&denied, &req.review) {
+        // A statement's approval (postgres targets) is used by the statement it is bound
+        // to, inside the session; the session only carries it.
+        let r = gw
+            .load_review(review_id)
+            .await
+            .map_err(ApiFailure::internal)?;
+        if let Some(r) = r.filter(|r| r.kind == "statement") {
+            if r.requester != identity.subject || r.target != target.name {
+                return Err(review_refusal(reviews::ReviewError::Use(
+                    UseError::Mismatch { id: r.id },
+                )));
+            }
+            // Usable now? (Checked on a copy: the statement itself uses it up.)
+            let mut probe = r.clone();
+            let hash = probe.command_hash.clone();
+            if let Err(e) = probe.consume(&identity.subject, &hash, &id, now_ms()) {
+                return Err(review_refusal(reviews::ReviewError::Use(e)));
+            }
+            statement_review = Some(r.id);
+        }
+    }
+    if denied.is_none() && statement_review.is_none() {
         if let Some(review_id) = &req.review {
             // An approval is bound to this requester, target and exact command, and is
             // used up here.
@@ -337,6 +360,8 @@ async fn open_session(
                 rows: None,
                 expires_at,
                 approval: None,
+                statement_review: None,
+                local_password: None,
             },
             serde_json::json!({"denied": rule.name, "argv": session.argv}),
             super::store::SessionStats {
@@ -370,6 +395,17 @@ async fn open_session(
         f.1.rule = Some(rule.name.clone());
         return Err(f);
     }
+    // Postgres targets: the tool reaches the target through a local endpoint of the
+    // session; its TCP side takes a password that is worth nothing outside the session.
+    let tunnel = (target.kind == crate::policy::TargetKind::Postgres).then(|| {
+        use rand::RngCore;
+        let mut r = [0u8; 24];
+        rand::rng().fill_bytes(&mut r);
+        Box::new(crate::proto::TunnelSpec {
+            kind: "postgres".into(),
+            local_password: hex::encode(r),
+        })
+    });
     gw.pending().insert(
         id.clone(),
         Pending {
@@ -384,6 +420,10 @@ async fn open_session(
             rows: req.rows.filter(|&r| r > 0),
             expires_at,
             approval,
+            statement_review,
+            local_password: tunnel
+                .as_ref()
+                .map(|t| crate::auth::Secret::new(t.local_password.clone())),
         },
     );
     reap_if_never_attached(gw.clone(), id.clone());
@@ -397,6 +437,7 @@ async fn open_session(
         env_remove: setup.env_remove,
         files: setup.files,
         argv: setup.argv,
+        tunnel,
     };
     Ok((StatusCode::CREATED, Json(opened)).into_response())
 }

@@ -4,10 +4,12 @@
 mod api;
 mod auth_api;
 pub mod embedded;
+mod pg;
 mod reviews;
 pub mod signing;
 pub mod store;
 mod stream;
+mod tunnel;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -66,6 +68,11 @@ pub(crate) struct Pending {
     pub expires_at: Option<i64>,
     /// The approved review this session runs under, already used.
     pub approval: Option<crate::proto::ReviewInfo>,
+    /// An approved statement review brought with `--review`: used by the first statement
+    /// it is bound to (postgres targets).
+    pub statement_review: Option<String>,
+    /// The password of the session's loopback TCP endpoint (postgres targets).
+    pub local_password: Option<crate::auth::Secret>,
 }
 
 impl Gateway {

@@ -13,8 +13,10 @@ use serde_json::json;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
 
+use super::pg::{FromChannel, SessionCtx};
 use super::reviews::{self, Ask};
 use super::store::{Batch, SessionEnd, SessionStats, StoreError};
+use super::tunnel::Tunnels;
 use super::{now_ms, Gateway, Pending};
 use crate::auth::Identity;
 use crate::policy::gate::Check;
@@ -348,6 +350,8 @@ struct Session {
     /// What the head of the input waits for, if anything.
     hold: Option<Hold>,
     reviews: watch::Receiver<u64>,
+    /// Connections to the session's local endpoint (postgres targets).
+    tunnels: Tunnels,
 }
 
 /// Input queued behind a held line.
@@ -383,7 +387,30 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     let _running = gw.session_running();
     let rec = Recorder::new(&gw, &pending, &pending.argv, pending.started_at);
     let masker = gw.policy.masker(&pending.target);
+    let tunnels = Tunnels::new(
+        gw.policy
+            .targets
+            .iter()
+            .find(|t| t.name == pending.target && t.kind == crate::policy::TargetKind::Postgres)
+            .map(|t| {
+                Arc::new(SessionCtx {
+                    gw: gw.clone(),
+                    target: t.clone(),
+                    session_id: pending.id.clone(),
+                    identity: pending.identity.clone(),
+                    masker: masker.clone(),
+                    columns: crate::policy::columns::Columns::for_target(
+                        &gw.policy.columns,
+                        &t.name,
+                    ),
+                    local_password: pending.local_password.clone(),
+                    cancels: Default::default(),
+                    approval: std::sync::Mutex::new(pending.statement_review.clone()),
+                })
+            }),
+    );
     let mut s = Session {
+        tunnels,
         id: pending.id.clone(),
         identity: pending.identity.clone(),
         view: (pending.mode == Mode::Pty)
@@ -566,6 +593,12 @@ impl Session {
                 _ = async { tokio::time::sleep_until(hold_at.unwrap_or_else(tokio::time::Instant::now)).await }, if hold_at.is_some() => {
                     if let Err(e) = self.advance(true).await {
                         return fail(socket, "internal", format!("cannot decide a held line: {e}")).await;
+                    }
+                    continue;
+                }
+                ev = self.tunnels.events.recv() => {
+                    if let Some(ev) = ev {
+                        self.channel_event(ev);
                     }
                     continue;
                 }
@@ -782,8 +815,39 @@ impl Session {
             }
             // Handled in the relay: checking a token needs the authenticator.
             ClientFrame::Token(_) => {}
+            f @ (ClientFrame::TunnelOpen { .. }
+            | ClientFrame::TunnelData { .. }
+            | ClientFrame::TunnelAck { .. }
+            | ClientFrame::TunnelClose { .. }) => {
+                self.tunnels.frame(f).map_err(|e| ("protocol", e))?;
+            }
         }
         Ok(None)
+    }
+
+    /// What a tunnel channel hands the session: data and acknowledgements for the client
+    /// (through the outbox, so nothing leaves before what it follows is recorded), and
+    /// statements, markers and notices to record and tell.
+    fn channel_event(&mut self, ev: FromChannel) {
+        match ev {
+            FromChannel::Data(ch, data) => self.answer(ServerFrame::TunnelData { ch, data }),
+            FromChannel::Ack(ch, n) => {
+                self.tunnels.taken(ch, n);
+                self.answer(ServerFrame::TunnelAck { ch, n });
+            }
+            FromChannel::Closed(ch) => {
+                self.tunnels.closed(ch);
+                self.answer(ServerFrame::TunnelClose { ch });
+            }
+            FromChannel::Statement(v) => self.rec.marker(json!({ "statement": v })),
+            FromChannel::Marker(v) => self.rec.marker(v),
+            FromChannel::Notice(n) => {
+                if n.kind == "denied" {
+                    self.rec.stats.denials += 1;
+                }
+                self.answer(ServerFrame::Notice(n));
+            }
+        }
     }
 
     /// Releases what the maskers hold back (the tool went quiet, or ended): recorded, then

@@ -191,6 +191,23 @@ struct RawRules {
     deny: Vec<RawDeny>,
     #[serde(default)]
     review: Vec<RawReview>,
+    #[serde(default)]
+    columns: Vec<RawColumns>,
+}
+
+/// A `[[rules.columns]]` table: result columns of postgres targets masked whole.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumns {
+    name: Spanned<String>,
+    #[serde(default)]
+    columns: Vec<Spanned<String>>,
+    #[serde(default)]
+    types: Vec<Spanned<String>>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    #[serde(default)]
+    replacement: Option<String>,
 }
 
 /// A `[[rules.review]]` table: a command or line that waits for a human.
@@ -675,7 +692,65 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             "no [[targets]]: declare at least one target the gateway may open sessions on",
         ));
     }
+    let mut columns = Vec::new();
+    for r in &raw.rules.columns {
+        let name = r.name.get_ref();
+        if !valid_name(name) {
+            return Err(err(
+                r.name.span(),
+                format!("rule name {name:?} must be letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if !rule_names.insert(("columns", name.clone())) {
+            return Err(err(
+                r.name.span(),
+                format!("duplicate columns rule {name:?}"),
+            ));
+        }
+        if r.columns.is_empty() && r.types.is_empty() {
+            return Err(err(
+                r.name.span(),
+                format!("columns rule {name:?} needs columns (\"table.column\", \"*.ssn\", \"email\") or types (\"bytea\")"),
+            ));
+        }
+        for c in &r.columns {
+            let v = c.get_ref();
+            let parts = v.split('.').count();
+            if v.is_empty() || parts > 3 || v.split('.').any(str::is_empty) {
+                return Err(err(
+                    c.span(),
+                    format!("columns rule {name:?}: {v:?} is not column, table.column or schema.table.column"),
+                ));
+            }
+        }
+        let mut types = Vec::new();
+        for t in &r.types {
+            let canon = super::columns::canonical_type(t.get_ref());
+            if !(0..5000).any(|oid| super::columns::type_name(oid) == Some(canon.as_str())) {
+                return Err(err(
+                    t.span(),
+                    format!("columns rule {name:?}: unknown type {:?} (built-in types by name: text, varchar, bytea, json, jsonb, int4, …)", t.get_ref()),
+                ));
+            }
+            types.push(canon);
+        }
+        columns.push(super::columns::ColumnRule {
+            name: name.clone(),
+            columns: r
+                .columns
+                .iter()
+                .map(|c| c.get_ref().to_lowercase())
+                .collect(),
+            types,
+            targets: check_targets(&r.targets)?,
+            label: r
+                .replacement
+                .clone()
+                .unwrap_or_else(|| format!("[REDACTED:{name}]")),
+        });
+    }
     let mut policy = Policy::new(targets, mask, deny);
+    policy.columns = columns;
     policy.auth = raw
         .auth
         .map(|a| super::auth::compile(a, text, file))

@@ -2,11 +2,13 @@
 //! compiled once. Pure logic, no I/O: the caller reads the file and hands over its text.
 
 pub mod auth;
+pub mod columns;
 pub mod config;
 pub mod gate;
 pub mod mask;
 pub mod review;
 pub mod screen;
+pub mod sql;
 pub mod targets;
 
 use std::collections::{BTreeMap, HashMap};
@@ -162,6 +164,8 @@ pub struct Policy {
     pub review: Vec<ReviewRule>,
     pub reviews: ReviewSettings,
     pub dev_identities: Vec<DevIdentity>,
+    /// `[[rules.columns]]`: result columns masked whole on postgres targets.
+    pub columns: Vec<columns::ColumnRule>,
     /// Compiled maskers by target, built on first use.
     maskers: Arc<Mutex<HashMap<String, Masker>>>,
 }
@@ -226,6 +230,7 @@ impl Policy {
             review: Vec::new(),
             reviews: ReviewSettings::default(),
             dev_identities: Vec::new(),
+            columns: Vec::new(),
             maskers: Arc::default(),
         }
     }

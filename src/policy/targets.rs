@@ -232,28 +232,15 @@ pub fn setup(target: &Target, argv: &[String]) -> Result<ToolSetup, Refusal> {
     Ok(s)
 }
 
-/// `host:port:*:user:password`, each field escaped as libpq reads it.
-fn pgpass_line(a: &Access, password: &str) -> String {
-    let esc = |v: &str| v.replace('\\', "\\\\").replace(':', "\\:");
-    let field = |v: Option<String>| v.map(|v| esc(&v)).unwrap_or_else(|| "*".into());
-    format!(
-        "{}:{}:*:{}:{}\n",
-        field(a.host.clone()),
-        field(a.port.map(|p| p.to_string())),
-        field(a.user.clone()),
-        esc(password)
-    )
-}
-
 fn postgres(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), Refusal> {
     let a = &target.access;
-    let settings = [
-        ("PGHOST", a.host.clone()),
-        ("PGPORT", a.port.map(|p| p.to_string())),
+    // The tool reaches the target through the session's local endpoint (the client sets
+    // PGHOST, PGPORT and the endpoint's own PGPASSWORD): the target's host, port and
+    // password stay at the gateway.
+    for (var, v) in [
         ("PGUSER", a.user.clone()),
         ("PGDATABASE", a.database.clone()),
-    ];
-    for (var, v) in settings {
+    ] {
         if let Some(v) = v {
             s.env.insert(var.into(), v);
         }
@@ -264,32 +251,24 @@ fn postgres(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), R
         .entry("PSQLRC".into())
         .or_insert_with(|| "/dev/null".into());
     s.env.entry("PSQL_PAGER".into()).or_default();
-    // The caller's libpq variables could point the connection at another server
-    // (PGHOSTADDR, a service file) or replace the password. A target that sets neither
-    // leaves the caller's environment alone.
-    let removed: &[&str] = if a.password.is_some() {
-        &["PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE", "PGPASSWORD"]
-    } else if a.host.is_some() || a.port.is_some() {
-        &["PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE"]
-    } else {
-        &[]
-    };
+    // The caller's libpq variables could point the tool elsewhere (another host, a
+    // service file) or ask for TLS the local endpoint does not offer.
     s.env_remove.extend(
-        removed
-            .iter()
-            .filter(|v| !s.env.contains_key(**v))
-            .map(|v| v.to_string()),
+        [
+            "PGHOSTADDR",
+            "PGSERVICE",
+            "PGSERVICEFILE",
+            "PGPASSFILE",
+            "PGSSLMODE",
+            "PGREQUIRESSL",
+            "PGGSSENCMODE",
+            "PGSSLCERT",
+            "PGSSLKEY",
+        ]
+        .iter()
+        .filter(|v| !s.env.contains_key(**v))
+        .map(|v| v.to_string()),
     );
-    let Some(password) = &a.password else {
-        return Ok(());
-    };
-    // A password file scopes the password to the target's host, port and user: libpq sends
-    // it nowhere else, unlike PGPASSWORD.
-    s.files.push(ToolFile {
-        name: "pgpass".into(),
-        contents: pgpass_line(a, password.expose()),
-        env: Some("PGPASSFILE".into()),
-    });
     // The connection comes from the target, never from the command line.
     let conn = |arg: &str| {
         refuse(
@@ -790,7 +769,7 @@ mod tests {
     }
 
     #[test]
-    fn postgres_gets_settings_in_the_environment_and_a_scoped_password_file() {
+    fn postgres_gets_user_and_database_and_never_the_server_or_password() {
         let t = target(
             TargetKind::Postgres,
             Access {
@@ -803,20 +782,18 @@ mod tests {
             },
         );
         let s = setup(&t, &argv("psql -X -v ON_ERROR_STOP=1 -c select")).unwrap();
-        assert_eq!(s.env["PGHOST"], "db");
-        assert_eq!(s.env["PGPORT"], "5433");
+        // The client points PGHOST/PGPORT at the session's local endpoint.
+        assert!(!s.env.contains_key("PGHOST") && !s.env.contains_key("PGPORT"));
         assert_eq!(s.env["PGUSER"], "app");
         assert_eq!(s.env["PGDATABASE"], "shop");
         assert!(!s.env.contains_key("PGPASSWORD"));
-        assert_eq!(s.files[0].contents, "db:5433:*:app:p\\:w\\\\d\n");
-        assert_eq!(s.files[0].env.as_deref(), Some("PGPASSFILE"));
+        assert!(s.files.is_empty(), "no password file");
+        assert!(!format!("{s:?}").contains("p:w"));
         assert!(s.env_remove.contains(&"PGHOSTADDR".to_string()));
-        assert!(s.env_remove.contains(&"PGPASSWORD".to_string()));
+        assert!(s.env_remove.contains(&"PGPASSFILE".to_string()));
         assert!(setup(&t, &argv("psql otherdb")).is_ok());
-        // A target without settings leaves the caller's libpq environment alone.
         let bare = target(TargetKind::Postgres, Access::default());
-        let s = setup(&bare, &argv("psql -h db")).unwrap();
-        assert!(s.env_remove.is_empty() && s.files.is_empty() && s.argv.is_none());
+        assert!(setup(&bare, &argv("psql -h db")).is_err());
         assert!(setup(&t, &argv("psql -Atc a=1 -vX=1 --set Y=2 --set=Z=3")).is_ok());
         for bad in [
             "psql -h evil",

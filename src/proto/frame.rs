@@ -48,6 +48,26 @@ pub enum ClientFrame {
     /// A fresh bearer token for the same identity (the old one is about to expire): the
     /// session goes on past the old token's expiry.
     Token(crate::auth::Secret),
+    /// A connection to the session's local endpoint was accepted: channel `ch` (chosen by
+    /// the client, unique in the session) carries it.
+    TunnelOpen { ch: u32, via: Via },
+    /// Bytes the local connection sent, in order.
+    TunnelData { ch: u32, data: Bytes },
+    /// `n` bytes of the gateway's [`ServerFrame::TunnelData`] were written to the local
+    /// connection: the gateway may send that many more.
+    TunnelAck { ch: u32, n: u32 },
+    /// The local connection closed (or the client gave up on it).
+    TunnelClose { ch: u32 },
+}
+
+/// How a tunnelled connection reached the session's local endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The Unix socket in the session's private directory.
+    Unix = 1,
+    /// The loopback TCP port (any local user can reach it: the gateway asks for the
+    /// session's local password there).
+    Tcp = 2,
 }
 
 /// Frames sent by the gateway to `hoopx exec`.
@@ -79,6 +99,13 @@ pub enum ServerFrame {
     Closed(Closed),
     /// The gateway ends the session because of an error; the stream closes after it.
     Error(StreamError),
+    /// Bytes for a tunnelled local connection, in order.
+    TunnelData { ch: u32, data: Bytes },
+    /// `n` bytes of the client's [`ClientFrame::TunnelData`] were taken: it may send that
+    /// many more.
+    TunnelAck { ch: u32, n: u32 },
+    /// The gateway closed the channel: the client closes the local connection.
+    TunnelClose { ch: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +164,10 @@ mod tag {
     pub const RESIZE: u8 = 0x04;
     pub const EXIT: u8 = 0x05;
     pub const TOKEN: u8 = 0x06;
+    pub const TUNNEL_OPEN: u8 = 0x07;
+    pub const TUNNEL_DATA: u8 = 0x08;
+    pub const TUNNEL_ACK: u8 = 0x09;
+    pub const TUNNEL_CLOSE: u8 = 0x0a;
 
     pub const READY: u8 = 0x81;
     pub const DELIVER: u8 = 0x82;
@@ -147,6 +178,39 @@ mod tag {
     pub const CLOSED: u8 = 0x87;
     pub const ERROR: u8 = 0x88;
     pub const RELEASED: u8 = 0x89;
+    pub const S_TUNNEL_DATA: u8 = 0x8a;
+    pub const S_TUNNEL_ACK: u8 = 0x8b;
+    pub const S_TUNNEL_CLOSE: u8 = 0x8c;
+}
+
+/// Tunnel frames: the channel id, then `rest`.
+fn tunnel(tag: u8, ch: u32, rest: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + rest.len());
+    b.put_u8(tag);
+    b.put_u32(ch);
+    b.put_slice(rest);
+    b.freeze()
+}
+
+/// The channel id of a tunnel frame's body, and what follows it.
+fn channel(frame: &'static str, body: &Bytes) -> Result<(u32, Bytes), FrameError> {
+    if body.len() < 4 {
+        return Err(FrameError::Truncated {
+            frame,
+            need: 5,
+            got: body.len() + 1,
+        });
+    }
+    Ok((
+        u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+        body.slice(4..),
+    ))
+}
+
+/// The acknowledged byte count of a tunnel-ack body (after the channel id).
+fn ack_count(rest: &[u8]) -> Result<u32, FrameError> {
+    exact("tunnel-ack", rest, 4)?;
+    Ok(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]))
 }
 
 fn with_tag(tag: u8, body: &[u8]) -> Bytes {
@@ -221,6 +285,10 @@ impl ClientFrame {
                 b.freeze()
             }
             ClientFrame::Token(t) => with_tag(tag::TOKEN, t.expose().as_bytes()),
+            ClientFrame::TunnelOpen { ch, via } => tunnel(tag::TUNNEL_OPEN, *ch, &[*via as u8]),
+            ClientFrame::TunnelData { ch, data } => tunnel(tag::TUNNEL_DATA, *ch, data),
+            ClientFrame::TunnelAck { ch, n } => tunnel(tag::TUNNEL_ACK, *ch, &n.to_be_bytes()),
+            ClientFrame::TunnelClose { ch } => tunnel(tag::TUNNEL_CLOSE, *ch, &[]),
             ClientFrame::Exit { code, signal } => {
                 let mut b = BytesMut::with_capacity(9);
                 b.put_u8(tag::EXIT);
@@ -283,6 +351,37 @@ impl ClientFrame {
                     })?;
                 Ok(ClientFrame::Token(crate::auth::Secret::new(token)))
             }
+            tag::TUNNEL_OPEN => {
+                let (ch, rest) = channel("tunnel-open", &body)?;
+                exact("tunnel-open", &rest, 1)?;
+                let via = match rest[0] {
+                    1 => Via::Unix,
+                    2 => Via::Tcp,
+                    other => {
+                        return Err(FrameError::BadField {
+                            frame: "tunnel-open",
+                            why: format!("via must be 1 (unix) or 2 (tcp), got {other}"),
+                        })
+                    }
+                };
+                Ok(ClientFrame::TunnelOpen { ch, via })
+            }
+            tag::TUNNEL_DATA => {
+                let (ch, data) = channel("tunnel-data", &body)?;
+                Ok(ClientFrame::TunnelData { ch, data })
+            }
+            tag::TUNNEL_ACK => {
+                let (ch, rest) = channel("tunnel-ack", &body)?;
+                Ok(ClientFrame::TunnelAck {
+                    ch,
+                    n: ack_count(&rest)?,
+                })
+            }
+            tag::TUNNEL_CLOSE => {
+                let (ch, rest) = channel("tunnel-close", &body)?;
+                exact("tunnel-close", &rest, 0)?;
+                Ok(ClientFrame::TunnelClose { ch })
+            }
             other => Err(FrameError::UnknownType(other)),
         }
     }
@@ -312,6 +411,9 @@ impl ServerFrame {
             ServerFrame::Notice(n) => json(tag::NOTICE, n),
             ServerFrame::Closed(c) => json(tag::CLOSED, c),
             ServerFrame::Error(e) => json(tag::ERROR, e),
+            ServerFrame::TunnelData { ch, data } => tunnel(tag::S_TUNNEL_DATA, *ch, data),
+            ServerFrame::TunnelAck { ch, n } => tunnel(tag::S_TUNNEL_ACK, *ch, &n.to_be_bytes()),
+            ServerFrame::TunnelClose { ch } => tunnel(tag::S_TUNNEL_CLOSE, *ch, &[]),
         }
     }
 
@@ -352,6 +454,22 @@ impl ServerFrame {
             tag::NOTICE => parse_json("notice", &body).map(ServerFrame::Notice),
             tag::CLOSED => parse_json("closed", &body).map(ServerFrame::Closed),
             tag::ERROR => parse_json("error", &body).map(ServerFrame::Error),
+            tag::S_TUNNEL_DATA => {
+                let (ch, data) = channel("tunnel-data", &body)?;
+                Ok(ServerFrame::TunnelData { ch, data })
+            }
+            tag::S_TUNNEL_ACK => {
+                let (ch, rest) = channel("tunnel-ack", &body)?;
+                Ok(ServerFrame::TunnelAck {
+                    ch,
+                    n: ack_count(&rest)?,
+                })
+            }
+            tag::S_TUNNEL_CLOSE => {
+                let (ch, rest) = channel("tunnel-close", &body)?;
+                exact("tunnel-close", &rest, 0)?;
+                Ok(ServerFrame::TunnelClose { ch })
+            }
             other => Err(FrameError::UnknownType(other)),
         }
     }
@@ -398,6 +516,19 @@ mod tests {
             code: 137,
             signal: Some(9),
         });
+        client_roundtrip(ClientFrame::TunnelOpen {
+            ch: 7,
+            via: Via::Tcp,
+        });
+        client_roundtrip(ClientFrame::TunnelData {
+            ch: u32::MAX,
+            data: Bytes::from_static(b"\x00\x00\x00\x08\x04\xd2\x16\x2f"),
+        });
+        client_roundtrip(ClientFrame::TunnelAck { ch: 1, n: 65536 });
+        client_roundtrip(ClientFrame::TunnelClose { ch: 1 });
+        assert!(ClientFrame::decode(&Bytes::from_static(b"\x07\x00\x00\x00\x01\x03")).is_err());
+        assert!(ClientFrame::decode(&Bytes::from_static(b"\x08\x00\x00")).is_err());
+        assert!(ClientFrame::decode(&Bytes::from_static(b"\x09\x00\x00\x00\x01\x00")).is_err());
     }
 
     #[test]
@@ -434,6 +565,13 @@ mod tests {
             code: "protocol".into(),
             message: "m".into(),
         }));
+        server_roundtrip(ServerFrame::TunnelData {
+            ch: 3,
+            data: Bytes::from_static(b"Z\x00\x00\x00\x05I"),
+        });
+        server_roundtrip(ServerFrame::TunnelAck { ch: 3, n: 1 });
+        server_roundtrip(ServerFrame::TunnelClose { ch: 3 });
+        assert!(ServerFrame::decode(&Bytes::from_static(b"\x8c\x00\x00\x00\x03x")).is_err());
     }
 
     #[test]

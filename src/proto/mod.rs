@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod frame;
+pub mod pgwire;
 
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +149,30 @@ pub struct SessionOpened {
     /// (ssh: `-F <dir>/ssh_config` and the target's host alias).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv: Option<Vec<ToolArg>>,
+    /// A local endpoint the client opens for the tool and tunnels over the session stream
+    /// (postgres targets): the tool connects to it instead of holding credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<Box<TunnelSpec>>,
+}
+
+/// `SessionOpened.tunnel`: what the local endpoint speaks and how the tool reaches it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TunnelSpec {
+    /// `postgres`: a Unix socket `.s.PGSQL.<port>` in the session's private directory and
+    /// a loopback TCP port (the same number), in `PGHOST`/`PGPORT`.
+    pub kind: String,
+    /// The password of the loopback TCP endpoint, valid for this session only (the tool
+    /// gets it as `PGPASSWORD`; the Unix socket needs none). Not a target credential.
+    pub local_password: String,
+}
+
+impl std::fmt::Debug for TunnelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelSpec")
+            .field("kind", &self.kind)
+            .field("local_password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// A file of the session's private directory.
@@ -194,6 +219,7 @@ impl std::fmt::Debug for SessionOpened {
             .field("env_remove", &self.env_remove)
             .field("files", &self.files)
             .field("argv", &self.argv)
+            .field("tunnel", &self.tunnel)
             .finish()
     }
 }
