@@ -22,6 +22,9 @@ pub enum ReplayFormat {
     Cast3,
     /// The events as JSON lines: hoopx's own export, verifiable.
     Json,
+    /// The statement log of a postgres session: each statement as the gateway saw it on
+    /// its own connection to the server, with its outcome (masked).
+    Sql,
 }
 
 #[derive(Debug, Args)]
@@ -31,7 +34,7 @@ pub struct ReplayArgs {
     /// A session id, `last`, or an exported file.
     #[arg(value_name = "SESSION|FILE|last")]
     pub what: String,
-    /// What to write: play it (pty), or export it (text, cast, cast3, json).
+    /// What to write: play it (pty), or export it (text, cast, cast3, json, sql).
     #[arg(long, value_enum, default_value_t = ReplayFormat::Pty)]
     pub format: ReplayFormat,
     /// Playback speed factor, e.g. 2 or 0.5.
@@ -94,6 +97,9 @@ fn output(args: &ReplayArgs, loaded: &Loaded) -> Result<ExitCode, Failure> {
         ReplayFormat::Text => render::text(rec, &mut out).map_err(io_failure)?,
         ReplayFormat::Json => {
             format::write_json(&mut out, rec, loaded.hashes.as_deref()).map_err(io_failure)?
+        }
+        ReplayFormat::Sql => {
+            crate::recording::statements::write_sql(&mut out, rec).map_err(io_failure)?
         }
         ReplayFormat::Cast => format::write_cast(&mut out, rec, 2).map_err(io_failure)?,
         ReplayFormat::Cast3 => format::write_cast(&mut out, rec, 3).map_err(io_failure)?,

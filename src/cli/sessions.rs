@@ -85,16 +85,26 @@ pub fn run(cmd: SessionsCommand) -> Result<ExitCode, Failure> {
                 let loaded = source::fetch(&client, &id).await?;
                 let outcome = verify::check(&loaded, None, &[])?;
                 let s = &loaded.recording.session;
+                let statements = statement_counts(&loaded.recording);
                 super::print_line(&match output {
                     OutputFormat::Json => {
                         let mut v = serde_json::to_value(s).unwrap_or_default();
                         if let Some(o) = v.as_object_mut() {
                             o.insert("duration_ms".into(), duration_ms(s).into());
+                            o.insert(
+                                "statements".into(),
+                                serde_json::json!({
+                                    "total": statements.values().sum::<u64>(),
+                                    "by_status": statements,
+                                }),
+                            );
                             o.insert("verification".into(), verify::to_json(&outcome));
                         }
                         serde_json::to_string_pretty(&v).unwrap_or_default()
                     }
-                    OutputFormat::Text => details(s, &verify::summary(&outcome)),
+                    OutputFormat::Text => {
+                        details(s, &verify::summary(&outcome), &statements)
+                    }
                 })?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -183,7 +193,27 @@ fn table(sessions: &[SessionInfo]) -> String {
     out
 }
 
-fn details(s: &SessionInfo, verification: &str) -> String {
+/// The statements a postgres session's recording logs, by status (ok, error, denied, …).
+fn statement_counts(
+    rec: &crate::recording::Recording,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (_, s) in crate::recording::statements::statements(rec) {
+        let status = s
+            .get("status")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string();
+        *out.entry(status).or_default() += 1;
+    }
+    out
+}
+
+fn details(
+    s: &SessionInfo,
+    verification: &str,
+    statements: &std::collections::BTreeMap<String, u64>,
+) -> String {
     let mut out = Vec::new();
     let mut row = |k: &str, v: &str| out.push(format!("{k:<10}  {}", printable(v)));
     row("session", &s.id);
@@ -213,6 +243,18 @@ fn details(s: &SessionInfo, verification: &str) -> String {
     );
     row("masked", &masks(s));
     row("denials", &s.denials.to_string());
+    if !statements.is_empty() {
+        let parts: Vec<String> = statements.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        row(
+            "statements",
+            &format!(
+                "{} ({}; `hoopx replay {} --format sql` lists them)",
+                statements.values().sum::<u64>(),
+                parts.join(", "),
+                s.id
+            ),
+        );
+    }
     for a in &s.approvals {
         let decisions: Vec<String> = a
             .decisions

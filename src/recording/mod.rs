@@ -8,6 +8,7 @@ pub mod chain;
 pub mod format;
 pub mod player;
 pub mod render;
+pub mod statements;
 
 /// What an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
