@@ -102,9 +102,7 @@ pub fn run(cmd: SessionsCommand) -> Result<ExitCode, Failure> {
                         }
                         serde_json::to_string_pretty(&v).unwrap_or_default()
                     }
-                    OutputFormat::Text => {
-                        details(s, &verify::summary(&outcome), &statements)
-                    }
+                    OutputFormat::Text => details(s, &verify::summary(&outcome), &statements),
                 })?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -194,9 +192,7 @@ fn table(sessions: &[SessionInfo]) -> String {
 }
 
 /// The statements a postgres session's recording logs, by status (ok, error, denied, …).
-fn statement_counts(
-    rec: &crate::recording::Recording,
-) -> std::collections::BTreeMap<String, u64> {
+fn statement_counts(rec: &crate::recording::Recording) -> std::collections::BTreeMap<String, u64> {
     let mut out = std::collections::BTreeMap::new();
     for (_, s) in crate::recording::statements::statements(rec) {
         let status = s

@@ -48,7 +48,7 @@ pub(crate) struct Ask<'a> {
     pub rule: &'a ReviewRule,
     pub requester: &'a Identity,
     pub target: &'a str,
-    /// `command` or `line`.
+    /// `command`, `line` or `statement`.
     pub kind: &'a str,
     /// What a reviewer sees: masked.
     pub shown: String,
@@ -58,8 +58,8 @@ pub(crate) struct Ask<'a> {
 }
 
 impl Gateway {
-    /// Opens a review, or for a command returns the requester's still-open review of the
-    /// very same command (an agent that asks again does not pile up requests).
+    /// Opens a review, or for a command or statement returns the requester's still-open
+    /// review of the very same one (an agent that asks again does not pile up requests).
     pub(crate) async fn ask_review(&self, ask: Ask<'_>) -> Result<ReviewInfo, StoreError> {
         let now = now_ms();
         let hash = review::command_hash(
@@ -69,7 +69,7 @@ impl Gateway {
             ask.kind,
             ask.exact,
         );
-        if ask.kind == "command" {
+        if ask.kind != "line" {
             let open = self
                 .store
                 .list_reviews(&ReviewFilter {

@@ -79,10 +79,23 @@ mod tests {
             session: Default::default(),
             keys: vec![],
             events: vec![
-                ev(0, 1_500_000, r#"{"statement":{"conn":1,"status":"ok","tag":"DELETE 2","duration_ms":0.4,"text":"delete from t where id < 3"}}"#),
+                ev(
+                    0,
+                    1_500_000,
+                    r#"{"statement":{"conn":1,"status":"ok","tag":"DELETE 2","duration_ms":0.4,"text":"delete from t where id < 3"}}"#,
+                ),
                 ev(1, 2_000_000, r#"{"masked":{"email":1}}"#),
-                ev(2, 61_002_000, r#"{"statement":{"conn":2,"status":"denied","sqlstate":"42501","error":"no\ndrops","text":"drop table t;"}}"#),
-                Event { seq: 3, t_us: 0, kind: EventKind::Output, data: b"{\"statement\":1}".to_vec() },
+                ev(
+                    2,
+                    61_002_000,
+                    r#"{"statement":{"conn":2,"status":"denied","sqlstate":"42501","error":"no\ndrops","text":"drop table t;"}}"#,
+                ),
+                Event {
+                    seq: 3,
+                    t_us: 0,
+                    kind: EventKind::Output,
+                    data: b"{\"statement\":1}".to_vec(),
+                },
             ],
             checkpoints: vec![],
         };
