@@ -58,7 +58,8 @@ pub fn accepts(kind: TargetKind, field: &str) -> bool {
         "host" | "port" | "user" => matches!(kind, Postgres | Ssh),
         "database" | "password" => kind == Postgres,
         "private_key" | "known_hosts" => kind == Ssh,
-        "server" | "namespace" | "token" | "ca" => kind == Kubernetes,
+        "ca" => matches!(kind, Kubernetes | Postgres),
+        "server" | "namespace" | "token" => kind == Kubernetes,
         _ => true,
     }
 }
@@ -109,15 +110,17 @@ pub fn builtin_deny(kind: TargetKind) -> &'static [BuiltinDeny] {
             (
                 "psql-local-io",
                 concat!(
-                    // Output to a file or a program: unmasked, around the gateway.
+                    // Output to a file or a program: around the session's recording.
                     r"\\(o|out|g|gx|w|write)\s+\S",
-                    // Input from a file (unchecked), the editor, the environment, large objects.
-                    r"|\\(i|ir|include|include_relative|e|edit|ef|ev|setenv|lo_export|lo_import)(\s|$)",
+                    // The editor, the environment, large objects, client-side copy: local
+                    // programs and files.
+                    r"|\\(e|edit|ef|ev|setenv|lo_export|lo_import)(\s|$)",
                     r"|(?i)\\copy\b",
-                    // The same on psql's command line: -f FILE, -o FILE, -L FILE.
-                    r"|^\S*psql\s(.*\s)?(-[A-Za-z]*[foL]|--(file|output|log-file))",
+                    // The same on psql's command line: -o FILE, -L FILE. (Input from files,
+                    // `-f` and `\i`, is fine: the gateway checks every statement it sends.)
+                    r"|^\S*psql\s(.*\s)?(-[A-Za-z]*[oL]|--(output|log-file))",
                 ),
-                "psql reads and writes local files and runs local programs (editor, pipes) around the gateway",
+                "psql writes local files and runs local programs (editor, pipes) around the session's recording",
             ),
             (
                 "psql-reconnect",
@@ -891,21 +894,21 @@ mod tests {
             "select 1 \\g /tmp/x",
             "\\copy t from program 'id'",
             "\\copy t to '/tmp/t.csv'",
-            "\\i /tmp/script.sql",
-            "\\ir x.sql",
             "\\e",
             "\\ef f",
             "\\setenv PAGER sh",
             "\\lo_export 1 /tmp/x",
-            "psql -f script.sql",
-            "/usr/bin/psql -X -Atf script.sql",
-            "psql --file=x",
             "psql -L /tmp/log",
             "psql -o /tmp/out",
         ] {
             assert_eq!(hit(io), Some("psql-local-io"), "{io}");
         }
         for fine in [
+            "\\i /tmp/script.sql",
+            "\\ir x.sql",
+            "psql -f script.sql",
+            "/usr/bin/psql -X -Atf script.sql",
+            "psql --file=x",
             "select 1 \\g",
             "\\o",
             "select 5 -floor(2.5);",
