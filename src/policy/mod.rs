@@ -7,6 +7,7 @@ pub mod gate;
 pub mod mask;
 pub mod review;
 pub mod screen;
+pub mod sql;
 pub mod targets;
 
 use std::collections::{BTreeMap, HashMap};
