@@ -303,10 +303,15 @@ fn analyze_here(sql: &str) -> Result<Analysis, SqlError> {
         found.kinds.remove(&primary);
         let mut kinds = vec![primary];
         kinds.extend(found.kinds);
+        let sorted = |names: BTreeSet<Name>| {
+            let mut names: Vec<Name> = names.into_iter().collect();
+            names.sort_by_cached_key(Name::to_string);
+            names
+        };
         statements.push(Statement {
             kinds,
-            relations: found.relations.into_iter().collect(),
-            functions: found.functions.into_iter().collect(),
+            relations: sorted(found.relations),
+            functions: sorted(found.functions),
             text: statement_text(sql, raw.stmt_location, raw.stmt_len),
         });
     }
@@ -341,10 +346,13 @@ fn error_position(sql: &str) -> Option<usize> {
     if sql.len() > MAX_POSITION_SEARCH {
         return None;
     }
-    let tokens = pg_query::scan_tokens(sql).ok()?;
+    let tokens = scan(sql)?;
     let fails_at_token = |k: usize| {
         let end = tokens.get(k).and_then(|t| usize::try_from(t.end).ok());
-        match end.and_then(|end| sql.get(..end)).map(|p| pg_query::parse(p, 0)) {
+        match end
+            .and_then(|end| sql.get(..end))
+            .map(|p| pg_query::parse(p, 0))
+        {
             Some(Err(pg_query::Error::Parse(m))) => !m.contains("at end of input"),
             _ => false,
         }
@@ -520,7 +528,11 @@ fn kinds_of(tag: &str, node: &Value) -> Vec<Kind> {
         "NotifyStmt" => vec![Kind::Notify],
         "CommentStmt" => vec![Kind::Comment],
         "RenameStmt" | "ReassignOwnedStmt" => vec![Kind::Alter],
-        "IndexStmt" | "ViewStmt" | "RuleStmt" | "DefineStmt" | "CompositeTypeStmt"
+        "IndexStmt"
+        | "ViewStmt"
+        | "RuleStmt"
+        | "DefineStmt"
+        | "CompositeTypeStmt"
         | "ImportForeignSchemaStmt" => vec![Kind::Create],
         t if t.ends_with("Stmt") && t.starts_with("Create") => vec![Kind::Create],
         t if t.ends_with("Stmt") && t.starts_with("Alter") => vec![Kind::Alter],
@@ -724,6 +736,18 @@ impl SqlMatch {
     }
 }
 
+/// The scanner's tokens. Text of PostgreSQL's blanks alone has none (and `scan_tokens`
+/// must not be called with it: it would build a slice from a null pointer).
+fn scan(sql: &str) -> Option<Vec<pg_query::protobuf::ScanToken>> {
+    if sql
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    {
+        return Some(vec![]);
+    }
+    pg_query::scan_tokens(sql).ok()
+}
+
 fn is_literal_or_comment(token: i32) -> bool {
     [
         Token::Sconst,
@@ -744,7 +768,7 @@ fn is_literal_or_comment(token: i32) -> bool {
 /// identifiers kept as written, so no mask can swallow the SQL between two literals. Text
 /// the scanner refuses (an unterminated quote) goes through `mask` whole.
 pub fn display(sql: &str, mask: impl Fn(&str) -> String) -> String {
-    let Ok(tokens) = pg_query::scan_tokens(sql) else {
+    let Some(tokens) = scan(sql) else {
         return mask(sql);
     };
     let mut out = String::with_capacity(sql.len());
@@ -775,7 +799,7 @@ pub fn normalized(sql: &str) -> Option<String> {
         return None;
     }
     let normalized = pg_query::normalize(sql).ok()?;
-    let tokens = pg_query::scan_tokens(&normalized).ok()?;
+    let tokens = scan(&normalized)?;
     let mut out = String::with_capacity(normalized.len());
     let mut at = 0;
     for t in tokens {
@@ -811,13 +835,491 @@ mod tests {
         list.iter().map(|n| n.to_string()).collect()
     }
 
+    fn check_kinds(cases: &[(&str, &[&str])]) {
+        for (sql, want) in cases {
+            assert_eq!(kinds(sql), *want, "{sql}");
+        }
+    }
+
     #[test]
-    fn scratch() {
-        println!("{:?}", analyze("WITH d AS (DELETE FROM carts RETURNING *) SELECT * FROM d; select 1"));
-        println!("{:?}", analyze("select 1 fro m"));
-        println!("{:?}", analyze(&format!("select {}", vec!["1"; 300].join("+"))));
-        println!("{:?}", normalized("select 'a' /* c */ -- x\n, 1"));
-        println!("{:?}", kinds("drop table x"));
-        println!("{:?}", names(&one("drop table public.x").relations));
+    fn data_statements_have_their_kinds() {
+        check_kinds(&[
+            ("select * from t", &["select"]),
+            ("values (1), (2)", &["select"]),
+            ("insert into t values (1)", &["insert"]),
+            ("insert into t select * from u", &["insert", "select"]),
+            ("update t set x = 1", &["update", "update_no_where"]),
+            ("update t set x = 1 where id = 2", &["update"]),
+            ("delete from t", &["delete", "delete_no_where"]),
+            ("delete from t where id = 1", &["delete"]),
+            // A WHERE clause is judged present, not meaningful.
+            ("delete from carts where true", &["delete"]),
+            ("delete/**/from carts", &["delete", "delete_no_where"]),
+            (
+                "merge into t using s on t.id = s.id when matched then delete when not matched then insert values (s.id)",
+                &["merge", "insert", "delete"],
+            ),
+            (
+                "merge into t using s on t.id = s.id when matched then update set x = 1",
+                &["merge", "update"],
+            ),
+            ("select * into newt from t", &["select", "create"]),
+            ("truncate a, b", &["truncate"]),
+            ("copy t to stdout", &["copy"]),
+            ("copy t from stdin", &["copy"]),
+            ("copy (select 1) to stdout", &["copy", "select"]),
+            ("COPY t TO PROGRAM 'sh'", &["copy", "copy_to_program"]),
+            ("copy t from program 'curl x'", &["copy", "copy_from_program"]),
+            ("copy t to '/tmp/t.csv'", &["copy", "copy_file"]),
+            ("copy t from '/etc/passwd'", &["copy", "copy_file"]),
+        ]);
+    }
+
+    #[test]
+    fn schema_and_session_statements_have_their_kinds() {
+        check_kinds(&[
+            ("drop table t", &["drop"]),
+            ("drop schema s cascade", &["drop"]),
+            ("drop database d", &["drop"]),
+            ("drop function f(int)", &["drop"]),
+            ("drop role r", &["drop"]),
+            ("drop owned by r", &["drop"]),
+            ("alter table t add column c int", &["alter"]),
+            ("alter table t rename to u", &["alter"]),
+            ("alter role r superuser", &["alter"]),
+            ("alter database d set x = 1", &["alter"]),
+            ("alter system set work_mem = '1GB'", &["alter"]),
+            ("create table t (a int)", &["create"]),
+            ("create index on t (a)", &["create"]),
+            ("create view v as select * from t", &["create", "select"]),
+            ("create table n as select * from t", &["create", "select"]),
+            ("create role r", &["create"]),
+            ("create extension dblink", &["create"]),
+            (
+                "create rule r as on insert to t do instead delete from u",
+                &["create", "delete", "delete_no_where"],
+            ),
+            (
+                "create trigger tr before insert on t for each row execute function f()",
+                &["create"],
+            ),
+            (
+                "create function f() returns void language plpgsql as $$ begin delete from t; end $$",
+                &["create_function", "create", "dynamic"],
+            ),
+            (
+                "create function f() returns int language sql as 'select 1'",
+                &["create_function", "create", "dynamic"],
+            ),
+            (
+                "create procedure p() language sql begin atomic delete from carts where id = 1; end",
+                &["create_function", "delete", "create"],
+            ),
+            (
+                "create function f() returns int language sql return 1",
+                &["create_function", "create"],
+            ),
+            ("grant select on t to r", &["grant"]),
+            ("grant admin to bob", &["grant"]),
+            ("revoke select on t from r", &["revoke"]),
+            ("revoke admin from bob", &["revoke"]),
+            (
+                "alter default privileges grant select on tables to r",
+                &["alter", "grant"],
+            ),
+            ("do $$ begin null; end $$", &["do", "dynamic"]),
+            ("prepare p as select 1", &["prepare", "select"]),
+            ("execute p", &["execute", "dynamic"]),
+            ("deallocate p", &["deallocate"]),
+            ("deallocate all", &["deallocate"]),
+            ("call p(1)", &["call"]),
+            ("set role admin", &["set"]),
+            ("set search_path = evil, public", &["set"]),
+            ("set session authorization bob", &["set"]),
+            ("set constraints all deferred", &["set"]),
+            ("reset role", &["reset"]),
+            ("reset all", &["reset"]),
+            ("discard all", &["reset"]),
+            ("show work_mem", &["show"]),
+            ("begin", &["transaction"]),
+            ("commit", &["transaction"]),
+            ("rollback to savepoint s", &["transaction"]),
+            ("explain select 1", &["explain", "select"]),
+            ("vacuum t", &["vacuum"]),
+            ("analyze t", &["vacuum"]),
+            ("lock table t in exclusive mode", &["lock"]),
+            ("listen c", &["listen"]),
+            ("unlisten *", &["listen"]),
+            ("notify c, 'x'", &["notify"]),
+            ("comment on table t is 'x'", &["comment"]),
+            ("checkpoint", &["other"]),
+            ("declare c cursor for select 1", &["other", "select"]),
+            ("select set_config('search_path', 'evil', false)", &["select", "set"]),
+        ]);
+    }
+
+    #[test]
+    fn nested_statements_add_their_kinds() {
+        let s = one("WITH d AS (DELETE FROM carts RETURNING *) SELECT * FROM d");
+        assert_eq!(s.primary_kind(), Kind::Select);
+        assert!(s.has(Kind::Delete) && s.has(Kind::DeleteNoWhere), "{s:?}");
+        assert!(names(&s.relations).contains(&"carts".to_string()));
+        check_kinds(&[
+            (
+                "EXPLAIN ANALYZE DELETE FROM carts",
+                &["explain", "delete", "delete_no_where"],
+            ),
+            (
+                "with u as (update t set x = 1 where id = 1 returning *) select * from u",
+                &["select", "update"],
+            ),
+            (
+                "select * from t where id in (select id from u where exists (select 1 from v))",
+                &["select"],
+            ),
+            (
+                "create table x as execute p",
+                &["create", "execute", "dynamic"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn prepare_carries_its_query_and_execute_is_dynamic() {
+        let a = analyze("PREPARE p AS DELETE FROM carts; EXECUTE p").unwrap();
+        let [prepare, execute] = a.statements.as_slice() else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            prepare.kinds,
+            [Kind::Prepare, Kind::Delete, Kind::DeleteNoWhere]
+        );
+        assert_eq!(names(&prepare.relations), ["carts"]);
+        assert_eq!(execute.kinds, [Kind::Execute, Kind::Dynamic]);
+        assert_eq!(
+            (prepare.text.as_str(), execute.text.as_str()),
+            ("PREPARE p AS DELETE FROM carts", "EXECUTE p")
+        );
+    }
+
+    #[test]
+    fn spelling_does_not_hide_a_drop() {
+        for sql in [
+            "DROP\nTABLE t",
+            "drop /* x */ table t",
+            "drop -- x\n table t",
+            "DrOp TaBlE t",
+            "drop table \"t\"",
+            "drop table U&\"\\0074\"",
+            "drop table if exists t cascade",
+            "  drop table t;",
+        ] {
+            let s = one(sql);
+            assert_eq!(s.kinds, [Kind::Drop], "{sql}");
+            assert_eq!(names(&s.relations), ["t"], "{sql}");
+        }
+        assert_eq!(names(&one("drop table \"T\"").relations), ["T"]);
+        assert_eq!(names(&one("drop table public.t").relations), ["public.t"]);
+        assert_eq!(
+            names(&one("drop table db.public.t").relations),
+            ["public.t"]
+        );
+        assert_eq!(
+            names(&one("drop view v, s.w").relations),
+            ["s.w", "v"],
+            "views, indexes and sequences are relations too"
+        );
+        assert!(one("drop function t()").relations.is_empty());
+        let a = analyze("select 1; drop table t").unwrap();
+        assert_eq!(a.statements[1].kinds, [Kind::Drop]);
+        assert_eq!(a.statements[1].text, "drop table t");
+    }
+
+    #[test]
+    fn dynamic_sql_is_marked() {
+        for sql in [
+            "DO $$ BEGIN EXECUTE 'drop table t'; END $$",
+            "execute p(1)",
+            "select * from dblink('dbname=x', 'drop table t') as t(a int)",
+            "select dblink_exec('drop table t')",
+            "select public.dblink_exec('c', 'drop table t')",
+            "select query_to_xml('delete from t returning *', true, false, '')",
+            "select query_to_xmlschema('select 1', true, false, '')",
+            "select table_to_xml('secrets', true, false, '')",
+            "select database_to_xml(true, false, '')",
+            "select * from ts_stat('select v from secrets')",
+            "select * from crosstab('select 1')",
+            "create function f() returns void language plpgsql as $$ begin end $$",
+            "create function f() returns void language c as 'lib', 'sym'",
+            "select 1 where exists (select dblink('x', 'y'))",
+        ] {
+            assert!(one(sql).has(Kind::Dynamic), "{sql}");
+        }
+        for sql in [
+            "select 1",
+            "prepare p as select 1",
+            "select f(1)",
+            "create function f() returns int language sql return 1",
+            "select xmlelement(name a)",
+        ] {
+            assert!(!one(sql).has(Kind::Dynamic), "{sql}");
+        }
+    }
+
+    #[test]
+    fn relations_are_collected_everywhere() {
+        let rels = |sql: &str| names(&one(sql).relations);
+        assert_eq!(
+            rels("select * from s.t join u on s.t.id = u.id"),
+            ["s.t", "u"]
+        );
+        assert_eq!(rels("truncate a, b"), ["a", "b"]);
+        assert_eq!(rels("insert into t (a) select a from s.u"), ["s.u", "t"]);
+        assert_eq!(rels("update t set a = (select max(a) from u)"), ["t", "u"]);
+        assert_eq!(rels("delete from t using u where t.id = u.id"), ["t", "u"]);
+        assert_eq!(
+            rels("alter table billing.carts rename to c"),
+            ["billing.carts"]
+        );
+        assert_eq!(rels("alter table t add column c int"), ["t"]);
+        assert_eq!(rels("copy secrets to stdout"), ["secrets"]);
+        assert_eq!(rels("lock table a, b"), ["a", "b"]);
+        assert_eq!(rels("grant select on table s.t, u to r"), ["s.t", "u"]);
+        assert_eq!(rels("vacuum full t"), ["t"]);
+        assert_eq!(rels("select * into newt from t"), ["newt", "t"]);
+        assert_eq!(rels("create index i on t (a)"), ["t"]);
+        assert_eq!(rels("select * from \"Carts\""), ["Carts"]);
+        assert_eq!(rels("select * from U&\"d\\0061ta\""), ["data"]);
+        assert_eq!(
+            rels("merge into t using s on t.id = s.id when matched then delete"),
+            ["s", "t"]
+        );
+        assert_eq!(rels("select 1 from (select * from inner_t) x"), ["inner_t"]);
+        assert_eq!(
+            rels("select * from a union select * from b except select * from c"),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn functions_are_collected_everywhere() {
+        let funcs = |sql: &str| names(&one(sql).functions);
+        assert_eq!(
+            funcs("select pg_read_file('/etc/passwd')"),
+            ["pg_read_file"]
+        );
+        assert_eq!(
+            funcs("select PG_CATALOG.PG_READ_FILE('x')"),
+            ["pg_catalog.pg_read_file"]
+        );
+        assert_eq!(funcs("select \"Upper\"(x) from t"), ["Upper"]);
+        assert_eq!(funcs("call s.p(lower('X'))"), ["lower", "s.p"]);
+        assert_eq!(
+            funcs("select * from t where a = (select max(b) from u) order by coalesce(c, now())"),
+            ["max", "now"],
+            "coalesce is syntax, not a call"
+        );
+        assert_eq!(
+            funcs("insert into t values (lo_import('/etc/passwd'))"),
+            ["lo_import"]
+        );
+        assert_eq!(
+            funcs("select * from generate_series(1, 3)"),
+            ["generate_series"]
+        );
+    }
+
+    #[test]
+    fn empty_and_comment_only_text_has_no_statements() {
+        for sql in ["", "   ", "-- nothing\n", "/* nothing */", ";", " ; ; "] {
+            assert_eq!(analyze(sql).unwrap(), Analysis::default(), "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_carry_the_message_and_position() {
+        let e = analyze("select 1 fro m").unwrap_err();
+        assert_eq!(e.message, "syntax error at or near \"m\"");
+        assert_eq!((e.position, e.sqlstate), (Some(14), "42601"));
+        let e = analyze("select (").unwrap_err();
+        assert_eq!(e.message, "syntax error at end of input");
+        assert_eq!(e.position, Some(9));
+        let e = analyze("select 'é' frm t").unwrap_err();
+        assert_eq!(e.position, Some(16), "counted in characters: {e:?}");
+        let e = analyze("select 1; drpo table t").unwrap_err();
+        assert_eq!(e.position, Some(11), "{e:?}");
+        let e = analyze("select 'abc").unwrap_err();
+        assert!(e.message.contains("unterminated quoted string"), "{e:?}");
+        assert_eq!(e.sqlstate, "42601");
+        // Nothing of a message with an error is taken: the valid first statement included.
+        assert!(analyze("select 1; this is not sql").is_err());
+    }
+
+    #[test]
+    fn oversized_and_odd_input_is_refused_not_a_crash() {
+        let e = analyze(&"x".repeat(MAX_SQL_LEN + 1)).unwrap_err();
+        assert_eq!(e.sqlstate, "54000");
+        assert!(analyze("select 1\0; drop table t").is_err());
+        for n in [300, 5000] {
+            let deep = format!("select {}", vec!["1"; n].join(" + "));
+            let e = analyze(&deep).unwrap_err();
+            assert_eq!(e.sqlstate, "54001", "{e:?}");
+        }
+        let deep = format!("select {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(analyze(&deep).is_err());
+        // The parser runs on its own stack, whatever the caller's.
+        let small = std::thread::Builder::new()
+            .stack_size(128 << 10)
+            .spawn(|| {
+                let deep = format!("select {}", vec!["a"; 80].join(" || "));
+                analyze(&deep).map(|_| ()).map_err(|e| e.sqlstate)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(small, Err("54001"));
+        assert_eq!(
+            kinds(&format!("select {}", vec!["a"; 40].join(" || "))),
+            ["select"]
+        );
+    }
+
+    #[test]
+    fn analysis_runs_from_many_threads_at_once() {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    (0..20)
+                        .map(|_| one(&format!("delete from t{i}")).relations[0].name.clone())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert!(h.join().unwrap().iter().all(|n| *n == format!("t{i}")));
+        }
+    }
+
+    #[test]
+    fn globs_match_names_without_case() {
+        let n = |s: Option<&str>, name: &str| Name {
+            schema: s.map(str::to_string),
+            name: name.to_string(),
+        };
+        let cases = [
+            ("public.carts", n(Some("public"), "carts"), true),
+            ("public.carts", n(None, "carts"), true),
+            ("public.carts", n(Some("billing"), "carts"), false),
+            ("public.carts", n(Some("public"), "carts2"), false),
+            ("*.carts", n(Some("x"), "carts"), true),
+            ("*.carts", n(None, "carts"), true),
+            ("carts", n(Some("anything"), "carts"), true),
+            ("carts", n(None, "Carts"), true),
+            ("billing.*", n(Some("billing"), "x"), true),
+            ("billing.*", n(Some("public"), "x"), false),
+            ("billing.*", n(None, "x"), true),
+            (
+                "pg_read_*",
+                n(Some("pg_catalog"), "pg_read_binary_file"),
+                true,
+            ),
+            ("pg_read_*", n(None, "pg_reader"), false),
+            ("pg_catalog.pg_read_file", n(None, "pg_read_file"), true),
+            ("lo_?mport", n(None, "lo_import"), true),
+            ("lo_?mport", n(None, "lo_iimport"), false),
+            ("*a*b*", n(None, "xxaxxbxx"), true),
+            ("*a*b", n(None, "xxaxxbxxc"), false),
+            ("*", n(Some("s"), ""), true),
+        ];
+        for (glob, name, want) in cases {
+            assert_eq!(
+                NameGlob::parse(glob).unwrap().matches(&name),
+                want,
+                "{glob} vs {name}"
+            );
+        }
+        for bad in ["", ".", "a.", ".a", "a.b.c", " "] {
+            assert!(NameGlob::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            NameGlob::parse("billing.*").unwrap().to_string(),
+            "billing.*"
+        );
+    }
+
+    #[test]
+    fn a_match_needs_every_condition_and_any_element() {
+        let rule = SqlMatch {
+            kinds: vec![Kind::Delete, Kind::Truncate],
+            relations: vec![NameGlob::parse("public.carts").unwrap()],
+            functions: vec![],
+        };
+        assert!(rule.matches(&one("delete from carts where id = 1")));
+        assert!(rule.matches(&one("truncate public.carts")));
+        assert!(
+            rule.matches(&one("DELETE FROM \"Carts\"")),
+            "case: the safe side"
+        );
+        assert!(!rule.matches(&one("delete from orders")));
+        assert!(!rule.matches(&one("select * from carts")));
+        assert!(!rule.matches(&one("delete from billing.carts")));
+        let funcs = SqlMatch {
+            functions: vec![NameGlob::parse("pg_read_*").unwrap()],
+            ..SqlMatch::default()
+        };
+        assert!(funcs.matches(&one("select pg_catalog.pg_read_binary_file('/x')")));
+        assert!(!funcs.matches(&one("select 'pg_read_file'")));
+        assert!(
+            SqlMatch::default().matches(&one("select 1")),
+            "no condition"
+        );
+    }
+
+    #[test]
+    fn display_masks_each_literal_on_its_own() {
+        // A greedy mask over a whole line would take everything between the quotes.
+        let greedy = regex::Regex::new("'.*'").unwrap();
+        let mask = |s: &str| greedy.replace_all(s, "'***'").into_owned();
+        let sql = "select * from users where name = 'bob' or id > 0 and note = 'x'";
+        assert_eq!(
+            display(sql, mask),
+            "select * from users where name = '***' or id > 0 and note = '***'"
+        );
+        let all = |s: &str| format!("<{}>", s.len());
+        assert_eq!(
+            display(
+                "SELECT \"Name\", 42, 1.5, x'ff', b'01', E'a\\'b', $$dollar$$ -- note\nFROM t /* c */",
+                all
+            ),
+            "SELECT \"Name\", <2>, <3>, <5>, <5>, <7>, <10> <7>\nFROM t <7>"
+        );
+        assert_eq!(display("select $1, :x", all), "select $1, :x");
+        assert_eq!(display("", all), "");
+        // Text the scanner refuses goes through the mask whole.
+        assert_eq!(display("select 'open", all), "<12>");
+    }
+
+    #[test]
+    fn normalized_text_has_parameters_and_no_comments() {
+        assert_eq!(
+            normalized("select * from t where a = 'secret' and b = 42 -- pw: hunter2\n"),
+            Some("select * from t where a = $1 and b = $2".to_string())
+        );
+        assert_eq!(
+            normalized("select /* pw */ 1"),
+            Some("select   $1".to_string())
+        );
+        assert_eq!(normalized("select ("), None);
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(Kind::parse("dropp"), None);
+        let mut sorted = Kind::ALL.to_vec();
+        sorted.dedup();
+        assert_eq!(sorted.len(), Kind::ALL.len());
     }
 }
