@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use self::access::RawText;
 use super::mask::{self, detect, Matcher, Replace};
+use super::sql::{Kind, NameGlob, SqlMatch};
 use super::{
     targets, DenyRule, DevIdentity, MaskRule, Policy, ReviewRule, ReviewSettings, Target,
     TargetKind,
@@ -193,12 +194,22 @@ struct RawRules {
     review: Vec<RawReview>,
 }
 
-/// A `[[rules.review]]` table: a command or line that waits for a human.
+/// A list of strings in the config, each with its place.
+type SpannedList = Spanned<Vec<Spanned<String>>>;
+
+/// A `[[rules.review]]` table: a command, line or statement that waits for a human.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawReview {
     name: Spanned<String>,
-    pattern: Spanned<String>,
+    #[serde(default)]
+    pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    statements: Option<SpannedList>,
+    #[serde(default)]
+    relations: Option<SpannedList>,
+    #[serde(default)]
+    functions: Option<SpannedList>,
     reviewers: Spanned<Vec<String>>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
@@ -230,11 +241,20 @@ struct RawMask {
     replacement: Option<Spanned<String>>,
 }
 
+/// A `[[rules.deny]]` table: a line rule (`pattern`) or a statement rule (`statements`,
+/// `relations`, `functions`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDeny {
     name: Spanned<String>,
-    pattern: Spanned<String>,
+    #[serde(default)]
+    pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    statements: Option<SpannedList>,
+    #[serde(default)]
+    relations: Option<SpannedList>,
+    #[serde(default)]
+    functions: Option<SpannedList>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
     #[serde(default)]
@@ -343,16 +363,21 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             })
             .collect()
     };
-    let compile = |name: &Spanned<String>, pattern: &Spanned<String>| {
-        if !valid_name(name.get_ref()) {
-            return Err(err(
+    let check_name = |name: &Spanned<String>| {
+        if valid_name(name.get_ref()) {
+            Ok(())
+        } else {
+            Err(err(
                 name.span(),
                 format!(
                     "rule name {:?} must be letters, digits, '-', '_' or '.'",
                     name.get_ref()
                 ),
-            ));
+            ))
         }
+    };
+    let compile = |name: &Spanned<String>, pattern: &Spanned<String>| {
+        check_name(name)?;
         if pattern.get_ref().is_empty() {
             return Err(err(pattern.span(), "empty pattern".to_string()));
         }
@@ -367,6 +392,52 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                     format!("rule {:?}: invalid regex: {last}", name.get_ref()),
                 )
             })
+    };
+
+    // A rule's check: a line pattern, or statement conditions on postgres targets.
+    let rule_check = |name: &Spanned<String>,
+                      pattern: &Option<Spanned<String>>,
+                      statements: &Option<SpannedList>,
+                      relations: &Option<SpannedList>,
+                      functions: &Option<SpannedList>,
+                      on: &[Spanned<String>]|
+     -> Result<(Option<regex::bytes::Regex>, Option<SqlMatch>), ConfigError> {
+        let sql = sql_match(name, statements, relations, functions, &err)?;
+        match (pattern, sql) {
+            (Some(p), None) => Ok((Some(compile(name, p)?), None)),
+            (None, Some(m)) => {
+                check_name(name)?;
+                if let Some(t) = on.iter().find(|t| {
+                    targets
+                        .iter()
+                        .any(|k| &k.name == t.get_ref() && k.kind != TargetKind::Postgres)
+                }) {
+                    return Err(err(
+                        t.span(),
+                        format!(
+                            "rule {:?} judges SQL statements, which only postgres targets relay; {:?} is not one",
+                            name.get_ref(),
+                            t.get_ref()
+                        ),
+                    ));
+                }
+                Ok((None, Some(m)))
+            }
+            (Some(p), Some(_)) => Err(err(
+                p.span(),
+                format!(
+                    "rule {:?} has a pattern (a line rule) and statements, relations or functions (a statement rule); give one or the other, as two rules if both are meant",
+                    name.get_ref()
+                ),
+            )),
+            (None, None) => Err(err(
+                name.span(),
+                format!(
+                    "rule {:?} needs a pattern (a regex over command and input lines) or statements, relations or functions (conditions on parsed SQL statements)",
+                    name.get_ref()
+                ),
+            )),
+        }
     };
 
     let mut rule_names = HashSet::new();
@@ -531,7 +602,14 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     }
     let mut deny = Vec::new();
     for r in &raw.rules.deny {
-        let pattern = compile(&r.name, &r.pattern)?;
+        let (pattern, sql) = rule_check(
+            &r.name,
+            &r.pattern,
+            &r.statements,
+            &r.relations,
+            &r.functions,
+            &r.targets,
+        )?;
         if !rule_names.insert(("deny", r.name.get_ref().clone())) {
             return Err(err(
                 r.name.span(),
@@ -541,6 +619,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         deny.push(DenyRule {
             name: r.name.get_ref().clone(),
             pattern,
+            sql,
             targets: check_targets(&r.targets)?,
             message: r.message.clone(),
         });
@@ -552,7 +631,14 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     )?);
     let mut review = Vec::new();
     for r in &raw.rules.review {
-        let pattern = compile(&r.name, &r.pattern)?;
+        let (pattern, sql) = rule_check(
+            &r.name,
+            &r.pattern,
+            &r.statements,
+            &r.relations,
+            &r.functions,
+            &r.targets,
+        )?;
         let name = r.name.get_ref();
         if !rule_names.insert(("review", name.clone())) {
             return Err(err(
@@ -582,6 +668,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         review.push(ReviewRule {
             name: name.clone(),
             pattern,
+            sql,
             targets: check_targets(&r.targets)?,
             reviewers: reviewers.clone(),
             min_approvals,
@@ -684,6 +771,57 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     policy.reviews = reviews;
     policy.dev_identities = dev_identities;
     Ok(policy)
+}
+
+/// A rule's statement conditions; `None` when it gives none of them.
+fn sql_match(
+    name: &Spanned<String>,
+    statements: &Option<SpannedList>,
+    relations: &Option<SpannedList>,
+    functions: &Option<SpannedList>,
+    err: &dyn Fn(Range<usize>, String) -> ConfigError,
+) -> Result<Option<SqlMatch>, ConfigError> {
+    fn items(list: &Option<SpannedList>) -> impl Iterator<Item = &Spanned<String>> {
+        list.iter().flat_map(|l| l.get_ref().iter())
+    }
+    if statements.is_none() && relations.is_none() && functions.is_none() {
+        return Ok(None);
+    }
+    let rule = name.get_ref();
+    let non_empty = |field: &str, list: &Option<SpannedList>| match list {
+        Some(l) if l.get_ref().is_empty() => Err(err(
+            l.span(),
+            format!("rule {rule:?}: {field} cannot be empty; leave it out to match any"),
+        )),
+        _ => Ok(()),
+    };
+    non_empty("statements", statements)?;
+    non_empty("relations", relations)?;
+    non_empty("functions", functions)?;
+    let mut m = SqlMatch::default();
+    for k in items(statements) {
+        m.kinds.push(Kind::parse(k.get_ref()).ok_or_else(|| {
+            err(
+                k.span(),
+                format!(
+                    "rule {rule:?}: unknown statement kind {:?}: expected one of {}",
+                    k.get_ref(),
+                    Kind::ALL.map(Kind::as_str).join(", ")
+                ),
+            )
+        })?);
+    }
+    let globs = |field: &str, list: &Option<SpannedList>| {
+        items(list)
+            .map(|g| {
+                NameGlob::parse(g.get_ref())
+                    .map_err(|why| err(g.span(), format!("rule {rule:?}: {field}: {why}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    m.relations = globs("relations", relations)?;
+    m.functions = globs("functions", functions)?;
+    Ok(Some(m))
 }
 
 fn valid_name(s: &str) -> bool {
