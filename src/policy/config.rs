@@ -867,6 +867,225 @@ mod tests {
         ));
     }
 
+    /// The verdict on `sql` at `target`: "allow", "deny:<rule>" or "review:<rule>".
+    fn decide(p: &Policy, target: &str, sql: &str) -> String {
+        let a = super::super::sql::analyze(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        match p.check_statements(target, &a) {
+            super::super::Verdict::Allow => "allow".into(),
+            super::super::Verdict::Deny(r) => format!("deny:{}", r.name),
+            super::super::Verdict::Review(r) => format!("review:{}", r.name),
+        }
+    }
+
+    const STATEMENT_RULES: &str = r#"
+[[targets]]
+name = "pg"
+kind = "postgres"
+
+[[targets]]
+name = "pg2"
+kind = "postgres"
+builtin_deny = []
+
+[[targets]]
+name = "shell"
+kind = "command"
+
+[[rules.deny]]
+name = "no-drops"
+statements = ["drop", "truncate"]
+
+[[rules.deny]]
+name = "carts-need-where"
+statements = ["delete_no_where", "update_no_where"]
+relations = ["public.carts"]
+targets = ["pg"]
+
+[[rules.review]]
+name = "billing-writes"
+statements = ["insert", "update", "delete", "merge"]
+relations = ["billing.*"]
+reviewers = ["dba"]
+
+[[rules.review]]
+name = "dynamic-sql"
+statements = ["dynamic"]
+reviewers = ["dba"]
+targets = ["pg2"]
+
+[[rules.deny]]
+name = "line-drop"
+pattern = '(?i)drop'
+"#;
+
+    #[test]
+    fn statement_rules_decide_parsed_sql() {
+        let p = parse(STATEMENT_RULES, "gw.toml").unwrap();
+        let d = |target: &str, sql: &str| decide(&p, target, sql);
+        assert_eq!(d("pg", "select * from carts"), "allow");
+        assert_eq!(d("pg", "DROP\nTABLE t"), "deny:no-drops");
+        assert_eq!(d("pg", "select 1; truncate a, b"), "deny:no-drops");
+        assert_eq!(d("pg", "delete from carts"), "deny:carts-need-where");
+        assert_eq!(
+            d(
+                "pg",
+                "WITH d AS (DELETE FROM carts RETURNING *) SELECT * FROM d"
+            ),
+            "deny:carts-need-where"
+        );
+        assert_eq!(d("pg", "delete from public.carts where id = 1"), "allow");
+        assert_eq!(d("pg", "delete from public.orders"), "allow");
+        assert_eq!(
+            d("pg2", "delete from public.carts"),
+            "allow",
+            "rule scoped to pg"
+        );
+        // The search_path is not known: an unqualified name may be billing's.
+        assert_eq!(
+            d("pg", "delete from carts where id = 1"),
+            "review:billing-writes"
+        );
+        // Review rules wait for deny rules over the whole message.
+        assert_eq!(
+            d("pg", "insert into billing.invoices values (1)"),
+            "review:billing-writes"
+        );
+        assert_eq!(
+            d(
+                "pg",
+                "insert into billing.invoices values (1); drop table x"
+            ),
+            "deny:no-drops"
+        );
+        assert_eq!(
+            d("pg", "update invoices set paid = true where id = 1"),
+            "review:billing-writes",
+            "an unqualified name may be in any schema"
+        );
+        assert_eq!(d("pg", "select * from billing.invoices"), "allow");
+        // Built-in statement rules on postgres targets.
+        assert_eq!(
+            d("pg", "DO $$ BEGIN EXECUTE 'drop table t'; END $$"),
+            "deny:pg-dynamic-sql"
+        );
+        assert_eq!(d("pg", "COPY t TO PROGRAM 'sh'"), "deny:pg-server-programs");
+        assert_eq!(d("pg", "copy t from '/etc/passwd'"), "deny:pg-server-files");
+        assert_eq!(
+            d("pg", "select pg_read_file('/etc/passwd')"),
+            "deny:pg-server-file-functions"
+        );
+        assert_eq!(
+            d("pg", "select * from pg_catalog.pg_ls_dir('.')"),
+            "deny:pg-server-file-functions"
+        );
+        assert_eq!(d("pg", "copy t to stdout"), "allow");
+        // Without the built-ins, dynamic SQL waits for a reviewer instead.
+        assert_eq!(
+            d(
+                "pg2",
+                "select * from dblink('x', 'drop table t') as t(a int)"
+            ),
+            "review:dynamic-sql"
+        );
+        assert_eq!(d("pg2", "COPY t TO PROGRAM 'sh'"), "allow");
+        // Line checks see line rules only, statement checks statement rules only.
+        assert!(matches!(
+            p.check("pg", b"truncate a"),
+            super::super::Verdict::Allow
+        ));
+        assert_eq!(p.denies("pg", b"drop table t").unwrap().name, "line-drop");
+        assert_eq!(d("pg", "select 'drop'"), "allow");
+        assert!(p.sql_rules("pg") && p.sql_rules("pg2"));
+        let rules: Vec<_> = p
+            .deny
+            .iter()
+            .filter(|r| r.sql.is_some() && r.targets.contains(&"pg".to_string()))
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "carts-need-where",
+                "pg-dynamic-sql",
+                "pg-server-file-functions",
+                "pg-server-files",
+                "pg-server-programs"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_statement_rules_name_the_line() {
+        let base = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n[[targets]]\nname = \"sh\"\nkind = \"command\"\n";
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\npattern = 'x'\nstatements = [\"drop\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (9, 11), "{e}");
+        assert!(e.reason.contains("give one or the other"), "{e}");
+        let e = refuse(&format!("{base}[[rules.deny]]\nname = \"d\"\n"));
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.reason.contains("needs a pattern"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nstatements = [\"select\", \"dropp\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (9, 25), "{e}");
+        assert!(
+            e.reason
+                .contains("unknown statement kind \"dropp\": expected one of select, insert,"),
+            "{e}"
+        );
+        assert!(e.reason.contains("delete_no_where") && e.reason.contains("dynamic"));
+        let e = refuse(&format!(
+            "{base}[[rules.review]]\nname = \"r\"\nreviewers = [\"dba\"]\nstatements = []\n"
+        ));
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.reason.contains("statements cannot be empty"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nrelations = [\"a.b.c\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (9, 14), "{e}");
+        assert!(e.reason.contains("relations"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nfunctions = [\"pg_catalog.\"]\n"
+        ));
+        assert!(e.reason.contains("functions"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nstatements = [\"drop\"]\ntargets = [\"pg\", \"sh\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (10, 18), "{e}");
+        assert!(e.reason.contains("only postgres targets"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"bad name\"\nstatements = [\"drop\"]\n"
+        ));
+        assert!(e.reason.contains("rule name"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"pg-dynamic-sql\"\nstatements = [\"do\"]\n"
+        ));
+        assert!(e.reason.contains("built-in deny rule"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nstatement = [\"drop\"]\n"
+        ));
+        assert!(e.reason.contains("statement"), "{e}");
+    }
+
+    #[test]
+    fn builtin_statement_rules_are_kept_or_dropped_by_name() {
+        let pg = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n";
+        let p = parse(
+            &format!("{pg}builtin_deny = [\"psql-shell-escape\", \"pg-server-programs\"]\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        let names: Vec<_> = p.deny.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["pg-server-programs", "psql-shell-escape"]);
+        assert_eq!(decide(&p, "pg", "do $$ begin end $$"), "allow");
+        let e = refuse(&format!("{pg}builtin_deny = [\"pg-dynamic\"]\n"));
+        assert!(e.reason.contains("pg-dynamic-sql"), "{e}");
+        // Kubernetes and command targets get no statement rules.
+        let p = parse("[[targets]]\nname = \"c\"\nkind = \"command\"\n", "gw.toml").unwrap();
+        assert!(!p.sql_rules("c"));
+    }
+
     #[test]
     fn bad_review_settings_name_the_line() {
         let base = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n";

@@ -237,9 +237,10 @@ pub(super) fn builtin_deny_rules(
             ),
             (None, Some((_, statements, functions, message))) => (
                 None,
-                Some(builtin_sql_match(statements, functions).map_err(|e| {
-                    err(0..0, format!("built-in deny rule {name}: {e}"))
-                })?),
+                Some(
+                    builtin_sql_match(statements, functions)
+                        .map_err(|e| err(0..0, format!("built-in deny rule {name}: {e}")))?,
+                ),
                 message,
             ),
             (None, None) => continue,
