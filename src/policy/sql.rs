@@ -1313,6 +1313,17 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_kind() {
+        let docs = include_str!("../../docs/POSTGRES.md");
+        for k in Kind::ALL {
+            assert!(
+                docs.contains(&format!("| `{k}` |")),
+                "docs/POSTGRES.md has no row for {k}"
+            );
+        }
+    }
+
+    #[test]
     fn kind_names_round_trip() {
         for k in Kind::ALL {
             assert_eq!(Kind::parse(k.as_str()), Some(k));
