@@ -7,7 +7,7 @@ pub mod client; // gateway client: HTTP API and the session stream
 pub mod dirs; // XDG config and data directories
 pub mod env_vars; // every environment variable hoopx reads
 pub mod gateway; // the server: API, stream relay, store (SQLite, PostgreSQL), embedded mode
-pub mod policy; // pure policy: config parsing, deny rules, input gate, masking
+pub mod policy; // pure policy: config parsing, deny rules, input gate, masking, SQL statement rules
 pub mod proto; // wire types: protocol version, API bodies, session frames
 pub mod pty; // running the tool under a PTY or pipes, raw mode, signals
 pub mod recording; // the session event log

@@ -68,12 +68,13 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
         GatewayCommand::Check { config, .. } => {
             let p = load_policy(&config)?;
             println!(
-                "{}: OK ({} targets, {} mask rules, {} deny rules, {} review rules)",
+                "{}: OK ({} targets, {} mask rules, {} deny rules, {} review rules; {} of these on SQL statements)",
                 config.display(),
                 p.targets.len(),
                 p.mask.len(),
                 p.deny.len(),
-                p.review.len()
+                p.review.len(),
+                statement_rules(&p)
             );
             // What each target runs and denies, built-in rules included: nothing hidden.
             for t in &p.targets {
@@ -105,6 +106,12 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
     }
 }
 
+/// How many deny and review rules judge parsed SQL statements rather than lines.
+fn statement_rules(p: &Policy) -> usize {
+    p.deny.iter().filter(|r| r.sql.is_some()).count()
+        + p.review.iter().filter(|r| r.sql.is_some()).count()
+}
+
 /// The rules that apply on a target, by name.
 fn deny_rules<'a>(p: &'a Policy, target: &str) -> Vec<&'a str> {
     p.deny
@@ -128,6 +135,7 @@ fn check_json(config: &std::path::Path) -> Result<ExitCode, Failure> {
             "mask_rules": p.mask.len(),
             "deny_rules": p.deny.len(),
             "review_rules": p.review.len(),
+            "statement_rules": statement_rules(&p),
             "targets": p.targets.iter().map(|t| serde_json::json!({
                 "name": t.name,
                 "kind": format!("{:?}", t.kind).to_lowercase(),

@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use self::access::RawText;
 use super::mask::{self, detect, Matcher, Replace};
+use super::sql::{Kind, NameGlob, SqlMatch};
 use super::{
     targets, DenyRule, DevIdentity, MaskRule, Policy, ReviewRule, ReviewSettings, Target,
     TargetKind,
@@ -210,12 +211,22 @@ struct RawColumns {
     replacement: Option<String>,
 }
 
-/// A `[[rules.review]]` table: a command or line that waits for a human.
+/// A list of strings in the config, each with its place.
+type SpannedList = Spanned<Vec<Spanned<String>>>;
+
+/// A `[[rules.review]]` table: a command, line or statement that waits for a human.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawReview {
     name: Spanned<String>,
-    pattern: Spanned<String>,
+    #[serde(default)]
+    pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    statements: Option<SpannedList>,
+    #[serde(default)]
+    relations: Option<SpannedList>,
+    #[serde(default)]
+    functions: Option<SpannedList>,
     reviewers: Spanned<Vec<String>>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
@@ -247,11 +258,20 @@ struct RawMask {
     replacement: Option<Spanned<String>>,
 }
 
+/// A `[[rules.deny]]` table: a line rule (`pattern`) or a statement rule (`statements`,
+/// `relations`, `functions`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDeny {
     name: Spanned<String>,
-    pattern: Spanned<String>,
+    #[serde(default)]
+    pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    statements: Option<SpannedList>,
+    #[serde(default)]
+    relations: Option<SpannedList>,
+    #[serde(default)]
+    functions: Option<SpannedList>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
     #[serde(default)]
@@ -360,16 +380,21 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             })
             .collect()
     };
-    let compile = |name: &Spanned<String>, pattern: &Spanned<String>| {
-        if !valid_name(name.get_ref()) {
-            return Err(err(
+    let check_name = |name: &Spanned<String>| {
+        if valid_name(name.get_ref()) {
+            Ok(())
+        } else {
+            Err(err(
                 name.span(),
                 format!(
                     "rule name {:?} must be letters, digits, '-', '_' or '.'",
                     name.get_ref()
                 ),
-            ));
+            ))
         }
+    };
+    let compile = |name: &Spanned<String>, pattern: &Spanned<String>| {
+        check_name(name)?;
         if pattern.get_ref().is_empty() {
             return Err(err(pattern.span(), "empty pattern".to_string()));
         }
@@ -384,6 +409,52 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                     format!("rule {:?}: invalid regex: {last}", name.get_ref()),
                 )
             })
+    };
+
+    // A rule's check: a line pattern, or statement conditions on postgres targets.
+    let rule_check = |name: &Spanned<String>,
+                      pattern: &Option<Spanned<String>>,
+                      statements: &Option<SpannedList>,
+                      relations: &Option<SpannedList>,
+                      functions: &Option<SpannedList>,
+                      on: &[Spanned<String>]|
+     -> Result<(Option<regex::bytes::Regex>, Option<SqlMatch>), ConfigError> {
+        let sql = sql_match(name, statements, relations, functions, &err)?;
+        match (pattern, sql) {
+            (Some(p), None) => Ok((Some(compile(name, p)?), None)),
+            (None, Some(m)) => {
+                check_name(name)?;
+                if let Some(t) = on.iter().find(|t| {
+                    targets
+                        .iter()
+                        .any(|k| &k.name == t.get_ref() && k.kind != TargetKind::Postgres)
+                }) {
+                    return Err(err(
+                        t.span(),
+                        format!(
+                            "rule {:?} judges SQL statements, which only postgres targets relay; {:?} is not one",
+                            name.get_ref(),
+                            t.get_ref()
+                        ),
+                    ));
+                }
+                Ok((None, Some(m)))
+            }
+            (Some(p), Some(_)) => Err(err(
+                p.span(),
+                format!(
+                    "rule {:?} has a pattern (a line rule) and statements, relations or functions (a statement rule); give one or the other, as two rules if both are meant",
+                    name.get_ref()
+                ),
+            )),
+            (None, None) => Err(err(
+                name.span(),
+                format!(
+                    "rule {:?} needs a pattern (a regex over command and input lines) or statements, relations or functions (conditions on parsed SQL statements)",
+                    name.get_ref()
+                ),
+            )),
+        }
     };
 
     let mut rule_names = HashSet::new();
@@ -548,7 +619,14 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     }
     let mut deny = Vec::new();
     for r in &raw.rules.deny {
-        let pattern = compile(&r.name, &r.pattern)?;
+        let (pattern, sql) = rule_check(
+            &r.name,
+            &r.pattern,
+            &r.statements,
+            &r.relations,
+            &r.functions,
+            &r.targets,
+        )?;
         if !rule_names.insert(("deny", r.name.get_ref().clone())) {
             return Err(err(
                 r.name.span(),
@@ -558,6 +636,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         deny.push(DenyRule {
             name: r.name.get_ref().clone(),
             pattern,
+            sql,
             targets: check_targets(&r.targets)?,
             message: r.message.clone(),
         });
@@ -569,7 +648,14 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     )?);
     let mut review = Vec::new();
     for r in &raw.rules.review {
-        let pattern = compile(&r.name, &r.pattern)?;
+        let (pattern, sql) = rule_check(
+            &r.name,
+            &r.pattern,
+            &r.statements,
+            &r.relations,
+            &r.functions,
+            &r.targets,
+        )?;
         let name = r.name.get_ref();
         if !rule_names.insert(("review", name.clone())) {
             return Err(err(
@@ -599,6 +685,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         review.push(ReviewRule {
             name: name.clone(),
             pattern,
+            sql,
             targets: check_targets(&r.targets)?,
             reviewers: reviewers.clone(),
             min_approvals,
@@ -761,6 +848,57 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     Ok(policy)
 }
 
+/// A rule's statement conditions; `None` when it gives none of them.
+fn sql_match(
+    name: &Spanned<String>,
+    statements: &Option<SpannedList>,
+    relations: &Option<SpannedList>,
+    functions: &Option<SpannedList>,
+    err: &dyn Fn(Range<usize>, String) -> ConfigError,
+) -> Result<Option<SqlMatch>, ConfigError> {
+    fn items(list: &Option<SpannedList>) -> impl Iterator<Item = &Spanned<String>> {
+        list.iter().flat_map(|l| l.get_ref().iter())
+    }
+    if statements.is_none() && relations.is_none() && functions.is_none() {
+        return Ok(None);
+    }
+    let rule = name.get_ref();
+    let non_empty = |field: &str, list: &Option<SpannedList>| match list {
+        Some(l) if l.get_ref().is_empty() => Err(err(
+            l.span(),
+            format!("rule {rule:?}: {field} cannot be empty; leave it out to match any"),
+        )),
+        _ => Ok(()),
+    };
+    non_empty("statements", statements)?;
+    non_empty("relations", relations)?;
+    non_empty("functions", functions)?;
+    let mut m = SqlMatch::default();
+    for k in items(statements) {
+        m.kinds.push(Kind::parse(k.get_ref()).ok_or_else(|| {
+            err(
+                k.span(),
+                format!(
+                    "rule {rule:?}: unknown statement kind {:?}: expected one of {}",
+                    k.get_ref(),
+                    Kind::ALL.map(Kind::as_str).join(", ")
+                ),
+            )
+        })?);
+    }
+    let globs = |field: &str, list: &Option<SpannedList>| {
+        items(list)
+            .map(|g| {
+                NameGlob::parse(g.get_ref())
+                    .map_err(|why| err(g.span(), format!("rule {rule:?}: {field}: {why}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    m.relations = globs("relations", relations)?;
+    m.functions = globs("functions", functions)?;
+    Ok(Some(m))
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -802,6 +940,225 @@ mod tests {
             p.check("pg", b"select 1"),
             super::super::Verdict::Allow
         ));
+    }
+
+    /// The verdict on `sql` at `target`: "allow", "deny:<rule>" or "review:<rule>".
+    fn decide(p: &Policy, target: &str, sql: &str) -> String {
+        let a = super::super::sql::analyze(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        match p.check_statements(target, &a) {
+            super::super::Verdict::Allow => "allow".into(),
+            super::super::Verdict::Deny(r) => format!("deny:{}", r.name),
+            super::super::Verdict::Review(r) => format!("review:{}", r.name),
+        }
+    }
+
+    const STATEMENT_RULES: &str = r#"
+[[targets]]
+name = "pg"
+kind = "postgres"
+
+[[targets]]
+name = "pg2"
+kind = "postgres"
+builtin_deny = []
+
+[[targets]]
+name = "shell"
+kind = "command"
+
+[[rules.deny]]
+name = "no-drops"
+statements = ["drop", "truncate"]
+
+[[rules.deny]]
+name = "carts-need-where"
+statements = ["delete_no_where", "update_no_where"]
+relations = ["public.carts"]
+targets = ["pg"]
+
+[[rules.review]]
+name = "billing-writes"
+statements = ["insert", "update", "delete", "merge"]
+relations = ["billing.*"]
+reviewers = ["dba"]
+
+[[rules.review]]
+name = "dynamic-sql"
+statements = ["dynamic"]
+reviewers = ["dba"]
+targets = ["pg2"]
+
+[[rules.deny]]
+name = "line-drop"
+pattern = '(?i)drop'
+"#;
+
+    #[test]
+    fn statement_rules_decide_parsed_sql() {
+        let p = parse(STATEMENT_RULES, "gw.toml").unwrap();
+        let d = |target: &str, sql: &str| decide(&p, target, sql);
+        assert_eq!(d("pg", "select * from carts"), "allow");
+        assert_eq!(d("pg", "DROP\nTABLE t"), "deny:no-drops");
+        assert_eq!(d("pg", "select 1; truncate a, b"), "deny:no-drops");
+        assert_eq!(d("pg", "delete from carts"), "deny:carts-need-where");
+        assert_eq!(
+            d(
+                "pg",
+                "WITH d AS (DELETE FROM carts RETURNING *) SELECT * FROM d"
+            ),
+            "deny:carts-need-where"
+        );
+        assert_eq!(d("pg", "delete from public.carts where id = 1"), "allow");
+        assert_eq!(d("pg", "delete from public.orders"), "allow");
+        assert_eq!(
+            d("pg2", "delete from public.carts"),
+            "allow",
+            "rule scoped to pg"
+        );
+        // The search_path is not known: an unqualified name may be billing's.
+        assert_eq!(
+            d("pg", "delete from carts where id = 1"),
+            "review:billing-writes"
+        );
+        // Review rules wait for deny rules over the whole message.
+        assert_eq!(
+            d("pg", "insert into billing.invoices values (1)"),
+            "review:billing-writes"
+        );
+        assert_eq!(
+            d(
+                "pg",
+                "insert into billing.invoices values (1); drop table x"
+            ),
+            "deny:no-drops"
+        );
+        assert_eq!(
+            d("pg", "update invoices set paid = true where id = 1"),
+            "review:billing-writes",
+            "an unqualified name may be in any schema"
+        );
+        assert_eq!(d("pg", "select * from billing.invoices"), "allow");
+        // Built-in statement rules on postgres targets.
+        assert_eq!(
+            d("pg", "DO $$ BEGIN EXECUTE 'drop table t'; END $$"),
+            "deny:pg-dynamic-sql"
+        );
+        assert_eq!(d("pg", "COPY t TO PROGRAM 'sh'"), "deny:pg-server-programs");
+        assert_eq!(d("pg", "copy t from '/etc/passwd'"), "deny:pg-server-files");
+        assert_eq!(
+            d("pg", "select pg_read_file('/etc/passwd')"),
+            "deny:pg-server-file-functions"
+        );
+        assert_eq!(
+            d("pg", "select * from pg_catalog.pg_ls_dir('.')"),
+            "deny:pg-server-file-functions"
+        );
+        assert_eq!(d("pg", "copy t to stdout"), "allow");
+        // Without the built-ins, dynamic SQL waits for a reviewer instead.
+        assert_eq!(
+            d(
+                "pg2",
+                "select * from dblink('x', 'drop table t') as t(a int)"
+            ),
+            "review:dynamic-sql"
+        );
+        assert_eq!(d("pg2", "COPY t TO PROGRAM 'sh'"), "allow");
+        // Line checks see line rules only, statement checks statement rules only.
+        assert!(matches!(
+            p.check("pg", b"truncate a"),
+            super::super::Verdict::Allow
+        ));
+        assert_eq!(p.denies("pg", b"drop table t").unwrap().name, "line-drop");
+        assert_eq!(d("pg", "select 'drop'"), "allow");
+        assert!(p.sql_rules("pg") && p.sql_rules("pg2"));
+        let rules: Vec<_> = p
+            .deny
+            .iter()
+            .filter(|r| r.sql.is_some() && r.targets.contains(&"pg".to_string()))
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "carts-need-where",
+                "pg-dynamic-sql",
+                "pg-server-file-functions",
+                "pg-server-files",
+                "pg-server-programs"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_statement_rules_name_the_line() {
+        let base = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n[[targets]]\nname = \"sh\"\nkind = \"command\"\n";
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\npattern = 'x'\nstatements = [\"drop\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (9, 11), "{e}");
+        assert!(e.reason.contains("give one or the other"), "{e}");
+        let e = refuse(&format!("{base}[[rules.deny]]\nname = \"d\"\n"));
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.reason.contains("needs a pattern"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nstatements = [\"select\", \"dropp\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (9, 25), "{e}");
+        assert!(
+            e.reason
+                .contains("unknown statement kind \"dropp\": expected one of select, insert,"),
+            "{e}"
+        );
+        assert!(e.reason.contains("delete_no_where") && e.reason.contains("dynamic"));
+        let e = refuse(&format!(
+            "{base}[[rules.review]]\nname = \"r\"\nreviewers = [\"dba\"]\nstatements = []\n"
+        ));
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.reason.contains("statements cannot be empty"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nrelations = [\"a.b.c\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (9, 14), "{e}");
+        assert!(e.reason.contains("relations"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nfunctions = [\"pg_catalog.\"]\n"
+        ));
+        assert!(e.reason.contains("functions"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nstatements = [\"drop\"]\ntargets = [\"pg\", \"sh\"]\n"
+        ));
+        assert_eq!((e.line, e.column), (10, 18), "{e}");
+        assert!(e.reason.contains("only postgres targets"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"bad name\"\nstatements = [\"drop\"]\n"
+        ));
+        assert!(e.reason.contains("rule name"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"pg-dynamic-sql\"\nstatements = [\"do\"]\n"
+        ));
+        assert!(e.reason.contains("built-in deny rule"), "{e}");
+        let e = refuse(&format!(
+            "{base}[[rules.deny]]\nname = \"d\"\nstatement = [\"drop\"]\n"
+        ));
+        assert!(e.reason.contains("statement"), "{e}");
+    }
+
+    #[test]
+    fn builtin_statement_rules_are_kept_or_dropped_by_name() {
+        let pg = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n";
+        let p = parse(
+            &format!("{pg}builtin_deny = [\"psql-shell-escape\", \"pg-server-programs\"]\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        let names: Vec<_> = p.deny.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["pg-server-programs", "psql-shell-escape"]);
+        assert_eq!(decide(&p, "pg", "do $$ begin end $$"), "allow");
+        let e = refuse(&format!("{pg}builtin_deny = [\"pg-dynamic\"]\n"));
+        assert!(e.reason.contains("pg-dynamic-sql"), "{e}");
+        // Kubernetes and command targets get no statement rules.
+        let p = parse("[[targets]]\nname = \"c\"\nkind = \"command\"\n", "gw.toml").unwrap();
+        assert!(!p.sql_rules("c"));
     }
 
     #[test]

@@ -74,20 +74,27 @@ pub fn program_name(argv0: &str) -> &str {
     argv0.rsplit('/').next().unwrap_or(argv0)
 }
 
+/// A command or input line, or an SQL statement, that never runs.
 #[derive(Debug, Clone)]
 pub struct DenyRule {
     pub name: String,
-    pub pattern: Regex,
+    /// A line rule's regex over command lines and input lines; `None` for a statement rule.
+    pub pattern: Option<Regex>,
+    /// A statement rule's conditions on parsed SQL; `None` for a line rule.
+    pub sql: Option<sql::SqlMatch>,
     /// Targets the rule applies to; empty: all.
     pub targets: Vec<String>,
     pub message: Option<String>,
 }
 
-/// A command or input line that waits for a human before it runs.
+/// A command or input line, or an SQL statement, that waits for a human before it runs.
 #[derive(Debug, Clone)]
 pub struct ReviewRule {
     pub name: String,
-    pub pattern: Regex,
+    /// A line rule's regex over command lines and input lines; `None` for a statement rule.
+    pub pattern: Option<Regex>,
+    /// A statement rule's conditions on parsed SQL; `None` for a line rule.
+    pub sql: Option<sql::SqlMatch>,
     /// Targets the rule applies to; empty: all.
     pub targets: Vec<String>,
     /// Groups whose members may approve; the requester never approves their own request.
@@ -149,6 +156,17 @@ pub struct MaskRule {
 
 fn applies(targets: &[String], target: &str) -> bool {
     targets.is_empty() || targets.iter().any(|t| t == target)
+}
+
+/// Whether a line rule's pattern matches `text`; never for a statement rule.
+fn line_match(pattern: &Option<Regex>, text: &[u8]) -> bool {
+    pattern.as_ref().is_some_and(|p| p.is_match(text))
+}
+
+/// Whether a statement rule matches any statement of `a`; never for a line rule.
+fn statement_match(m: &Option<sql::SqlMatch>, a: &sql::Analysis) -> bool {
+    m.as_ref()
+        .is_some_and(|m| a.statements.iter().any(|s| m.matches(s)))
 }
 
 /// A compiled policy.
@@ -284,14 +302,16 @@ impl Policy {
         Ok(target)
     }
 
-    /// The first deny rule that matches `text` on `target`.
+    /// The first deny line rule that matches `text` on `target`.
     pub fn denies(&self, target: &str, text: &[u8]) -> Option<&DenyRule> {
         self.deny
             .iter()
-            .find(|r| applies(&r.targets, target) && r.pattern.is_match(text))
+            .find(|r| applies(&r.targets, target) && line_match(&r.pattern, text))
     }
 
-    /// Deny rules first, then review rules: the first that matches decides.
+    /// Line rules on a command or input line: deny rules first, then review rules; the
+    /// first that matches decides. Statement rules play no part (see
+    /// [`Policy::check_statements`]).
     pub fn check(&self, target: &str, text: &[u8]) -> Verdict<'_> {
         if let Some(d) = self.denies(target, text) {
             return Verdict::Deny(d);
@@ -299,17 +319,53 @@ impl Policy {
         match self
             .review
             .iter()
-            .find(|r| applies(&r.targets, target) && r.pattern.is_match(text))
+            .find(|r| applies(&r.targets, target) && line_match(&r.pattern, text))
         {
             Some(r) => Verdict::Review(r),
             None => Verdict::Allow,
         }
     }
 
-    /// Whether any deny or review rule applies on `target`.
+    /// Statement rules on the parsed SQL of one protocol message, decided as a whole: the
+    /// first deny rule that matches any of its statements, else the first review rule.
+    pub fn check_statements(&self, target: &str, a: &sql::Analysis) -> Verdict<'_> {
+        if let Some(d) = self
+            .deny
+            .iter()
+            .find(|r| applies(&r.targets, target) && statement_match(&r.sql, a))
+        {
+            return Verdict::Deny(d);
+        }
+        match self
+            .review
+            .iter()
+            .find(|r| applies(&r.targets, target) && statement_match(&r.sql, a))
+        {
+            Some(r) => Verdict::Review(r),
+            None => Verdict::Allow,
+        }
+    }
+
+    /// Whether any deny or review line rule applies on `target`.
     pub fn guards(&self, target: &str) -> bool {
-        self.deny.iter().any(|r| applies(&r.targets, target))
-            || self.review.iter().any(|r| applies(&r.targets, target))
+        self.deny
+            .iter()
+            .any(|r| r.pattern.is_some() && applies(&r.targets, target))
+            || self
+                .review
+                .iter()
+                .any(|r| r.pattern.is_some() && applies(&r.targets, target))
+    }
+
+    /// Whether any deny or review statement rule applies on `target`.
+    pub fn sql_rules(&self, target: &str) -> bool {
+        self.deny
+            .iter()
+            .any(|r| r.sql.is_some() && applies(&r.targets, target))
+            || self
+                .review
+                .iter()
+                .any(|r| r.sql.is_some() && applies(&r.targets, target))
     }
 
     /// [`Policy::check`] on a command line (argv joined by spaces).

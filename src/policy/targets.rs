@@ -144,6 +144,65 @@ pub fn builtin_deny(kind: TargetKind) -> &'static [BuiltinDeny] {
     }
 }
 
+/// A statement rule a kind turns on by default: `(name, statement kinds, function globs,
+/// message)`, one condition each (see [`crate::policy::sql::SqlMatch`]).
+pub type BuiltinStatementDeny = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+);
+
+/// What a kind denies by default in the parsed SQL the gateway relays. A target turns them
+/// off with `builtin_deny` like the line rules; docs/POSTGRES.md lists them.
+pub fn builtin_statement_deny(kind: TargetKind) -> &'static [BuiltinStatementDeny] {
+    match kind {
+        TargetKind::Postgres => &[
+            (
+                "pg-dynamic-sql",
+                &["dynamic"],
+                &[],
+                "the statement runs SQL the gateway cannot check before it runs (DO, EXECUTE, a function body given as a string, dblink, query_to_xml …)",
+            ),
+            (
+                "pg-server-programs",
+                &["copy_to_program", "copy_from_program"],
+                &[],
+                "COPY … PROGRAM runs a program on the database server",
+            ),
+            (
+                "pg-server-files",
+                &["copy_file"],
+                &[],
+                "COPY to or from a file reads or writes files on the database server",
+            ),
+            (
+                "pg-server-file-functions",
+                &[],
+                &[
+                    "pg_read_*",
+                    "pg_ls_*",
+                    "pg_stat_file",
+                    "pg_file_*",
+                    "lo_import",
+                    "lo_export",
+                ],
+                "the function reads, lists or writes files on the database server",
+            ),
+        ],
+        TargetKind::Ssh | TargetKind::Kubernetes | TargetKind::Command => &[],
+    }
+}
+
+/// The names of a kind's built-in deny rules, line and statement rules.
+pub fn builtin_deny_names(kind: TargetKind) -> Vec<&'static str> {
+    builtin_deny(kind)
+        .iter()
+        .map(|b| b.0)
+        .chain(builtin_statement_deny(kind).iter().map(|b| b.0))
+        .collect()
+}
+
 impl Access {
     /// The values masked in the target's output: each secret whole, and each line of a
     /// multi-line one (a terminal echoes a private key line by line, as `\r\n`).

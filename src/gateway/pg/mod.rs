@@ -115,8 +115,8 @@ enum Outcome {
     Review {
         rule: String,
     },
-    /// It does not parse: it is not sent.
-    Unparsed(String),
+    /// It does not parse (or is too large or deep to check): it is not sent.
+    Unparsed(&'static str, String),
 }
 
 /// Statements the gateway refused, in the order the server answers their stand-ins.
@@ -688,7 +688,7 @@ impl Relay {
             })
         };
         let run = |text: String, kinds: Vec<String>, relations: Vec<String>| Run {
-            normalized: sql::normalized(&text),
+            normalized: sql::normalized(&text).unwrap_or_default(),
             text: shown(&text),
             kinds,
             relations,
@@ -702,7 +702,7 @@ impl Relay {
             Err(e) => {
                 return Decided {
                     runs: vec![run(text.to_string(), vec!["unparsed".into()], vec![])],
-                    verdict: Outcome::Unparsed(e.to_string()),
+                    verdict: Outcome::Unparsed(e.sqlstate, e.message),
                 }
             }
         };
@@ -713,7 +713,7 @@ impl Relay {
                 run(
                     s.text.clone(),
                     s.kinds.iter().map(|k| k.to_string()).collect(),
-                    s.relations.clone(),
+                    s.relations.iter().map(|r| r.to_string()).collect(),
                 )
             })
             .collect();
@@ -900,9 +900,13 @@ impl Relay {
             b'F' => {
                 // A function called by OID: what it does cannot be read off the message.
                 let epoch = self.extended_epoch();
-                let stmt = sql::Statement::function_call();
                 let analysis = sql::Analysis {
-                    statements: vec![stmt],
+                    statements: vec![sql::Statement {
+                        kinds: vec![sql::Kind::Dynamic],
+                        relations: vec![],
+                        functions: vec![],
+                        text: String::new(),
+                    }],
                 };
                 let verdict = match self
                     .ctx
@@ -1025,13 +1029,13 @@ impl Relay {
                 self.runs.extend(runs);
                 Ok(Some(text.to_string()))
             }
-            Outcome::Unparsed(why) => Ok(refuse(
+            Outcome::Unparsed(state, why) => Ok(refuse(
                 self,
                 out,
                 runs,
                 "refused",
-                "42601",
-                format!("the gateway could not parse this statement, so it was not sent: {why}"),
+                state,
+                format!("the gateway could not check this statement, so it was not sent: {why}"),
                 None,
             )),
             Outcome::Deny { rule, message } => Ok(refuse(
@@ -1095,12 +1099,12 @@ impl Relay {
         };
         Ok(match verdict {
             Outcome::Allow => Admit::Send(None),
-            Outcome::Unparsed(why) => refuse(
+            Outcome::Unparsed(state, why) => refuse(
                 self,
                 out,
                 "refused",
-                "42601",
-                format!("the gateway could not parse this statement, so it was not sent: {why}"),
+                state,
+                format!("the gateway could not check this statement, so it was not sent: {why}"),
                 None,
             ),
             Outcome::Deny { rule, message } => {
@@ -1147,11 +1151,10 @@ impl Relay {
                 return Ok(Ok(r.id));
             }
         }
-        let normalized = sql::normalized(text);
         let mut full = shown.to_string();
-        if !normalized.is_empty() && normalized != shown {
+        if let Some(n) = sql::normalized(text).filter(|n| n != shown) {
             full.push_str("\n-- normalized: ");
-            full.push_str(&normalized);
+            full.push_str(&n);
         }
         let r = gw
             .ask_review(Ask {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{resolve_secret, ConfigError, RawDeny, RawSecret, RawTarget};
+use crate::policy::sql::{Kind, NameGlob, SqlMatch};
 use crate::policy::{targets, DenyRule, TargetKind};
 
 /// Text given inline or read from a file at start (not secret: known_hosts, a CA).
@@ -177,30 +178,24 @@ pub(super) fn builtin_deny_kept(
     kind: TargetKind,
     err: &dyn Fn(Range<usize>, String) -> ConfigError,
 ) -> Result<Vec<&'static str>, ConfigError> {
+    let all = targets::builtin_deny_names(kind);
     Ok(match &t.builtin_deny {
-        None => targets::builtin_deny(kind).iter().map(|b| b.0).collect(),
+        None => all,
         Some(list) => {
             let mut keep = Vec::new();
             for b in list.get_ref() {
-                let Some(found) = targets::builtin_deny(kind)
-                    .iter()
-                    .find(|d| d.0 == b.get_ref())
-                else {
+                let Some(found) = all.iter().find(|d| **d == b.get_ref()) else {
                     return Err(err(
                         b.span(),
                         format!(
                             "unknown built-in deny rule {:?} for a {} target: expected one of {}",
                             b.get_ref(),
                             t.kind.get_ref(),
-                            targets::builtin_deny(kind)
-                                .iter()
-                                .map(|d| d.0)
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            all.join(", ")
                         ),
                     ));
                 };
-                keep.push(found.0);
+                keep.push(*found);
             }
             keep
         }
@@ -222,17 +217,38 @@ pub(super) fn builtin_deny_rules(
                 format!("deny rule {name:?} has the name of a built-in deny rule of a target; rename it, or turn the built-in one off with builtin_deny = [] on the target"),
             ));
         }
-        let Some((_, pattern, message)) = [TargetKind::Postgres, TargetKind::Kubernetes]
+        let kinds = [TargetKind::Postgres, TargetKind::Kubernetes];
+        let line = kinds
             .iter()
             .flat_map(|k| targets::builtin_deny(*k))
-            .find(|d| d.0 == name)
-        else {
-            continue;
+            .find(|d| d.0 == name);
+        let statements = kinds
+            .iter()
+            .flat_map(|k| targets::builtin_statement_deny(*k))
+            .find(|d| d.0 == name);
+        let (pattern, sql, message) = match (line, statements) {
+            (Some((_, pattern, message)), _) => (
+                Some(
+                    regex::bytes::Regex::new(pattern)
+                        .map_err(|e| err(0..0, format!("built-in deny rule {name}: {e}")))?,
+                ),
+                None,
+                message,
+            ),
+            (None, Some((_, statements, functions, message))) => (
+                None,
+                Some(
+                    builtin_sql_match(statements, functions)
+                        .map_err(|e| err(0..0, format!("built-in deny rule {name}: {e}")))?,
+                ),
+                message,
+            ),
+            (None, None) => continue,
         };
         rules.push(DenyRule {
             name: name.to_string(),
-            pattern: regex::bytes::Regex::new(pattern)
-                .map_err(|e| err(0..0, format!("built-in deny rule {name}: {e}")))?,
+            pattern,
+            sql,
             targets: on,
             message: Some(format!(
                 "{message} (built-in rule {name}; builtin_deny on the target turns it off)"
@@ -240,4 +256,22 @@ pub(super) fn builtin_deny_rules(
         });
     }
     Ok(rules)
+}
+
+/// The conditions of a built-in statement rule.
+pub(super) fn builtin_sql_match(
+    statements: &[&str],
+    functions: &[&str],
+) -> Result<SqlMatch, String> {
+    Ok(SqlMatch {
+        kinds: statements
+            .iter()
+            .map(|k| Kind::parse(k).ok_or_else(|| format!("unknown statement kind {k:?}")))
+            .collect::<Result<_, _>>()?,
+        relations: vec![],
+        functions: functions
+            .iter()
+            .map(|f| NameGlob::parse(f))
+            .collect::<Result<_, _>>()?,
+    })
 }
