@@ -815,7 +815,7 @@ _hoopx() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "pty text cast cast3 json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "pty text cast cast3 json sql" -- "${cur}"))
                     return 0
                     ;;
                 --speed)

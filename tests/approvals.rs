@@ -77,7 +77,7 @@ fn world(ttl: &str, webhook: Option<&str>) -> World {
         "create table users (id int primary key, name text); \
          insert into users values (1, 'Alice'), (2, 'Bob'), (3, 'Carol');",
     );
-    let gw = Gateway::start(&env, Some(&config(ttl, webhook)), None);
+    let gw = Gateway::start(&env, Some(&pg.config(&config(ttl, webhook))), None);
     World { env, pg, gw }
 }
 
@@ -96,7 +96,7 @@ impl World {
             .args(flags)
             .arg("--")
             .arg("psql")
-            .args(self.pg.args("app"))
+            .args(["-X", "app"])
             .args(extra);
         c
     }
@@ -354,7 +354,7 @@ fn nobody_approves_their_own_request() {
     let w = world("1h", None);
     let mut c = w.hoopx(CAROL);
     c.args(["exec", "--no-tty", "--no-wait", "--", "psql"])
-        .args(w.pg.args("app"))
+        .args(["-X", "app"])
         .args(["-c", "delete from users"]);
     let asked = run(c, "", T);
     assert_eq!(asked.code(), 75, "{asked:?}");
@@ -390,7 +390,7 @@ fn an_approval_is_refused_for_a_different_command() {
     // Nor is the same command from someone else.
     let mut c = w.hoopx(CAROL);
     c.args(["exec", "--no-tty", "--review", &id, "--", "psql"])
-        .args(w.pg.args("app"))
+        .args(["-X", "app"])
         .args(["-c", "delete from users where id = 1"]);
     assert_eq!(run(c, "", T).code(), 77);
     assert_eq!(w.users(), "3", "nothing ran");
@@ -455,7 +455,7 @@ fn a_pty_line_recalled_from_history_and_edited_is_denied_and_a_held_line_waits()
     cmd.env("TERM", "xterm")
         .env("PSQL_HISTORY", w.env.path().join("psql_history"))
         .args(["exec", "--", "psql"])
-        .args(w.pg.args("app"));
+        .args(["-X", "app"]);
     let mut p = PtyChild::spawn(cmd, 100, 30);
     p.output.wait_for("app=#", T);
     // `TABLE users;` is harmless (a SELECT); it goes into the line editor's history.
@@ -608,7 +608,7 @@ fn a_reviewer_on_a_terminal_sees_the_exact_command_and_confirms() {
     let mut c = w.hoopx(AGENT);
     c.env("TERM", "xterm")
         .args(["exec", "--no-tty", "--", "psql"])
-        .args(w.pg.args("app"))
+        .args(["-X", "app"])
         .args(["-c", "delete from users where id = 3"]);
     let mut agent = PtyChild::spawn(c, 160, 30);
     let screen = agent.output.wait_for("reviewers: dba", T);

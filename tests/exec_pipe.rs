@@ -16,14 +16,14 @@ fn setup() -> (Env, Postgres, Gateway) {
         "create table users (id int primary key, name text, email text); \
          insert into users values (1, 'Alice', 'alice@example.com'), (2, 'Bob', 'bob.smith@corp.example.org');",
     );
-    let gw = Gateway::start(&env, Some(EXAMPLE_CONFIG), None);
+    let gw = Gateway::start(&env, Some(&pg.config(EXAMPLE_CONFIG)), None);
     (env, pg, gw)
 }
 
-fn psql(gw: &Gateway, env: &Env, pg: &Postgres, extra: &[&str]) -> std::process::Command {
+fn psql(gw: &Gateway, env: &Env, _pg: &Postgres, extra: &[&str]) -> std::process::Command {
     let mut c = gw.hoopx(env);
     c.args(["exec", "--no-tty", "--", "psql"])
-        .args(pg.args("app"))
+        .args(["-X", "app"])
         .args(extra);
     c
 }

@@ -24,11 +24,11 @@ fn interactive_psql_is_masked_and_a_denied_line_is_not_run() {
         "app",
         "create table users (id int, email text); insert into users values (1, 'alice@example.com');",
     );
-    let gw = Gateway::start(&env, Some(EXAMPLE_CONFIG), None);
+    let gw = Gateway::start(&env, Some(&pg.config(EXAMPLE_CONFIG)), None);
     let mut cmd = gw.hoopx(&env);
     cmd.env("TERM", "xterm")
         .args(["exec", "--", "psql"])
-        .args(pg.args("app"));
+        .args(["-X", "app"]);
     let mut p = PtyChild::spawn(cmd, 100, 30);
     p.output.wait_for("app=#", T);
     assert!(!is_cooked(&p), "hoopx puts the terminal in raw mode");

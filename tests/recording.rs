@@ -301,12 +301,12 @@ fn psql_sessions_replay_as_the_text_the_screen_showed() {
         "app",
         "create table users (id int, name text); insert into users values (1, 'ada'), (2, 'grace')",
     );
-    let gw = Gateway::start(&env, Some(EXAMPLE_CONFIG), None);
+    let gw = Gateway::start(&env, Some(&pg.config(EXAMPLE_CONFIG)), None);
 
     // Pipe mode: the text replay is exactly what stdout and stderr showed.
     let mut c = gw.hoopx(&env);
     c.args(["exec", "--no-tty", "--", "psql"])
-        .args(pg.args("app"))
+        .args(["-X", "app"])
         .args(["-c", "select id, name from users order by id"]);
     let shown = run(c, "", T);
     assert_eq!(shown.code(), 0, "{shown:?}");
@@ -315,7 +315,7 @@ fn psql_sessions_replay_as_the_text_the_screen_showed() {
 
     // PTY mode: an interactive psql; the text replay shows the query and its table.
     let mut c = gw.hoopx(&env);
-    c.args(["exec", "--tty", "--", "psql"]).args(pg.args("app"));
+    c.args(["exec", "--tty", "--", "psql"]).args(["-X", "app"]);
     let mut p = PtyChild::spawn(c, 100, 30);
     p.output.wait_for("app=#", T);
     p.type_str("select name from users where id = 2;\r");

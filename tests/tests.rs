@@ -10,6 +10,7 @@ mod frames;
 mod interface;
 mod masking;
 mod oidc;
+mod pg_rules;
 mod readme;
 mod recording;
 mod store;

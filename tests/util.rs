@@ -384,6 +384,23 @@ impl Postgres {
         panic!("postgres found no free port in 5 attempts");
     }
 
+    /// A postgres target's connection settings for this server (trust auth as
+    /// `postgres`), to put under `kind = "postgres"` in a gateway config.
+    pub fn target_settings(&self) -> String {
+        format!(
+            "host = \"127.0.0.1\"\nport = {}\nuser = \"postgres\"\n",
+            self.port
+        )
+    }
+
+    /// `config` with every postgres target pointed at this server.
+    pub fn config(&self, config: &str) -> String {
+        config.replace(
+            "kind = \"postgres\"\n",
+            &format!("kind = \"postgres\"\n{}", self.target_settings()),
+        )
+    }
+
     /// psql connection arguments for `db`.
     pub fn args(&self, db: &str) -> Vec<String> {
         vec![

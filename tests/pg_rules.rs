@@ -1,0 +1,261 @@
+//! Rules on parsed statements, end to end: real psql and a real extended-protocol client
+//! (psycopg) against a real PostgreSQL through a real gateway that speaks the wire
+//! protocol. Every bypass that beat the old line rules is tried, and the database itself
+//! says afterwards that nothing it forbids happened. Statement reviews close the agent's
+//! loop: asked with --no-wait, approved by another identity, run once with --review.
+
+use std::time::Duration;
+
+use crate::util::{run, Env, Gateway, Output, Postgres};
+
+const T: Duration = Duration::from_secs(60);
+const AGENT: &str = "tok-agent-0001";
+const ALICE: &str = "tok-alice-0001";
+
+struct World {
+    env: Env,
+    pg: Postgres,
+    gw: Gateway,
+}
+
+fn world() -> World {
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("shop");
+    pg.sql(
+        "shop",
+        "create table t (id int); insert into t values (1); \
+         create table carts (id int primary key, owner text); \
+         insert into carts values (1, 'ann@example.com'), (2, 'ben@example.com'), (3, 'cy@example.com');",
+    );
+    let config = format!(
+        r#"[[targets]]
+name = "pg"
+kind = "postgres"
+command = ["psql", "python3"]
+{settings}database = "shop"
+
+[[rules.mask]]
+name = "quoted"
+pattern = "'.*'"
+
+[[rules.deny]]
+name = "no-drop"
+statements = ["drop", "truncate"]
+message = "dropping or emptying tables needs a migration, not an agent"
+
+[[rules.review]]
+name = "deletes"
+statements = ["delete", "update"]
+reviewers = ["dba"]
+
+[[dev.identities]]
+name = "agent"
+token = "{AGENT}"
+groups = ["agents"]
+
+[[dev.identities]]
+name = "alice"
+token = "{ALICE}"
+groups = ["dba"]
+"#,
+        settings = pg.target_settings()
+    );
+    let gw = Gateway::start(&env, Some(&config), None);
+    World { env, pg, gw }
+}
+
+impl World {
+    fn hoopx(&self, token: &str, args: &[&str]) -> std::process::Command {
+        let mut c = self.gw.hoopx(&self.env);
+        c.env("HOOPX_TOKEN", token).args(args);
+        c
+    }
+
+    /// `hoopx exec --target pg [flags] -- psql -X [args]` as the agent, in pipe mode.
+    fn psql(&self, flags: &[&str], args: &[&str], stdin: &str) -> Output {
+        let mut c = self.hoopx(AGENT, &["exec", "--no-tty", "--target", "pg"]);
+        c.args(flags).args(["--", "psql", "-X"]).args(args);
+        run(c, stdin, T)
+    }
+
+    fn table_t_is_there(&self) -> bool {
+        self.pg.sql(
+            "shop",
+            "select count(*) from pg_tables where tablename = 't'",
+        ) == "1"
+            && self.pg.sql("shop", "select count(*) from t") == "1"
+    }
+
+    fn carts(&self) -> String {
+        self.pg.sql("shop", "select count(*) from carts")
+    }
+}
+
+/// The statement log of the last session, as `hoopx replay --format sql` prints it.
+fn statement_log(w: &World) -> String {
+    let out = run(
+        w.hoopx(AGENT, &["replay", "last", "--format", "sql"]),
+        "",
+        T,
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn no_way_of_writing_a_drop_gets_it_past_the_gateway() {
+    let w = world();
+    let script = w.env.write(
+        "bad.sql",
+        "select 1 as before;\ndrop table t;\nselect 2 as after;\n",
+    );
+    let stdin_cases: &[(&str, &str)] = &[
+        ("split over lines", "DROP\nTABLE t;\n"),
+        ("a comment inside", "drop /* x */ table t;\n"),
+        ("case games", "DrOp TaBlE T;\n"),
+        ("quoted identifier", "drop table \"t\";\n"),
+        ("unicode-escaped identifier", "drop table U&\"\\0074\";\n"),
+        ("schema-qualified", "drop table public.t;\n"),
+        ("a psql variable", "\\set x drop\n:x table t;\n"),
+        ("\\gexec", "select 'drop table t' \\gexec\n"),
+        ("truncate", "truncate t;\n"),
+        (
+            "a DO block (dynamic SQL)",
+            "DO $$ BEGIN EXECUTE 'drop table t'; END $$;\n",
+        ),
+        (
+            "SQL-level PREPARE/EXECUTE of text",
+            "prepare p as select 1; execute p;\nselect 'drop table t' \\gexec\n",
+        ),
+        (
+            "a heredoc with several statements",
+            "begin;\ninsert into t values (2);\ndrop table t;\ncommit;\n",
+        ),
+    ];
+    for (what, stdin) in stdin_cases {
+        let out = w.psql(&[], &[], stdin);
+        assert_eq!(out.code(), 77, "{what}: {out:?}");
+        assert!(
+            out.stderr.contains("ERROR:  hoopx:"),
+            "{what}: psql shows the gateway's error: {out:?}"
+        );
+        assert!(w.table_t_is_there(), "{what}: the table must survive");
+    }
+    // The transaction with a refused statement was rolled back as a failing statement
+    // would roll it back: the insert before it is gone.
+    assert_eq!(w.pg.sql("shop", "select count(*) from t"), "1");
+
+    // Several statements in one message (-c), and a script file (-f): decided as a whole.
+    let out = w.psql(&[], &["-c", "select 1; drop table t"], "");
+    assert_eq!(out.code(), 77, "{out:?}");
+    assert!(out.stderr.contains("needs a migration"), "{out:?}");
+    let out = w.psql(&[], &["-f", script.to_str().unwrap()], "");
+    assert_eq!(out.code(), 77, "{out:?}");
+    assert!(
+        out.stdout.contains("before") && out.stdout.contains("after"),
+        "{out:?}"
+    );
+    assert!(w.table_t_is_there());
+
+    // An extended-protocol client: psycopg sends Parse/Bind/Execute.
+    let py = "import psycopg\n\
+              c = psycopg.connect('')\n\
+              try:\n    c.execute('DROP TABLE t')\n    print('dropped')\n\
+              except psycopg.Error as e:\n    print('refused', e.sqlstate)\n";
+    let mut c = w.hoopx(AGENT, &["exec", "--no-tty", "--target", "pg", "--"]);
+    c.args(["python3", "-c", py]).env("PATH", "/usr/bin:/bin");
+    let out = run(c, "", T);
+    assert!(out.stdout.contains("refused 42501"), "{out:?}");
+    assert!(w.table_t_is_there());
+
+    // Text that does not parse is not sent.
+    let out = w.psql(&[], &["-c", "drop tabel t"], "");
+    assert!(
+        out.stderr.contains("could not check this statement"),
+        "{out:?}"
+    );
+
+    // The statement log says what was refused, as the gateway saw it.
+    let log = statement_log(&w);
+    assert!(log.contains("refused 42601"), "{log}");
+    let out = run(w.hoopx(AGENT, &["verify", "last"]), "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+}
+
+#[test]
+fn a_statement_review_closes_the_agents_loop() {
+    let w = world();
+    let delete = "delete from carts where owner = 'ann@example.com' or id > 0;\n";
+    // The agent asks without waiting: 75 and the review id.
+    let out = w.psql(&["--no-wait", "--output", "json"], &[], delete);
+    assert_eq!(out.code(), 75, "{out:?}");
+    let id = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "approval_pending")
+        .and_then(|e| e["review_id"].as_str().map(String::from))
+        .unwrap_or_else(|| panic!("no approval_pending event: {out:?}"));
+    assert_eq!(w.carts(), "3", "nothing ran");
+
+    // The review outlives the session; the reviewer sees the statement's whole structure:
+    // the mask rule hides each literal on its own, never the `or id > 0`.
+    let shown = run(w.hoopx(ALICE, &["review", "show", &id]), "", T);
+    assert_eq!(shown.code(), 0, "{shown:?}");
+    assert!(shown.stdout.contains("pending"), "{shown:?}");
+    assert!(shown.stdout.contains("or id > 0"), "{shown:?}");
+    assert!(shown.stdout.contains("$1"), "normalized form: {shown:?}");
+    assert!(!shown.stdout.contains("ann@example.com"), "{shown:?}");
+
+    // Not yet approved: --review waits for nothing and says so.
+    let early = w.psql(&["--review", &id], &[], delete);
+    assert_eq!(early.code(), 75, "{early:?}");
+    assert_eq!(w.carts(), "3");
+
+    let ok = run(
+        w.hoopx(
+            ALICE,
+            &["review", "approve", &id, "--yes", "--reason", "cleanup"],
+        ),
+        "",
+        T,
+    );
+    assert_eq!(ok.code(), 0, "{ok:?}");
+
+    // The same statement under other connection settings is another statement.
+    let mut c = w.hoopx(
+        AGENT,
+        &[
+            "exec",
+            "--no-tty",
+            "--target",
+            "pg",
+            "--review",
+            &id,
+            "--approval-timeout",
+            "2s",
+            "--",
+        ],
+    );
+    c.args(["psql", "-X"])
+        .env("PGOPTIONS", "-c search_path=pg_catalog,public");
+    let other = run(c, delete, T);
+    assert_eq!(other.code(), 75, "{other:?}");
+    assert_eq!(w.carts(), "3");
+
+    // The approved statement runs once.
+    let ran = w.psql(&["--review", &id], &[], delete);
+    assert_eq!(ran.code(), 0, "{ran:?}");
+    assert!(ran.stdout.contains("DELETE 3"), "{ran:?}");
+    assert_eq!(w.carts(), "0");
+    let log = statement_log(&w);
+    assert!(log.contains(&format!("review {id}")), "{log}");
+    assert!(log.contains("ok DELETE 3"), "{log}");
+
+    // Single use: the same statement again needs a new review.
+    w.pg.sql("shop", "insert into carts values (9, 'x')");
+    let again = w.psql(&["--review", &id], &[], delete);
+    assert_ne!(again.code(), 0, "{again:?}");
+    assert_eq!(w.carts(), "1");
+}
