@@ -418,6 +418,8 @@ async fn connection(
         plan: None,
         names: HashMap::new(),
         catalog: None,
+        wr: None,
+        batch: BytesMut::new(),
         skip_to_sync: false,
         copy_out: false,
     };
@@ -563,6 +565,9 @@ struct Relay {
     names: HashMap<(u32, i16), ColumnName>,
     /// The gateway's second connection, for catalog lookups (opened when first needed).
     catalog: Option<upstream::Upstream>,
+    /// The server connection's write half, and client messages gathered for it.
+    wr: Option<tokio::io::WriteHalf<Box<dyn upstream::Io>>>,
+    batch: BytesMut,
     /// A refused extended message: the client's messages up to its Sync are dropped.
     skip_to_sync: bool,
     copy_out: bool,
@@ -575,25 +580,36 @@ impl Relay {
         out: &mut ToClient,
         up: upstream::Upstream,
     ) -> Result<(), String> {
-        let (mut rd, mut wr) = tokio::io::split(up.io);
+        let (mut rd, wr) = tokio::io::split(up.io);
+        self.wr = Some(wr);
         let mut sbuf = up.buf;
         loop {
             tokio::select! {
                 m = cin.message() => {
-                    let Some(m) = m? else {
-                        return Ok(());
-                    };
-                    let mut batch = BytesMut::new();
-                    self.client_message(m, &mut batch, out).await?;
-                    // Whatever else the client already sent goes in the same write.
-                    while let Some(m) = pgwire::take_message(&mut cin.buf, pgwire::MAX_MESSAGE).map_err(|e| e.to_string())? {
-                        self.client_message(m, &mut batch, out).await?;
-                        if batch.len() > CHUNK { break; }
-                    }
-                    if !batch.is_empty() {
-                        if let Err(e) = wr.write_all(&batch).await {
-                            return self.server_lost(out, e.to_string()).await;
+                    let m = match m {
+                        Ok(Some(m)) => m,
+                        Ok(None) => return Ok(()),
+                        Err(e) => {
+                            fatal(out, "08P01", &format!("hoopx: {e}")).await?;
+                            return Err(e);
                         }
+                    };
+                    self.client_message(m, out).await?;
+                    // Whatever else the client already sent goes in the same write.
+                    loop {
+                        let m = match pgwire::take_message(&mut cin.buf, pgwire::MAX_MESSAGE) {
+                            Ok(Some(m)) => m,
+                            Ok(None) => break,
+                            Err(e) => {
+                                fatal(out, "08P01", &format!("hoopx: {e}")).await?;
+                                return Err(e.to_string());
+                            }
+                        };
+                        self.client_message(m, out).await?;
+                        if self.batch.len() > CHUNK { break; }
+                    }
+                    if let Err(e) = self.send_batch().await {
+                        return self.server_lost(out, e).await;
                     }
                     out.flush().await?;
                 }
@@ -621,6 +637,19 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Writes the client's messages gathered so far to the server.
+    async fn send_batch(&mut self) -> Result<(), String> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let Some(wr) = self.wr.as_mut() else {
+            return Err("no server connection".into());
+        };
+        let r = wr.write_all(&self.batch).await.map_err(|e| e.to_string());
+        self.batch.clear();
+        r
     }
 
     /// The server is gone: the client gets an error, the session a marker, and the
@@ -757,17 +786,12 @@ impl Relay {
     }
 
     /// One client message: forwarded into `batch`, replaced by a stand-in, or answered.
-    async fn client_message(
-        &mut self,
-        m: Message,
-        batch: &mut BytesMut,
-        out: &mut ToClient,
-    ) -> Result<(), String> {
+    async fn client_message(&mut self, m: Message, out: &mut ToClient) -> Result<(), String> {
         if self.skip_to_sync {
             if m.tag == b'S' {
                 self.skip_to_sync = false;
                 self.open_extended = false;
-                m.encode_into(batch);
+                m.encode_into(&mut self.batch);
             }
             return Ok(());
         }
@@ -785,11 +809,11 @@ impl Relay {
                     describes: VecDeque::new(),
                 });
                 let decided = self.decide(&text, "simple");
-                let sent = self.admit(decided, &text, epoch, out, batch).await?;
+                let sent = self.admit(decided, &text, epoch, out).await?;
                 if let Some(text) = sent {
                     let mut body = BytesMut::from(text.as_bytes());
                     body.extend_from_slice(&[0]);
-                    Message::new(b'Q', body.freeze()).encode_into(batch);
+                    Message::new(b'Q', body.freeze()).encode_into(&mut self.batch);
                 }
             }
             b'P' => {
@@ -807,7 +831,7 @@ impl Relay {
                             r.review = review.clone();
                         }
                         self.statements.insert(name, Statement { runs });
-                        m.encode_into(batch);
+                        m.encode_into(&mut self.batch);
                     }
                     Admit::StandIn(text) => {
                         // Same name and parameters, text that fails: the server aborts the
@@ -817,7 +841,7 @@ impl Relay {
                         body.extend_from_slice(&[0]);
                         body.extend_from_slice(text.as_bytes());
                         body.extend_from_slice(&[0, 0, 0]);
-                        Message::new(b'P', body.freeze()).encode_into(batch);
+                        Message::new(b'P', body.freeze()).encode_into(&mut self.batch);
                         self.statements.remove(&name);
                     }
                 }
@@ -831,14 +855,14 @@ impl Relay {
                         statement: b.statement.to_string(),
                     },
                 );
-                m.encode_into(batch);
+                m.encode_into(&mut self.batch);
             }
             b'D' => {
                 self.extended_epoch();
                 if let Some(d) = self.current_describes() {
                     d.push_back(false);
                 }
-                m.encode_into(batch);
+                m.encode_into(&mut self.batch);
             }
             b'E' => {
                 let epoch = self.extended_epoch();
@@ -850,7 +874,7 @@ impl Relay {
                 let mut d = BytesMut::from(&b"P"[..]);
                 d.extend_from_slice(portal.as_bytes());
                 d.extend_from_slice(&[0]);
-                Message::new(b'D', d.freeze()).encode_into(batch);
+                Message::new(b'D', d.freeze()).encode_into(&mut self.batch);
                 if let Some(d) = self.current_describes() {
                     d.push_back(true);
                 }
@@ -879,7 +903,7 @@ impl Relay {
                     r.started = Instant::now();
                     self.runs.push_back(r);
                 }
-                m.encode_into(batch);
+                m.encode_into(&mut self.batch);
             }
             b'C' => {
                 self.extended_epoch();
@@ -890,12 +914,12 @@ impl Relay {
                         self.portals.remove(name);
                     }
                 }
-                m.encode_into(batch);
+                m.encode_into(&mut self.batch);
             }
             b'S' => {
                 self.extended_epoch();
                 self.open_extended = false;
-                m.encode_into(batch);
+                m.encode_into(&mut self.batch);
             }
             b'F' => {
                 // A function called by OID: what it does cannot be read off the message.
@@ -932,7 +956,7 @@ impl Relay {
                 match verdict {
                     None => {
                         self.runs.push_back(run);
-                        m.encode_into(batch);
+                        m.encode_into(&mut self.batch);
                     }
                     Some((rule, message)) => {
                         let message = message.unwrap_or_else(|| {
@@ -954,9 +978,9 @@ impl Relay {
                 }
             }
             b'X' => {
-                m.encode_into(batch);
+                m.encode_into(&mut self.batch);
             }
-            b'd' | b'c' | b'f' | b'H' => m.encode_into(batch),
+            b'd' | b'c' | b'f' | b'H' => m.encode_into(&mut self.batch),
             b'p' => {
                 // A password message after the login: nothing asked for one.
                 return Err("an unexpected password message".into());
@@ -997,7 +1021,6 @@ impl Relay {
         text: &str,
         epoch: u64,
         out: &mut ToClient,
-        batch: &mut BytesMut,
     ) -> Result<Option<String>, String> {
         let Decided { mut runs, verdict } = decided;
         for r in &mut runs {
@@ -1047,24 +1070,18 @@ impl Relay {
                 message,
                 Some(&rule),
             )),
-            Outcome::Review { rule } => {
-                // Whatever the client sent before waits no longer than the review.
-                if !batch.is_empty() {
-                    return Err("internal: a review with unsent messages".into());
-                }
-                match self.review(&rule, text, &shown, out).await? {
-                    Ok(id) => {
-                        for r in &mut runs {
-                            r.review = Some(id.clone());
-                        }
-                        self.runs.extend(runs);
-                        Ok(Some(text.to_string()))
+            Outcome::Review { rule } => match self.review(&rule, text, &shown, out).await? {
+                Ok(id) => {
+                    for r in &mut runs {
+                        r.review = Some(id.clone());
                     }
-                    Err((sqlstate, msg)) => {
-                        Ok(refuse(self, out, runs, "not_approved", sqlstate, msg, None))
-                    }
+                    self.runs.extend(runs);
+                    Ok(Some(text.to_string()))
                 }
-            }
+                Err((sqlstate, msg)) => {
+                    Ok(refuse(self, out, runs, "not_approved", sqlstate, msg, None))
+                }
+            },
         }
     }
 
@@ -1126,6 +1143,10 @@ impl Relay {
         shown: &str,
         out: &mut ToClient,
     ) -> Result<Result<String, (&'static str, String)>, String> {
+        // What the client sent before this statement goes now: it does not wait for the
+        // review.
+        self.send_batch().await?;
+        out.flush().await?;
         let gw = self.ctx.gw.clone();
         let policy = gw.policy.clone();
         let Some(rule) = policy.review.iter().find(|r| r.name == rule) else {
