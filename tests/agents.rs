@@ -40,8 +40,8 @@ token = "tok-lena-00001"
 groups = ["leads"]
 "#;
 
-/// A running `hoopx mcp`, talked to line by line.
-struct Mcp {
+/// A running `hoopx mcp`, talked to line by line, as the agent `tok-agent-0001`.
+pub(crate) struct Mcp {
     child: std::process::Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
@@ -49,7 +49,7 @@ struct Mcp {
 }
 
 impl Mcp {
-    fn start(gw: &Gateway, env: &Env) -> Mcp {
+    pub(crate) fn start(gw: &Gateway, env: &Env) -> Mcp {
         let mut c = gw.hoopx(env);
         c.env("HOOPX_TOKEN", "tok-agent-0001")
             .arg("mcp")
@@ -101,7 +101,7 @@ impl Mcp {
         a
     }
 
-    fn tool(&mut self, name: &str, arguments: Value) -> Value {
+    pub(crate) fn tool(&mut self, name: &str, arguments: Value) -> Value {
         let a = self.request("tools/call", json!({"name": name, "arguments": arguments}));
         let r = &a["result"];
         assert!(r.is_object(), "{a}");

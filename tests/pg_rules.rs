@@ -259,3 +259,42 @@ fn a_statement_review_closes_the_agents_loop() {
     assert_ne!(again.code(), 0, "{again:?}");
     assert_eq!(w.carts(), "1");
 }
+
+#[test]
+fn an_agent_over_mcp_asks_for_a_statement_review_and_runs_it_once_approved() {
+    let w = world();
+    let mut mcp = crate::agents::Mcp::start(&w.gw, &w.env);
+    let call = serde_json::json!({
+        "command": ["psql", "-X"],
+        "target": "pg",
+        "stdin": "update carts set owner = 'nobody';\n",
+    });
+    // The statement needs a review: the tool call comes back at once, pending.
+    let r = mcp.tool("exec", call.clone());
+    let s = &r["structuredContent"];
+    assert_eq!(s["status"], "approval_pending", "{r}");
+    assert_eq!(s["exit_code"], 75, "{r}");
+    let id = s["review_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        w.pg.sql("shop", "select count(*) from carts where owner = 'nobody'"),
+        "0"
+    );
+    // A human approves it; the agent calls again with the review id.
+    let ok = run(w.hoopx(ALICE, &["review", "approve", &id, "--yes"]), "", T);
+    assert_eq!(ok.code(), 0, "{ok:?}");
+    let mut again = call;
+    again["review_id"] = id.clone().into();
+    let r = mcp.tool("exec", again);
+    assert_eq!(r["structuredContent"]["exit_code"], 0, "{r}");
+    assert!(
+        r["structuredContent"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("UPDATE 3"),
+        "{r}"
+    );
+    assert_eq!(
+        w.pg.sql("shop", "select count(*) from carts where owner = 'nobody'"),
+        "3"
+    );
+}
