@@ -298,3 +298,162 @@ fn an_agent_over_mcp_asks_for_a_statement_review_and_runs_it_once_approved() {
         "3"
     );
 }
+
+/// Runs `openssl` in `dir`, failing the test on error.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`<name>.pem`) and, when `server`, a certificate for 127.0.0.1 it signed.
+fn make_ca(dir: &std::path::Path, name: &str, server: bool) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let key = format!("{name}.key");
+    let pem = format!("{name}.pem");
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        &key,
+        "-out",
+        &pem,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=hoopx test CA",
+    ]);
+    openssl(dir, &a);
+    if server {
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(dir, &a);
+        std::fs::write(
+            dir.join("ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                &pem,
+                "-CAkey",
+                &key,
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                "ext",
+                "-out",
+                "server.crt",
+            ],
+        );
+    }
+}
+
+#[test]
+fn tls_to_the_server_is_verified_against_the_targets_ca() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("shop");
+    let password = "Tls-0nly-pw-77";
+    pg.sql(
+        "shop",
+        &format!("create role app login password '{password}'"),
+    );
+    // The server's certificate and key live in its data directory, owned by its user.
+    let data = pg.dir.path().join("data");
+    let certs = env.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    make_ca(&certs, "ca", true);
+    make_ca(&certs, "other", false);
+    for f in ["server.crt", "server.key"] {
+        std::fs::copy(certs.join(f), data.join(f)).unwrap();
+        std::fs::set_permissions(data.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let u = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+            std::os::unix::fs::chown(data.join(f), Some(u.uid.as_raw()), Some(u.gid.as_raw()))
+                .unwrap();
+        }
+    }
+    // `app` may only come in over TLS, with its password.
+    let hba = data.join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "hostssl all app 127.0.0.1/32 scram-sha-256\nhost all app 127.0.0.1/32 reject\n{old}"
+        ),
+    )
+    .unwrap();
+    pg.sql("postgres", "alter system set ssl = on");
+    pg.sql("postgres", "select pg_reload_conf()");
+    crate::util::wait_for("TLS to be on", T, || {
+        (pg.sql("postgres", "show ssl") == "on").then_some(())
+    });
+
+    let pwfile = env.write("pw", &format!("{password}\n"));
+    let target = |name: &str, ca: &str| {
+        format!(
+            "[[targets]]\nname = \"{name}\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             user = \"app\"\ndatabase = \"shop\"\npassword = {{ file = \"{}\" }}\nca = {{ file = \"{}\" }}\n",
+            pg.port,
+            pwfile.display(),
+            certs.join(ca).display()
+        )
+    };
+    let config = format!(
+        "{}\n{}",
+        target("pg", "ca.pem"),
+        target("forged", "other.pem")
+    );
+    let gw = Gateway::start(&env, Some(&config), None);
+
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--target", "pg", "--", "psql", "-X", "-At", "-c"])
+        .arg("select ssl from pg_stat_ssl where pid = pg_backend_pid()");
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        "t",
+        "the gateway's connection is TLS: {out:?}"
+    );
+
+    // A server whose certificate the target's CA did not sign is not talked to.
+    let mut c = gw.hoopx(&env);
+    c.args([
+        "exec", "--target", "forged", "--", "psql", "-X", "-At", "-c", "select 1",
+    ]);
+    let out = run(c, "", T);
+    assert_ne!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains("TLS"), "{out:?}");
+    assert!(!out.stdout.contains('1'), "{out:?}");
+}
