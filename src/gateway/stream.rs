@@ -841,6 +841,7 @@ impl Session {
             }
             FromChannel::Statement(v) => self.rec.marker(json!({ "statement": v })),
             FromChannel::Marker(v) => self.rec.marker(v),
+            FromChannel::Masks(counts) => self.count_masks(counts),
             FromChannel::Notice(n) => {
                 if n.kind == "denied" {
                     self.rec.stats.denials += 1;

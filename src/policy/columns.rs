@@ -11,7 +11,7 @@
 //! names their column or type.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::proto::pgwire::{self, Field, Message, WireError};
 
@@ -229,9 +229,15 @@ impl ColumnPlan {
         out
     }
 
-    /// The masked row, or `None` when the row goes as it is. A row whose column count
-    /// differs from the description is masked as if the columns were unknown.
-    pub fn row(&self, body: &[u8], masker: &Masker) -> Result<Option<Message>, WireError> {
+    /// The masked row, or `None` when the row goes as it is; what was masked is added to
+    /// `counts` by rule. A row whose column count differs from the description is masked as
+    /// if the columns were unknown.
+    pub fn row(
+        &self,
+        body: &[u8],
+        masker: &Masker,
+        counts: &mut BTreeMap<String, u64>,
+    ) -> Result<Option<Message>, WireError> {
         let values = pgwire::data_row(body)?;
         let cols = self.cols.as_ref().filter(|c| c.len() == values.len());
         let mut changed = false;
@@ -241,14 +247,18 @@ impl ColumnPlan {
             let new = match (v, col) {
                 (None, _) => None,
                 (Some(v), Col::Keep) => Some(Cow::Borrowed(*v)),
-                (Some(_), Col::Redact(label, _)) => {
+                (Some(_), Col::Redact(label, rule)) => {
                     changed = true;
+                    *counts.entry(rule.clone()).or_default() += 1;
                     Some(Cow::Owned(label.as_bytes().to_vec()))
                 }
                 (Some(v), Col::Detect) => {
-                    let (m, n) = masker.mask(v);
-                    if n > 0 {
+                    let (m, n) = masker.mask_counted(v);
+                    if !n.is_empty() {
                         changed = true;
+                        for (rule, k) in n {
+                            *counts.entry(rule).or_default() += k;
+                        }
                     }
                     Some(m)
                 }
@@ -355,7 +365,13 @@ mod tests {
             ]
             .into_iter(),
         );
-        let out = plan.row(&row.body, &m).unwrap().expect("masked");
+        let mut counts = BTreeMap::new();
+        let out = plan
+            .row(&row.body, &m, &mut counts)
+            .unwrap()
+            .expect("masked");
+        assert_eq!(counts.get("pii"), Some(&1));
+        assert_eq!(counts.get("email"), Some(&1), "{counts:?}");
         let vals = pgwire::data_row(&out.body).unwrap();
         assert_eq!(vals[0], Some(&[0u8, 0, 0, 7][..]), "binary int kept");
         assert_eq!(vals[1], Some(&b"[REDACTED:pii]"[..]));
@@ -364,14 +380,17 @@ mod tests {
         // A clean row goes as it is.
         let clean = pgwire::encode_data_row([Some(&b"1"[..])].into_iter());
         assert!(ColumnPlan::unknown()
-            .row(&clean.body, &m)
+            .row(&clean.body, &m, &mut counts)
             .unwrap()
             .is_none());
         // Unknown columns: every value through the masker.
         let leak = pgwire::encode_data_row([Some(&b"AKIAIOSFODNN7EXAMPLE"[..])].into_iter());
-        let out = ColumnPlan::unknown().row(&leak.body, &m).unwrap().unwrap();
+        let out = ColumnPlan::unknown()
+            .row(&leak.body, &m, &mut counts)
+            .unwrap()
+            .unwrap();
         assert!(!String::from_utf8_lossy(&out.body).contains("AKIAIOSFODNN7EXAMPLE"));
         // A broken row is an error, not a panic.
-        assert!(plan.row(&row.body[..5], &m).is_err());
+        assert!(plan.row(&row.body[..5], &m, &mut counts).is_err());
     }
 }

@@ -58,6 +58,8 @@ pub(crate) enum FromChannel {
     Statement(serde_json::Value),
     Marker(serde_json::Value),
     Notice(Notice),
+    /// Values masked in rows relayed to the client, by rule.
+    Masks(std::collections::BTreeMap<String, u64>),
 }
 
 /// What every connection of one session shares.
@@ -420,6 +422,7 @@ async fn connection(
         catalog: None,
         wr: None,
         batch: BytesMut::new(),
+        masks: Default::default(),
         skip_to_sync: false,
         copy_out: false,
     };
@@ -517,7 +520,8 @@ async fn cancel(ctx: &Arc<SessionCtx>, pid: i32, key: &[u8]) -> Result<(), Strin
         // As PostgreSQL does: a wrong key gets no answer.
         return Err("a cancel request for no connection of this session".into());
     };
-    entry.waiting.notify_one();
+    // Wakes a connection waiting for a review, if one is (no permit is kept for later).
+    entry.waiting.notify_waiters();
     let server = lock(&entry.server).clone();
     if let Some(server) = server {
         upstream::cancel(&ctx.target, &server)
@@ -568,6 +572,8 @@ struct Relay {
     /// The server connection's write half, and client messages gathered for it.
     wr: Option<tokio::io::WriteHalf<Box<dyn upstream::Io>>>,
     batch: BytesMut,
+    /// Values masked in rows not yet reported to the session, by rule.
+    masks: std::collections::BTreeMap<String, u64>,
     /// A refused extended message: the client's messages up to its Sync are dropped.
     skip_to_sync: bool,
     copy_out: bool,
@@ -630,12 +636,22 @@ impl Relay {
                         }
                         self.server_message(m, out)?;
                         if out.pending.len() >= CHUNK {
+                            self.report_masks(out);
                             out.flush().await?;
                         }
                     }
+                    self.report_masks(out);
                     out.flush().await?;
                 }
             }
+        }
+    }
+
+    /// Tells the session what was masked in the rows since the last report (before those
+    /// rows leave, so the counts are recorded with them).
+    fn report_masks(&mut self, out: &ToClient) {
+        if !self.masks.is_empty() {
+            out.event(FromChannel::Masks(std::mem::take(&mut self.masks)));
         }
     }
 
@@ -923,7 +939,15 @@ impl Relay {
             }
             b'F' => {
                 // A function called by OID: what it does cannot be read off the message.
-                let epoch = self.extended_epoch();
+                // It is answered like a simple query (a result, then ReadyForQuery).
+                self.open_extended = false;
+                self.client_epoch += 1;
+                let epoch = self.client_epoch;
+                self.epochs.push_back(Epoch {
+                    id: epoch,
+                    simple: true,
+                    describes: VecDeque::new(),
+                });
                 let analysis = sql::Analysis {
                     statements: vec![sql::Statement {
                         kinds: vec![sql::Kind::Dynamic],
@@ -964,16 +988,17 @@ impl Relay {
                         });
                         self.denied(out, &rule, &message, run.text.clone());
                         self.log(out, run, "denied", None, Some("42501"), Some(&message));
-                        // FunctionCall is answered like a simple query: error, then ready.
-                        out.queue(&pgwire::error_response(
+                        // In its place, a query that fails: answered in order, its error
+                        // replaced by this one.
+                        let err = pgwire::error_response(
                             "ERROR",
                             "42501",
                             &format!("hoopx: {message}"),
                             None,
-                        ));
-                        out.queue(&pgwire::ready_for_query(b'I'));
-                        self.open_extended = false;
-                        self.epochs.pop_back();
+                        );
+                        let mut body = BytesMut::from(self.refusals.stand_in(err).as_bytes());
+                        body.extend_from_slice(&[0]);
+                        Message::new(b'Q', body.freeze()).encode_into(&mut self.batch);
                     }
                 }
             }
@@ -1289,11 +1314,11 @@ impl Relay {
             b'D' => {
                 let masked = match &self.plan {
                     Some(plan) => plan
-                        .row(&m.body, &self.ctx.masker)
+                        .row(&m.body, &self.ctx.masker, &mut self.masks)
                         .map_err(|e| e.to_string())?,
                     // Rows without a description: every value through the detectors.
                     None => ColumnPlan::unknown()
-                        .row(&m.body, &self.ctx.masker)
+                        .row(&m.body, &self.ctx.masker, &mut self.masks)
                         .map_err(|e| e.to_string())?,
                 };
                 match masked {
@@ -1306,7 +1331,10 @@ impl Relay {
                 out.queue(&m);
             }
             b'd' if self.copy_out => {
-                let (masked, _) = self.ctx.masker.mask(&m.body);
+                let (masked, counts) = self.ctx.masker.mask_counted(&m.body);
+                for (rule, n) in counts {
+                    *self.masks.entry(rule).or_default() += n;
+                }
                 out.queue(&Message::new(b'd', Bytes::from(masked.into_owned())));
             }
             b'c' => {
