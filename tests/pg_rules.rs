@@ -35,6 +35,9 @@ kind = "postgres"
 command = ["psql", "python3"]
 {settings}database = "shop"
 
+[rules]
+builtin_masks = ["all"]
+
 [[rules.mask]]
 name = "quoted"
 pattern = "'.*'"
@@ -456,4 +459,41 @@ fn tls_to_the_server_is_verified_against_the_targets_ca() {
     assert_ne!(out.code(), 0, "{out:?}");
     assert!(out.stderr.contains("TLS"), "{out:?}");
     assert!(!out.stdout.contains('1'), "{out:?}");
+}
+
+#[test]
+fn rows_errors_and_notices_are_masked_before_they_leave_the_gateway() {
+    let w = world();
+    w.pg.sql("shop", "create unique index on carts (owner)");
+    // The script spells '@' out before printing, so the terminal path's masker cannot be
+    // what hides the addresses: only the gateway's masking of the wire can.
+    let py = "import psycopg\n\
+              c = psycopg.connect('')\n\
+              for (o,) in c.execute('select owner from carts order by id'):\n    print('row', o.replace('@', ' at '))\n\
+              try:\n    c.execute(\"insert into carts values (9, 'ann@example.com')\")\n\
+              except psycopg.Error as e:\n    print('detail', (e.diag.message_detail or '').replace('@', ' at '))\n";
+    let mut c = w.hoopx(AGENT, &["exec", "--no-tty", "--target", "pg", "--"]);
+    c.args(["python3", "-c", py]).env("PATH", "/usr/bin:/bin");
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(
+        out.stdout.matches("row [REDACTED:email]").count(),
+        3,
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("detail Key (owner)=([REDACTED:email]) already exists."),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains(" at example.com"), "{out:?}");
+    // The session counts what the gateway masked.
+    let show = run(
+        w.hoopx(AGENT, &["sessions", "show", "last", "--output", "json"]),
+        "",
+        T,
+    );
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert!(v["masks"]["email"].as_u64().unwrap_or(0) >= 4, "{v}");
+    assert!(v["statements"]["total"].as_u64().unwrap_or(0) >= 2, "{v}");
 }

@@ -415,6 +415,17 @@ pub fn error_fields(body: &[u8]) -> Result<Vec<(u8, String)>, WireError> {
     }
 }
 
+/// An ErrorResponse (`E`) or NoticeResponse (`N`) with these fields.
+pub fn encode_fields(tag: u8, fields: &[(u8, String)]) -> Message {
+    let mut b = BytesMut::new();
+    for (code, v) in fields {
+        b.put_u8(*code);
+        put_cstr(&mut b, v);
+    }
+    b.put_u8(0);
+    Message::new(tag, b.freeze())
+}
+
 /// An ErrorResponse the gateway sends itself: severity `ERROR` (the session goes on) or
 /// `FATAL` (the connection ends).
 pub fn error_response(
@@ -606,6 +617,7 @@ mod tests {
     fn errors_tags_and_extended_messages() {
         let e = error_response("ERROR", "42501", "denied by rule no-drop", Some("ask"));
         let f = error_fields(&e.body).unwrap();
+        assert_eq!(encode_fields(b'E', &f), e);
         assert!(f.contains(&(b'C', "42501".into())));
         assert!(f.contains(&(b'M', "denied by rule no-drop".into())));
         assert_eq!(tag_rows("DELETE 3"), Some(3));

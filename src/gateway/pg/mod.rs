@@ -1384,7 +1384,23 @@ impl Relay {
                 if let Some(e) = self.epochs.front_mut() {
                     e.describes.clear();
                 }
-                out.queue(&replaced.unwrap_or(m));
+                let m = match replaced {
+                    Some(mine) => mine,
+                    None => self.mask_fields(m),
+                };
+                out.queue(&m);
+            }
+            // Notices and notifications carry data too (a duplicate key's value, a payload).
+            b'N' => {
+                let m = self.mask_fields(m);
+                out.queue(&m);
+            }
+            b'A' => {
+                let (masked, counts) = self.ctx.masker.mask_counted(&m.body);
+                for (rule, n) in counts {
+                    *self.masks.entry(rule).or_default() += n;
+                }
+                out.queue(&Message::new(b'A', Bytes::from(masked.into_owned())));
             }
             b'Z' => {
                 // The epoch ends: statements it did not run never ran.
@@ -1525,6 +1541,36 @@ impl Relay {
             self.catalog = None;
         }
         result
+    }
+
+    /// An ErrorResponse or NoticeResponse with its texts masked (message, detail, hint,
+    /// where, …; the codes and severities as they are).
+    fn mask_fields(&mut self, m: Message) -> Message {
+        let Ok(fields) = pgwire::error_fields(&m.body) else {
+            return m;
+        };
+        let mut changed = false;
+        let fields: Vec<(u8, String)> = fields
+            .into_iter()
+            .map(|(code, v)| {
+                if matches!(code, b'S' | b'V' | b'C' | b'P' | b'p' | b'L' | b'R' | b'F') {
+                    return (code, v);
+                }
+                let (masked, counts) = self.ctx.masker.mask_counted(v.as_bytes());
+                if counts.is_empty() {
+                    return (code, v);
+                }
+                changed = true;
+                for (rule, n) in counts {
+                    *self.masks.entry(rule).or_default() += n;
+                }
+                (code, String::from_utf8_lossy(&masked).into_owned())
+            })
+            .collect();
+        if !changed {
+            return m;
+        }
+        pgwire::encode_fields(m.tag, &fields)
     }
 
     /// A RowDescription or NoData arrived: whether it answers the gateway's own Describe.
