@@ -971,13 +971,16 @@ fn target_credential_config_errors_name_the_line() {
         out.stderr.contains("cannot read /nonexistent/pw"),
         "{out:?}"
     );
-    let out = check("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"db\"\ncommand = [\"psql\", \"sh\"]\npassword = { env = \"PATH\" }\n");
+    let out = check("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"db\"\ncommand = [\"psql\", \"sh\"]\nsecret_files.PGSSLKEY = { env = \"PATH\" }\n");
     assert_eq!(out.code(), 78, "{out:?}");
     assert!(
         out.stderr
             .contains("\"sh\" would get the target's credentials"),
         "{out:?}"
     );
+    // A postgres password stays at the gateway: any client may use the local endpoint.
+    let out = check("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"db\"\ncommand = [\"psql\", \"python3\"]\npassword = { env = \"PATH\" }\n");
+    assert_eq!(out.code(), 0, "{out:?}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -85,12 +85,17 @@ pub fn credential_programs(kind: TargetKind) -> &'static [&'static str] {
     }
 }
 
-/// Whether `program` may run on a target of `kind` holding `access`: a target with
-/// credentials runs only programs that keep them pointed at it.
+/// Whether `program` may run on a target of `kind` holding `access`: a target whose tool
+/// gets credentials runs only programs that keep them pointed at it. A postgres password
+/// stays at the gateway (the tool gets the session's local endpoint), so a postgres target
+/// with only a password runs any client (a psycopg script).
 pub fn may_hold_credentials(kind: TargetKind, access: &Access, program: &str) -> bool {
-    kind == TargetKind::Command
-        || !access.holds_secrets()
-        || credential_programs(kind).contains(&program)
+    let hands_secrets = match kind {
+        TargetKind::Command => false,
+        TargetKind::Postgres => !access.secret_files.is_empty(),
+        TargetKind::Ssh | TargetKind::Kubernetes => access.holds_secrets(),
+    };
+    !hands_secrets || credential_programs(kind).contains(&program)
 }
 
 /// A deny rule a kind turns on by default: `(name, pattern, message)`.
