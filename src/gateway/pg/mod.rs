@@ -306,6 +306,14 @@ async fn fatal(out: &mut ToClient, sqlstate: &str, message: &str) -> Result<(), 
     out.flush().await
 }
 
+/// A client message the relay cannot read: the client is told (FATAL 08P01) before the
+/// connection ends, as for a malformed frame. Returns why, for the gateway's log.
+async fn malformed(out: &mut ToClient, why: impl std::fmt::Display) -> String {
+    let why = why.to_string();
+    let _ = fatal(out, "08P01", &format!("hoopx: {why}")).await;
+    why
+}
+
 async fn connection(
     ctx: &Arc<SessionCtx>,
     ch: u32,
@@ -813,9 +821,10 @@ impl Relay {
         }
         match m.tag {
             b'Q' => {
-                let text = pgwire::query_text(&m.body)
-                    .map_err(|e| e.to_string())?
-                    .to_string();
+                let text = match pgwire::query_text(&m.body) {
+                    Ok(t) => t.to_string(),
+                    Err(e) => return Err(malformed(out, e).await),
+                };
                 self.open_extended = false;
                 self.client_epoch += 1;
                 let epoch = self.client_epoch;
@@ -833,7 +842,10 @@ impl Relay {
                 }
             }
             b'P' => {
-                let p = pgwire::parse_message(&m.body).map_err(|e| e.to_string())?;
+                let p = match pgwire::parse_message(&m.body) {
+                    Ok(p) => p,
+                    Err(e) => return Err(malformed(out, e).await),
+                };
                 let (name, query) = (p.name.to_string(), p.query.to_string());
                 let epoch = self.extended_epoch();
                 let mut decided = self.decide(&query, "extended");
@@ -864,7 +876,10 @@ impl Relay {
             }
             b'B' => {
                 self.extended_epoch();
-                let b = pgwire::bind_message(&m.body).map_err(|e| e.to_string())?;
+                let b = match pgwire::bind_message(&m.body) {
+                    Ok(b) => b,
+                    Err(e) => return Err(malformed(out, e).await),
+                };
                 self.portals.insert(
                     b.portal.to_string(),
                     Portal {
@@ -882,9 +897,10 @@ impl Relay {
             }
             b'E' => {
                 let epoch = self.extended_epoch();
-                let portal = pgwire::execute_portal(&m.body)
-                    .map_err(|e| e.to_string())?
-                    .to_string();
+                let portal = match pgwire::execute_portal(&m.body) {
+                    Ok(p) => p.to_string(),
+                    Err(e) => return Err(malformed(out, e).await),
+                };
                 // The gateway describes the portal itself: its answer says which columns and
                 // formats the rows have, whatever the client asked.
                 let mut d = BytesMut::from(&b"P"[..]);
@@ -1008,7 +1024,7 @@ impl Relay {
             b'd' | b'c' | b'f' | b'H' => m.encode_into(&mut self.batch),
             b'p' => {
                 // A password message after the login: nothing asked for one.
-                return Err("an unexpected password message".into());
+                return Err(malformed(out, "an unexpected password message").await);
             }
             other => {
                 fatal(
