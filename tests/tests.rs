@@ -11,6 +11,7 @@ mod interface;
 mod masking;
 mod oidc;
 mod pg_rules;
+mod postgres;
 mod readme;
 mod recording;
 mod store;
