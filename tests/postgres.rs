@@ -742,6 +742,27 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The pid of the psql process of the session in `dir`. (Debian's /usr/bin/psql is a
+/// wrapper that execs the versioned binary: the name is matched at the end.)
+fn psql_in(dir: &Path) -> String {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|pid| {
+            environ(pid).get("HOOPX_SESSION_DIR").map(PathBuf::from) == Some(dir.to_path_buf())
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| {
+                        c.split(|b| *b == 0)
+                            .next()
+                            .unwrap_or(b"")
+                            .ends_with(b"psql")
+                    })
+                    .unwrap_or(false)
+        })
+        .expect("psql's process")
+}
+
 /// `NAME=value` from a process's environment.
 fn environ(pid: &str) -> HashMap<String, String> {
     std::fs::read(format!("/proc/{pid}/environ"))
@@ -771,23 +792,7 @@ fn a_scanner_on_the_callers_machine_finds_no_target_password_while_a_session_run
 
     // The tool: psql, with the session's endpoint and its local password.
     let dir = w.session_dir();
-    // (Debian's /usr/bin/psql is a wrapper that execs the versioned binary.)
-    let tool = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|pid| {
-            environ(pid).get("HOOPX_SESSION_DIR").map(PathBuf::from) == Some(dir.clone())
-                && std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|c| {
-                        c.split(|b| *b == 0)
-                            .next()
-                            .unwrap_or(b"")
-                            .ends_with(b"psql")
-                    })
-                    .unwrap_or(false)
-        })
-        .expect("psql's process");
+    let tool = psql_in(&dir);
     let env = environ(&tool);
     let local = env["PGPASSWORD"].clone();
     assert_eq!(env["PGHOST"], dir.display().to_string());
@@ -832,9 +837,11 @@ fn a_scanner_on_the_callers_machine_finds_no_target_password_while_a_session_run
     );
 
     // Nor does what the gateway wrote: its log, the recording, its store.
-    let mut c = w.hoopx(&["replay", &session_of_psql(&w), "--format", "json"]);
-    c.env("TMPDIR", w.tmp());
-    let rec = run(c, "", T);
+    let rec = run(
+        w.hoopx(&["replay", &session_of_psql(&w), "--format", "json"]),
+        "",
+        T,
+    );
     assert_eq!(rec.code(), 0, "{rec:?}");
     assert!(rec.stdout.contains("pg_connected"), "{rec:?}");
     assert!(!rec.stdout.contains(&w.password), "the recording");
@@ -1004,8 +1011,7 @@ fn the_endpoint_is_private_and_its_tcp_port_wants_the_sessions_local_password() 
     drop(stdin);
     let status = wait_timeout(&mut child, T).expect("psql ends");
     assert_eq!(status.code(), Some(0), "{}", stderr.text());
-    assert!(!dir.exists());
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert!(!dir.exists(), "the socket went with the session");
     let connected = w
         .markers("last")
         .iter()
@@ -1081,7 +1087,30 @@ fn the_server_lost_mid_query_ends_the_session_with_an_error_and_a_marker() {
             .any(|m| m.get("pg_connect_failed").is_some()),
         "the failed connect is recorded"
     );
+    w.assert_nothing_left();
+}
+
+#[test]
+fn the_gateway_lost_mid_query_stops_the_tool_and_removes_the_endpoint() {
+    let mut w = world(DETECTORS);
+    let (mut child, stdout, stderr) = spawn_piped(w.exec(&["psql", "-X", "-At"]));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"select 'conn' || 'ected';\nselect pg_sleep(600);\n")
+        .unwrap();
+    drop(stdin);
+    stdout.wait_for("connected", T);
+    w.wait_active("pg_sleep(600)");
+    let dir = w.session_dir();
+    let tool = psql_in(&dir);
     w.gw.kill();
+    let status = wait_timeout(&mut child, T).expect("hoopx ends");
+    assert_eq!(status.code(), Some(69), "{}", stderr.text());
+    wait_until("psql to be stopped", || {
+        !Path::new(&format!("/proc/{tool}")).exists()
+    });
+    assert!(!dir.exists());
+    w.assert_nothing_left();
 }
 
 #[test]
