@@ -128,8 +128,8 @@ fn no_way_of_writing_a_drop_gets_it_past_the_gateway() {
             "DO $$ BEGIN EXECUTE 'drop table t'; END $$;\n",
         ),
         (
-            "SQL-level PREPARE/EXECUTE of text",
-            "prepare p as select 1; execute p;\nselect 'drop table t' \\gexec\n",
+            "an EXECUTE of a statement the gateway never saw prepared",
+            "execute never_prepared;\n",
         ),
         (
             "a heredoc with several statements",
@@ -171,6 +171,15 @@ fn no_way_of_writing_a_drop_gets_it_past_the_gateway() {
     let out = run(c, "", T);
     assert!(out.stdout.contains("refused 42501"), "{out:?}");
     assert!(w.table_t_is_there());
+
+    // An EXECUTE is judged as what its connection prepared: a checked SELECT runs.
+    let out = w.psql(
+        &[],
+        &["-Atq"],
+        "prepare p as select count(*) from t;\nexecute p;\n",
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout.trim(), "1", "{out:?}");
 
     // Text that does not parse is not sent.
     let out = w.psql(&[], &["-c", "drop tabel t"], "");

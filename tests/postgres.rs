@@ -119,17 +119,12 @@ fn world(rules: &str) -> World {
             pwfile.display()
         )
     };
-    // pg_dump reads the catalog with SQL-level PREPARE/EXECUTE, which the built-in
-    // pg-dynamic-sql rule refuses (an EXECUTE is not traced to its PREPARE): its target
-    // keeps every other built-in rule.
+    // pg_dump reads the catalog with SQL-level PREPARE/EXECUTE: each EXECUTE is judged as
+    // the statement its connection prepared, so every built-in rule stays on.
     let config = format!(
         "{}{}{rules}",
         target("pg", "command = [\"psql\", \"python3\"]"),
-        target(
-            "dump",
-            "command = [\"pg_dump\"]\nbuiltin_deny = [\"pg-server-file-functions\", \"pg-server-files\", \
-             \"pg-server-programs\", \"psql-local-io\", \"psql-reconnect\", \"psql-shell-escape\"]"
-        ),
+        target("dump", "command = [\"pg_dump\"]"),
     );
     let gw = Gateway::start(&server, Some(&config), None);
     World {

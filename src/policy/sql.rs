@@ -197,6 +197,11 @@ pub struct Statement {
     pub functions: Vec<Name>,
     /// The statement's own source text.
     pub text: String,
+    /// `PREPARE name AS …`: the name (its query's kinds are in `kinds`).
+    pub prepares: Option<String>,
+    /// `EXECUTE name(…)`: the name, whose query this analysis cannot see (`dynamic`),
+    /// unless the caller knows what was prepared under it.
+    pub executes: Option<String>,
 }
 
 impl Statement {
@@ -308,11 +313,20 @@ fn analyze_here(sql: &str) -> Result<Analysis, SqlError> {
             names.sort_by_cached_key(Name::to_string);
             names
         };
+        let node_name = |tag: &str| {
+            tree.get("node")
+                .and_then(|n| n.get(tag))
+                .and_then(|n| n.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         statements.push(Statement {
             kinds,
             relations: sorted(found.relations),
             functions: sorted(found.functions),
             text: statement_text(sql, raw.stmt_location, raw.stmt_len),
+            prepares: node_name("PrepareStmt"),
+            executes: node_name("ExecuteStmt"),
         });
     }
     Ok(Analysis { statements })
@@ -996,6 +1010,7 @@ mod tests {
         );
         assert_eq!(names(&prepare.relations), ["carts"]);
         assert_eq!(execute.kinds, [Kind::Execute, Kind::Dynamic]);
+        assert_eq!(execute.executes.as_deref(), Some("p"));
         assert_eq!(
             (prepare.text.as_str(), execute.text.as_str()),
             ("PREPARE p AS DELETE FROM carts", "EXECUTE p")

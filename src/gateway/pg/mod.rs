@@ -106,6 +106,9 @@ struct Run {
 struct Decided {
     runs: Vec<Run>,
     verdict: Outcome,
+    /// SQL-level `PREPARE`s of the text, kept for the `EXECUTE`s that follow once the text
+    /// is sent.
+    prepares: Vec<(String, sql::Statement)>,
 }
 
 enum Outcome {
@@ -427,6 +430,7 @@ async fn connection(
         portals: HashMap::new(),
         plan: None,
         names: HashMap::new(),
+        prepared: HashMap::new(),
         catalog: None,
         wr: None,
         batch: BytesMut::new(),
@@ -573,6 +577,8 @@ struct Relay {
     portals: HashMap<String, Portal>,
     /// How the current result's rows are masked (from the last RowDescription).
     plan: Option<ColumnPlan>,
+    /// SQL-level prepared statements of this connection, as checked when prepared.
+    prepared: HashMap<String, sql::Statement>,
     /// Catalog names of table columns seen in results, for column rules.
     names: HashMap<(u32, i16), ColumnName>,
     /// The gateway's second connection, for catalog lookups (opened when first needed).
@@ -750,15 +756,39 @@ impl Relay {
             epoch: 0,
             review: None,
         };
-        let analysis = match sql::analyze(text) {
+        let mut analysis = match sql::analyze(text) {
             Ok(a) => a,
             Err(e) => {
                 return Decided {
+                    prepares: vec![],
                     runs: vec![run(text.to_string(), vec!["unparsed".into()], vec![])],
                     verdict: Outcome::Unparsed(e.sqlstate, e.message),
                 }
             }
         };
+        // An EXECUTE of a statement this connection prepared (and the gateway checked) is
+        // judged as what it runs; one of an unknown name stays dynamic.
+        let mut prepares: Vec<(String, sql::Statement)> = Vec::new();
+        for st in &mut analysis.statements {
+            if let Some(name) = &st.executes {
+                let known = prepares
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, p)| p)
+                    .or_else(|| self.prepared.get(name));
+                if let Some(p) = known {
+                    let mut kinds = vec![sql::Kind::Execute];
+                    kinds.extend(p.kinds.iter().filter(|k| **k != sql::Kind::Prepare));
+                    st.kinds = kinds;
+                    st.relations = p.relations.clone();
+                    st.functions = p.functions.clone();
+                }
+            }
+            if let Some(name) = &st.prepares {
+                prepares.push((name.clone(), st.clone()));
+            }
+        }
         let runs = analysis
             .statements
             .iter()
@@ -784,7 +814,11 @@ impl Relay {
                 rule: r.name.clone(),
             },
         };
-        Decided { runs, verdict }
+        Decided {
+            runs,
+            verdict,
+            prepares,
+        }
     }
 
     /// The epoch the client's next extended message belongs to (a new pipeline after a
@@ -970,6 +1004,8 @@ impl Relay {
                         relations: vec![],
                         functions: vec![],
                         text: String::new(),
+                        prepares: None,
+                        executes: None,
                     }],
                 };
                 let verdict = match self
@@ -1063,7 +1099,11 @@ impl Relay {
         epoch: u64,
         out: &mut ToClient,
     ) -> Result<Option<String>, String> {
-        let Decided { mut runs, verdict } = decided;
+        let Decided {
+            mut runs,
+            verdict,
+            prepares,
+        } = decided;
         for r in &mut runs {
             r.epoch = epoch;
         }
@@ -1090,6 +1130,7 @@ impl Relay {
         };
         match verdict {
             Outcome::Allow => {
+                self.prepared.extend(prepares);
                 self.runs.extend(runs);
                 Ok(Some(text.to_string()))
             }
@@ -1133,7 +1174,11 @@ impl Relay {
         epoch: u64,
         out: &mut ToClient,
     ) -> Result<Admit, String> {
-        let Decided { runs, verdict } = decided;
+        let Decided {
+            runs,
+            verdict,
+            prepares,
+        } = decided;
         let shown = runs
             .iter()
             .map(|r| r.text.as_str())
@@ -1156,7 +1201,10 @@ impl Relay {
             Admit::StandIn(this.refusals.stand_in(err))
         };
         Ok(match verdict {
-            Outcome::Allow => Admit::Send(None),
+            Outcome::Allow => {
+                self.prepared.extend(prepares);
+                Admit::Send(None)
+            }
             Outcome::Unparsed(state, why) => refuse(
                 self,
                 out,
@@ -1169,7 +1217,10 @@ impl Relay {
                 refuse(self, out, "denied", "42501", message, Some(&rule))
             }
             Outcome::Review { rule } => match self.review(&rule, text, &shown, out).await? {
-                Ok(id) => Admit::Send(Some(id)),
+                Ok(id) => {
+                    self.prepared.extend(prepares);
+                    Admit::Send(Some(id))
+                }
                 Err((sqlstate, msg)) => refuse(self, out, "not_approved", sqlstate, msg, None),
             },
         })
