@@ -470,26 +470,21 @@ fn main() {
     );
 
     // 1. Read-only transactions per second.
-    let mut tps: Vec<(&str, Vec<&str>, Vec<f64>, Vec<f64>)> = vec![
-        ("pgbench -S -c 1", vec!["-c", "1"], vec![], vec![]),
-        (
-            "pgbench -S -c 4 -j 2",
-            vec!["-c", "4", "-j", "2"],
-            vec![],
-            vec![],
-        ),
-    ];
+    let clients: [&[&str]; 2] = [&["-c", "1"], &["-c", "4", "-j", "2"]];
+    let (mut tps_d, mut tps_p) = (vec![Vec::new(); 2], vec![Vec::new(); 2]);
     for _ in 0..runs {
-        for (_, clients, d, p) in tps.iter_mut() {
+        for (i, c) in clients.iter().enumerate() {
             let mut args = vec!["-S", "-n", "-T", &secs];
-            args.extend(clients.iter());
-            d.push(report_value(&run(&mut b.direct(&args)), "tps = "));
-            p.push(report_value(&run(&mut b.proxied(&args)), "tps = "));
+            args.extend(c.iter());
+            tps_d[i].push(report_value(&run(&mut b.direct(&args)), "tps = "));
+            tps_p[i].push(report_value(&run(&mut b.proxied(&args)), "tps = "));
         }
     }
     println!("select-only throughput (pgbench -T {secs}):");
-    for (name, _, d, p) in &tps {
-        ratio_row(name, median(d), median(p), "tps");
+    for (i, c) in clients.iter().enumerate() {
+        let name = format!("pgbench -S {}", c.join(" "));
+        let (d, p) = (&tps_d[i], &tps_p[i]);
+        ratio_row(&name, median(d), median(p), "tps");
     }
 
     // 2. Per-statement latency, from pgbench's per-transaction log.
