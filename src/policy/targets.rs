@@ -78,7 +78,14 @@ pub fn default_programs(kind: TargetKind) -> &'static [&'static str] {
 /// puts them, and the command-line checks know their options.
 pub fn credential_programs(kind: TargetKind) -> &'static [&'static str] {
     match kind {
-        TargetKind::Postgres => &["psql", "pg_dump", "pg_dumpall", "pg_restore", "pg_isready"],
+        TargetKind::Postgres => &[
+            "psql",
+            "pg_dump",
+            "pg_dumpall",
+            "pg_restore",
+            "pg_isready",
+            "pgbench",
+        ],
         TargetKind::Ssh => &["ssh"],
         TargetKind::Kubernetes => &["kubectl"],
         TargetKind::Command => &[],
@@ -346,6 +353,10 @@ fn postgres(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), R
             "leave connection options and connection strings off the command line; a plain database name is fine",
         )
     };
+    let (short_value, long_value) = match argv.first().map(|p| program_name(p)) {
+        Some("pgbench") => (PGBENCH_SHORT_VALUE, PGBENCH_LONG_VALUE),
+        _ => (PSQL_SHORT_VALUE, PSQL_LONG_VALUE),
+    };
     let mut positional = 0;
     let mut options_ended = false;
     let mut i = 1;
@@ -366,7 +377,7 @@ fn postgres(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), R
                 if PSQL_LONG_CONN.contains(&name) {
                     return Err(conn(arg));
                 }
-                if !inline && PSQL_LONG_VALUE.contains(&name) {
+                if !inline && long_value.contains(&name) {
                     i += 1;
                 }
                 continue;
@@ -376,7 +387,7 @@ fn postgres(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), R
                     if "dhpU".contains(c) {
                         return Err(conn(arg));
                     }
-                    if PSQL_SHORT_VALUE.contains(c) {
+                    if short_value.contains(c) {
                         if at + c.len_utf8() == shorts.len() {
                             i += 1;
                         }
@@ -413,6 +424,35 @@ const PSQL_LONG_VALUE: &[&str] = &[
     "variable",
 ];
 const PSQL_LONG_CONN: &[&str] = &["host", "port", "username", "dbname"];
+/// pgbench's options that take a value: a value option's argument is skipped, so a flag
+/// listed here by mistake would hide a connection string after it.
+const PGBENCH_SHORT_VALUE: &str = "bcDfFIjLMPRstT";
+const PGBENCH_LONG_VALUE: &[&str] = &[
+    "aggregate-interval",
+    "builtin",
+    "client",
+    "define",
+    "file",
+    "fillfactor",
+    "index-tablespace",
+    "init-steps",
+    "jobs",
+    "latency-limit",
+    "log-prefix",
+    "max-tries",
+    "partition-method",
+    "partitions",
+    "progress",
+    "protocol",
+    "random-seed",
+    "rate",
+    "sampling-rate",
+    "scale",
+    "show-script",
+    "tablespace",
+    "time",
+    "transactions",
+];
 
 /// ssh flags that take no value and cannot point the key anywhere else.
 const SSH_FLAGS: &str = "46CNnqTtvx";
@@ -876,6 +916,27 @@ mod tests {
             "psql --dbname x",
             "psql -- hostaddr=192.0.2.1",
             "psql mydb -h evil",
+        ] {
+            assert!(setup(&t, &argv(bad)).is_err(), "{bad}");
+        }
+        // pgbench: its own value options (-t, -j take a number; -v takes none).
+        for good in [
+            "pgbench -S -n -T 5 -c 4 -j 2",
+            "pgbench -S -n -t 2000 -c 1 -l shop",
+            "pgbench -n -t 2 -f big.sql --log-prefix out -P 1",
+            "pgbench -i -s 1 -q --partitions 4",
+        ] {
+            assert!(setup(&t, &argv(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "pgbench -h evil",
+            "pgbench --host=evil",
+            "pgbench -S -p 1",
+            "pgbench -U root",
+            "pgbench -v host=evil",
+            "pgbench -Sv hostaddr=192.0.2.1",
+            "pgbench -t 10 shop postgres://evil/db",
+            "pgbench -- host=evil",
         ] {
             assert!(setup(&t, &argv(bad)).is_err(), "{bad}");
         }
