@@ -22,6 +22,8 @@ use crate::proto::frame::{ClientFrame, Via};
 /// gateway's own window for its answers).
 pub const WINDOW: usize = 1024 * 1024;
 const READ: usize = 64 * 1024;
+/// The gateway's data is acknowledged once this much was written (well inside its window).
+const ACK_EVERY: u32 = 32 * 1024;
 
 /// The listeners of one session's endpoint, bound before the tool starts.
 #[derive(Debug)]
@@ -66,6 +68,8 @@ pub enum Event {
 /// One local connection, as the session loop holds it.
 pub struct Conn {
     to_local: mpsc::UnboundedSender<Option<Bytes>>,
+    /// Bytes written to the local connection and not acknowledged yet.
+    written: u32,
     window: Arc<Semaphore>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -120,7 +124,15 @@ impl Tunnels {
                 Some(ClientFrame::TunnelOpen { ch, via })
             }
             Event::Data(ch, data) => Some(ClientFrame::TunnelData { ch, data }),
-            Event::Written(ch, n) => Some(ClientFrame::TunnelAck { ch, n }),
+            Event::Written(ch, n) => {
+                let c = self.conns.get_mut(&ch)?;
+                c.written += n;
+                if c.written < ACK_EVERY {
+                    return None;
+                }
+                let n = std::mem::take(&mut c.written);
+                Some(ClientFrame::TunnelAck { ch, n })
+            }
             Event::Closed(ch) => self
                 .conns
                 .contains_key(&ch)
@@ -207,6 +219,7 @@ where
         via,
         Conn {
             to_local,
+            written: 0,
             window,
             reader,
         },

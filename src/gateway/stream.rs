@@ -329,6 +329,10 @@ struct Session {
     /// Answers waiting until the store holds the events they show: (events needed, frame).
     /// Frames leave in order, so an acknowledgement never overtakes the output before it.
     outbox: VecDeque<(i64, ServerFrame)>,
+    /// Tunnel frames (postgres connections): they leave at once, in order. What the
+    /// gateway records of a tunnel is its statement log, written behind the data in the
+    /// same order (a statement's answer does not wait for the store's commit).
+    tunnel_out: VecDeque<ServerFrame>,
     /// Until when (Unix seconds) the caller's token holds.
     expires_at: Option<i64>,
     /// How long the session outlives an expired token while no fresh one comes.
@@ -431,6 +435,7 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
         gw: gw.clone(),
         rec,
         outbox: VecDeque::new(),
+        tunnel_out: VecDeque::new(),
         expires_at: pending.expires_at,
         grace: gw
             .policy
@@ -522,6 +527,9 @@ impl Session {
 
     /// Sends the answers whose events are stored.
     async fn pump(&mut self, socket: &mut WebSocket) -> Result<(), End> {
+        while let Some(frame) = self.tunnel_out.pop_front() {
+            send(socket, frame).await.map_err(lost)?;
+        }
         let stored = self.rec.stored();
         while self.outbox.front().is_some_and(|(need, _)| *need <= stored) {
             if let Some((_, frame)) = self.outbox.pop_front() {
@@ -825,19 +833,21 @@ impl Session {
         Ok(None)
     }
 
-    /// What a tunnel channel hands the session: data and acknowledgements for the client
-    /// (through the outbox, so nothing leaves before what it follows is recorded), and
-    /// statements, markers and notices to record and tell.
+    /// What a tunnel channel hands the session: data and acknowledgements for the client,
+    /// and statements, markers and notices to record and tell (notices through the outbox:
+    /// after what they report is stored).
     fn channel_event(&mut self, ev: FromChannel) {
         match ev {
-            FromChannel::Data(ch, data) => self.answer(ServerFrame::TunnelData { ch, data }),
+            FromChannel::Data(ch, data) => self
+                .tunnel_out
+                .push_back(ServerFrame::TunnelData { ch, data }),
             FromChannel::Ack(ch, n) => {
                 self.tunnels.taken(ch, n);
-                self.answer(ServerFrame::TunnelAck { ch, n });
+                self.tunnel_out.push_back(ServerFrame::TunnelAck { ch, n });
             }
             FromChannel::Closed(ch) => {
                 self.tunnels.closed(ch);
-                self.answer(ServerFrame::TunnelClose { ch });
+                self.tunnel_out.push_back(ServerFrame::TunnelClose { ch });
             }
             FromChannel::Statement(v) => self.rec.marker(json!({ "statement": v })),
             FromChannel::Marker(v) => self.rec.marker(v),

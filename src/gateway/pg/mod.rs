@@ -39,6 +39,9 @@ use crate::proto::ReviewInfo;
 pub const WINDOW: usize = 1024 * 1024;
 /// Largest piece of a channel's data in one frame.
 const CHUNK: usize = 64 * 1024;
+/// The client's data is acknowledged once this much was taken (well inside its window,
+/// so a sender never waits on an acknowledgement that is not coming).
+const ACK_EVERY: usize = 32 * 1024;
 
 /// What the session task hands a channel.
 pub(crate) enum ToChannel {
@@ -234,6 +237,8 @@ struct FromClient {
     tx: mpsc::UnboundedSender<FromChannel>,
     buf: BytesMut,
     closed: bool,
+    /// Bytes taken and not acknowledged yet.
+    taken: usize,
 }
 
 impl FromClient {
@@ -245,7 +250,11 @@ impl FromClient {
         match self.rx.recv().await {
             Some(ToChannel::Data(b)) => {
                 // Taken: the client may send as much again.
-                let _ = self.tx.send(FromChannel::Ack(self.ch, b.len() as u32));
+                self.taken += b.len();
+                if self.taken >= ACK_EVERY {
+                    let _ = self.tx.send(FromChannel::Ack(self.ch, self.taken as u32));
+                    self.taken = 0;
+                }
                 self.buf.extend_from_slice(&b);
                 true
             }
@@ -292,6 +301,7 @@ pub(crate) async fn serve(
         tx: tx.clone(),
         buf: BytesMut::new(),
         closed: false,
+        taken: 0,
     };
     if let Err(why) = connection(&ctx, ch, via, &mut cin, &mut out).await {
         ctx.gw.log(format_args!(
