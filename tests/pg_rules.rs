@@ -132,6 +132,18 @@ fn no_way_of_writing_a_drop_gets_it_past_the_gateway() {
             "execute never_prepared;\n",
         ),
         (
+            "backslash escapes switched on, then a string that hides a drop",
+            "set standard_conforming_strings = off;\nselect '\\' , ' ; drop table t; -- ';\n",
+        ),
+        (
+            "the client encoding switched with set_config",
+            "select set_config('client_encoding', 'SJIS', false);\n",
+        ),
+        (
+            "an EXECUTE whose argument calls a denied function",
+            "prepare p(text) as select $1;\nexecute p(pg_read_file('/etc/passwd'));\n",
+        ),
+        (
             "a heredoc with several statements",
             "begin;\ninsert into t values (2);\ndrop table t;\ncommit;\n",
         ),
@@ -148,6 +160,30 @@ fn no_way_of_writing_a_drop_gets_it_past_the_gateway() {
     // The transaction with a refused statement was rolled back as a failing statement
     // would roll it back: the insert before it is gone.
     assert_eq!(w.pg.sql("shop", "select count(*) from t"), "1");
+
+    // The startup settings that decide how the server reads text are the gateway's: asking
+    // for others is refused before anything runs, and a client encoding is replaced.
+    let mut c = w.hoopx(
+        AGENT,
+        &["exec", "--no-tty", "--target", "pg", "--", "psql", "-X"],
+    );
+    c.env("PGOPTIONS", "-c standard_conforming_strings=off");
+    let out = run(c, "select '\\' , ' ; drop table t; -- ';\n", T);
+    assert_ne!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stderr.contains("standard_conforming_strings"),
+        "{out:?}"
+    );
+    assert!(w.table_t_is_there());
+    let mut c = w.hoopx(
+        AGENT,
+        &[
+            "exec", "--no-tty", "--target", "pg", "--", "psql", "-X", "-At",
+        ],
+    );
+    c.env("PGCLIENTENCODING", "SJIS");
+    let out = run(c, "show client_encoding;\n", T);
+    assert_eq!(out.stdout.trim(), "UTF8", "{out:?}");
 
     // Several statements in one message (-c), and a script file (-f): decided as a whole.
     let out = w.psql(&[], &["-c", "select 1; drop table t"], "");

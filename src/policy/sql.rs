@@ -202,6 +202,12 @@ pub struct Statement {
     /// `EXECUTE name(…)`: the name, whose query this analysis cannot see (`dynamic`),
     /// unless the caller knows what was prepared under it.
     pub executes: Option<String>,
+    /// Run-time settings it changes, lower case (`SET x`, `RESET x`, `SET NAMES` as
+    /// `client_encoding`, `set_config('x', …)`); `*` for RESET ALL or a name not known
+    /// before it runs.
+    pub settings: Vec<String>,
+    /// A COPY that sends rows to the client (`COPY … TO STDOUT`).
+    pub copy_out: bool,
 }
 
 impl Statement {
@@ -307,7 +313,7 @@ fn analyze_here(sql: &str) -> Result<Analysis, SqlError> {
         walk(&tree, &mut found);
         found.kinds.remove(&primary);
         let mut kinds = vec![primary];
-        kinds.extend(found.kinds);
+        kinds.extend(std::mem::take(&mut found.kinds));
         let sorted = |names: BTreeSet<Name>| {
             let mut names: Vec<Name> = names.into_iter().collect();
             names.sort_by_cached_key(Name::to_string);
@@ -322,11 +328,13 @@ fn analyze_here(sql: &str) -> Result<Analysis, SqlError> {
         };
         statements.push(Statement {
             kinds,
-            relations: sorted(found.relations),
-            functions: sorted(found.functions),
+            relations: sorted(std::mem::take(&mut found.relations)),
+            functions: sorted(std::mem::take(&mut found.functions)),
             text: statement_text(sql, raw.stmt_location, raw.stmt_len),
             prepares: node_name("PrepareStmt"),
             executes: node_name("ExecuteStmt"),
+            settings: found.settings.into_iter().collect(),
+            copy_out: found.copy_out,
         });
     }
     Ok(Analysis { statements })
@@ -445,6 +453,8 @@ struct Found {
     kinds: BTreeSet<Kind>,
     relations: BTreeSet<Name>,
     functions: BTreeSet<Name>,
+    settings: BTreeSet<String>,
+    copy_out: bool,
 }
 
 /// Visits every node of a parse tree (as JSON: tagged nodes `{"DeleteStmt": {…}}`, and
@@ -459,11 +469,39 @@ fn walk(v: &Value, found: &mut Found) {
                 if let Some(kind) = function_kind(&name) {
                     found.kinds.insert(kind);
                 }
+                if name.name.eq_ignore_ascii_case("set_config") {
+                    // Its first argument names the setting: known only when a constant.
+                    let setting = map
+                        .get("args")
+                        .and_then(|a| a.get(0))
+                        .and_then(|a| a.pointer("/node/AConst/val/Sval/sval"))
+                        .and_then(Value::as_str);
+                    found
+                        .settings
+                        .insert(setting.map_or_else(|| "*".to_string(), str::to_lowercase));
+                }
                 found.functions.insert(name);
             }
             for (key, child) in map {
                 if key.starts_with(|c: char| c.is_ascii_uppercase()) {
                     found.kinds.extend(kinds_of(key, child));
+                    if key == "VariableSetStmt" {
+                        let name = child
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .filter(|n| !n.is_empty());
+                        found
+                            .settings
+                            .insert(name.map_or_else(|| "*".to_string(), str::to_lowercase));
+                    }
+                    if key == "CopyStmt"
+                        && !child
+                            .get("is_from")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false)
+                    {
+                        found.copy_out = true;
+                    }
                     if key == "DropStmt" {
                         found.relations.extend(dropped_relations(child));
                     }
@@ -570,6 +608,11 @@ const DYNAMIC_FUNCTIONS: &[&str] = &[
 
 /// The kind a function call adds: `dynamic` for [`DYNAMIC_FUNCTIONS`], `set` for
 /// `set_config` (it sets a parameter, as SET does, the role and search_path included).
+/// Whether a function runs SQL given as text (its calls are `dynamic`).
+pub fn is_dynamic_function(f: &Name) -> bool {
+    function_kind(f) == Some(Kind::Dynamic)
+}
+
 fn function_kind(f: &Name) -> Option<Kind> {
     let name = f.name.to_lowercase();
     if DYNAMIC_FUNCTIONS.iter().any(|p| glob(p, &name)) {
@@ -1011,6 +1054,22 @@ mod tests {
         assert_eq!(names(&prepare.relations), ["carts"]);
         assert_eq!(execute.kinds, [Kind::Execute, Kind::Dynamic]);
         assert_eq!(execute.executes.as_deref(), Some("p"));
+        let settings = |sql: &str| one(sql).settings;
+        assert_eq!(
+            settings("SET standard_conforming_strings = off"),
+            ["standard_conforming_strings"]
+        );
+        assert_eq!(settings("set NAMES 'SJIS'"), ["client_encoding"]);
+        assert_eq!(settings("RESET ALL"), ["*"]);
+        assert_eq!(
+            settings("select set_config('Client_Encoding', 'SJIS', false)"),
+            ["client_encoding"]
+        );
+        assert_eq!(settings("select set_config(x, 'y', false) from t"), ["*"]);
+        assert!(settings("select 1").is_empty());
+        assert!(one("COPY t TO STDOUT").copy_out);
+        assert!(one("copy (select * from t) to stdout with csv").copy_out);
+        assert!(!one("COPY t FROM STDIN").copy_out);
         assert_eq!(
             (prepare.text.as_str(), execute.text.as_str()),
             ("PREPARE p AS DELETE FROM carts", "EXECUTE p")

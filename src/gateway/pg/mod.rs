@@ -112,6 +112,9 @@ struct Decided {
     /// SQL-level `PREPARE`s of the text, kept for the `EXECUTE`s that follow once the text
     /// is sent.
     prepares: Vec<(String, sql::Statement)>,
+    /// It changes settings whose names are known only as it runs: the client's next
+    /// messages wait for the server's answer (and its ParameterStatus check).
+    barrier: bool,
 }
 
 enum Outcome {
@@ -171,23 +174,32 @@ impl Refusals {
     }
 }
 
+/// Settings the client may not change: the gateway's parser reads statements as the server
+/// does only with client_encoding UTF8 and standard_conforming_strings on (in another
+/// encoding or with backslash escapes in plain strings, the same bytes are other
+/// statements).
+const GUARDED_SETTINGS: &[&str] = &[
+    "client_encoding",
+    "standard_conforming_strings",
+    "backslash_quote",
+];
+
 /// The session's connection settings that change what a statement means: an approval is
 /// bound to them as well as to the text.
-fn binding(params: &[(String, String)], text: &str) -> Vec<u8> {
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
-    format!(
-        "database={}\0user={}\0options={}\0{text}",
-        get("database"),
-        get("user"),
-        get("options")
-    )
-    .into_bytes()
+fn binding(params: &[(String, String)], history: &str, text: &str) -> Vec<u8> {
+    // Every startup setting (a GUC such as search_path can come as its own key), in order
+    // and with duplicates, but the ones that name the client only.
+    let mut out = String::new();
+    for (k, v) in params {
+        if !matches!(k.as_str(), "application_name" | "fallback_application_name") {
+            out.push_str(&format!("{k}={v}\0"));
+        }
+    }
+    out.push_str("\0settings:");
+    out.push_str(history);
+    out.push_str("\0statement:");
+    out.push_str(text);
+    out.into_bytes()
 }
 
 /// Data towards the client, within the channel's window.
@@ -441,6 +453,9 @@ async fn connection(
         plan: None,
         names: HashMap::new(),
         prepared: HashMap::new(),
+        set_history: String::new(),
+        barrier: None,
+        barrier_at_sync: false,
         catalog: None,
         wr: None,
         batch: BytesMut::new(),
@@ -513,9 +528,28 @@ fn startup_params(
                 }
                 _ => database = Some(v.clone()),
             },
+            "client_encoding" => {
+                // libpq follows the server's ParameterStatus: the client reads UTF8 then.
+            }
+            "options" if GUARDED_SETTINGS.iter().any(|g| v.to_lowercase().contains(g)) => {
+                return Err((
+                    "42501",
+                    "hoopx: the startup options may not change client_encoding, standard_conforming_strings or backslash_quote: the gateway reads statements as the server does only with its own".into(),
+                ))
+            }
+            g if GUARDED_SETTINGS.contains(&g.to_lowercase().as_str()) => {
+                return Err((
+                    "42501",
+                    format!("hoopx: the startup setting {g} is the gateway's to choose"),
+                ))
+            }
             _ => out.push((k.clone(), v.clone())),
         }
     }
+    // The server parses what the gateway parsed: UTF-8, no backslash escapes in plain
+    // strings.
+    out.push(("client_encoding".into(), "UTF8".into()));
+    out.push(("standard_conforming_strings".into(), "on".into()));
     let Some(user) = user else {
         return Err((
             "28000",
@@ -565,10 +599,15 @@ struct Epoch {
 
 struct Statement {
     runs: Vec<Run>,
+    /// It ran under a review: it may be executed once.
+    reviewed: bool,
+    executions: u32,
 }
 
 struct Portal {
     statement: String,
+    /// Executed before: a further Execute fetches more of its rows.
+    started: bool,
 }
 
 struct Relay {
@@ -589,6 +628,14 @@ struct Relay {
     plan: Option<ColumnPlan>,
     /// SQL-level prepared statements of this connection, as checked when prepared.
     prepared: HashMap<String, sql::Statement>,
+    /// The settings statements this connection ran, in order: they change what a later
+    /// statement means, so a review is bound to them.
+    set_history: String,
+    /// The client's next messages wait until the server answered this epoch: it changes
+    /// settings the gateway could not name before it runs.
+    barrier: Option<u64>,
+    /// The current pipeline holds such a statement: the barrier goes up at its Sync.
+    barrier_at_sync: bool,
     /// Catalog names of table columns seen in results, for column rules.
     names: HashMap<(u32, i16), ColumnName>,
     /// The gateway's second connection, for catalog lookups (opened when first needed).
@@ -615,18 +662,20 @@ impl Relay {
         let mut sbuf = up.buf;
         loop {
             tokio::select! {
-                m = cin.message() => {
+                m = cin.message(), if self.barrier.is_none() => {
                     let m = match m {
                         Ok(Some(m)) => m,
-                        Ok(None) => return Ok(()),
+                        Ok(None) => return self.drain(out, &mut rd, &mut sbuf).await,
                         Err(e) => {
                             fatal(out, "08P01", &format!("hoopx: {e}")).await?;
                             return Err(e);
                         }
                     };
                     self.client_message(m, out).await?;
-                    // Whatever else the client already sent goes in the same write.
-                    loop {
+                    // Whatever else the client already sent goes in the same write (up to
+                    // a barrier: a statement whose effect on parsing is known only once the
+                    // server answered it).
+                    while self.barrier.is_none() {
                         let m = match pgwire::take_message(&mut cin.buf, pgwire::MAX_MESSAGE) {
                             Ok(Some(m)) => m,
                             Ok(None) => break,
@@ -658,7 +707,10 @@ impl Relay {
                         if m.tag == b'T' && self.ctx.columns.needs_catalog() {
                             self.resolve(&m.body).await;
                         }
-                        self.server_message(m, out)?;
+                        if let Err(e) = self.server_message(m, out) {
+                            fatal(out, "08006", &format!("hoopx: {e}")).await?;
+                            return Err(e);
+                        }
                         if out.pending.len() >= CHUNK {
                             self.report_masks(out);
                             out.flush().await?;
@@ -669,6 +721,53 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// The client left: what it sent still runs on the server, so the server's answers are
+    /// read (and dropped) to log each statement's outcome, for at most [`DRAIN`]; what is
+    /// still unanswered then is logged as such.
+    async fn drain(
+        &mut self,
+        out: &mut ToClient,
+        rd: &mut tokio::io::ReadHalf<Box<dyn upstream::Io>>,
+        sbuf: &mut BytesMut,
+    ) -> Result<(), String> {
+        let _ = self.send_batch().await;
+        if let Some(wr) = self.wr.as_mut() {
+            let _ = wr
+                .write_all(&Message::new(b'X', Bytes::new()).encode())
+                .await;
+        }
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while !self.runs.is_empty() {
+            loop {
+                match pgwire::take_message(sbuf, pgwire::MAX_MESSAGE) {
+                    Ok(Some(m)) => {
+                        let _ = self.server_message(m, out);
+                        out.pending.clear();
+                    }
+                    Ok(None) => break,
+                    Err(_) => return self.unanswered(out),
+                }
+            }
+            if self.runs.is_empty() {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rd.read_buf(sbuf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => break,
+            }
+        }
+        self.report_masks(out);
+        self.unanswered(out)
+    }
+
+    /// Logs the statements sent that the server never answered.
+    fn unanswered(&mut self, out: &mut ToClient) -> Result<(), String> {
+        for r in std::mem::take(&mut self.runs) {
+            self.log(out, r, "unanswered", None, None, None);
+        }
+        Ok(())
     }
 
     /// Tells the session what was masked in the rows since the last report (before those
@@ -771,14 +870,18 @@ impl Relay {
             Err(e) => {
                 return Decided {
                     prepares: vec![],
+                    barrier: false,
                     runs: vec![run(text.to_string(), vec!["unparsed".into()], vec![])],
                     verdict: Outcome::Unparsed(e.sqlstate, e.message),
                 }
             }
         };
         // An EXECUTE of a statement this connection prepared (and the gateway checked) is
-        // judged as what it runs; one of an unknown name stays dynamic.
+        // judged as what it runs as well as by its own arguments; one of an unknown name
+        // stays dynamic.
         let mut prepares: Vec<(String, sql::Statement)> = Vec::new();
+        let mut forbidden: Option<String> = None;
+        let mut barrier = false;
         for st in &mut analysis.statements {
             if let Some(name) = &st.executes {
                 let known = prepares
@@ -788,15 +891,51 @@ impl Relay {
                     .map(|(_, p)| p)
                     .or_else(|| self.prepared.get(name));
                 if let Some(p) = known {
-                    let mut kinds = vec![sql::Kind::Execute];
-                    kinds.extend(p.kinds.iter().filter(|k| **k != sql::Kind::Prepare));
+                    let own_dynamic = st.functions.iter().any(sql::is_dynamic_function);
+                    let mut kinds: Vec<sql::Kind> = st
+                        .kinds
+                        .iter()
+                        .copied()
+                        .filter(|k| *k != sql::Kind::Dynamic || own_dynamic)
+                        .collect();
+                    for k in &p.kinds {
+                        if *k != sql::Kind::Prepare && !kinds.contains(k) {
+                            kinds.push(*k);
+                        }
+                    }
                     st.kinds = kinds;
-                    st.relations = p.relations.clone();
-                    st.functions = p.functions.clone();
+                    for r in &p.relations {
+                        if !st.relations.contains(r) {
+                            st.relations.push(r.clone());
+                        }
+                    }
+                    for f in &p.functions {
+                        if !st.functions.contains(f) {
+                            st.functions.push(f.clone());
+                        }
+                    }
                 }
             }
             if let Some(name) = &st.prepares {
                 prepares.push((name.clone(), st.clone()));
+            }
+            // The gateway parses as the server does only with these settings as it set them.
+            if let Some(g) = st
+                .settings
+                .iter()
+                .find(|g| GUARDED_SETTINGS.contains(&g.as_str()))
+            {
+                forbidden = Some(format!(
+                    "the gateway keeps client_encoding UTF8 and standard_conforming_strings on, so that it reads statements as the server does; this statement changes {g}"
+                ));
+            }
+            if st.settings.iter().any(|g| g == "*") {
+                barrier = true;
+            }
+            if st.copy_out && !self.ctx.columns.rules.is_empty() && forbidden.is_none() {
+                forbidden = Some(
+                    "COPY … TO STDOUT is refused on a target with column rules: the gateway masks columns of result rows, which COPY does not send; use SELECT".into(),
+                );
             }
         }
         let runs = analysis
@@ -810,6 +949,17 @@ impl Relay {
                 )
             })
             .collect();
+        if let Some(message) = forbidden {
+            return Decided {
+                runs,
+                verdict: Outcome::Deny {
+                    rule: "pg-gateway-invariants".into(),
+                    message,
+                },
+                prepares: vec![],
+                barrier: false,
+            };
+        }
         let policy = &self.ctx.gw.policy;
         let verdict = match policy.check_statements(&self.ctx.target.name, &analysis) {
             Verdict::Allow => Outcome::Allow,
@@ -828,6 +978,7 @@ impl Relay {
             runs,
             verdict,
             prepares,
+            barrier,
         }
     }
 
@@ -864,6 +1015,11 @@ impl Relay {
             return Ok(());
         }
         match m.tag {
+            b'Q' | b'F' if self.open_extended => {
+                let why = "hoopx: a simple query or function call inside an unfinished extended-protocol pipeline (no Sync) is refused";
+                fatal(out, "08P01", why).await?;
+                return Err(why.into());
+            }
             b'Q' => {
                 let text = match pgwire::query_text(&m.body) {
                     Ok(t) => t.to_string(),
@@ -902,7 +1058,25 @@ impl Relay {
                         for r in &mut runs {
                             r.review = review.clone();
                         }
-                        self.statements.insert(name, Statement { runs });
+                        if self.statements.len() >= MAX_NAMES
+                            && !self.statements.contains_key(&name)
+                        {
+                            fatal(
+                                out,
+                                "54000",
+                                "hoopx: too many prepared statements on one connection",
+                            )
+                            .await?;
+                            return Err("too many prepared statements".into());
+                        }
+                        self.statements.insert(
+                            name,
+                            Statement {
+                                runs,
+                                reviewed: review.is_some(),
+                                executions: 0,
+                            },
+                        );
                         m.encode_into(&mut self.batch);
                     }
                     Admit::StandIn(text) => {
@@ -924,10 +1098,36 @@ impl Relay {
                     Ok(b) => b,
                     Err(e) => return Err(malformed(out, e).await),
                 };
+                // A statement prepared with SQL's PREPARE, bound by name: judged as what
+                // was prepared.
+                if !self.statements.contains_key(b.statement) {
+                    if let Some(p) = self.prepared.get(b.statement) {
+                        let analysis = sql::Analysis {
+                            statements: vec![p.clone()],
+                        };
+                        let allowed = matches!(
+                            self.ctx
+                                .gw
+                                .policy
+                                .check_statements(&self.ctx.target.name, &analysis),
+                            Verdict::Allow
+                        );
+                        if !allowed {
+                            let why = "hoopx: a statement prepared with PREPARE that a rule denies or holds for review cannot be bound by the extended protocol";
+                            fatal(out, "42501", why).await?;
+                            return Err(why.into());
+                        }
+                    }
+                }
+                if self.portals.len() >= MAX_NAMES && !self.portals.contains_key(b.portal) {
+                    fatal(out, "54000", "hoopx: too many portals on one connection").await?;
+                    return Err("too many portals".into());
+                }
                 self.portals.insert(
                     b.portal.to_string(),
                     Portal {
                         statement: b.statement.to_string(),
+                        started: false,
                     },
                 );
                 m.encode_into(&mut self.batch);
@@ -954,12 +1154,33 @@ impl Relay {
                 if let Some(d) = self.current_describes() {
                     d.push_back(true);
                 }
-                let runs = self
-                    .portals
-                    .get(&portal)
-                    .and_then(|p| self.statements.get(&p.statement))
-                    .map(|s| s.runs.clone())
-                    .unwrap_or_default();
+                let (name, fresh) = match self.portals.get_mut(&portal) {
+                    Some(p) => (
+                        Some(p.statement.clone()),
+                        !std::mem::replace(&mut p.started, true),
+                    ),
+                    None => (None, true),
+                };
+                let statement = match &name {
+                    Some(n) => self.statements.get_mut(n),
+                    None => None,
+                };
+                if let Some(st) = statement.as_ref() {
+                    if st.reviewed && fresh && st.executions >= 1 {
+                        let why = "hoopx: a statement approved by a review runs once; ask for a new review to run it again";
+                        fatal(out, "42501", why).await?;
+                        return Err(why.into());
+                    }
+                }
+                let runs = match statement {
+                    Some(st) => {
+                        if fresh {
+                            st.executions += 1;
+                        }
+                        st.runs.clone()
+                    }
+                    None => Vec::new(),
+                };
                 if runs.is_empty() {
                     // Bound to a statement this connection never parsed (or refused): the
                     // server will say so.
@@ -993,8 +1214,11 @@ impl Relay {
                 m.encode_into(&mut self.batch);
             }
             b'S' => {
-                self.extended_epoch();
+                let epoch = self.extended_epoch();
                 self.open_extended = false;
+                if std::mem::take(&mut self.barrier_at_sync) {
+                    self.barrier = Some(epoch);
+                }
                 m.encode_into(&mut self.batch);
             }
             b'F' => {
@@ -1016,6 +1240,8 @@ impl Relay {
                         text: String::new(),
                         prepares: None,
                         executes: None,
+                        settings: vec![],
+                        copy_out: false,
                     }],
                 };
                 let verdict = match self
@@ -1085,6 +1311,30 @@ impl Relay {
         Ok(())
     }
 
+    /// Bookkeeping of an allowed text as it is sent: its PREPAREs (a name that exists keeps
+    /// its statement: preparing it again fails on the server), DEALLOCATE and DISCARD
+    /// (forget every name: later EXECUTEs are dynamic again), and the settings it changes
+    /// (reviews are bound to them).
+    fn keep(&mut self, prepares: Vec<(String, sql::Statement)>, runs: &[Run]) {
+        if runs
+            .iter()
+            .any(|r| r.kinds.iter().any(|k| k == "deallocate" || k == "reset"))
+        {
+            self.prepared.clear();
+        }
+        for (name, st) in prepares {
+            if self.prepared.len() < MAX_NAMES {
+                self.prepared.entry(name).or_insert(st);
+            }
+        }
+        for r in runs {
+            if r.kinds.iter().any(|k| k == "set" || k == "reset") {
+                self.set_history.push_str(&r.text);
+                self.set_history.push('\0');
+            }
+        }
+    }
+
     /// Tells the session (recording, caller) that a statement was refused.
     fn denied(&self, out: &ToClient, rule: &str, message: &str, text: String) {
         out.event(FromChannel::Marker(
@@ -1113,6 +1363,7 @@ impl Relay {
             mut runs,
             verdict,
             prepares,
+            barrier,
         } = decided;
         for r in &mut runs {
             r.epoch = epoch;
@@ -1140,7 +1391,10 @@ impl Relay {
         };
         match verdict {
             Outcome::Allow => {
-                self.prepared.extend(prepares);
+                self.keep(prepares, &runs);
+                if barrier {
+                    self.barrier = Some(epoch);
+                }
                 self.runs.extend(runs);
                 Ok(Some(text.to_string()))
             }
@@ -1188,6 +1442,7 @@ impl Relay {
             runs,
             verdict,
             prepares,
+            barrier,
         } = decided;
         let shown = runs
             .iter()
@@ -1212,7 +1467,8 @@ impl Relay {
         };
         Ok(match verdict {
             Outcome::Allow => {
-                self.prepared.extend(prepares);
+                self.keep(prepares, &runs);
+                self.barrier_at_sync |= barrier;
                 Admit::Send(None)
             }
             Outcome::Unparsed(state, why) => refuse(
@@ -1228,7 +1484,8 @@ impl Relay {
             }
             Outcome::Review { rule } => match self.review(&rule, text, &shown, out).await? {
                 Ok(id) => {
-                    self.prepared.extend(prepares);
+                    self.keep(prepares, &runs);
+                    self.barrier_at_sync |= barrier;
                     Admit::Send(Some(id))
                 }
                 Err((sqlstate, msg)) => refuse(self, out, "not_approved", sqlstate, msg, None),
@@ -1254,7 +1511,7 @@ impl Relay {
         let Some(rule) = policy.review.iter().find(|r| r.name == rule) else {
             return Err(format!("review rule {rule:?} is gone"));
         };
-        let exact = binding(&self.params, text);
+        let exact = binding(&self.params, &self.set_history, text);
         let subject = self.ctx.identity.subject.clone();
         let hash = crate::policy::review::command_hash(
             &gw.review_key,
@@ -1482,6 +1739,9 @@ impl Relay {
             b'Z' => {
                 // The epoch ends: statements it did not run never ran.
                 let done = self.epochs.pop_front().map(|e| e.id);
+                if self.barrier.is_some_and(|b| Some(b) <= done) {
+                    self.barrier = None;
+                }
                 while self.runs.front().is_some_and(|r| Some(r.epoch) <= done) {
                     if let Some(r) = self.runs.pop_front() {
                         self.log(out, r, "not_run", None, None, None);
@@ -1491,6 +1751,29 @@ impl Relay {
             }
             b'K' => {
                 // A new key mid-session is never relayed: the client keeps the gateway's.
+            }
+            b'S' => {
+                // A guarded setting changed anyway (a function the rules let run): the
+                // gateway would read the next statements otherwise than the server.
+                let mut r = pgwire::Reader::new(&m.body, "parameter status");
+                if let (Ok(name), Ok(value)) = (r.cstr(), r.cstr()) {
+                    let bad = match name {
+                        "client_encoding" => !value.eq_ignore_ascii_case("UTF8"),
+                        "standard_conforming_strings" => value != "on",
+                        _ => false,
+                    };
+                    if bad {
+                        return Err(format!(
+                            "the server reports {name} = {value}: the connection ends, since the gateway could no longer read statements as the server does"
+                        ));
+                    }
+                }
+                let m = self.mask_message(m);
+                out.queue(&m);
+            }
+            b'V' => {
+                let m = self.mask_message(m);
+                out.queue(&m);
             }
             _ => out.queue(&m),
         }
@@ -1620,6 +1903,19 @@ impl Relay {
         result
     }
 
+    /// A message whose whole body goes through the masker (a ParameterStatus value, a
+    /// function call's result): its strings and length stay well-formed.
+    fn mask_message(&mut self, m: Message) -> Message {
+        let (masked, counts) = self.ctx.masker.mask_counted(&m.body);
+        if counts.is_empty() {
+            return m;
+        }
+        for (rule, n) in counts {
+            *self.masks.entry(rule).or_default() += n;
+        }
+        Message::new(m.tag, Bytes::from(masked.into_owned()))
+    }
+
     /// An ErrorResponse or NoticeResponse with its texts masked (message, detail, hint,
     /// where, …; the codes and severities as they are).
     fn mask_fields(&mut self, m: Message) -> Message {
@@ -1688,6 +1984,10 @@ fn shorten(s: &str) -> String {
 
 /// Bounds on one session's tunnels.
 pub const MAX_CHANNELS: usize = 64;
+/// How long a connection whose client left is kept to read the server's answers.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+/// Prepared statements and portals one connection may have the gateway remember.
+const MAX_NAMES: usize = 10_000;
 
 #[cfg(test)]
 mod tests {
@@ -1724,20 +2024,20 @@ mod tests {
                 ("database".to_string(), db.to_string()),
             ]
         };
-        assert_ne!(
-            binding(&p("shop"), "delete from t"),
-            binding(&p("other"), "delete from t")
-        );
-        assert_ne!(
-            binding(&p("shop"), "delete from t"),
-            binding(&p("shop"), "delete from u")
-        );
+        let b = |p: &[(String, String)], h: &str, t: &str| binding(p, h, t);
+        let base = b(&p("shop"), "", "delete from t");
+        assert_ne!(base, b(&p("other"), "", "delete from t"));
+        assert_ne!(base, b(&p("shop"), "", "delete from u"));
         let mut with_path = p("shop");
         with_path.push(("options".into(), "-c search_path=evil".into()));
-        assert_ne!(
-            binding(&p("shop"), "delete from t"),
-            binding(&with_path, "delete from t")
-        );
+        assert_ne!(base, b(&with_path, "", "delete from t"));
+        let mut guc = p("shop");
+        guc.push(("search_path".into(), "billing".into()));
+        assert_ne!(base, b(&guc, "", "delete from t"));
+        assert_ne!(base, b(&p("shop"), "set role admin", "delete from t"));
+        let mut app = p("shop");
+        app.push(("application_name".into(), "psql".into()));
+        assert_eq!(base, b(&app, "", "delete from t"));
     }
 
     #[test]
@@ -1760,9 +2060,27 @@ mod tests {
             kv(&[
                 ("user", "app"),
                 ("database", "shop"),
-                ("application_name", "psql")
+                ("application_name", "psql"),
+                ("client_encoding", "UTF8"),
+                ("standard_conforming_strings", "on"),
             ])
         );
+        // The settings that decide how the server reads text are the gateway's.
+        let sjis = startup_params(&t, &kv(&[("client_encoding", "SJIS")])).unwrap();
+        assert!(sjis.contains(&("client_encoding".into(), "UTF8".into())));
+        assert!(!sjis.contains(&("client_encoding".into(), "SJIS".into())));
+        for bad in [
+            ("options", "-c standard_conforming_strings=off"),
+            ("options", "--client_encoding=SJIS"),
+            ("standard_conforming_strings", "off"),
+            ("Backslash_Quote", "on"),
+        ] {
+            assert_eq!(
+                startup_params(&t, &kv(&[bad])).unwrap_err().0,
+                "42501",
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             startup_params(&t, &kv(&[("user", "postgres")]))
                 .unwrap_err()
