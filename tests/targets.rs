@@ -979,8 +979,12 @@ fn target_credential_config_errors_name_the_line() {
         "{out:?}"
     );
     // A postgres password stays at the gateway: any client may use the local endpoint.
-    let out = check("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"db\"\ncommand = [\"psql\", \"python3\"]\npassword = { env = \"PATH\" }\n");
+    let out = check("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"db\"\nuser = \"app\"\ncommand = [\"psql\", \"python3\"]\npassword = { env = \"PATH\" }\n");
     assert_eq!(out.code(), 0, "{out:?}");
+    // Its role is the target's: a client may not try the password as another.
+    let out = check("[[targets]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"db\"\npassword = { env = \"PATH\" }\n");
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("needs user"), "{out:?}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -284,6 +284,18 @@ async fn open_session(
             statement_review = Some(r.id);
         }
     }
+    if let (Some(_), Verdict::Review(rule)) = (&statement_review, verdict) {
+        // The statement's approval says nothing of the command line, which needs its own.
+        return Err(ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            codes::DENIED,
+            format!(
+                "--review names a statement's approval, but this command line needs a review of its own (rule {:?})",
+                rule.name
+            ),
+        )
+        .hint("run the command without --review to ask for the command line's review, or use a command line no review rule matches"));
+    }
     if denied.is_none() && statement_review.is_none() {
         if let Some(review_id) = &req.review {
             // An approval is bound to this requester, target and exact command, and is

@@ -80,9 +80,15 @@ pub fn canonical_type(name: &str) -> String {
     }
 }
 
-/// Binary values the masker may read as text.
-fn binary_is_text(oid: u32) -> bool {
-    matches!(oid, 17 | 18 | 19 | 25 | 114 | 142 | 1042 | 1043 | 3802)
+/// Binary values that are numbers, times or flags, never text: they pass as they are.
+/// Every other binary value (text, bytea, json, arrays, records, enums, extension types) goes
+/// through the masker: a value it changes is no longer valid binary, and a typed client
+/// fails on it rather than read a secret.
+fn binary_is_not_text(oid: u32) -> bool {
+    matches!(
+        oid,
+        16 | 20 | 21 | 23 | 26 | 700 | 701 | 1082 | 1083 | 1114 | 1184 | 1186 | 1266 | 1700 | 2950
+    )
 }
 
 /// `*` and `?` globs, case-insensitive.
@@ -115,6 +121,25 @@ pub struct ColumnName {
     pub schema: String,
     pub table: String,
     pub column: String,
+}
+
+/// What a column the catalog could not name becomes, on a target with column rules.
+pub const UNRESOLVED: &str = "[REDACTED:column-not-in-catalog]";
+
+impl ColumnName {
+    /// A column the catalog lookup could not name (it failed, or the table is not
+    /// visible to the gateway's second connection yet).
+    pub fn unresolved() -> ColumnName {
+        ColumnName {
+            schema: String::new(),
+            table: String::new(),
+            column: String::new(),
+        }
+    }
+
+    pub fn unknown(&self) -> bool {
+        self.table.is_empty()
+    }
 }
 
 impl ColumnRule {
@@ -172,9 +197,13 @@ impl Columns {
             .iter()
             .map(|f| {
                 let real = names.get(&(f.table_oid, f.column));
+                if real.is_some_and(ColumnName::unknown) && self.needs_catalog() {
+                    // The catalog could not name it: masked whole (fail closed).
+                    return Col::Redact(UNRESOLVED.into(), "columns-unresolved".into());
+                }
                 match self.rules.iter().find(|r| r.covers(f, real)) {
                     Some(r) => Col::Redact(r.label.clone(), r.name.clone()),
-                    None if f.format == 0 || binary_is_text(f.type_oid) => Col::Detect,
+                    None if f.format == 0 || !binary_is_not_text(f.type_oid) => Col::Detect,
                     None => Col::Keep,
                 }
             })
@@ -389,6 +418,28 @@ mod tests {
             .row(&leak.body, &m, &mut counts)
             .unwrap()
             .unwrap();
+        assert!(!String::from_utf8_lossy(&out.body).contains("AKIAIOSFODNN7EXAMPLE"));
+        // A column the catalog could not name is masked whole on a target with column
+        // rules that name tables.
+        let named = Columns {
+            rules: vec![rule(&["customers.email"], &[])],
+        };
+        let mut unknown = HashMap::new();
+        unknown.insert((1, 3), ColumnName::unresolved());
+        let p2 = named.plan(&fields, &unknown);
+        assert_eq!(p2.describe(&fields)[2].type_oid, TEXT_OID);
+        assert!(p2.redacts());
+        // A binary array of text goes through the masker; a binary int does not.
+        let arr = vec![field("a", 0, 0, 1009, 1), field("n", 0, 0, 20, 1)];
+        let p3 = Columns::default().plan(&arr, &HashMap::new());
+        let row = pgwire::encode_data_row(
+            [
+                Some(&b"\x00AKIAIOSFODNN7EXAMPLE"[..]),
+                Some(&b"\x00\x00"[..]),
+            ]
+            .into_iter(),
+        );
+        let out = p3.row(&row.body, &m, &mut counts).unwrap().unwrap();
         assert!(!String::from_utf8_lossy(&out.body).contains("AKIAIOSFODNN7EXAMPLE"));
         // A broken row is an error, not a panic.
         assert!(plan.row(&row.body[..5], &m, &mut counts).is_err());

@@ -251,6 +251,9 @@ struct FromClient {
     closed: bool,
     /// Bytes taken and not acknowledged yet.
     taken: usize,
+    /// Until the client has logged in: by when it must have (a silent connection does not
+    /// hold a channel).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl FromClient {
@@ -259,7 +262,13 @@ impl FromClient {
         if self.closed {
             return false;
         }
-        match self.rx.recv().await {
+        let next = match self.deadline {
+            Some(d) => tokio::time::timeout_at(d, self.rx.recv())
+                .await
+                .unwrap_or_default(),
+            None => self.rx.recv().await,
+        };
+        match next {
             Some(ToChannel::Data(b)) => {
                 // Taken: the client may send as much again.
                 self.taken += b.len();
@@ -279,7 +288,7 @@ impl FromClient {
 
     async fn message(&mut self) -> Result<Option<Message>, String> {
         loop {
-            if let Some(m) = pgwire::take_message(&mut self.buf, pgwire::MAX_MESSAGE)
+            if let Some(m) = pgwire::take_message(&mut self.buf, MAX_CLIENT_MESSAGE)
                 .map_err(|e| e.to_string())?
             {
                 return Ok(Some(m));
@@ -314,6 +323,7 @@ pub(crate) async fn serve(
         buf: BytesMut::new(),
         closed: false,
         taken: 0,
+        deadline: Some(tokio::time::Instant::now() + LOGIN_TIMEOUT),
     };
     if let Err(why) = connection(&ctx, ch, via, &mut cin, &mut out).await {
         ctx.gw.log(format_args!(
@@ -397,6 +407,7 @@ async fn connection(
             return Err("wrong local password on the TCP endpoint".into());
         }
     }
+    cin.deadline = None;
     let mut up = match upstream::connect(&ctx.target, &params).await {
         Ok(u) => u,
         Err(e) => {
@@ -676,7 +687,7 @@ impl Relay {
                     // a barrier: a statement whose effect on parsing is known only once the
                     // server answered it).
                     while self.barrier.is_none() {
-                        let m = match pgwire::take_message(&mut cin.buf, pgwire::MAX_MESSAGE) {
+                        let m = match pgwire::take_message(&mut cin.buf, MAX_CLIENT_MESSAGE) {
                             Ok(Some(m)) => m,
                             Ok(None) => break,
                             Err(e) => {
@@ -865,7 +876,15 @@ impl Relay {
             epoch: 0,
             review: None,
         };
-        let mut analysis = match sql::analyze(text) {
+        // Parsing waits for the parser thread: let the runtime move other tasks meanwhile.
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let analyzed = if multi {
+            tokio::task::block_in_place(|| sql::analyze(text))
+        } else {
+            sql::analyze(text)
+        };
+        let mut analysis = match analyzed {
             Ok(a) => a,
             Err(e) => {
                 return Decided {
@@ -1826,23 +1845,19 @@ impl Relay {
                 }
             }
             Err(e) => {
-                // Unknown names: such columns are masked whole by the name `?.?`.
                 self.ctx.gw.log(format_args!(
                     "session {} connection {}: catalog lookup failed, masking table columns whole: {e}",
                     self.ctx.session_id, self.ch
                 ));
-                for f in &fields {
-                    if f.table_oid != 0 {
-                        self.names.insert(
-                            (f.table_oid, f.column),
-                            ColumnName {
-                                schema: "?".into(),
-                                table: "?".into(),
-                                column: "?".into(),
-                            },
-                        );
-                    }
-                }
+            }
+        }
+        // A column the lookup did not name (it failed, or the table is not visible to the
+        // second connection, e.g. created in the client's open transaction) is masked whole.
+        for f in &fields {
+            if f.table_oid != 0 {
+                self.names
+                    .entry((f.table_oid, f.column))
+                    .or_insert_with(ColumnName::unresolved);
             }
         }
     }
@@ -1850,7 +1865,18 @@ impl Relay {
     /// Runs a catalog query on the gateway's second connection: rows of text values.
     async fn lookup(&mut self, query: &str) -> Result<Vec<Vec<Option<String>>>, String> {
         if self.catalog.is_none() {
-            let c = upstream::connect(&self.ctx.target, &self.params)
+            // The gateway's own settings only: a client's search_path could put its own
+            // operators and views in the lookup's way.
+            let mut params: Vec<(String, String)> = self
+                .params
+                .iter()
+                .filter(|(k, _)| k == "user" || k == "database")
+                .cloned()
+                .collect();
+            params.push(("options".into(), "-c search_path=pg_catalog".into()));
+            params.push(("client_encoding".into(), "UTF8".into()));
+            params.push(("application_name".into(), "hoopx-gateway-catalog".into()));
+            let c = upstream::connect(&self.ctx.target, &params)
                 .await
                 .map_err(|e| e.to_string())?;
             self.catalog = Some(c);
@@ -1984,6 +2010,11 @@ fn shorten(s: &str) -> String {
 
 /// Bounds on one session's tunnels.
 pub const MAX_CHANNELS: usize = 64;
+/// How long a client may take to send its startup (and the TCP side's password).
+const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Largest message a client may send: a statement is checked whole (1 MiB of SQL at most),
+/// a Bind carries its parameters.
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024 * 1024;
 /// How long a connection whose client left is kept to read the server's answers.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 /// Prepared statements and portals one connection may have the gateway remember.

@@ -220,6 +220,12 @@ async fn login(target: &Target, params: &[(String, String)]) -> Result<Upstream,
         let mut r = pgwire::Reader::new(&m.body, "authentication request");
         match r.i32()? {
             0 => break,
+            3 if target.access.ca.is_none() => {
+                // Whoever answers on that address would read the password.
+                return Err(UpstreamError::Method(
+                    "a cleartext password over a connection without TLS: give the target a `ca` so the gateway speaks TLS, or have the server use scram-sha-256".into(),
+                ));
+            }
             3 => {
                 let mut b = BytesMut::new();
                 b.put_slice(&password()?);

@@ -164,6 +164,10 @@ pub(super) fn parse_access(
             "host",
             "the server its password is for; the password goes to no other",
         )),
+        TargetKind::Postgres if a.password.is_some() && a.user.is_none() => Err(missing(
+            "user",
+            "the role its password is for; a client may not pick another",
+        )),
         TargetKind::Kubernetes if a.server.is_none() => {
             Err(missing("server", "the API server's URL"))
         }
