@@ -16,11 +16,6 @@ pub(crate) const DIGITS_MAX: usize = 48;
 /// Fewest digits in any digit detector's match: shorter digit runs are skipped at once.
 pub(crate) const DIGITS_MIN: usize = 9;
 
-/// Digits and letters a still-open candidate holds before it counts as part of a value
-/// (see [`super::MaskStream`]): fewer are released in clear when a stream must let its
-/// tail go.
-pub(crate) const DIGITS_PARTIAL: usize = 6;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Digits {
     Card,
@@ -89,6 +84,18 @@ fn num_end(h: &Hay, e: usize) -> bool {
 }
 
 impl Digits {
+    /// Digits and letters a match still being written has before they count as part of a
+    /// value (see [`super::MaskStream`]): fewer may go out in clear when a stream must let
+    /// its tail go. At most six (what a receipt shows of a card) and under half the
+    /// shortest match.
+    pub(crate) fn partial(self) -> usize {
+        match self {
+            Digits::Card | Digits::Iban => 6,
+            Digits::Phone => 5,
+            Digits::Ssn => 4,
+        }
+    }
+
     /// Whether a match can start with this byte.
     pub(crate) fn starts(self, b: u8) -> bool {
         match self {

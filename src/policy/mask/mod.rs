@@ -37,7 +37,7 @@ pub use stream::{MaskStream, Release};
 pub use text::Replace;
 
 use self::detect::{Spec, BUILTINS};
-use self::digits::{num_start, Digits, DIGITS_MAX, DIGITS_MIN, DIGITS_PARTIAL};
+use self::digits::{num_start, Digits, DIGITS_MAX, DIGITS_MIN};
 use self::view::{Erase, View};
 use super::MaskRule;
 
@@ -322,6 +322,9 @@ enum Kind {
         /// Without an anchor: bytes a match still being written has before they count as
         /// part of a value.
         partial_len: usize,
+        /// Every match begins with one of these, when the pattern says so: a start that
+        /// agrees with none is decided at once, whatever the automaton can tell.
+        prefixes: Option<Vec<Vec<u8>>>,
     },
     Literals {
         ac: AhoCorasick,
@@ -405,6 +408,11 @@ impl Engine {
                     )
                     .ok();
                     let anchor = hir.as_ref().and_then(first_literal);
+                    let prefixes = hir.as_ref().and_then(|h| {
+                        let seq = regex_syntax::hir::literal::Extractor::new().extract(h);
+                        let lits = seq.literals()?;
+                        Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+                    });
                     let partial_len = hir
                         .as_ref()
                         .and_then(|h| h.properties().minimum_len())
@@ -416,6 +424,7 @@ impl Engine {
                             dfa,
                             anchor,
                             partial_len,
+                            prefixes,
                         },
                         w: (*max_len).clamp(1, MAX_MAX_LEN),
                         replace: r.replace.clone(),
@@ -647,12 +656,41 @@ impl Engine {
 
     /// Where the earliest value that may still be being written begins, and its rule: among
     /// the undecided matches starting at or after `x`, the first byte that would be part of
-    /// a value if they were complete (see [`Self::value_start`]). Needs a scan prepared not
-    /// final.
-    fn partial_value(&self, hay: &[u8], x: usize, sc: &mut Scratch) -> Option<(usize, usize)> {
+    /// a value if they were complete (see [`Self::value_start`]) and that `covered` (a
+    /// value complete as it stands) does not take. Needs a scan prepared not final.
+    fn partial_value(
+        &self,
+        hay: &[u8],
+        x: usize,
+        sc: &mut Scratch,
+        covered: impl Fn(usize) -> bool,
+    ) -> Option<(usize, usize)> {
         let n = hay.len();
         let mut best: Option<(usize, usize)> = None;
+        let mut take = |m: usize, r: usize, best: &mut Option<(usize, usize)>| {
+            if !covered(m) && best.is_none_or(|(b, _)| m < b) {
+                *best = Some((m, r));
+            }
+        };
         for r in 0..self.rules.len() {
+            if let Kind::Anchored { spec, .. } = &self.rules[r].kind {
+                // Only a match whose anchor is complete holds part of a value: one per
+                // anchor, the earliest undecided start before it.
+                let first = sc.hits[r].partition_point(|&a| a < x);
+                for k in first..sc.hits[r].len() {
+                    let a = sc.hits[r][k];
+                    if best.is_some_and(|(b, _)| a.saturating_sub(spec.back) >= b) {
+                        break;
+                    }
+                    let from = pre_back(hay, a, spec, x);
+                    if let Some(s) = (from..=a).find(|&s| !self.decided_early(r, hay, s, sc)) {
+                        if let Some(m) = self.value_start(r, hay, s, sc) {
+                            take(m, r, &mut best);
+                        }
+                    }
+                }
+                continue;
+            }
             let mut at = x;
             for tried in 0.. {
                 let s = self.viable(r, hay, at, sc);
@@ -661,13 +699,11 @@ impl Engine {
                 }
                 if tried == PARTIAL_CANDIDATES {
                     // Too many to look at one by one: count the rest as values.
-                    best = Some((s, r));
+                    take(s, r, &mut best);
                     break;
                 }
                 if let Some(m) = self.value_start(r, hay, s, sc) {
-                    if best.is_none_or(|(b, _)| m < b) {
-                        best = Some((m, r));
-                    }
+                    take(m, r, &mut best);
                 }
                 at = s + 1;
             }
@@ -682,7 +718,7 @@ impl Engine {
     /// - an anchored detector: nothing before its anchor (`@`, `AKIA`, `://`) is complete;
     ///   then the whole match, or, for detectors that replace only a `secret` group, what
     ///   follows the text before that group (`password=`, `Bearer `, `user:`);
-    /// - a digit detector: [`DIGITS_PARTIAL`] digits and letters;
+    /// - a digit detector: a few digits and letters ([`Digits::partial`]);
     /// - exact strings: [`LITERAL_PARTIAL`] bytes of one;
     /// - a custom regex: the first literal byte every match has (`@` of an address pattern),
     ///   or, for patterns without one, half the shortest match (at most [`PARTIAL_MAX`]).
@@ -713,9 +749,9 @@ impl Engine {
                 None => (n - s >= *partial_len).then_some(s),
             },
             Kind::Literals { .. } => (n - s >= LITERAL_PARTIAL).then_some(s),
-            Kind::Digits(_) => {
+            Kind::Digits(d) => {
                 let count = hay[s..].iter().filter(|b| b.is_ascii_alphanumeric()).count();
-                (count >= DIGITS_PARTIAL).then_some(s)
+                (count >= d.partial()).then_some(s)
             }
         }
     }
@@ -790,6 +826,15 @@ impl Engine {
                 // A match its `extend` grows reads on past the regex: decided only when
                 // the regex cannot match at all.
                 dfa_dies(dfa, cache, hay, s, spec.extend.is_some())
+            }
+            Kind::Regex {
+                prefixes: Some(p), ..
+            } if !p.iter().any(|p| {
+                let rest = &hay[s..];
+                rest.starts_with(p) || p.starts_with(rest)
+            }) =>
+            {
+                true
             }
             Kind::Regex { dfa: Some(dfa), .. } => {
                 let cache = sc.dfa_caches[r].get_or_insert_with(|| dfa.create_cache());
@@ -904,8 +949,8 @@ impl Engine {
                 for &s in &sc.ibans[k..] {
                     let (end, open) = Digits::Iban.decide(hay, s, (s + DIGITS_MAX).min(n));
                     if open && !sc.fin {
-                        // Undecided: the scan holds from here.
-                        return None;
+                        // Undecided: the scan holds from here (see `viable`).
+                        continue;
                     }
                     if let Some(c) = end.and_then(|e| finish(hay, r, s, e, s, e)) {
                         return Some(c);
@@ -925,7 +970,7 @@ impl Engine {
                     }
                     let (end, open) = d.decide(hay, s, (s + DIGITS_MAX).min(n));
                     if open && !sc.fin {
-                        return None;
+                        continue;
                     }
                     if let Some(c) = end.and_then(|e| finish(hay, r, s, e, s, e)) {
                         return Some(c);

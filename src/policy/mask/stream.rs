@@ -136,14 +136,15 @@ impl MaskStream {
         // Values complete as they stand...
         let mut fin = Vec::new();
         self.engine.scan(hay, vfrom, true, &mut self.sc, &mut fin);
-        fin.retain(|f| f.me > vctx);
         // ...and the first byte of a value still being written that none of them covers.
         self.engine.prepare(hay, vfrom, false, &mut self.sc);
         let hold = self.engine.hold(hay, vfrom, &mut self.sc);
         let partial = self
             .engine
-            .partial_value(hay, vfrom, &mut self.sc)
-            .filter(|&(m, _)| !fin.iter().any(|f| f.ms <= m && m < f.me));
+            .partial_value(hay, vfrom, &mut self.sc, |m| {
+                fin.iter().any(|f| f.ms <= m && m < f.me)
+            });
+        fin.retain(|f| f.me > vctx);
         let to_input = |v: usize| if viewed { self.view.start(v) } else { v };
         let hold = to_input(hold);
         // Where the value still being written starts, and whether it started in bytes
