@@ -667,7 +667,7 @@ impl Engine {
     ) -> Option<(usize, usize)> {
         let n = hay.len();
         let mut best: Option<(usize, usize)> = None;
-        let mut take = |m: usize, r: usize, best: &mut Option<(usize, usize)>| {
+        let take = |m: usize, r: usize, best: &mut Option<(usize, usize)>| {
             if !covered(m) && best.is_none_or(|(b, _)| m < b) {
                 *best = Some((m, r));
             }
