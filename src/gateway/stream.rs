@@ -12,12 +12,12 @@ use serde_json::json;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
 
+use super::masking::Masked;
 use super::reviews::{self, Ask};
 use super::store::{Batch, SessionEnd, SessionStats, StoreError};
 use super::{now_ms, Gateway, Pending};
 use crate::auth::Identity;
 use crate::policy::gate::Check;
-use super::masking::Masked;
 use crate::policy::mask::timing::Holdback;
 use crate::policy::mask::Release;
 use crate::policy::review;

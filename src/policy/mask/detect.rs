@@ -28,22 +28,21 @@ pub(crate) struct Anchored {
     /// Extra check on a match: `(haystack, start, end, secret start, secret end)`; it may
     /// look a few bytes past the end.
     pub validate: Option<Validate>,
-    /// Grows a match that the regex only opens: `(haystack, end, limit) -> end`.
+    /// Grows a match that the regex only opens: `(haystack, end, limit) -> (end, final)`.
     pub extend: Option<Extend>,
 }
 
 /// `(haystack, start, end, secret start, secret end) -> keep the match`.
 pub(crate) type Validate = fn(&[u8], usize, usize, usize, usize) -> bool;
 
-/// `(haystack, end, limit) -> end`.
-pub(crate) type Extend = fn(&[u8], usize, usize) -> usize;
-
+/// `(haystack, end, limit) -> (end, final)`: `final` when no byte past `haystack` could
+/// change the end.
+pub(crate) type Extend = fn(&[u8], usize, usize) -> (usize, bool);
 
 pub(crate) struct Builtin {
     pub name: &'static str,
     pub spec: Spec,
 }
-
 
 fn ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
@@ -125,8 +124,10 @@ fn valid_assignment(hay: &[u8], _s: usize, _e: usize, ms: usize, me: usize) -> b
 
 /// The end of a PEM private key block whose header ends at `e`: after its `-----END …-----`
 /// footer, or, when the footer is missing or too far, after the last line that still looks
-/// like the block's body (base64 or a `Name: value` header line).
-fn pem_end(hay: &[u8], e: usize, limit: usize) -> usize {
+/// like the block's body (base64 or a `Name: value` header line). Final once the footer is
+/// in `hay`, or `limit` cuts the block.
+fn pem_end(hay: &[u8], e: usize, limit: usize) -> (usize, bool) {
+    let cut = limit < hay.len();
     let limit = limit.min(hay.len());
     let body = &hay[e..limit];
     let footer = memchr::memmem::find(body, b"-----END ").and_then(|f| {
@@ -145,7 +146,7 @@ fn pem_end(hay: &[u8], e: usize, limit: usize) -> usize {
     };
     if let Some((f, end)) = footer {
         if body[..f].split(|&b| b == b'\n').all(body_ok) {
-            return e + end;
+            return (e + end, true);
         }
     }
     // No footer in reach: mask the body lines that follow the header.
@@ -165,7 +166,7 @@ fn pem_end(hay: &[u8], e: usize, limit: usize) -> usize {
             end = at - 1 - usize::from(line.ends_with(b"\r\n"));
         }
     }
-    end.max(e)
+    (end.max(e), cut)
 }
 
 const PASSWORD_ANCHORS: &[&str] = &[
@@ -393,10 +394,10 @@ mod tests {
         let hdr = b"-----BEGIN RSA PRIVATE KEY-----";
         let text =
             b"-----BEGIN RSA PRIVATE KEY-----\nMIIE\nabc=\n-----END RSA PRIVATE KEY-----\nafter";
-        let e = pem_end(text, hdr.len(), text.len());
-        assert_eq!(&text[e..], b"\nafter");
+        let (e, done) = pem_end(text, hdr.len(), text.len());
+        assert_eq!((&text[e..], done), (&b"\nafter"[..], true));
         let text = b"-----BEGIN RSA PRIVATE KEY-----\nMIIE\nabc=\nsome prose here\n";
-        let e = pem_end(text, hdr.len(), text.len());
-        assert_eq!(&text[e..], b"\nsome prose here\n");
+        let (e, done) = pem_end(text, hdr.len(), text.len());
+        assert_eq!((&text[e..], done), (&b"\nsome prose here\n"[..], false));
     }
 }

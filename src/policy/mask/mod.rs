@@ -257,7 +257,7 @@ impl Masker {
             v.build(data, Erase::Backspace, true);
             self.engine.scan(&v.text, 0, true, &mut sc, &mut found);
             for f in &mut found {
-                f.to_input(&v);
+                f.map_to_input(&v);
             }
         } else {
             self.engine.scan(data, 0, true, &mut sc, &mut found);
@@ -295,7 +295,7 @@ struct Found {
 
 impl Found {
     /// From view positions to positions in the bytes the view shows.
-    fn to_input(&mut self, v: &View) {
+    fn map_to_input(&mut self, v: &View) {
         self.s = v.start(self.s);
         self.ms = v.start(self.ms);
         self.me = v.end(self.me);
@@ -750,7 +750,10 @@ impl Engine {
             },
             Kind::Literals { .. } => (n - s >= LITERAL_PARTIAL).then_some(s),
             Kind::Digits(d) => {
-                let count = hay[s..].iter().filter(|b| b.is_ascii_alphanumeric()).count();
+                let count = hay[s..]
+                    .iter()
+                    .filter(|b| b.is_ascii_alphanumeric())
+                    .count();
                 (count >= d.partial()).then_some(s)
             }
         }
@@ -821,11 +824,20 @@ impl Engine {
         }
         match &self.rules[r].kind {
             Kind::Anchored { builtin, spec } => {
-                let dfa = &builtin_compiled(*builtin).dfa;
-                let cache = sc.dfa_caches[r].get_or_insert_with(|| dfa.create_cache());
-                // A match its `extend` grows reads on past the regex: decided only when
-                // the regex cannot match at all.
-                dfa_dies(dfa, cache, hay, s, spec.extend.is_some())
+                let c = builtin_compiled(*builtin);
+                let cache = sc.dfa_caches[r].get_or_insert_with(|| c.dfa.create_cache());
+                let Some(extend) = spec.extend else {
+                    return dfa_dies(&c.dfa, cache, hay, s, false);
+                };
+                // A match its `extend` grows reads on past the regex: decided when the
+                // regex cannot match at all, or when what it grows into is.
+                if dfa_dies(&c.dfa, cache, hay, s, true) {
+                    return true;
+                }
+                let limit = (s + self.rules[r].w).min(n);
+                let input = Input::new(hay).span(s..limit).anchored(Anchored::Yes);
+                c.re.search(&input)
+                    .is_some_and(|m| extend(hay, m.end(), limit).1)
             }
             Kind::Regex {
                 prefixes: Some(p), ..
@@ -1018,7 +1030,7 @@ impl Engine {
                 }
             }
             if let Some(extend) = spec.extend {
-                e = extend(hay, e, limit);
+                e = extend(hay, e, limit).0;
                 me = e;
             }
         }

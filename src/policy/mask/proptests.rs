@@ -340,7 +340,11 @@ fn planted() -> impl Strategy<Value = Planted> {
                     while !text.is_char_boundary(at) {
                         at -= 1;
                     }
-                    format!("{}\x1b[01;31m\x1b[K{}\x1b[m\x1b[K", &text[..at], &text[at..])
+                    format!(
+                        "{}\x1b[01;31m\x1b[K{}\x1b[m\x1b[K",
+                        &text[..at],
+                        &text[at..]
+                    )
                 }
                 None => text,
             };

@@ -51,9 +51,9 @@ pub struct MaskStream {
     /// Start of the earliest match that was undecided when bytes after its start were
     /// released: scans start here, and what they find is emitted from `ctx`.
     open: Option<usize>,
-    /// The released part of the open match went out masked: its continuation gets no
-    /// second label.
-    veiled: bool,
+    /// Where a value begins whose released part went out masked: a match that continues
+    /// it (covers this byte and goes on past `ctx`) gets no second label.
+    veiled: Option<usize>,
     erase: Erase,
     view: View,
     sc: Scratch,
@@ -69,7 +69,7 @@ impl MaskStream {
             buf: Vec::new(),
             ctx: 0,
             open: None,
-            veiled: false,
+            veiled: None,
             erase,
             view: View::default(),
             found: Vec::new(),
@@ -139,11 +139,9 @@ impl MaskStream {
         // ...and the first byte of a value still being written that none of them covers.
         self.engine.prepare(hay, vfrom, false, &mut self.sc);
         let hold = self.engine.hold(hay, vfrom, &mut self.sc);
-        let partial = self
-            .engine
-            .partial_value(hay, vfrom, &mut self.sc, |m| {
-                fin.iter().any(|f| f.ms <= m && m < f.me)
-            });
+        let partial = self.engine.partial_value(hay, vfrom, &mut self.sc, |m| {
+            fin.iter().any(|f| f.ms <= m && m < f.me)
+        });
         fin.retain(|f| f.me > vctx);
         let to_input = |v: usize| if viewed { self.view.start(v) } else { v };
         let hold = to_input(hold);
@@ -152,7 +150,7 @@ impl MaskStream {
         let partial = partial.map(|(m, r)| (to_input(m), r));
         for f in &mut fin {
             if viewed {
-                f.to_input(&self.view);
+                f.map_to_input(&self.view);
             }
         }
         let (clear_end, veil) = match (how, partial) {
@@ -161,30 +159,36 @@ impl MaskStream {
             (Release::Masked, Some((m, r))) => (m, Some(r)),
         };
         self.found.clear();
-        self.found.extend(fin.into_iter().filter(|f| f.me <= clear_end));
+        self.found
+            .extend(fin.into_iter().filter(|f| f.me <= clear_end));
         let clear_end = clear_end.max(self.ctx);
         let mut out = Vec::new();
         self.emit(clear_end, &mut out);
-        // A match emitted up to here may go on in what comes next.
-        let mut went_on = self.found.last().is_some_and(|f| f.me >= clear_end);
-        let end = match veil {
-            Some(r) => {
+        // A match emitted up to here that is still undecided may go on in what comes next.
+        let mut went_on = self
+            .found
+            .last()
+            .filter(|f| f.me >= clear_end && f.s >= hold)
+            .map(|f| f.ms);
+        let end = match (veil, partial) {
+            (Some(r), Some((m, _))) => {
                 let replace = &self.engine.rules[r].replace;
-                let began_before = partial.is_some_and(|(m, _)| m < self.ctx);
-                if self.veiled && began_before {
+                if m < self.ctx && self.veiled.is_some_and(|v| v <= m) {
                     text::continue_into(&mut out, &self.buf[clear_end..n], replace);
                 } else {
                     text::replace_into(&mut out, &self.buf[clear_end..n], replace);
                     self.count(r);
+                    went_on = Some(m);
                 }
-                went_on = true;
                 n
             }
-            None => clear_end,
+            _ => clear_end,
         };
         self.reopen(hold, end);
-        if self.open.is_some() && went_on {
-            self.veiled = true;
+        if self.open.is_some() {
+            if let Some(v) = went_on {
+                self.veiled = Some(self.veiled.map_or(v, |old| old.min(v)));
+            }
         }
         self.advance(end);
         out
@@ -194,7 +198,7 @@ impl MaskStream {
     pub fn flush(&mut self) -> Vec<u8> {
         if self.held() == 0 {
             self.open = None;
-            self.veiled = false;
+            self.veiled = None;
             return Vec::new();
         }
         self.scan(true);
@@ -202,7 +206,7 @@ impl MaskStream {
         let mut out = Vec::with_capacity(n - self.ctx + 32 * self.found.len());
         self.emit(n, &mut out);
         self.open = None;
-        self.veiled = false;
+        self.veiled = None;
         self.advance(n);
         out
     }
@@ -231,15 +235,11 @@ impl MaskStream {
         }
         self.view.build(&self.buf, self.erase, fin);
         let vfrom = self.view.index_of(from);
-        let end = self.engine.scan(
-            &self.view.text,
-            vfrom,
-            fin,
-            &mut self.sc,
-            &mut self.found,
-        );
+        let end = self
+            .engine
+            .scan(&self.view.text, vfrom, fin, &mut self.sc, &mut self.found);
         for f in &mut self.found {
-            f.to_input(&self.view);
+            f.map_to_input(&self.view);
         }
         (self.view.start(end), self.view.start(self.sc.hold))
     }
@@ -257,7 +257,7 @@ impl MaskStream {
             let ms = f.ms.max(prev);
             out.extend_from_slice(&self.buf[prev..ms]);
             let replace = &self.engine.rules[f.rule].replace;
-            if f.ms < self.ctx && self.veiled {
+            if f.ms < self.ctx && self.veiled.is_some_and(|v| f.ms <= v && v < f.me) {
                 text::continue_into(out, &self.buf[ms..f.me], replace);
             } else {
                 text::replace_into(out, &self.buf[ms..f.me], replace);
@@ -276,7 +276,7 @@ impl MaskStream {
             self.open = Some(hold);
         } else {
             self.open = None;
-            self.veiled = false;
+            self.veiled = None;
         }
     }
 
@@ -297,5 +297,6 @@ impl MaskStream {
         self.buf.drain(..lo);
         self.ctx = end - lo;
         self.open = self.open.map(|o| o - lo);
+        self.veiled = self.veiled.and_then(|v| v.checked_sub(lo));
     }
 }

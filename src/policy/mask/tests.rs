@@ -1,5 +1,5 @@
-use super::*;
 use super::view::{Erase, View};
+use super::*;
 
 fn builtins() -> Masker {
     Masker::new(builtin_rules())
@@ -33,9 +33,21 @@ fn assert_stream_equivalent(m: &Masker, input: &str) {
     for cut in 0..=input.len() {
         let mut st = m.stream();
         let mut out = st.push(&input[..cut]).into_owned();
-        if cut == 44 { eprintln!("first {:?} held {}", String::from_utf8_lossy(&out), st.held()); }
+        if cut == 44 {
+            eprintln!(
+                "first {:?} held {}",
+                String::from_utf8_lossy(&out),
+                st.held()
+            );
+        }
         out.extend_from_slice(&st.push(&input[cut..]));
-        if cut == 44 { eprintln!("second {:?} held {}", String::from_utf8_lossy(&out), st.held()); }
+        if cut == 44 {
+            eprintln!(
+                "second {:?} held {}",
+                String::from_utf8_lossy(&out),
+                st.held()
+            );
+        }
         out.extend_from_slice(&st.flush());
         assert_eq!(
             String::from_utf8_lossy(&out),
@@ -518,11 +530,7 @@ fn a_value_typed_key_by_key_is_masked_in_the_echo() {
     for (text, value) in SPLIT_CORPUS {
         for pause in [Pause::Short, Pause::Long] {
             let mut st = m.stream();
-            let keys: Vec<(&[u8], Pause)> = text
-                .as_bytes()
-                .chunks(1)
-                .map(|k| (k, pause))
-                .collect();
+            let keys: Vec<(&[u8], Pause)> = text.as_bytes().chunks(1).map(|k| (k, pause)).collect();
             let out = written(&mut st, &keys);
             let s = String::from_utf8_lossy(&out);
             assert!(!s.contains(value), "{value} echoed ({pause:?}): {s:?}");
@@ -580,10 +588,7 @@ fn values_complete_as_they_stand_go_out_masked_at_the_first_pause() {
     let m = builtins();
     let mut st = m.stream();
     assert_eq!(&st.push(b"key AKIAIOSFODNN7EXAMPLE")[..], b"key ");
-    assert_eq!(
-        st.release(Release::Clear),
-        b"[REDACTED:aws-access-key-id]"
-    );
+    assert_eq!(st.release(Release::Clear), b"[REDACTED:aws-access-key-id]");
     // A longer value would have been one match: its rest is hidden too.
     let mut st = m.stream();
     st.push(b"ghp_0123456789abcdefghijklmnopqrstuvwxyz");
@@ -636,6 +641,3 @@ fn typed_input_with_deletes_is_masked_as_the_line_it_makes() {
     let (out, n) = m.mask(b"AKIAIOSFOX\x7fDNN7EXAMPLE");
     assert_eq!((&out[..], n), (&b"AKIAIOSFOX\x7fDNN7EXAMPLE"[..], 0));
 }
-
-
-
