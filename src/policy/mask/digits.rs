@@ -96,12 +96,25 @@ impl Digits {
         }
     }
 
-    /// Whether a match can start with this byte.
-    pub(crate) fn starts(self, b: u8) -> bool {
-        match self {
-            Digits::Card | Digits::Ssn => b.is_ascii_digit(),
-            Digits::Iban => b.is_ascii_uppercase(),
-            Digits::Phone => b.is_ascii_digit() || b == b'+' || b == b'(',
+    /// A quick look at the first bytes: `true` when no match can start at `s` whatever
+    /// follows (it reads only bytes at hand). [`decide`](Self::decide) then says the same,
+    /// slower.
+    #[inline]
+    pub(crate) fn rejects(self, hay: &[u8], s: usize) -> bool {
+        let not = |i: usize, ok: fn(u8) -> bool| hay.get(s + i).is_some_and(|&c| !ok(c));
+        let digit = |c: u8| c.is_ascii_digit();
+        let sep = |c: u8| matches!(c, b'-' | b'.' | b' ');
+        match (self, hay[s]) {
+            (Digits::Card, c) => !matches!(c, b'2'..=b'6'),
+            (Digits::Ssn, _) => {
+                not(0, digit) || not(1, digit) || not(2, digit) || not(3, |c| c == b'-')
+            }
+            (Digits::Phone, b'+' | b'(') => false,
+            (Digits::Phone, b'0') => not(1, |c| matches!(c, b'1'..=b'9')),
+            (Digits::Phone, b'1') => not(1, sep),
+            (Digits::Phone, b'2'..=b'9') => not(1, digit) || not(2, digit) || not(3, sep),
+            (Digits::Phone, _) => true,
+            (Digits::Iban, c) => !c.is_ascii_uppercase(),
         }
     }
 
@@ -478,6 +491,9 @@ const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
 /// An IBAN: country code, two check digits and the country's length of letters and digits,
 /// compact or in groups of four split by single spaces, with a valid mod-97 checksum.
 fn iban(h: &Hay, s: usize) -> Option<usize> {
+    if !h.at(s).is_ascii_uppercase() || !h.at(s + 1).is_ascii_uppercase() {
+        return None;
+    }
     let cc = [h.at(s), h.at(s + 1)];
     let len = IBAN_LENGTHS.iter().find(|(c, _)| **c == cc)?.1;
     if !h.digit(s + 2) || !h.digit(s + 3) {
@@ -619,6 +635,43 @@ mod tests {
             "0 12 34",
         ] {
             assert_eq!(m(Digits::Phone, bad), None, "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod reject_tests {
+    use super::*;
+
+    /// A quick rejection never contradicts the full parse, at any cut of the input.
+    #[test]
+    fn quick_rejections_agree_with_the_parsers() {
+        let samples = [
+            "4111 1111 1111 1111",
+            "123-45-6789",
+            "+1 (415) 555-2671",
+            "(415) 555-2671",
+            "415-555-2671",
+            "1-415-555-2671",
+            "020 7946 0958",
+            "01 23 45 67 89",
+            "DE89 3704 0044 0532 0130 00",
+            "10.123.45.67",
+            "2024-01-05",
+            "5500-0000-0000-0004",
+            "0 12",
+            "1.415.555.2671",
+        ];
+        for text in samples {
+            for cut in 1..=text.len() {
+                let hay = &text.as_bytes()[..cut];
+                for d in [Digits::Card, Digits::Iban, Digits::Ssn, Digits::Phone] {
+                    if d.rejects(hay, 0) {
+                        let (end, open) = d.decide(hay, 0, hay.len().min(DIGITS_MAX));
+                        assert_eq!((end, open), (None, false), "{d:?} {:?}", &text[..cut]);
+                    }
+                }
+            }
         }
     }
 }

@@ -48,6 +48,25 @@ const LOOKAHEAD: usize = 96;
 /// Bytes before the scan position kept as context (look-behind, escape sequences).
 const CONTEXT: usize = 96;
 
+/// Bytes a digit detector's parse reads: what its matches are made of (digits, capitals,
+/// separators, parentheses, `+`) and the punctuation it looks past to tell where a number
+/// ends (`/`, `:`, `,`).
+static TAIL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_digit()
+            || c.is_ascii_uppercase()
+            || matches!(
+                c,
+                b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' | b':' | b','
+            );
+        b += 1;
+    }
+    t
+};
+
 /// Bytes of an exact string (a target secret, a literal rule) that a match still being
 /// written has before they count as part of a value.
 const LITERAL_PARTIAL: usize = 3;
@@ -622,8 +641,17 @@ impl Engine {
         sc.regions.clear();
         sc.ibans.clear();
         sc.region_cursor.iter_mut().for_each(|c| *c = 0);
+        sc.trailing = n;
         if self.has_digits {
             digit_clusters(hay, pos0, &mut sc.regions, &mut sc.ibans);
+            if !fin {
+                let floor = n.saturating_sub(DIGITS_MAX + LOOKAHEAD).max(pos0);
+                let mut j = n;
+                while j > floor && TAIL[usize::from(hay[j - 1])] {
+                    j -= 1;
+                }
+                sc.trailing = j;
+            }
         }
         sc.n = n;
     }
@@ -808,8 +836,8 @@ impl Engine {
             Kind::Literals { .. } => (x..n)
                 .find(|&s| !self.decided_early(r, hay, s, sc))
                 .unwrap_or(n),
-            Kind::Digits(d) => (x..n)
-                .find(|&s| d.starts(hay[s]) && !self.decided_early(r, hay, s, sc))
+            Kind::Digits(d) => (x.max(sc.trailing)..n)
+                .find(|&s| !d.rejects(hay, s) && !self.decided_early(r, hay, s, sc))
                 .unwrap_or(n),
         }
     }
@@ -859,8 +887,9 @@ impl Engine {
                         .iter()
                         .any(|l| s + l.len() > n && l.starts_with(&hay[s..]))
             }
-            // Decided unless the parse read up to the end.
-            Kind::Digits(d) => !d.decide(hay, s, (s + DIGITS_MAX).min(n)).1,
+            // Decided unless the parse read up to the end, which it can only do through
+            // the bytes of the trailing run.
+            Kind::Digits(d) => s < sc.trailing || !d.decide(hay, s, (s + DIGITS_MAX).min(n)).1,
             _ => false,
         }
     }
@@ -977,11 +1006,11 @@ impl Engine {
                 }
                 sc.region_cursor[digit_slot(*d)] = k;
                 for &s in &sc.regions[k..] {
-                    if !d.starts(hay[s]) {
+                    if d.rejects(hay, s) {
                         continue;
                     }
                     let (end, open) = d.decide(hay, s, (s + DIGITS_MAX).min(n));
-                    if open && !sc.fin {
+                    if open && !sc.fin && s >= sc.trailing {
                         continue;
                     }
                     if let Some(c) = end.and_then(|e| finish(hay, r, s, e, s, e)) {
@@ -1233,9 +1262,21 @@ fn digit_clusters(hay: &[u8], pos0: usize, starts: &mut Vec<usize>, ibans: &mut 
             if start < done {
                 continue;
             }
-            let mut end = start;
-            while end < n && in_cluster_run(hay, end, pos0) {
-                end += 1;
+            // The run's end from the mask, byte by byte only past the window (bit 63
+            // cannot see the byte after it).
+            let bit = start + 8 - i;
+            let len = (!(c >> bit)).trailing_zeros() as usize;
+            let mut end = start + len;
+            if bit + len >= 63 {
+                end = end.min(i + 55);
+                while end < n && in_cluster_run(hay, end, pos0) {
+                    end += 1;
+                }
+            } else if ((d >> bit) & ((1u64 << len) - 1)).count_ones() < DIGITS_MIN as u32 {
+                // Too few digits in the whole run for any cluster in it (a date, an
+                // address): nothing to look at.
+                done = end;
+                continue;
             }
             cluster_range(hay, start.saturating_sub(2).max(done), end, pos0, starts);
             done = end;
@@ -1333,6 +1374,9 @@ struct Scratch {
     /// Where the last scan that was not final holds from: the earliest start of a match
     /// still undecided.
     hold: usize,
+    /// Start of the run of bytes at the end that a digit detector's parse can read (see
+    /// [`TAIL`]): a digit match starting before it is decided.
+    trailing: usize,
 }
 
 impl Scratch {
@@ -1352,6 +1396,7 @@ impl Scratch {
             ibans: Vec::new(),
             region_cursor: [0; 4],
             hold: 0,
+            trailing: 0,
         }
     }
 }
