@@ -48,28 +48,34 @@ fn the_embedded_default_masks_with_every_builtin_detector_and_counts_per_rule() 
 }
 
 #[test]
-fn held_back_output_is_released_when_the_tool_goes_quiet() {
+fn a_prompt_is_shown_at_once_and_what_continues_it_is_still_masked() {
     let env = Env::new();
     let mut c = env.hoopx();
-    // `token=` could be the start of a secret assignment: the gateway holds it back until
-    // more comes or the tool goes quiet. The prompt must still show before any input.
+    // `token=` could be the start of a secret assignment: it holds no part of a value yet,
+    // so the prompt shows at once, before any input. What the tool writes next continues
+    // it on the screen (`token=hunter22`), so that is masked as the value.
     c.args([
         "exec",
         "--no-tty",
         "--",
         "sh",
         "-c",
-        "printf 'token='; read x; echo \"done $x\"",
+        "printf 'token='; read x; echo \"$x done\"",
     ]);
     let (mut child, stdout, stderr) = spawn_piped(c);
     stdout.wait_for("token=", T);
-    assert!(!stdout.text().contains("done"));
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"ok\n").unwrap();
+    stdin.write_all(b"hunter22\n").unwrap();
     drop(stdin);
-    stdout.wait_for("done ok", T);
+    stdout.wait_for("done", T);
     let status = crate::util::wait_timeout(&mut child, T).expect("exits");
     assert!(status.success(), "{}", stderr.text());
+    assert_eq!(
+        stdout.text(),
+        "token=[REDACTED:password-assignment] done\n",
+        "{}",
+        stderr.text()
+    );
 }
 
 #[test]

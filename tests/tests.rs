@@ -9,6 +9,7 @@ mod failures;
 mod frames;
 mod interface;
 mod masking;
+mod masking_over_time;
 mod oidc;
 mod pg_rules;
 mod postgres;

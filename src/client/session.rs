@@ -284,25 +284,38 @@ fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; READ_CHUNK.min(MAX_DATA)];
-        loop {
+        let mut open = true;
+        while open {
             let Ok(permit) = window.clone().acquire_owned().await else {
                 break;
             };
-            match r.read(&mut buf).await {
+            let mut n = match r.read(&mut buf).await {
                 Ok(0) => break,
-                Ok(n) => {
-                    let chunk = Bytes::copy_from_slice(&buf[..n]);
-                    if tx
-                        .send(FromTool::Chunk(stream, chunk, permit))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
+                Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // EIO: the PTY's slave side is closed, i.e. the tool is gone.
                 Err(_) => break,
+            };
+            // Whatever else is ready goes in the same chunk: a PTY hands out at most 4 KiB
+            // a read, and each chunk costs a frame and a recorded event.
+            while n < buf.len() {
+                match futures_util::FutureExt::now_or_never(r.read(&mut buf[n..])) {
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Some(Ok(0)) | Some(Err(_)) => {
+                        open = false;
+                        break;
+                    }
+                    Some(Ok(k)) => n += k,
+                    None => break,
+                }
+            }
+            let chunk = Bytes::copy_from_slice(&buf[..n]);
+            if tx
+                .send(FromTool::Chunk(stream, chunk, permit))
+                .await
+                .is_err()
+            {
+                return;
             }
         }
         let _ = tx.send(FromTool::Eof(stream)).await;

@@ -4,6 +4,7 @@
 mod api;
 mod auth_api;
 pub mod embedded;
+mod masking;
 mod pg;
 mod reviews;
 pub mod signing;

@@ -1,7 +1,6 @@
 //! One session's stream: a single task that owns the session state, reads client frames,
 //! applies policy (input gate, masking), answers and records.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use serde_json::json;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, watch};
 
+use super::masking::Masked;
 use super::pg::{FromChannel, SessionCtx};
 use super::reviews::{self, Ask};
 use super::store::{Batch, SessionEnd, SessionStats, StoreError};
@@ -20,7 +20,8 @@ use super::tunnel::Tunnels;
 use super::{now_ms, Gateway, Pending};
 use crate::auth::Identity;
 use crate::policy::gate::Check;
-use crate::policy::mask::MaskStream;
+use crate::policy::mask::timing::Holdback;
+use crate::policy::mask::Release;
 use crate::policy::review;
 use crate::policy::screen::LineView;
 use crate::policy::{GateAction, InputGate, Masker, Verdict};
@@ -249,83 +250,18 @@ enum End {
     Aborted(String),
 }
 
-/// How long output may sit in a masking holdback before it is released anyway: short
-/// enough that an interactive session feels immediate (the engine's bound is 20 ms).
-const HOLDBACK_IDLE: Duration = Duration::from_millis(15);
-
-/// One output stream's masking: masked bytes to show now, and a tail held back until more
-/// comes, the tool goes quiet, or the session ends (a secret may continue in the next chunk).
-struct OutputMask {
-    stream: MaskStream,
-    /// The stream's counts as last reported, to tell what a push or flush added.
-    reported: BTreeMap<String, u64>,
-}
-
-impl OutputMask {
-    fn new(stream: MaskStream) -> OutputMask {
-        OutputMask {
-            stream,
-            reported: BTreeMap::new(),
-        }
-    }
-
-    /// Masks a chunk; returns what may be shown now and the values masked, per rule.
-    fn push(&mut self, data: &Bytes) -> (Bytes, BTreeMap<String, u64>) {
-        let out = match self.stream.push(data) {
-            // Clean chunks (the common case) go back as the very bytes that came in.
-            Cow::Borrowed(b) => subslice(data, b),
-            Cow::Owned(v) => Bytes::from(v),
-        };
-        (out, self.fresh())
-    }
-
-    /// Releases the held-back tail, masked as if the stream ended here.
-    fn flush(&mut self) -> (Bytes, BTreeMap<String, u64>) {
-        let out = Bytes::from(self.stream.flush());
-        (out, self.fresh())
-    }
-
-    /// What the counts gained since last asked. Counts only grow, so equal totals mean
-    /// nothing new: the clean path allocates nothing.
-    fn fresh(&mut self) -> BTreeMap<String, u64> {
-        let now = self.stream.counts();
-        if now.values().sum::<u64>() == self.reported.values().sum::<u64>() {
-            return BTreeMap::new();
-        }
-        let fresh = now
-            .iter()
-            .filter_map(|(rule, n)| {
-                let d = n - self.reported.get(rule).copied().unwrap_or(0);
-                (d > 0).then(|| (rule.clone(), d))
-            })
-            .collect();
-        self.reported = now.clone();
-        fresh
-    }
-}
-
-/// `part` as a slice of `whole` when it lies inside it (no copy), else a copy.
-fn subslice(whole: &Bytes, part: &[u8]) -> Bytes {
-    let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
-    if part.is_empty() {
-        Bytes::new()
-    } else if p >= w && p + part.len() <= w + whole.len() {
-        whole.slice_ref(part)
-    } else {
-        Bytes::copy_from_slice(part)
-    }
-}
-
 struct Session {
     gw: Arc<Gateway>,
     target: String,
     gate: InputGate,
     masker: Masker,
-    stdout: OutputMask,
-    stderr: OutputMask,
+    stdout: Masked,
+    stderr: Masked,
+    /// What the caller types, masked for the recording (the tool gets it as typed).
+    input: Masked,
+    /// How long the maskers may hold a tail: longer on pipes than under a terminal.
+    holdback: Holdback,
     rec: Recorder,
-    /// Since when output has been held back by the maskers, if it is.
-    held_since: Option<Instant>,
     /// Answers waiting until the store holds the events they show: (events needed, frame).
     /// Frames leave in order, so an acknowledgement never overtakes the output before it.
     outbox: VecDeque<(i64, ServerFrame)>,
@@ -426,9 +362,13 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
         queue: VecDeque::new(),
         hold: None,
         reviews: gw.review_updates(),
-        stdout: OutputMask::new(masker.stream()),
-        stderr: OutputMask::new(masker.stream()),
-        held_since: None,
+        stdout: Masked::new(masker.stream()),
+        stderr: Masked::new(masker.stream()),
+        input: Masked::new(masker.input_stream()),
+        holdback: match pending.mode {
+            Mode::Pty => Holdback::PTY,
+            Mode::Pipe => Holdback::PIPE,
+        },
         masker,
         gate: InputGate::new(pending.mode),
         target: pending.target.clone(),
@@ -578,8 +518,8 @@ impl Session {
             }
             let writing = !self.rec.writer_idle();
             let release_at = self
-                .held_since
-                .map(|t| tokio::time::Instant::from_std(t + HOLDBACK_IDLE));
+                .release_due()
+                .map(|(t, _)| tokio::time::Instant::from_std(t));
             let hold_at = self.hold_deadline().map(tokio::time::Instant::from_std);
             let waiting_review = matches!(self.hold, Some(Hold::Review { .. }));
             let msg = tokio::select! {
@@ -595,7 +535,7 @@ impl Session {
                     continue;
                 }
                 _ = async { tokio::time::sleep_until(release_at.unwrap_or_else(tokio::time::Instant::now)).await }, if release_at.is_some() => {
-                    self.release_held();
+                    self.release_quiet(Instant::now());
                     continue;
                 }
                 _ = async { tokio::time::sleep_until(hold_at.unwrap_or_else(tokio::time::Instant::now)).await }, if hold_at.is_some() => {
@@ -788,14 +728,10 @@ impl Session {
                     v.output(&data);
                 }
                 let (masked, counts) = match stream {
-                    Stream::Stdout => self.stdout.push(&data),
-                    Stream::Stderr => self.stderr.push(&data),
+                    Stream::Stdout => self.stdout.push(&data, self.last_output),
+                    Stream::Stderr => self.stderr.push(&data, self.last_output),
                 };
                 self.record_output(stream, &masked, counts);
-                // The quiet period counts from the latest output: a tail is released only
-                // once the tool has said nothing more for a moment, never mid-stream.
-                self.held_since =
-                    (self.stdout.stream.held() + self.stderr.stream.held() > 0).then(Instant::now);
                 // Masking can grow a chunk past the frame limit: answer in parts.
                 let mut rest = masked;
                 loop {
@@ -861,25 +797,68 @@ impl Session {
         }
     }
 
-    /// Releases what the maskers hold back (the tool went quiet, or ended): recorded, then
-    /// sent as `Released` frames once stored.
+    /// The earliest release a masker's holdback is due for.
+    fn release_due(&self) -> Option<(Instant, Release)> {
+        [&self.stdout, &self.stderr, &self.input]
+            .into_iter()
+            .filter_map(|m| m.due(&self.holdback))
+            .min_by_key(|(t, _)| *t)
+    }
+
+    /// Lets go of the held tails that have been quiet long enough (see
+    /// [`crate::policy::mask::timing`]).
+    fn release_quiet(&mut self, now: Instant) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let m = match stream {
+                Stream::Stdout => &mut self.stdout,
+                Stream::Stderr => &mut self.stderr,
+            };
+            if let Some((at, how)) = m.due(&self.holdback) {
+                if at <= now {
+                    let (data, counts) = m.release(how);
+                    self.released(stream, data, counts);
+                }
+            }
+        }
+        if let Some((at, how)) = self.input.due(&self.holdback) {
+            if at <= now {
+                let (data, counts) = self.input.release(how);
+                self.record_input(data, counts);
+            }
+        }
+    }
+
+    /// The session ends: whatever the maskers hold is decided now.
     fn release_held(&mut self) {
-        self.held_since = None;
         for stream in [Stream::Stdout, Stream::Stderr] {
             let (data, counts) = match stream {
                 Stream::Stdout => self.stdout.flush(),
                 Stream::Stderr => self.stderr.flush(),
             };
-            if data.is_empty() {
-                continue;
-            }
-            self.record_output(stream, &data, counts);
-            let mut rest = data;
-            while !rest.is_empty() {
-                let part = rest.split_to(rest.len().min(MAX_DATA));
-                self.answer(ServerFrame::Released { stream, data: part });
-            }
+            self.released(stream, data, counts);
         }
+        let (data, counts) = self.input.flush();
+        self.record_input(data, counts);
+    }
+
+    /// Output a masker let go of: recorded, then sent as `Released` frames once stored.
+    fn released(&mut self, stream: Stream, data: Bytes, counts: BTreeMap<String, u64>) {
+        if data.is_empty() {
+            return;
+        }
+        self.record_output(stream, &data, counts);
+        let mut rest = data;
+        while !rest.is_empty() {
+            let part = rest.split_to(rest.len().min(MAX_DATA));
+            self.answer(ServerFrame::Released { stream, data: part });
+        }
+    }
+
+    fn record_input(&mut self, masked: Bytes, counts: BTreeMap<String, u64>) {
+        if !masked.is_empty() {
+            self.rec.push(EventKind::Input, masked.to_vec());
+        }
+        self.count_masks(counts);
     }
 
     fn record_output(&mut self, stream: Stream, masked: &[u8], counts: BTreeMap<String, u64>) {
@@ -1261,11 +1240,11 @@ impl Session {
         if d.is_empty() {
             return;
         }
-        // Input is masked release by release (a whole line in pipe mode).
-        let (masked, counts) = self.masker.mask_counted(&d);
+        // Recorded through the input's masker, so a secret typed key by key is masked
+        // like a pasted one; a possible secret's keys are recorded once it is decided.
+        let (masked, counts) = self.input.push(&d, Instant::now());
         self.rec.stats.bytes_in += d.len() as i64;
-        self.rec.push(EventKind::Input, masked.into_owned());
-        self.count_masks(counts);
+        self.record_input(masked, counts);
         // A released line may be longer than one frame carries.
         for part in d.chunks(MAX_DATA) {
             self.answer(ServerFrame::Deliver(d.slice_ref(part)));

@@ -16,7 +16,11 @@
 //! with nothing suspicious costs a few memchr-class passes.
 
 pub mod detect;
+mod digits;
+mod stream;
 mod text;
+pub mod timing;
+mod view;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -29,9 +33,12 @@ use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID};
 
+pub use stream::{MaskStream, Release};
 pub use text::Replace;
 
-use self::detect::{Digits, Spec, BUILTINS, DIGITS_MAX, DIGITS_MIN, NUMERIC};
+use self::detect::{Spec, BUILTINS};
+use self::digits::{num_start, Digits, DIGITS_MAX, DIGITS_MIN};
+use self::view::{Erase, View};
 use super::MaskRule;
 
 /// Bytes past a rule's window that may decide its match (a word boundary, an escape
@@ -40,6 +47,36 @@ const LOOKAHEAD: usize = 96;
 
 /// Bytes before the scan position kept as context (look-behind, escape sequences).
 const CONTEXT: usize = 96;
+
+/// Bytes a digit detector's parse reads: what its matches are made of (digits, capitals,
+/// separators, parentheses, `+`) and the punctuation it looks past to tell where a number
+/// ends (`/`, `:`, `,`).
+static TAIL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_digit()
+            || c.is_ascii_uppercase()
+            || matches!(
+                c,
+                b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' | b':' | b','
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Bytes of an exact string (a target secret, a literal rule) that a match still being
+/// written has before they count as part of a value.
+const LITERAL_PARTIAL: usize = 3;
+
+/// At most this many bytes of a custom regex's match without an anchor byte count as not
+/// yet part of a value.
+const PARTIAL_MAX: usize = 16;
+
+/// Undecided matches of one rule looked at one by one for where their value starts.
+const PARTIAL_CANDIDATES: usize = 32;
 
 /// Shortest target secret value masked: shorter values would mask ordinary text.
 pub const SECRET_MIN_LEN: usize = 4;
@@ -98,8 +135,17 @@ pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<Regex, String> 
         })
 }
 
-/// A built-in detector compiled: its regex, its lazy DFA, and its `secret` group.
-type Compiled = (Regex, DFA, Option<usize>);
+/// A built-in detector compiled.
+struct Compiled {
+    re: Regex,
+    /// For deciding whether a match is still being written.
+    dfa: DFA,
+    /// The `secret` group, when the detector replaces only part of its match.
+    group: Option<usize>,
+    /// The pattern before the `secret` group: where the value of a match still being
+    /// written begins (`password=` is not part of it).
+    value_at: Option<Regex>,
+}
 
 /// Built-in detector `i` (an anchored one), compiled once per process on first use: a
 /// session compiles only the detectors whose anchors its data contains, so starting a
@@ -124,7 +170,18 @@ fn builtin_compiled(i: usize) -> &'static Compiled {
             .build(a.pattern)
             .unwrap_or_else(|e| panic!("built-in detector {}: {e}", b.name));
         let group = secret_group(&re);
-        (re, dfa, group)
+        let value_at = a.pattern.split_once("(?P<secret>").map(|(before, _)| {
+            Regex::builder()
+                .syntax(syntax)
+                .build(before)
+                .unwrap_or_else(|e| panic!("built-in detector {}: {e}", b.name))
+        });
+        Compiled {
+            re,
+            dfa,
+            group,
+            value_at,
+        }
     })
 }
 
@@ -213,119 +270,35 @@ impl Masker {
         }
         let mut sc = Scratch::new(&self.engine);
         let mut found = Vec::new();
-        let end = self.engine.scan(data, 0, true, &mut sc, &mut found);
-        debug_assert_eq!(end, data.len());
+        if view::needed(data, Erase::Backspace) {
+            // Matched as displayed, replaced in the bytes as written.
+            let mut v = View::default();
+            v.build(data, Erase::Backspace, true);
+            self.engine.scan(&v.text, 0, true, &mut sc, &mut found);
+            for f in &mut found {
+                f.map_to_input(&v);
+            }
+        } else {
+            self.engine.scan(data, 0, true, &mut sc, &mut found);
+        }
         if found.is_empty() {
             return (Cow::Borrowed(data), 0);
         }
         let mut out = Vec::with_capacity(data.len() + 32 * found.len());
-        self.engine.assemble(data, 0, end, &found, &mut out, counts);
+        self.engine
+            .assemble(data, 0, data.len(), &found, &mut out, counts);
         (Cow::Owned(out), found.len())
     }
 
     /// A stream for one session's output.
     pub fn stream(&self) -> MaskStream {
-        MaskStream {
-            sc: Scratch::new(&self.engine),
-            engine: self.engine.clone(),
-            buf: Vec::new(),
-            ctx: 0,
-            found: Vec::new(),
-            counts: BTreeMap::new(),
-        }
-    }
-}
-
-/// Masks one output stream. Feed it chunks with [`push`](MaskStream::push); it returns
-/// what is safe to emit and holds back a tail that could still be the start of a secret.
-/// Call [`flush`](MaskStream::flush) when the stream has been idle for a moment (≤ 20 ms
-/// keeps a terminal responsive) and at its end.
-///
-/// Pushing every chunk and then flushing gives exactly what [`Masker::mask`] gives for the
-/// whole input. A flush in the middle of a stream decides the held-back tail as if the
-/// stream ended there: a secret a tool writes in two parts with a pause between them is
-/// masked only when each part matches on its own.
-pub struct MaskStream {
-    engine: Arc<Engine>,
-    /// Context bytes already emitted (`..ctx`), then the held-back bytes.
-    buf: Vec<u8>,
-    ctx: usize,
-    sc: Scratch,
-    found: Vec<Found>,
-    counts: BTreeMap<String, u64>,
-}
-
-impl MaskStream {
-    /// Takes a chunk and returns the bytes that are safe to emit now. Borrows the chunk (or
-    /// a prefix of it) when nothing is masked and nothing was held back before.
-    pub fn push<'a>(&mut self, chunk: &'a [u8]) -> Cow<'a, [u8]> {
-        if chunk.is_empty() {
-            return Cow::Borrowed(chunk);
-        }
-        if self.engine.rules.is_empty() {
-            return Cow::Borrowed(chunk);
-        }
-        let held_before = self.buf.len() - self.ctx;
-        self.buf.extend_from_slice(chunk);
-        self.found.clear();
-        let end = self
-            .engine
-            .scan(&self.buf, self.ctx, false, &mut self.sc, &mut self.found);
-        let out = if self.found.is_empty() && held_before == 0 {
-            Cow::Borrowed(&chunk[..end - self.ctx])
-        } else {
-            let mut out = Vec::with_capacity(end - self.ctx + 32 * self.found.len());
-            self.engine.assemble(
-                &self.buf,
-                self.ctx,
-                end,
-                &self.found,
-                &mut out,
-                Some(&mut self.counts),
-            );
-            Cow::Owned(out)
-        };
-        self.advance(end);
-        out
+        MaskStream::new(self.engine.clone(), Erase::Backspace)
     }
 
-    /// Emits the held-back tail, masked as if the stream ended here.
-    pub fn flush(&mut self) -> Vec<u8> {
-        if self.held() == 0 {
-            return Vec::new();
-        }
-        self.found.clear();
-        let end = self
-            .engine
-            .scan(&self.buf, self.ctx, true, &mut self.sc, &mut self.found);
-        let mut out = Vec::with_capacity(end - self.ctx + 32 * self.found.len());
-        self.engine.assemble(
-            &self.buf,
-            self.ctx,
-            end,
-            &self.found,
-            &mut out,
-            Some(&mut self.counts),
-        );
-        self.advance(end);
-        out
-    }
-
-    /// Bytes held back: when not zero, the caller arms its idle timer to flush them.
-    pub fn held(&self) -> usize {
-        self.buf.len() - self.ctx
-    }
-
-    /// Values masked so far, by rule name. Never the values themselves.
-    pub fn counts(&self) -> &BTreeMap<String, u64> {
-        &self.counts
-    }
-
-    /// Drops the emitted bytes but the context.
-    fn advance(&mut self, end: usize) {
-        let keep = end.min(CONTEXT);
-        self.buf.drain(..end - keep);
-        self.ctx = keep;
+    /// A stream for what a person types: like [`stream`](Self::stream), and a DEL deletes
+    /// the character before it, so a typo corrected inside a secret does not hide it.
+    pub fn input_stream(&self) -> MaskStream {
+        MaskStream::new(self.engine.clone(), Erase::BackspaceAndDel)
     }
 }
 
@@ -337,6 +310,16 @@ struct Found {
     e: usize,
     ms: usize,
     me: usize,
+}
+
+impl Found {
+    /// From view positions to positions in the bytes the view shows.
+    fn map_to_input(&mut self, v: &View) {
+        self.s = v.start(self.s);
+        self.ms = v.start(self.ms);
+        self.me = v.end(self.me);
+        self.e = v.end(self.e);
+    }
 }
 
 enum Kind {
@@ -351,6 +334,16 @@ enum Kind {
         /// For deciding whether a stream's tail could still start a match; `None` when the
         /// pattern cannot be run as a lazy DFA (then the whole window is held).
         dfa: Option<Arc<DFA>>,
+        /// The first byte every match contains at a fixed place in the pattern (`@` of an
+        /// address pattern): before it, a match still being written holds no part of a
+        /// value yet. `None` when the pattern has none.
+        anchor: Option<u8>,
+        /// Without an anchor: bytes a match still being written has before they count as
+        /// part of a value.
+        partial_len: usize,
+        /// Every match begins with one of these, when the pattern says so: a start that
+        /// agrees with none is decided at once, whatever the automaton can tell.
+        prefixes: Option<Vec<Vec<u8>>>,
     },
     Literals {
         ac: AhoCorasick,
@@ -428,11 +421,29 @@ impl Engine {
                         .build(pattern)
                         .ok()
                         .map(Arc::new);
+                    let hir = syntax::parse_with(
+                        pattern,
+                        &syntax::Config::new().multi_line(true).utf8(false),
+                    )
+                    .ok();
+                    let anchor = hir.as_ref().and_then(first_literal);
+                    let prefixes = hir.as_ref().and_then(|h| {
+                        let seq = regex_syntax::hir::literal::Extractor::new().extract(h);
+                        let lits = seq.literals()?;
+                        Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+                    });
+                    let partial_len = hir
+                        .as_ref()
+                        .and_then(|h| h.properties().minimum_len())
+                        .map_or(PARTIAL_MAX, |m| m.div_ceil(2).clamp(1, PARTIAL_MAX));
                     Rule {
                         kind: Kind::Regex {
                             group: secret_group(regex),
                             re: regex.clone(),
                             dfa,
+                            anchor,
+                            partial_len,
+                            prefixes,
                         },
                         w: (*max_len).clamp(1, MAX_MAX_LEN),
                         replace: r.replace.clone(),
@@ -531,8 +542,14 @@ impl Engine {
                     found.push(c);
                     pos = c.e;
                 }
-                None if fin => return n,
-                None => return text::safe_boundary(hay, h, pos),
+                None if fin => {
+                    sc.hold = n;
+                    return n;
+                }
+                None => {
+                    sc.hold = h;
+                    return text::safe_boundary(hay, h, pos);
+                }
             }
         }
     }
@@ -630,7 +647,7 @@ impl Engine {
             if !fin {
                 let floor = n.saturating_sub(DIGITS_MAX + LOOKAHEAD).max(pos0);
                 let mut j = n;
-                while j > floor && NUMERIC[usize::from(hay[j - 1])] {
+                while j > floor && TAIL[usize::from(hay[j - 1])] {
                     j -= 1;
                 }
                 sc.trailing = j;
@@ -644,13 +661,7 @@ impl Engine {
         if sc.fin {
             return sc.n;
         }
-        let window = sc.n.saturating_sub(self.rules[r].w + LOOKAHEAD);
-        match self.rules[r].kind {
-            // A digit match reads nothing past its run of digits and separators, so a start
-            // whose run ended before the buffer end is decided.
-            Kind::Digits(_) => window.max(sc.trailing),
-            _ => window,
-        }
+        sc.n.saturating_sub(self.rules[r].w + LOOKAHEAD)
     }
 
     /// The earliest position at or after `x` where rule `r` could still match once more
@@ -669,6 +680,111 @@ impl Engine {
             h = h.min(v);
         }
         h
+    }
+
+    /// Where the earliest value that may still be being written begins, and its rule: among
+    /// the undecided matches starting at or after `x`, the first byte that would be part of
+    /// a value if they were complete (see [`Self::value_start`]) and that `covered` (a
+    /// value complete as it stands) does not take. Needs a scan prepared not final.
+    fn partial_value(
+        &self,
+        hay: &[u8],
+        x: usize,
+        sc: &mut Scratch,
+        covered: impl Fn(usize) -> bool,
+    ) -> Option<(usize, usize)> {
+        let n = hay.len();
+        let mut best: Option<(usize, usize)> = None;
+        let take = |m: usize, r: usize, best: &mut Option<(usize, usize)>| {
+            if !covered(m) && best.is_none_or(|(b, _)| m < b) {
+                *best = Some((m, r));
+            }
+        };
+        for r in 0..self.rules.len() {
+            if let Kind::Anchored { spec, .. } = &self.rules[r].kind {
+                // Only a match whose anchor is complete holds part of a value: one per
+                // anchor, the earliest undecided start before it.
+                let first = sc.hits[r].partition_point(|&a| a < x);
+                for k in first..sc.hits[r].len() {
+                    let a = sc.hits[r][k];
+                    if best.is_some_and(|(b, _)| a.saturating_sub(spec.back) >= b) {
+                        break;
+                    }
+                    let from = pre_back(hay, a, spec, x);
+                    if let Some(s) = (from..=a).find(|&s| !self.decided_early(r, hay, s, sc)) {
+                        if let Some(m) = self.value_start(r, hay, s, sc) {
+                            take(m, r, &mut best);
+                        }
+                    }
+                }
+                continue;
+            }
+            let mut at = x;
+            for tried in 0.. {
+                let s = self.viable(r, hay, at, sc);
+                if s >= n || best.is_some_and(|(b, _)| s >= b) {
+                    break;
+                }
+                if tried == PARTIAL_CANDIDATES {
+                    // Too many to look at one by one: count the rest as values.
+                    take(s, r, &mut best);
+                    break;
+                }
+                if let Some(m) = self.value_start(r, hay, s, sc) {
+                    take(m, r, &mut best);
+                }
+                at = s + 1;
+            }
+        }
+        best
+    }
+
+    /// For rule `r`'s undecided match at `s`, the first byte that already belongs to the
+    /// value it would replace; `None` while the bytes so far are only what comes before a
+    /// value, or too little of one to tell it from ordinary text:
+    ///
+    /// - an anchored detector: nothing before its anchor (`@`, `AKIA`, `://`) is complete;
+    ///   then the whole match, or, for detectors that replace only a `secret` group, what
+    ///   follows the text before that group (`password=`, `Bearer `, `user:`);
+    /// - a digit detector: a few digits and letters ([`Digits::partial`]);
+    /// - exact strings: [`LITERAL_PARTIAL`] bytes of one;
+    /// - a custom regex: the first literal byte every match has (`@` of an address pattern),
+    ///   or, for patterns without one, half the shortest match (at most [`PARTIAL_MAX`]).
+    fn value_start(&self, r: usize, hay: &[u8], s: usize, sc: &mut Scratch) -> Option<usize> {
+        let n = hay.len();
+        match &self.rules[r].kind {
+            Kind::Anchored { spec, builtin } => {
+                let hits = &sc.hits[r];
+                let a = *hits.get(hits.partition_point(|&a| a < s))?;
+                if a - s > spec.back || !hay[s..a].iter().all(|&b| (spec.pre)(b)) {
+                    return None;
+                }
+                match &builtin_compiled(*builtin).value_at {
+                    None => Some(s),
+                    Some(before) => {
+                        let input = Input::new(hay).span(s..n).anchored(Anchored::Yes);
+                        let m = before.search(&input)?;
+                        (m.end() < n).then_some(m.end())
+                    }
+                }
+            }
+            Kind::Regex {
+                anchor,
+                partial_len,
+                ..
+            } => match anchor {
+                Some(b) => memchr::memchr(*b, &hay[s..]).map(|_| s),
+                None => (n - s >= *partial_len).then_some(s),
+            },
+            Kind::Literals { .. } => (n - s >= LITERAL_PARTIAL).then_some(s),
+            Kind::Digits(d) => {
+                let count = hay[s..]
+                    .iter()
+                    .filter(|b| b.is_ascii_alphanumeric())
+                    .count();
+                (count >= d.partial()).then_some(s)
+            }
+        }
     }
 
     fn viable(&self, r: usize, hay: &[u8], x: usize, sc: &mut Scratch) -> usize {
@@ -720,7 +836,9 @@ impl Engine {
             Kind::Literals { .. } => (x..n)
                 .find(|&s| !self.decided_early(r, hay, s, sc))
                 .unwrap_or(n),
-            Kind::Digits(_) => x,
+            Kind::Digits(d) => (x.max(sc.trailing)..n)
+                .find(|&s| !d.rejects(hay, s) && !self.decided_early(r, hay, s, sc))
+                .unwrap_or(n),
         }
     }
 
@@ -733,14 +851,34 @@ impl Engine {
             return true;
         }
         match &self.rules[r].kind {
-            Kind::Anchored { builtin, spec } if spec.extend.is_none() => {
-                let dfa = &builtin_compiled(*builtin).1;
-                let cache = sc.dfa_caches[r].get_or_insert_with(|| dfa.create_cache());
-                dfa_dies(dfa, cache, hay, s)
+            Kind::Anchored { builtin, spec } => {
+                let c = builtin_compiled(*builtin);
+                let cache = sc.dfa_caches[r].get_or_insert_with(|| c.dfa.create_cache());
+                let Some(extend) = spec.extend else {
+                    return dfa_dies(&c.dfa, cache, hay, s, false);
+                };
+                // A match its `extend` grows reads on past the regex: decided when the
+                // regex cannot match at all, or when what it grows into is.
+                if dfa_dies(&c.dfa, cache, hay, s, true) {
+                    return true;
+                }
+                let limit = (s + self.rules[r].w).min(n);
+                let input = Input::new(hay).span(s..limit).anchored(Anchored::Yes);
+                c.re.search(&input)
+                    .is_some_and(|m| extend(hay, m.end(), limit).1)
+            }
+            Kind::Regex {
+                prefixes: Some(p), ..
+            } if !p.iter().any(|p| {
+                let rest = &hay[s..];
+                rest.starts_with(p) || p.starts_with(rest)
+            }) =>
+            {
+                true
             }
             Kind::Regex { dfa: Some(dfa), .. } => {
                 let cache = sc.dfa_caches[r].get_or_insert_with(|| dfa.create_cache());
-                dfa_dies(dfa, cache, hay, s)
+                dfa_dies(dfa, cache, hay, s, false)
             }
             // A literal that fits is decided; one cut by the end is not.
             Kind::Literals { lits, first, .. } => {
@@ -749,6 +887,9 @@ impl Engine {
                         .iter()
                         .any(|l| s + l.len() > n && l.starts_with(&hay[s..]))
             }
+            // Decided unless the parse read up to the end, which it can only do through
+            // the bytes of the trailing run.
+            Kind::Digits(d) => s < sc.trailing || !d.decide(hay, s, (s + DIGITS_MAX).min(n)).1,
             _ => false,
         }
     }
@@ -793,7 +934,7 @@ impl Engine {
                     } else {
                         let span_end = (a + rule.w).min(n);
                         // Compiled only now that an anchor is in the data.
-                        let re = &builtin_compiled(*builtin).0;
+                        let re = &builtin_compiled(*builtin).re;
                         while lo <= a {
                             match re.search(&Input::new(hay).span(lo..span_end)) {
                                 Some(m) if m.start() <= a => {
@@ -847,13 +988,13 @@ impl Engine {
                 }
                 sc.region_cursor[digit_slot(Digits::Iban)] = k;
                 for &s in &sc.ibans[k..] {
-                    if s >= det {
-                        return None;
+                    let (end, open) = Digits::Iban.decide(hay, s, (s + DIGITS_MAX).min(n));
+                    if open && !sc.fin {
+                        // Undecided: the scan holds from here (see `viable`).
+                        continue;
                     }
-                    if let Some(e) = Digits::Iban.at(hay, s, (s + DIGITS_MAX).min(n)) {
-                        if let Some(c) = finish(hay, r, s, e, s, e) {
-                            return Some(c);
-                        }
+                    if let Some(c) = end.and_then(|e| finish(hay, r, s, e, s, e)) {
+                        return Some(c);
                     }
                 }
                 None
@@ -865,15 +1006,15 @@ impl Engine {
                 }
                 sc.region_cursor[digit_slot(*d)] = k;
                 for &s in &sc.regions[k..] {
-                    if s >= det {
-                        return None;
+                    if d.rejects(hay, s) {
+                        continue;
                     }
-                    if d.starts(hay[s]) {
-                        if let Some(e) = d.at(hay, s, (s + DIGITS_MAX).min(n)) {
-                            if let Some(c) = finish(hay, r, s, e, s, e) {
-                                return Some(c);
-                            }
-                        }
+                    let (end, open) = d.decide(hay, s, (s + DIGITS_MAX).min(n));
+                    if open && !sc.fin && s >= sc.trailing {
+                        continue;
+                    }
+                    if let Some(c) = end.and_then(|e| finish(hay, r, s, e, s, e)) {
+                        return Some(c);
                     }
                 }
                 None
@@ -888,7 +1029,7 @@ impl Engine {
         let (re, group, spec) = match &rule.kind {
             Kind::Anchored { spec, builtin } => {
                 let c = builtin_compiled(*builtin);
-                (&c.0, c.2, Some(*spec))
+                (&c.re, c.group, Some(*spec))
             }
             Kind::Regex { re, group, .. } => (&**re, *group, None),
             _ => return None,
@@ -918,7 +1059,7 @@ impl Engine {
                 }
             }
             if let Some(extend) = spec.extend {
-                e = extend(hay, e, limit);
+                e = extend(hay, e, limit).0;
                 me = e;
             }
         }
@@ -987,6 +1128,19 @@ fn pre_back(hay: &[u8], a: usize, spec: &detect::Anchored, floor: usize) -> usiz
     s.max(floor)
 }
 
+/// The first byte of the first literal that every match of `hir` contains at a fixed place
+/// in the pattern (an item of its top-level sequence).
+fn first_literal(hir: &regex_syntax::hir::Hir) -> Option<u8> {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Literal(l) => l.0.first().copied(),
+        HirKind::Capture(c) => first_literal(&c.sub),
+        HirKind::Repetition(rep) if rep.min >= 1 => first_literal(&rep.sub),
+        HirKind::Concat(items) => items.iter().find_map(first_literal),
+        _ => None,
+    }
+}
+
 fn secret_group(re: &Regex) -> Option<usize> {
     re.group_info().to_index(PatternID::ZERO, "secret")
 }
@@ -1018,8 +1172,9 @@ fn literal_rule(values: &[String], replace: Replace) -> Rule {
 /// Whether the match of `dfa` anchored at `s` is decided by `hay`: its automaton dies
 /// within `hay`, or ends in a state from which every byte leads to death. After non-ASCII
 /// bytes a few more bytes must follow (a match is widened to whole characters). An
-/// automaton that gives up counts as undecided.
-fn dfa_dies(dfa: &DFA, cache: &mut DfaCache, hay: &[u8], s: usize) -> bool {
+/// automaton that gives up counts as undecided. With `unmatched`, only dying without
+/// having matched counts.
+fn dfa_dies(dfa: &DFA, cache: &mut DfaCache, hay: &[u8], s: usize, unmatched: bool) -> bool {
     let n = hay.len();
     let input = Input::new(hay).range(s..).anchored(Anchored::Yes);
     let Ok(mut sid) = dfa.start_state_forward(cache, &input) else {
@@ -1029,6 +1184,7 @@ fn dfa_dies(dfa: &DFA, cache: &mut DfaCache, hay: &[u8], s: usize) -> bool {
         return true;
     }
     let mut ascii = true;
+    let mut matched = false;
     for (i, &b) in hay.iter().enumerate().skip(s) {
         match dfa.next_state(cache, sid, b) {
             Ok(next) => sid = next,
@@ -1036,15 +1192,16 @@ fn dfa_dies(dfa: &DFA, cache: &mut DfaCache, hay: &[u8], s: usize) -> bool {
         }
         if sid.is_tagged() {
             if sid.is_dead() {
-                return ascii || i + 3 <= n;
+                return !(unmatched && matched) && (ascii || i + 3 <= n);
             }
             if sid.is_quit() {
                 return false;
             }
+            matched |= sid.is_match();
         }
         ascii &= b < 0x80;
     }
-    if !ascii {
+    if !ascii || unmatched {
         return false;
     }
     // Can any byte still go on?
@@ -1105,9 +1262,21 @@ fn digit_clusters(hay: &[u8], pos0: usize, starts: &mut Vec<usize>, ibans: &mut 
             if start < done {
                 continue;
             }
-            let mut end = start;
-            while end < n && in_cluster_run(hay, end, pos0) {
-                end += 1;
+            // The run's end from the mask, byte by byte only past the window (bit 63
+            // cannot see the byte after it).
+            let bit = start + 8 - i;
+            let len = (!(c >> bit)).trailing_zeros() as usize;
+            let mut end = start + len;
+            if bit + len >= 63 {
+                end = end.min(i + 55);
+                while end < n && in_cluster_run(hay, end, pos0) {
+                    end += 1;
+                }
+            } else if ((d >> bit) & ((1u64 << len) - 1)).count_ones() < DIGITS_MIN as u32 {
+                // Too few digits in the whole run for any cluster in it (a date, an
+                // address): nothing to look at.
+                done = end;
+                continue;
             }
             cluster_range(hay, start.saturating_sub(2).max(done), end, pos0, starts);
             done = end;
@@ -1158,7 +1327,7 @@ fn cluster_range(hay: &[u8], from: usize, to: usize, pos0: usize, starts: &mut V
         if a > pos0 && matches!(hay[a - 1], b'+' | b'(') {
             starts.push(a - 1);
         }
-        if detect::num_start(hay, a) {
+        if num_start(hay, a) {
             starts.push(a);
         }
         end = b;
@@ -1202,6 +1371,11 @@ struct Scratch {
     regions: Vec<usize>,
     ibans: Vec<usize>,
     region_cursor: [usize; 4],
+    /// Where the last scan that was not final holds from: the earliest start of a match
+    /// still undecided.
+    hold: usize,
+    /// Start of the run of bytes at the end that a digit detector's parse can read (see
+    /// [`TAIL`]): a digit match starting before it is decided.
     trailing: usize,
 }
 
@@ -1221,6 +1395,7 @@ impl Scratch {
             regions: Vec::new(),
             ibans: Vec::new(),
             region_cursor: [0; 4],
+            hold: 0,
             trailing: 0,
         }
     }

@@ -1,3 +1,4 @@
+use super::view::{Erase, View};
 use super::*;
 
 fn builtins() -> Masker {
@@ -32,7 +33,21 @@ fn assert_stream_equivalent(m: &Masker, input: &str) {
     for cut in 0..=input.len() {
         let mut st = m.stream();
         let mut out = st.push(&input[..cut]).into_owned();
+        if cut == 44 {
+            eprintln!(
+                "first {:?} held {}",
+                String::from_utf8_lossy(&out),
+                st.held()
+            );
+        }
         out.extend_from_slice(&st.push(&input[cut..]));
+        if cut == 44 {
+            eprintln!(
+                "second {:?} held {}",
+                String::from_utf8_lossy(&out),
+                st.held()
+            );
+        }
         out.extend_from_slice(&st.flush());
         assert_eq!(
             String::from_utf8_lossy(&out),
@@ -432,4 +447,197 @@ fn digit_scan_finds_every_digit() {
         .filter(|&k| hay[k].is_ascii_digit())
         .collect();
     assert_eq!(found, want);
+}
+
+/// One write after another, with what a pause between them lets go.
+#[derive(Debug, Clone, Copy)]
+enum Pause {
+    None,
+    /// Quiet past the clear bound only.
+    Short,
+    /// Quiet past both bounds.
+    Long,
+}
+
+fn written(st: &mut MaskStream, parts: &[(&[u8], Pause)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (part, pause) in parts {
+        out.extend_from_slice(&st.push(part));
+        match pause {
+            Pause::None => {}
+            Pause::Short => out.extend(st.release(Release::Clear)),
+            Pause::Long => {
+                out.extend(st.release(Release::Clear));
+                out.extend(st.release(Release::Masked));
+            }
+        }
+    }
+    out.extend(st.flush());
+    out
+}
+
+/// What a terminal would show for `out`.
+fn shown(out: &[u8]) -> String {
+    let mut v = View::default();
+    v.build(out, Erase::Backspace, true);
+    String::from_utf8_lossy(&v.text).into_owned()
+}
+
+const SPLIT_CORPUS: &[(&str, &str)] = &[
+    ("card 4111 1111 1111 1111 ok\n", "4111 1111 1111 1111"),
+    ("key AKIAIOSFODNN7EXAMPLE ok\n", "AKIAIOSFODNN7EXAMPLE"),
+    ("iban DE89 3704 0044 0532 0130 00 ok\n", "DE89 3704 0044 0532 0130 00"),
+    ("call +1 (415) 555-2671 now\n", "+1 (415) 555-2671"),
+    ("ssn 123-45-6789 ok\n", "123-45-6789"),
+    ("mail dave@example.com ok\n", "dave@example.com"),
+    ("export PGPASSWORD=hunter2hunter2\n", "hunter2hunter2"),
+    ("db postgres://app:s3cr3tpw@db:5432/x\n", "s3cr3tpw"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\nabcdefghijklmnop==\n-----END RSA PRIVATE KEY-----\n",
+        "MIIEowIBAAKCAQEA7bq",
+    ),
+    (
+        "tok eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U x\n",
+        "dozjgNryP4J3jVmNHl0w5N",
+    ),
+    ("gh ghp_0123456789abcdefghijklmnopqrstuvwxyzAB\n", "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"),
+    ("Authorization: Bearer abcdefghijklmnop1234\n", "abcdefghijklmnop1234"),
+];
+
+#[test]
+fn a_value_split_by_a_pause_is_never_shown_whole() {
+    let m = builtins();
+    for (text, value) in SPLIT_CORPUS {
+        let b = text.as_bytes();
+        for cut in 1..b.len() {
+            for pause in [Pause::Short, Pause::Long] {
+                let mut st = m.stream();
+                let out = written(&mut st, &[(&b[..cut], pause), (&b[cut..], Pause::None)]);
+                let s = String::from_utf8_lossy(&out);
+                assert!(
+                    !s.contains(value) && !shown(&out).contains(value),
+                    "{value} shown after a {pause:?} pause at {cut}: {s:?}"
+                );
+                assert_eq!(st.held(), 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_value_typed_key_by_key_is_masked_in_the_echo() {
+    let m = builtins();
+    for (text, value) in SPLIT_CORPUS {
+        for pause in [Pause::Short, Pause::Long] {
+            let mut st = m.stream();
+            let keys: Vec<(&[u8], Pause)> = text.as_bytes().chunks(1).map(|k| (k, pause)).collect();
+            let out = written(&mut st, &keys);
+            let s = String::from_utf8_lossy(&out);
+            assert!(!s.contains(value), "{value} echoed ({pause:?}): {s:?}");
+        }
+    }
+}
+
+#[test]
+fn ordinary_typing_goes_out_at_the_first_pause() {
+    let m = builtins();
+    let mut st = m.stream();
+    let mut out = Vec::new();
+    for k in "select id, created_at from orders where total > 100.50;".bytes() {
+        out.extend_from_slice(&st.push(&[k]));
+        out.extend(st.release(Release::Clear));
+        assert_eq!(st.held(), 0, "{:?} held", String::from_utf8_lossy(&out));
+    }
+    // A number that could still become a card goes out while it is short...
+    let mut st = m.stream();
+    assert_eq!(&st.push(b"id 41234")[..], b"id ");
+    assert_eq!(st.release(Release::Clear), b"41234");
+    // ...but once it could be part of one, it waits, then goes out masked.
+    assert_eq!(&st.push(b"5")[..], b"");
+    assert_eq!(st.release(Release::Clear), b"");
+    assert_eq!(st.release(Release::Masked), b"[REDACTED:payment-card]");
+    // The rest of the same value is masked as its continuation.
+    assert_eq!(&st.push(b"6789012349\n")[..], b"\n");
+    assert_eq!(st.counts().get("payment-card"), Some(&1));
+}
+
+#[test]
+fn a_prompt_that_could_start_a_value_is_shown_and_the_value_still_masked() {
+    let m = builtins();
+    let mut st = m.stream();
+    assert_eq!(&st.push(b"token=")[..], b"");
+    assert_eq!(st.release(Release::Clear), b"token=");
+    assert_eq!(st.held(), 0);
+    assert_eq!(
+        &st.push(b"hunter2hunter2\n")[..],
+        b"[REDACTED:password-assignment]\n"
+    );
+    // An address whose local part went out at a pause keeps its domain hidden.
+    let mut st = m.stream();
+    assert_eq!(&st.push(b"to dave")[..], b"to ");
+    assert_eq!(st.release(Release::Clear), b"dave");
+    assert_eq!(&st.push(b"@exam")[..], b"");
+    assert_eq!(st.release(Release::Clear), b"");
+    assert_eq!(st.release(Release::Masked), b"[REDACTED:email]");
+    assert_eq!(&st.push(b"ple.com, ok\n")[..], b", ok\n");
+    assert_eq!(st.counts().get("email"), Some(&1));
+}
+
+#[test]
+fn values_complete_as_they_stand_go_out_masked_at_the_first_pause() {
+    let m = builtins();
+    let mut st = m.stream();
+    assert_eq!(&st.push(b"key AKIAIOSFODNN7EXAMPLE")[..], b"key ");
+    assert_eq!(st.release(Release::Clear), b"[REDACTED:aws-access-key-id]");
+    // A longer value would have been one match: its rest is hidden too.
+    let mut st = m.stream();
+    st.push(b"ghp_0123456789abcdefghijklmnopqrstuvwxyz");
+    assert_eq!(st.release(Release::Clear), b"[REDACTED:github-token]");
+    assert_eq!(&st.push(b"ABCD;\n")[..], b";\n");
+}
+
+#[test]
+fn colour_codes_and_corrections_inside_a_value_do_not_hide_it() {
+    let m = builtins();
+    // grep --color highlighting part of a key: matched as shown, escapes kept.
+    let input = "key AKIA\x1b[01;31m\x1b[KIOSFODNN7\x1b[m\x1b[KEXAMPLE end\n";
+    let (out, n) = mask_with(&m, input);
+    assert_eq!(n, 1);
+    assert_eq!(
+        out,
+        "key [REDACTED:aws-access-key-id]\x1b[01;31m\x1b[K\x1b[m\x1b[K end\n"
+    );
+    assert_stream_equivalent(&m, input);
+    // A coloured card number, and one in a coloured table cell.
+    let (out, _) = mask_with(&m, "\x1b[32m4111 1111 1111 1111\x1b[0m");
+    assert_eq!(out, "\x1b[32m[REDACTED:payment-card]\x1b[0m");
+    // A typo corrected by the line editor's echo (backspace, erase to end of line).
+    let (out, _) = mask_with(&m, "AKIAIOSFOX\x08\x1b[KDNN7EXAMPLE\r\n");
+    assert_eq!(out, "[REDACTED:aws-access-key-id]\x1b[K\r\n");
+    // Same-width keeps the columns: the backspace stays.
+    let mut rule = builtin_rule("aws-access-key-id");
+    rule.replace = Replace::SameWidth;
+    let (out, _) = mask_with(&Masker::new(vec![rule]), "AKIAIOSFOX\x08DNN7EXAMPLE");
+    assert_eq!(out, "**********\x08***********");
+    // Cursor moves still separate what is on either side.
+    let (out, _) = mask_with(&m, "AKIAIOSFOD\x1b[5CNN7EXAMPLE");
+    assert_eq!(out, "AKIAIOSFOD\x1b[5CNN7EXAMPLE");
+}
+
+#[test]
+fn typed_input_with_deletes_is_masked_as_the_line_it_makes() {
+    let m = builtins();
+    let mut st = m.input_stream();
+    let mut out = Vec::new();
+    for k in b"select 'AKIAIOSFOX\x7fDNN7EXAMPLE';\r".chunks(1) {
+        out.extend_from_slice(&st.push(k));
+        out.extend(st.release(Release::Clear));
+    }
+    out.extend(st.flush());
+    let s = String::from_utf8_lossy(&out);
+    // `AKI` went out before the anchor was complete: it is not part of the value.
+    assert_eq!(s, "select 'AKI[REDACTED:aws-access-key-id]';\r");
+    // An output stream does not read DEL as a delete.
+    let (out, n) = m.mask(b"AKIAIOSFOX\x7fDNN7EXAMPLE");
+    assert_eq!((&out[..], n), (&b"AKIAIOSFOX\x7fDNN7EXAMPLE"[..], 0));
 }

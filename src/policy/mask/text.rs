@@ -145,8 +145,8 @@ pub(crate) fn classes(w: &[u8; 64]) -> (u64, u64, u64, u64) {
 pub enum Replace {
     /// Fixed text, `[REDACTED:<rule>]` by default.
     Label(String),
-    /// One `*` per display column, so psql table columns stay aligned. Tabs and line breaks
-    /// are kept.
+    /// One `*` per display column, so psql table columns stay aligned. Tabs, line breaks
+    /// and other control characters are kept.
     SameWidth,
 }
 
@@ -154,9 +154,18 @@ pub enum Replace {
 /// verbatim (after the label, or in place for same-width), so colours and cursor moves
 /// survive.
 pub(crate) fn replace_into(out: &mut Vec<u8>, text: &[u8], how: &Replace) {
+    if let Replace::Label(label) = how {
+        out.extend_from_slice(label.as_bytes());
+    }
+    continue_into(out, text, how);
+}
+
+/// Writes the replacement of `text` when it continues a value whose replacement was
+/// already written: for a label only the escape sequences (the label stands for the whole
+/// value), for same-width the stars.
+pub(crate) fn continue_into(out: &mut Vec<u8>, text: &[u8], how: &Replace) {
     match how {
-        Replace::Label(label) => {
-            out.extend_from_slice(label.as_bytes());
+        Replace::Label(_) => {
             let mut i = 0;
             while let Some(off) = memchr::memchr(ESC, &text[i..]) {
                 let q = i + off;
@@ -173,7 +182,8 @@ pub(crate) fn replace_into(out: &mut Vec<u8>, text: &[u8], how: &Replace) {
                     let end = esc_end(text, i).unwrap_or(text.len());
                     out.extend_from_slice(&text[i..end]);
                     i = end;
-                } else if matches!(b, b'\t' | b'\n' | b'\r') {
+                } else if b < 0x20 || b == 0x7f {
+                    // Tabs, line breaks and backspaces keep the columns.
                     out.push(b);
                     i += 1;
                 } else if b < 0x80 {
