@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -31,7 +31,7 @@ use crate::pty::{self, Tool, ToolIo};
 
 pub const OUTPUT_WINDOW: usize = 64;
 pub const INPUT_WINDOW: usize = 16;
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// A gateway silent for this long (no frame, no pong) is gone.
 const GATEWAY_SILENCE: Duration = Duration::from_secs(45);
@@ -283,33 +283,39 @@ fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
     tx: mpsc::Sender<FromTool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut buf = vec![0u8; READ_CHUNK.min(MAX_DATA)];
+        let cap = READ_CHUNK.min(MAX_DATA);
+        let mut buf = BytesMut::new();
         let mut open = true;
         while open {
             let Ok(permit) = window.clone().acquire_owned().await else {
                 break;
             };
-            let mut n = match r.read(&mut buf).await {
+            // Read into fresh, uninitialised space: the chunk leaves without a copy.
+            buf.reserve(cap);
+            match r.read_buf(&mut (&mut buf).limit(cap)).await {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // EIO: the PTY's slave side is closed, i.e. the tool is gone.
                 Err(_) => break,
-            };
+            }
             // Whatever else is ready goes in the same chunk: a PTY hands out at most 4 KiB
             // a read, and each chunk costs a frame and a recorded event.
-            while n < buf.len() {
-                match futures_util::FutureExt::now_or_never(r.read(&mut buf[n..])) {
+            while buf.len() < cap {
+                let room = cap - buf.len();
+                match futures_util::FutureExt::now_or_never(
+                    r.read_buf(&mut (&mut buf).limit(room)),
+                ) {
                     Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Some(Ok(0)) | Some(Err(_)) => {
                         open = false;
                         break;
                     }
-                    Some(Ok(k)) => n += k,
+                    Some(Ok(_)) => {}
                     None => break,
                 }
             }
-            let chunk = Bytes::copy_from_slice(&buf[..n]);
+            let chunk = buf.split().freeze();
             if tx
                 .send(FromTool::Chunk(stream, chunk, permit))
                 .await
