@@ -29,7 +29,7 @@ use crate::proto::frame::{ClientFrame, ServerFrame, Stream, MAX_DATA, MAX_FRAME}
 use crate::proto::{PROTOCOL_HEADER, PROTOCOL_VERSION};
 use crate::pty::{self, Tool, ToolIo};
 
-pub const OUTPUT_WINDOW: usize = 64;
+pub const OUTPUT_WINDOW: usize = 128;
 pub const INPUT_WINDOW: usize = 16;
 const READ_CHUNK: usize = 256 * 1024;
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -303,9 +303,8 @@ fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
             // a read, and each chunk costs a frame and a recorded event.
             while buf.len() < cap {
                 let room = cap - buf.len();
-                match futures_util::FutureExt::now_or_never(
-                    r.read_buf(&mut (&mut buf).limit(room)),
-                ) {
+                match futures_util::FutureExt::now_or_never(r.read_buf(&mut (&mut buf).limit(room)))
+                {
                     Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Some(Ok(0)) | Some(Err(_)) => {
                         open = false;

@@ -85,6 +85,9 @@ pub struct SqliteStore {
 
 /// Page size of a new store.
 const PAGE_SIZE: u32 = 64 * 1024;
+/// Events inserted by one statement at most (six parameters each, well under SQLite's
+/// limit).
+const ROWS_PER_INSERT: usize = 64;
 /// Bytes of write-ahead log between automatic checkpoints.
 const WAL_CHECKPOINT: usize = 8 * 1024 * 1024;
 
@@ -206,18 +209,29 @@ impl Store for SqliteStore {
 
     async fn append(&self, id: &str, batch: &Batch) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (i, e) in batch.events.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO events (session_id, seq, t_us, kind, data, hash) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(e.seq)
-            .bind(e.t_us)
-            .bind(e.kind.code())
-            .bind(&e.data)
-            .bind(batch.hashes.get(i).map(|h| &h[..]))
-            .execute(&mut *tx)
-            .await?;
+        // Several rows a statement: each statement is a round trip to SQLite's thread.
+        for (k, rows) in batch.events.chunks(ROWS_PER_INSERT).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO events (session_id, seq, t_us, kind, data, hash) VALUES ",
+            );
+            for r in 0..rows.len() {
+                sql.push_str(if r == 0 {
+                    "(?, ?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?, ?)"
+                });
+            }
+            let mut q = sqlx::query(&sql);
+            for (i, e) in rows.iter().enumerate() {
+                q = q
+                    .bind(id)
+                    .bind(e.seq)
+                    .bind(e.t_us)
+                    .bind(e.kind.code())
+                    .bind(&e.data)
+                    .bind(batch.hashes.get(k * ROWS_PER_INSERT + i).map(|h| &h[..]));
+            }
+            q.execute(&mut *tx).await?;
         }
         if let Some(c) = &batch.checkpoint {
             sqlx::query(
