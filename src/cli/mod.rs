@@ -335,6 +335,7 @@ pub fn main() -> ExitCode {
 
 /// The one async runtime of a process.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    keep_freed_memory();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -345,4 +346,16 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
                 format!("cannot start the async runtime: {e}"),
             )
         })
+}
+
+/// Streams move output in chunks of up to 256 KiB, allocated and freed many times a second.
+/// glibc maps such blocks afresh each time and hands freed memory back to the kernel, so
+/// every chunk cost page faults and zeroed pages; kept in the heap, they are reused.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; called before any thread starts.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 4 << 20);
+        nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
 }

@@ -1,7 +1,10 @@
-//! SQLite backend: one file, WAL, created with 0700 parent directory.
+//! SQLite backend: one file, WAL, created with 0700 parent directory. The log is
+//! checkpointed in the background once writes pause, so a session never waits for one.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -81,6 +84,8 @@ CREATE INDEX reviews_binding ON reviews (requester, target, command_hash);
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Appends committed, for the background checkpoint to tell when writes pause.
+    writes: Arc<AtomicU64>,
 }
 
 /// Page size of a new store.
@@ -88,8 +93,37 @@ const PAGE_SIZE: u32 = 64 * 1024;
 /// Events inserted by one statement at most (six parameters each, well under SQLite's
 /// limit).
 const ROWS_PER_INSERT: usize = 64;
-/// Bytes of write-ahead log between automatic checkpoints.
-const WAL_CHECKPOINT: usize = 8 * 1024 * 1024;
+/// How long writes must pause before the log is checkpointed in the background.
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(200);
+/// Bytes of log after which SQLite checkpoints on its own, in the commit that passes it:
+/// the bound when writes never pause. The log file is cut back to this after a checkpoint.
+const WAL_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Checkpoints the log whenever appends have paused for [`CHECKPOINT_IDLE`] since the
+/// last ones: copying the log into the database costs as much as writing it, and done in a
+/// commit it would stall the session that commits. A passive checkpoint never blocks a
+/// writer; SQLite's own checkpoint at [`WAL_LIMIT`] bounds the log if writes never pause.
+async fn checkpoint_when_idle(pool: SqlitePool, writes: Arc<AtomicU64>) {
+    let mut checkpointed = writes.load(Ordering::Relaxed);
+    loop {
+        let before = writes.load(Ordering::Relaxed);
+        tokio::time::sleep(CHECKPOINT_IDLE).await;
+        let now = writes.load(Ordering::Relaxed);
+        if now != before || now == checkpointed {
+            continue;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            eprintln!("hoopx gateway: could not checkpoint the store's log: {e}");
+        }
+        checkpointed = now;
+    }
+}
 
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
@@ -108,21 +142,28 @@ impl SqliteStore {
             // overflow pages, page writes and checksums). Takes effect when a store is
             // created.
             .page_size(PAGE_SIZE)
-            // A batch of events is written without spilling the page cache mid-transaction,
-            // and the log is checkpointed every few MiB, not every 64 MiB of 64 KiB pages.
+            // A batch of events is written without spilling the page cache mid-transaction.
             .pragma("cache_size", "-16384")
             .pragma(
                 "wal_autocheckpoint",
-                (WAL_CHECKPOINT / PAGE_SIZE as usize).to_string(),
+                (WAL_LIMIT / PAGE_SIZE as usize).to_string(),
             )
+            .pragma("journal_size_limit", WAL_LIMIT.to_string())
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
             .await?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            writes: Arc::new(AtomicU64::new(0)),
+        };
         store.migrate().await?;
+        tokio::spawn(checkpoint_when_idle(
+            store.pool.clone(),
+            store.writes.clone(),
+        ));
         Ok(store)
     }
 
@@ -262,6 +303,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
