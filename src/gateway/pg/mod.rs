@@ -471,7 +471,6 @@ async fn connection(
         wr: None,
         batch: BytesMut::new(),
         masks: Default::default(),
-        skip_to_sync: false,
         copy_out: false,
     };
     let result = relay.run(cin, out, up).await;
@@ -656,8 +655,6 @@ struct Relay {
     batch: BytesMut,
     /// Values masked in rows not yet reported to the session, by rule.
     masks: std::collections::BTreeMap<String, u64>,
-    /// A refused extended message: the client's messages up to its Sync are dropped.
-    skip_to_sync: bool,
     copy_out: bool,
 }
 
@@ -1025,14 +1022,6 @@ impl Relay {
 
     /// One client message: forwarded into `batch`, replaced by a stand-in, or answered.
     async fn client_message(&mut self, m: Message, out: &mut ToClient) -> Result<(), String> {
-        if self.skip_to_sync {
-            if m.tag == b'S' {
-                self.skip_to_sync = false;
-                self.open_extended = false;
-                m.encode_into(&mut self.batch);
-            }
-            return Ok(());
-        }
         match m.tag {
             b'Q' | b'F' if self.open_extended => {
                 let why = "hoopx: a simple query or function call inside an unfinished extended-protocol pipeline (no Sync) is refused";
