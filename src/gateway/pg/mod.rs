@@ -1343,6 +1343,29 @@ impl Relay {
         }
     }
 
+    /// A refused statement: told and logged, and the stand-in text the server gets in its
+    /// place (its error is replaced by this one).
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        out: &ToClient,
+        runs: Vec<Run>,
+        shown: &str,
+        status: &str,
+        sqlstate: &str,
+        msg: &str,
+        rule: Option<&str>,
+    ) -> String {
+        if let Some(rule) = rule {
+            self.denied(out, rule, msg, shown.to_string());
+        }
+        for r in runs {
+            self.log(out, r, status, None, Some(sqlstate), Some(msg));
+        }
+        let err = pgwire::error_response("ERROR", sqlstate, &format!("hoopx: {msg}"), None);
+        self.refusals.stand_in(err)
+    }
+
     /// Tells the session (recording, caller) that a statement was refused.
     fn denied(&self, out: &ToClient, rule: &str, message: &str, text: String) {
         out.event(FromChannel::Marker(
@@ -1388,14 +1411,7 @@ impl Relay {
                       sqlstate: &str,
                       msg: String,
                       rule: Option<&str>| {
-            if let Some(rule) = rule {
-                this.denied(out, rule, &msg, shown.clone());
-            }
-            for r in runs {
-                this.log(out, r, status, None, Some(sqlstate), Some(&msg));
-            }
-            let err = pgwire::error_response("ERROR", sqlstate, &format!("hoopx: {msg}"), None);
-            Some(this.refusals.stand_in(err))
+            Some(this.refuse(out, runs, &shown, status, sqlstate, &msg, rule))
         };
         match verdict {
             Outcome::Allow => {
@@ -1463,15 +1479,11 @@ impl Relay {
                       sqlstate: &str,
                       msg: String,
                       rule: Option<&str>| {
-            if let Some(rule) = rule {
-                this.denied(out, rule, &msg, shown.clone());
-            }
-            for mut r in runs.clone() {
+            let mut runs = runs.clone();
+            for r in &mut runs {
                 r.epoch = epoch;
-                this.log(out, r, status, None, Some(sqlstate), Some(&msg));
             }
-            let err = pgwire::error_response("ERROR", sqlstate, &format!("hoopx: {msg}"), None);
-            Admit::StandIn(this.refusals.stand_in(err))
+            Admit::StandIn(this.refuse(out, runs, &shown, status, sqlstate, &msg, rule))
         };
         Ok(match verdict {
             Outcome::Allow => {
