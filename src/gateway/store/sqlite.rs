@@ -143,7 +143,7 @@ async fn checkpoint_in_background(pool: SqlitePool, written: Arc<AtomicU64>) {
 /// Who checkpoints the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checkpoints {
-    /// A task of its own ([`checkpoint_in_background`]): for a gateway that runs on.
+    /// A task of its own (see `checkpoint_in_background`): for a gateway that runs on.
     Background,
     /// SQLite, in the commit that passes 1000 pages: for a process that exits after one
     /// session (the embedded gateway), so the log the next process reads stays short.
