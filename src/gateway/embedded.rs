@@ -47,7 +47,7 @@ pub fn store_url() -> Result<String, EmbeddedError> {
 }
 
 pub async fn start() -> Result<Embedded, EmbeddedError> {
-    let store = store::open(&store_url()?).await?;
+    let store = store::open_local(&store_url()?).await?;
     let dir = crate::dirs::data_dir().ok_or(EmbeddedError::NoDataDir)?;
     let signer = super::signing::load_or_create(&dir.join("embedded-signing.pem"))?;
     let token = generate_token();

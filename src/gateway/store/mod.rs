@@ -15,7 +15,7 @@ use crate::recording::chain::Hash;
 use crate::recording::{Checkpoint, Event};
 
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Checkpoints, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -137,14 +137,24 @@ pub trait Store: Send + Sync + 'static {
     async fn update_review(&self, r: &ReviewInfo, expected: i64) -> Result<bool, StoreError>;
 }
 
-/// Opens the store a URL names: `sqlite://PATH` or `postgres://…` (also `postgresql://`).
+/// Opens the store a URL names: `sqlite://PATH` or `postgres://…` (also `postgresql://`),
+/// for a gateway that runs on.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, Checkpoints::Background).await
+}
+
+/// [`open`] for a process that exits after one session (the embedded gateway).
+pub async fn open_local(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, Checkpoints::InCommits).await
+}
+
+async fn open_with(url: &str, checkpoints: Checkpoints) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             return Err(StoreError::BadUrl(url.to_string()));
         }
         return Ok(Arc::new(
-            SqliteStore::open(PathBuf::from(path).as_path()).await?,
+            SqliteStore::open(PathBuf::from(path).as_path(), checkpoints).await?,
         ));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

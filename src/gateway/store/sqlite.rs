@@ -1,5 +1,5 @@
 //! SQLite backend: one file, WAL, created with 0700 parent directory. The log is
-//! checkpointed in the background once writes pause, so a session never waits for one.
+//! checkpointed by a task of its own, so a session never waits for a checkpoint.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -84,32 +84,47 @@ CREATE INDEX reviews_binding ON reviews (requester, target, command_hash);
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Appends committed, for the background checkpoint to tell when writes pause.
-    writes: Arc<AtomicU64>,
+    /// Bytes of events appended, for the background checkpoint.
+    written: Arc<AtomicU64>,
 }
 
-/// Page size of a new store.
-const PAGE_SIZE: u32 = 64 * 1024;
 /// Events inserted by one statement at most (six parameters each, well under SQLite's
 /// limit).
 const ROWS_PER_INSERT: usize = 64;
-/// How long writes must pause before the log is checkpointed in the background.
+/// How often the background checkpoint looks at what was written.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(50);
+/// Bytes of events after which the log is checkpointed in the background...
+const CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
+/// ...or how long appends must pause.
 const CHECKPOINT_IDLE: Duration = Duration::from_millis(200);
 /// Bytes of log after which SQLite checkpoints on its own, in the commit that passes it:
-/// the bound when writes never pause. The log file is cut back to this after a checkpoint.
-const WAL_LIMIT: usize = 64 * 1024 * 1024;
+/// the bound when the background checkpoint falls behind. The log file is cut back to this
+/// after a checkpoint.
+const WAL_LIMIT: usize = 16 * 1024 * 1024;
+/// SQLite's page size (its default), to count the log in pages. Small pages keep the commit
+/// of a keystroke's echo small.
+const PAGE_SIZE: usize = 4096;
 
-/// Checkpoints the log whenever appends have paused for [`CHECKPOINT_IDLE`] since the
-/// last ones: copying the log into the database costs as much as writing it, and done in a
-/// commit it would stall the session that commits. A passive checkpoint never blocks a
-/// writer; SQLite's own checkpoint at [`WAL_LIMIT`] bounds the log if writes never pause.
-async fn checkpoint_when_idle(pool: SqlitePool, writes: Arc<AtomicU64>) {
-    let mut checkpointed = writes.load(Ordering::Relaxed);
+/// Checkpoints the log from a task of its own, off the commits: copying the log into the
+/// database costs about as much as writing it, and done in a commit it stalls the session
+/// that commits. It runs once [`CHECKPOINT_BYTES`] of events are in the log, or once
+/// appends have paused for [`CHECKPOINT_IDLE`], so the log stays short (a process that
+/// opens the store next reads all of it) and a burst of output is not slowed. A passive
+/// checkpoint never blocks a writer; SQLite's own checkpoint at [`WAL_LIMIT`] is the bound.
+async fn checkpoint_in_background(pool: SqlitePool, written: Arc<AtomicU64>) {
+    let mut done = written.load(Ordering::Relaxed);
+    let mut seen = done;
+    let mut quiet_since = std::time::Instant::now();
     loop {
-        let before = writes.load(Ordering::Relaxed);
-        tokio::time::sleep(CHECKPOINT_IDLE).await;
-        let now = writes.load(Ordering::Relaxed);
-        if now != before || now == checkpointed {
+        tokio::time::sleep(CHECKPOINT_POLL).await;
+        let now = written.load(Ordering::Relaxed);
+        if now != seen {
+            seen = now;
+            quiet_since = std::time::Instant::now();
+        }
+        let due = now - done >= CHECKPOINT_BYTES
+            || now != done && quiet_since.elapsed() >= CHECKPOINT_IDLE;
+        if !due {
             continue;
         }
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
@@ -121,49 +136,57 @@ async fn checkpoint_when_idle(pool: SqlitePool, writes: Arc<AtomicU64>) {
             }
             eprintln!("hoopx gateway: could not checkpoint the store's log: {e}");
         }
-        checkpointed = now;
+        done = now;
     }
 }
 
+/// Who checkpoints the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// A task of its own (see `checkpoint_in_background`): for a gateway that runs on.
+    Background,
+    /// SQLite, in the commit that passes 1000 pages: for a process that exits after one
+    /// session (the embedded gateway), so the log the next process reads stays short.
+    InCommits,
+}
+
 impl SqliteStore {
-    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+    pub async fn open(path: &Path, checkpoints: Checkpoints) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::dirs::create_private_dir(dir).map_err(|source| StoreError::Dir {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
+        let mut opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            // Recordings are mostly large blobs: big pages cut the work per byte (fewer
-            // overflow pages, page writes and checksums). Takes effect when a store is
-            // created.
-            .page_size(PAGE_SIZE)
             // A batch of events is written without spilling the page cache mid-transaction.
-            .pragma("cache_size", "-16384")
-            .pragma(
-                "wal_autocheckpoint",
-                (WAL_LIMIT / PAGE_SIZE as usize).to_string(),
-            )
-            .pragma("journal_size_limit", WAL_LIMIT.to_string())
+            .pragma("cache_size", "-8192")
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        if checkpoints == Checkpoints::Background {
+            opts = opts
+                .pragma("wal_autocheckpoint", (WAL_LIMIT / PAGE_SIZE).to_string())
+                .pragma("journal_size_limit", WAL_LIMIT.to_string());
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
             .await?;
         let store = SqliteStore {
             pool,
-            writes: Arc::new(AtomicU64::new(0)),
+            written: Arc::new(AtomicU64::new(0)),
         };
         store.migrate().await?;
-        tokio::spawn(checkpoint_when_idle(
-            store.pool.clone(),
-            store.writes.clone(),
-        ));
+        if checkpoints == Checkpoints::Background {
+            tokio::spawn(checkpoint_in_background(
+                store.pool.clone(),
+                store.written.clone(),
+            ));
+        }
         Ok(store)
     }
 
@@ -303,7 +326,8 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.writes.fetch_add(1, Ordering::Relaxed);
+        let bytes: usize = batch.events.iter().map(|e| e.data.len()).sum();
+        self.written.fetch_add(bytes as u64 + 1, Ordering::Relaxed);
         Ok(())
     }
 

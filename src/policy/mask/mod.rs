@@ -1,14 +1,17 @@
 //! The streaming mask engine: finds secrets and personal data in a tool's output and
-//! replaces them, chunk by chunk, with the same result whatever the chunking. Pure: no I/O,
-//! no clock (the caller flushes on idle).
+//! replaces them, chunk by chunk, with the same result whatever the chunking, and without
+//! ever showing a value whole however the tool pauses (see [`MaskStream`] and [`timing`]).
+//! Pure: no I/O, no clock (the caller says when a stream went quiet). Files: `detect`
+//! (built-in detectors), `digits` (the hand-parsed ones), `view` (the text a terminal
+//! shows), `text` (escapes, characters, replacements), `stream`, `timing`.
 //!
 //! How a scan decides. At each position the leftmost match of any rule wins; of matches
 //! starting at the same byte the longest wins, then the rule listed first; scanning goes on
 //! after the winner. Every rule has a maximum match length, and whether a rule matches at a
 //! position depends only on the bytes from a few before it to `max_len + LOOKAHEAD` after it.
 //! So a stream emits every byte before the earliest position where a match could still
-//! start, and holds back the rest (at most the largest rule window) until more bytes, an
-//! idle flush or the end decide it.
+//! start, and holds back the rest (at most the largest rule window) until more bytes, a
+//! release or the end decide it.
 //!
 //! Speed. Most rules only match near a literal anchor (`AKIA`, `ghp_`, `@`, `password`…):
 //! one Aho-Corasick pass finds them all, and regexes run only around hits. The digit
