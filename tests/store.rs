@@ -29,6 +29,7 @@ fn filter(limit: i64) -> SessionFilter {
 use crate::util::{Env, Postgres};
 
 async fn story(s: &dyn Store) {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let new = |id: &str, at: i64| NewSession {
         id: id.into(),
         identity: "dev".into(),
@@ -39,8 +40,8 @@ async fn story(s: &dyn Store) {
         started_at: at,
         reason: None,
     };
-    s.create_session(&new("a", 1_000)).await.unwrap();
-    s.create_session(&new("b", 2_000)).await.unwrap();
+    s.create_session(&new("a", 1_000), &key).await.unwrap();
+    s.create_session(&new("b", 2_000), &key).await.unwrap();
     s.finish_session(
         "b",
         &SessionEnd {
@@ -49,6 +50,7 @@ async fn story(s: &dyn Store) {
             exit_code: None,
             reason: Some("client disconnected: it's gone".into()),
         },
+        &key,
     )
     .await
     .unwrap();
@@ -57,7 +59,7 @@ async fn story(s: &dyn Store) {
     assert_eq!(b.reason.as_deref(), Some("client disconnected: it's gone"));
     assert_eq!(b.exit_code, None);
     assert!(
-        s.create_session(&new("a", 3_000)).await.is_err(),
+        s.create_session(&new("a", 3_000), &key).await.is_err(),
         "ids are unique"
     );
     s.set_status("a", "running").await.unwrap();
@@ -110,9 +112,42 @@ async fn story(s: &dyn Store) {
             exit_code: Some(3),
             reason: None,
         },
+        &key,
     )
     .await
     .unwrap();
+
+    // The ledger: a, b opened, b closed, a closed (the refused duplicate entered nothing),
+    // chained and signed, the close naming a's closing checkpoint.
+    let ledger = s.ledger(0, 100).await.unwrap();
+    let seen: Vec<(String, String)> = ledger
+        .iter()
+        .map(|e| (e.kind.clone(), e.session_id.clone()))
+        .collect();
+    let want = [("open", "a"), ("open", "b"), ("close", "b"), ("close", "a")];
+    assert_eq!(
+        seen,
+        want.map(|(k, i)| (k.to_string(), i.to_string())),
+        "{ledger:?}"
+    );
+    let checked = hoopx::recording::ledger::check(
+        &ledger,
+        0,
+        &hoopx::recording::ledger::START,
+        &[key.verifying_key()],
+    )
+    .unwrap();
+    assert_eq!(checked.head.unwrap().size, 4);
+    let close: hoopx::recording::ledger::CloseBody = serde_json::from_str(&ledger[3].body).unwrap();
+    assert_eq!(
+        (close.events, close.head),
+        (Some(1200), Some("ab".repeat(32)))
+    );
+    assert_eq!(s.ledger(2, 1).await.unwrap()[0], ledger[2]);
+    assert_eq!(
+        s.ledger_of("a").await.unwrap(),
+        [ledger[0].clone(), ledger[3].clone()]
+    );
 
     let a = s.session("a").await.unwrap().unwrap();
     assert_eq!(a.status, "exited");

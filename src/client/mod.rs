@@ -367,6 +367,22 @@ impl GatewayClient {
         Ok(list.checkpoints)
     }
 
+    /// Ledger entries from `from` on (at most `limit`), or one session's entries.
+    pub async fn ledger(
+        &self,
+        from: i64,
+        limit: i64,
+        session: Option<&str>,
+    ) -> Result<Vec<crate::recording::ledger::LedgerEntry>, ClientError> {
+        let mut req = self.request(reqwest::Method::GET, "/v1/ledger");
+        req = match session {
+            Some(id) => req.query(&[("session", id)]),
+            None => req.query(&[("from", from), ("limit", limit)]),
+        };
+        let list: crate::proto::LedgerList = self.call(req).await?;
+        Ok(list.entries)
+    }
+
     /// The keys the gateway signs recordings with.
     pub async fn keys(&self) -> Result<Vec<crate::recording::PublicKeyInfo>, ClientError> {
         let list: crate::proto::KeyList = self

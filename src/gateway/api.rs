@@ -73,6 +73,7 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/sessions/{id}/events", get(get_events))
         .route("/v1/sessions/{id}/checkpoints", get(get_checkpoints))
         .route("/v1/keys", get(get_keys))
+        .route("/v1/ledger", get(get_ledger))
         .route("/v1/reviews", get(list_reviews))
         .route("/v1/reviews/{id}", get(get_review))
         .route("/v1/reviews/{id}/approve", post(approve_review))
@@ -345,7 +346,7 @@ async fn open_session(
         reason: denied.map(|r| format!("command denied by rule {}", r.name)),
     };
     gw.store
-        .create_session(&session)
+        .create_session(&session, &gw.signer)
         .await
         .map_err(ApiFailure::internal)?;
     gw.log(format_args!(
@@ -358,6 +359,12 @@ async fn open_session(
     ));
     if let Some(rule) = denied {
         // The refusal is evidence too: one marker, signed as the whole recording.
+        let end = super::store::SessionEnd {
+            status: "denied".into(),
+            ended_at: now_ms(),
+            exit_code: None,
+            reason: session.reason.clone(),
+        };
         let batch = closing_marker(
             &gw,
             &Pending {
@@ -380,21 +387,14 @@ async fn open_session(
                 denials: 1,
                 ..Default::default()
             },
+            &end,
         );
         gw.store
             .append(&id, &batch)
             .await
             .map_err(ApiFailure::internal)?;
         gw.store
-            .finish_session(
-                &id,
-                &super::store::SessionEnd {
-                    status: "denied".into(),
-                    ended_at: now_ms(),
-                    exit_code: None,
-                    reason: session.reason.clone(),
-                },
-            )
+            .finish_session(&id, &end, &gw.signer)
             .await
             .map_err(ApiFailure::internal)?;
         let mut f = ApiFailure::new(
@@ -576,11 +576,40 @@ async fn get_checkpoints(
 /// The public keys recordings are signed with. Public by nature: no authentication, so an
 /// auditor can fetch them to pin with `hoopx verify --key`.
 async fn get_keys(State(gw): State<Arc<Gateway>>) -> Json<KeyList> {
-    Json(KeyList {
-        keys: vec![crate::recording::chain::public_key_info(
-            &gw.signer.verifying_key(),
-        )],
-    })
+    let mut key = crate::recording::chain::public_key_info(&gw.signer.verifying_key());
+    key.holder = Some(gw.kind().into());
+    Json(KeyList { keys: vec![key] })
+}
+
+#[derive(serde::Deserialize)]
+struct LedgerQuery {
+    from: Option<i64>,
+    limit: Option<i64>,
+    /// Only this session's entries (they stay listed when the session itself is gone).
+    session: Option<String>,
+}
+
+/// The session ledger: `?from=N&limit=M` pages through it, `?session=ID` gives one
+/// session's entries.
+async fn get_ledger(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<LedgerQuery>,
+) -> Result<Json<crate::proto::LedgerList>, ApiFailure> {
+    authenticate(&gw, &headers).await?;
+    let entries = match &q.session {
+        Some(id) => gw.store.ledger_of(id).await,
+        None => {
+            gw.store
+                .ledger(
+                    q.from.unwrap_or(0).max(0),
+                    q.limit.unwrap_or(1000).clamp(1, 10_000),
+                )
+                .await
+        }
+    }
+    .map_err(ApiFailure::internal)?;
+    Ok(Json(crate::proto::LedgerList { entries }))
 }
 
 async fn attach_stream(
@@ -645,55 +674,73 @@ fn reap_if_never_attached(gw: Arc<Gateway>, id: String) {
             return;
         };
         let why = "the client never attached the session stream";
-        let batch = closing_marker(
-            &gw,
-            &pending,
-            serde_json::json!({ "aborted": why }),
-            Default::default(),
-        );
         let end = super::store::SessionEnd {
             status: "aborted".into(),
             ended_at: now_ms(),
             exit_code: None,
             reason: Some(why.into()),
         };
+        let batch = closing_marker(
+            &gw,
+            &pending,
+            serde_json::json!({ "aborted": why }),
+            Default::default(),
+            &end,
+        );
         let stored = gw.store.append(&id, &batch).await;
-        if let Err(e) = stored.and(gw.store.finish_session(&id, &end).await) {
+        if let Err(e) = stored.and(gw.store.finish_session(&id, &end, &gw.signer).await) {
             eprintln!("hoopx gateway: session {id}: {e}");
         }
     });
 }
 
-/// A session's whole log when it ends before its stream runs: one marker, under a closing
-/// checkpoint, so even a refusal is signed evidence.
+/// A session's whole log when it ends before its stream runs: one marker and the signed
+/// close, under a closing checkpoint, so even a refusal is signed evidence.
 fn closing_marker(
     gw: &Gateway,
     p: &Pending,
     marker: serde_json::Value,
     stats: super::store::SessionStats,
+    end: &super::store::SessionEnd,
 ) -> super::store::Batch {
     use crate::recording::{chain, Event, EventKind};
-    let event = Event {
-        seq: 0,
-        t_us: p.started.elapsed().as_micros() as i64,
-        kind: EventKind::Marker,
-        data: marker.to_string().into_bytes(),
-    };
-    let head = chain::next(
-        &chain::genesis(
-            &p.id,
-            &p.identity.subject,
-            &p.target,
-            &p.argv,
-            p.mode,
-            p.started_at,
-        ),
-        &event,
+    let t_us = p.started.elapsed().as_micros() as i64;
+    let facts = super::stream::closed_facts(gw, end, &stats);
+    let events: Vec<Event> = [marker, facts.marker()]
+        .into_iter()
+        .enumerate()
+        .map(|(seq, m)| Event {
+            seq: seq as i64,
+            t_us,
+            kind: EventKind::Marker,
+            data: m.to_string().into_bytes(),
+        })
+        .collect();
+    let mut head = chain::genesis(
+        &p.id,
+        &p.identity.subject,
+        &p.target,
+        &p.argv,
+        p.mode,
+        p.started_at,
     );
+    let hashes: Vec<_> = events
+        .iter()
+        .map(|e| {
+            head = chain::next(&head, e);
+            head
+        })
+        .collect();
     super::store::Batch {
-        checkpoint: Some(chain::sign(&gw.signer, &p.id, 1, &head, true)),
-        events: vec![event],
-        hashes: vec![head],
+        checkpoint: Some(chain::sign(
+            &gw.signer,
+            &p.id,
+            events.len() as i64,
+            &head,
+            true,
+        )),
+        events,
+        hashes,
         stats,
     }
 }

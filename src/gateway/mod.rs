@@ -117,6 +117,16 @@ impl Gateway {
         }
     }
 
+    /// `served` or `embedded`: which kind of gateway signs, as its closing facts say.
+    pub(crate) fn kind(&self) -> &'static str {
+        // Only the served gateway keeps an access log.
+        if self.log_sessions {
+            "served"
+        } else {
+            "embedded"
+        }
+    }
+
     pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.stopping.subscribe()
     }

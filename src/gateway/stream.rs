@@ -30,6 +30,7 @@ use crate::proto::frame::{
 };
 use crate::proto::{Mode, ReviewInfo};
 use crate::recording::chain::{self, Hash};
+use crate::recording::evidence::ClosedFacts;
 use crate::recording::{Event, EventKind};
 
 /// When the relay flushes on its own: often enough to bound the unsigned tail of a quiet
@@ -1343,19 +1344,20 @@ impl Session {
                 ("aborted", None, Some(why.clone()))
             }
         };
+        let ended = SessionEnd {
+            status: status.into(),
+            ended_at: now_ms(),
+            exit_code,
+            reason,
+        };
+        // The last event: the end as the gateway signs it (the store's copy is for listing).
+        let facts = closed_facts(&self.gw, &ended, &self.rec.stats);
+        self.rec.marker(facts.marker());
         let stored = self.rec.close().await;
         let finished = self
             .gw
             .store
-            .finish_session(
-                id,
-                &SessionEnd {
-                    status: status.into(),
-                    ended_at: now_ms(),
-                    exit_code,
-                    reason,
-                },
-            )
+            .finish_session(id, &ended, &self.gw.signer)
             .await
             .map_err(|e| e.to_string());
         let masked: u64 = self.rec.stats.masks.values().sum();
@@ -1388,6 +1390,22 @@ impl Session {
             let _ = send(socket, frame).await;
             let _ = socket.send(Message::Close(None)).await;
         }
+    }
+}
+
+/// The final facts of a session ending as `end` with `stats`, for its last event.
+pub(crate) fn closed_facts(gw: &Gateway, end: &SessionEnd, stats: &SessionStats) -> ClosedFacts {
+    ClosedFacts {
+        status: end.status.clone(),
+        ended_at: end.ended_at,
+        exit_code: end.exit_code,
+        reason: end.reason.clone(),
+        bytes_in: stats.bytes_in,
+        bytes_out: stats.bytes_out,
+        masks: stats.masks.clone(),
+        denials: stats.denials,
+        approvals: stats.approvals.clone(),
+        gateway: gw.kind().into(),
     }
 }
 

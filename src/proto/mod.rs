@@ -304,6 +304,12 @@ pub struct KeyList {
     pub keys: Vec<crate::recording::PublicKeyInfo>,
 }
 
+/// `GET /v1/ledger`: entries of the store's session ledger, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerList {
+    pub entries: Vec<crate::recording::ledger::LedgerEntry>,
+}
+
 /// `GET /v1/health` (no authentication).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {

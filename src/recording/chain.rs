@@ -87,6 +87,7 @@ pub fn public_key_info(key: &VerifyingKey) -> PublicKeyInfo {
         id: key_id(key),
         alg: "Ed25519".into(),
         public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
+        holder: None,
     }
 }
 

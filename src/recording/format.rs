@@ -888,6 +888,7 @@ mod tests {
                 id: "ed25519:0011223344556677".into(),
                 alg: "Ed25519".into(),
                 public_key: "AAAA".into(),
+                holder: None,
             }],
             events,
             checkpoints,

@@ -5,7 +5,9 @@
 //! A checkpoint signs `(session id, number of events, h[count-1])`. See docs/RECORDING.md.
 
 pub mod chain;
+pub mod evidence;
 pub mod format;
+pub mod ledger;
 pub mod player;
 pub mod render;
 pub mod statements;
@@ -89,6 +91,11 @@ pub struct PublicKeyInfo {
     pub alg: String,
     /// The 32 key bytes, base64.
     pub public_key: String,
+    /// Who holds the private key: `served` (a gateway run with `hoopx gateway serve`) or
+    /// `embedded` (the user's own hoopx, so its signatures are no evidence against that
+    /// user). As the gateway says; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 /// A whole recording: what `hoopx replay` plays and `hoopx verify` checks, from the gateway

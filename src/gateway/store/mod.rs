@@ -12,7 +12,11 @@ use async_trait::async_trait;
 
 use crate::proto::{ApprovalRecord, Mode, ReviewInfo, SessionInfo};
 use crate::recording::chain::Hash;
+use crate::recording::ledger::{self, CloseBody, LedgerEntry, OpenBody};
 use crate::recording::{Checkpoint, Event};
+
+/// The signing key, as the store needs it to enter sessions in the ledger.
+pub type Signer = ed25519_dalek::SigningKey;
 
 pub use postgres::PostgresStore;
 pub use sqlite::{Checkpoints, SqliteStore};
@@ -116,11 +120,23 @@ pub struct SessionEnd {
 pub trait Store: Send + Sync + 'static {
     /// Which backend, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
-    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError>;
+    /// Creates the session and enters its opening in the ledger, in one transaction.
+    async fn create_session(&self, s: &NewSession, signer: &Signer) -> Result<(), StoreError>;
     async fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError>;
     /// Appends a batch in one transaction; its events' `seq` continue the session's log.
     async fn append(&self, id: &str, batch: &Batch) -> Result<(), StoreError>;
-    async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError>;
+    /// Records how the session ended and enters its closing in the ledger (with the closing
+    /// checkpoint stored for it), in one transaction.
+    async fn finish_session(
+        &self,
+        id: &str,
+        end: &SessionEnd,
+        signer: &Signer,
+    ) -> Result<(), StoreError>;
+    /// Ledger entries with `seq >= from`, in order, at most `limit`.
+    async fn ledger(&self, from: i64, limit: i64) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The ledger entries of one session, in order.
+    async fn ledger_of(&self, session_id: &str) -> Result<Vec<LedgerEntry>, StoreError>;
     async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError>;
     /// Newest first.
     async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionInfo>, StoreError>;
@@ -135,6 +151,63 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `r` only if the stored review still has version `expected` (nobody decided it
     /// in between); returns whether it did.
     async fn update_review(&self, r: &ReviewInfo, expected: i64) -> Result<bool, StoreError>;
+}
+
+/// The body of a session's `open` ledger entry.
+pub(crate) fn open_body(s: &NewSession) -> String {
+    let genesis = crate::recording::chain::genesis(
+        &s.id,
+        &s.identity,
+        &s.target,
+        &s.argv,
+        s.mode,
+        s.started_at,
+    );
+    serde_json::to_string(&OpenBody {
+        identity: s.identity.clone(),
+        target: s.target.clone(),
+        started_at: s.started_at,
+        genesis: hex::encode(genesis),
+    })
+    .unwrap_or_default()
+}
+
+/// The body of a session's `close` ledger entry, given its stored closing checkpoint.
+pub(crate) fn close_body(end: &SessionEnd, closing: Option<(i64, String)>) -> String {
+    let (events, head) = closing.unzip();
+    serde_json::to_string(&CloseBody {
+        status: end.status.clone(),
+        ended_at: end.ended_at,
+        events,
+        head,
+    })
+    .unwrap_or_default()
+}
+
+/// The next ledger entry after `last` (the newest stored entry's seq and hash).
+pub(crate) fn next_entry(
+    signer: &Signer,
+    last: Option<(i64, String)>,
+    kind: &str,
+    session_id: &str,
+    body: String,
+) -> Result<LedgerEntry, StoreError> {
+    let (seq, prev) = match last {
+        None => (0, ledger::START),
+        Some((seq, hash)) => (
+            seq + 1,
+            ledger::parse_hash(&hash).ok_or_else(|| {
+                StoreError::Corrupt(format!("ledger entry {seq} has a malformed hash"))
+            })?,
+        ),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Ok(ledger::make_entry(
+        signer, &prev, seq, now, kind, session_id, body,
+    ))
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…` (also `postgresql://`),

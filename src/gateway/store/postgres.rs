@@ -8,10 +8,12 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
 use super::{
-    parse_approvals, parse_argv, parse_hash, parse_masks, parse_mode, parse_review, Batch,
-    NewSession, ReviewFilter, SessionEnd, SessionFilter, Store, StoreError, StoredEvent,
+    close_body, next_entry, open_body, parse_approvals, parse_argv, parse_hash, parse_masks,
+    parse_mode, parse_review, Batch, NewSession, ReviewFilter, SessionEnd, SessionFilter, Signer,
+    Store, StoreError, StoredEvent,
 };
 use crate::proto::{ReviewInfo, SessionInfo};
+use crate::recording::ledger::LedgerEntry;
 use crate::recording::{Checkpoint, Event, EventKind};
 
 const MIGRATIONS: &[&str] = &[
@@ -73,10 +75,25 @@ CREATE TABLE reviews (
 CREATE INDEX reviews_created ON reviews (created_at DESC);
 CREATE INDEX reviews_binding ON reviews (requester, target, command_hash);
 "#,
+    r#"
+CREATE TABLE ledger (
+    seq BIGINT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX ledger_session ON ledger (session_id, seq);
+"#,
 ];
 
 /// Serializes concurrent migrations of several gateways starting at once.
 const MIGRATION_LOCK: i64 = 0x0068_6f6f_7078;
+/// Serializes ledger appends of the gateways sharing the store (held to each commit).
+const LEDGER_LOCK: i64 = 0x0068_6f6f_706c;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -146,13 +163,61 @@ fn row_to_info(r: &PgRow) -> Result<SessionInfo, StoreError> {
     })
 }
 
+/// Appends a ledger entry inside `tx`, under the ledger lock (replicas append one at a time).
+async fn enter(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    signer: &Signer,
+    kind: &str,
+    session_id: &str,
+    body: String,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LEDGER_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let e = next_entry(signer, last, kind, session_id, body)?;
+    sqlx::query(
+        "INSERT INTO ledger (seq, at_ms, kind, session_id, body, hash, key_id, signature) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(e.seq)
+    .bind(e.at_ms)
+    .bind(&e.kind)
+    .bind(&e.session_id)
+    .bind(&e.body)
+    .bind(&e.hash)
+    .bind(&e.key_id)
+    .bind(&e.signature)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn row_to_entry(r: &PgRow) -> Result<LedgerEntry, StoreError> {
+    Ok(LedgerEntry {
+        seq: r.try_get("seq")?,
+        at_ms: r.try_get("at_ms")?,
+        kind: r.try_get("kind")?,
+        session_id: r.try_get("session_id")?,
+        body: r.try_get("body")?,
+        hash: r.try_get("hash")?,
+        key_id: r.try_get("key_id")?,
+        signature: r.try_get("signature")?,
+    })
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
 
-    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+    async fn create_session(&self, s: &NewSession, signer: &Signer) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, identity, target, argv, mode, status, started_at, reason) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -165,8 +230,10 @@ impl Store for PostgresStore {
         .bind(&s.status)
         .bind(s.started_at)
         .bind(&s.reason)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        enter(&mut tx, signer, "open", &s.id, open_body(s)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -235,7 +302,13 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError> {
+    async fn finish_session(
+        &self,
+        id: &str,
+        end: &SessionEnd,
+        signer: &Signer,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE sessions SET status = $1, ended_at = $2, exit_code = $3, reason = $4 WHERE id = $5",
         )
@@ -244,9 +317,35 @@ impl Store for PostgresStore {
         .bind(end.exit_code)
         .bind(&end.reason)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let closing: Option<(i64, String)> = sqlx::query_as(
+            "SELECT count, hash FROM checkpoints WHERE session_id = $1 AND last \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        enter(&mut tx, signer, "close", id, close_body(end, closing)).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn ledger(&self, from: i64, limit: i64) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM ledger WHERE seq >= $1 ORDER BY seq LIMIT $2")
+            .bind(from)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_entry).collect()
+    }
+
+    async fn ledger_of(&self, session_id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM ledger WHERE session_id = $1 ORDER BY seq")
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_entry).collect()
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError> {

@@ -12,10 +12,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    parse_approvals, parse_argv, parse_hash, parse_masks, parse_mode, parse_review, Batch,
-    NewSession, ReviewFilter, SessionEnd, SessionFilter, Store, StoreError, StoredEvent,
+    close_body, next_entry, open_body, parse_approvals, parse_argv, parse_hash, parse_masks,
+    parse_mode, parse_review, Batch, NewSession, ReviewFilter, SessionEnd, SessionFilter, Signer,
+    Store, StoreError, StoredEvent,
 };
 use crate::proto::{ReviewInfo, SessionInfo};
+use crate::recording::ledger::LedgerEntry;
 use crate::recording::{Checkpoint, Event, EventKind};
 
 const MIGRATIONS: &[&str] = &[
@@ -79,6 +81,19 @@ CREATE TABLE reviews (
 );
 CREATE INDEX reviews_created ON reviews (created_at DESC);
 CREATE INDEX reviews_binding ON reviews (requester, target, command_hash);
+"#,
+    r#"
+CREATE TABLE ledger (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX ledger_session ON ledger (session_id, seq);
 "#,
 ];
 
@@ -238,13 +253,59 @@ fn row_to_info(r: &sqlx::sqlite::SqliteRow) -> Result<SessionInfo, StoreError> {
     })
 }
 
+/// Appends a ledger entry inside `tx`, which already holds the write lock.
+async fn enter(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    signer: &Signer,
+    kind: &str,
+    session_id: &str,
+    body: String,
+) -> Result<(), StoreError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let e = next_entry(signer, last, kind, session_id, body)?;
+    sqlx::query(
+        "INSERT INTO ledger (seq, at_ms, kind, session_id, body, hash, key_id, signature) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.seq)
+    .bind(e.at_ms)
+    .bind(&e.kind)
+    .bind(&e.session_id)
+    .bind(&e.body)
+    .bind(&e.hash)
+    .bind(&e.key_id)
+    .bind(&e.signature)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn row_to_entry(r: &sqlx::sqlite::SqliteRow) -> Result<LedgerEntry, StoreError> {
+    Ok(LedgerEntry {
+        seq: r.try_get("seq")?,
+        at_ms: r.try_get("at_ms")?,
+        kind: r.try_get("kind")?,
+        session_id: r.try_get("session_id")?,
+        body: r.try_get("body")?,
+        hash: r.try_get("hash")?,
+        key_id: r.try_get("key_id")?,
+        signature: r.try_get("signature")?,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
 
-    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+    async fn create_session(&self, s: &NewSession, signer: &Signer) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The insert takes the write lock first, so reading the ledger's head after it
+        // cannot race another writer.
         sqlx::query(
             "INSERT INTO sessions (id, identity, target, argv, mode, status, started_at, reason) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -257,8 +318,10 @@ impl Store for SqliteStore {
         .bind(&s.status)
         .bind(s.started_at)
         .bind(&s.reason)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        enter(&mut tx, signer, "open", &s.id, open_body(s)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -331,7 +394,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn finish_session(&self, id: &str, end: &SessionEnd) -> Result<(), StoreError> {
+    async fn finish_session(
+        &self,
+        id: &str,
+        end: &SessionEnd,
+        signer: &Signer,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ?, reason = ? WHERE id = ?",
         )
@@ -340,9 +409,35 @@ impl Store for SqliteStore {
         .bind(end.exit_code.map(i64::from))
         .bind(&end.reason)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let closing: Option<(i64, String)> = sqlx::query_as(
+            "SELECT count, hash FROM checkpoints WHERE session_id = ? AND last = 1 \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        enter(&mut tx, signer, "close", id, close_body(end, closing)).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn ledger(&self, from: i64, limit: i64) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM ledger WHERE seq >= ? ORDER BY seq LIMIT ?")
+            .bind(from)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_entry).collect()
+    }
+
+    async fn ledger_of(&self, session_id: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM ledger WHERE session_id = ? ORDER BY seq")
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_entry).collect()
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError> {

@@ -1,0 +1,258 @@
+//! What a recording proves beyond its events: the session's final facts, signed as its last
+//! event, and who each event comes from. Pure; used by `verify`, `sessions show`, replay and
+//! exports.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{EventKind, Recording};
+use crate::proto::{ApprovalRecord, SessionInfo};
+
+/// The session's end as the gateway signed it: the last event of a closed recording, a
+/// marker `{"closed": …}` under the closing checkpoint. The store keeps the same fields on
+/// the session for listing; only these are evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedFacts {
+    pub status: String,
+    pub ended_at: i64,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub masks: BTreeMap<String, u64>,
+    pub denials: i64,
+    #[serde(default)]
+    pub approvals: Vec<ApprovalRecord>,
+    /// Which kind of gateway signed: `served` (`hoopx gateway serve`) or `embedded` (run
+    /// in-process by the user's own hoopx, whose key that user holds).
+    pub gateway: String,
+}
+
+impl ClosedFacts {
+    /// The marker event's JSON.
+    pub fn marker(&self) -> serde_json::Value {
+        serde_json::json!({ "closed": self })
+    }
+}
+
+/// The signed final facts of a recording: its last event, when that is a `closed` marker.
+/// (Whether a checkpoint covers it is `chain::verify`'s to say.)
+pub fn closed_facts(rec: &Recording) -> Option<ClosedFacts> {
+    let last = rec.events.last()?;
+    if last.kind != EventKind::Marker {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&last.data).ok()?;
+    serde_json::from_value(v.get("closed")?.clone()).ok()
+}
+
+/// Where a stored session's fields disagree with its signed facts, one sentence each.
+pub fn disagreements(s: &SessionInfo, f: &ClosedFacts) -> Vec<String> {
+    let mut out = vec![];
+    let mut differ = |what: &str, stored: String, signed: String| {
+        if stored != signed {
+            out.push(format!(
+                "the stored {what} ({stored}) disagrees with the signed close ({signed})"
+            ));
+        }
+    };
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+    differ("status", s.status.clone(), f.status.clone());
+    differ(
+        "exit code",
+        opt(s.exit_code.map(|c| c.to_string())),
+        opt(f.exit_code.map(|c| c.to_string())),
+    );
+    differ("reason", opt(s.reason.clone()), opt(f.reason.clone()));
+    differ(
+        "end time",
+        opt(s.ended_at.map(|t| t.to_string())),
+        f.ended_at.to_string(),
+    );
+    differ(
+        "input bytes",
+        s.bytes_in.to_string(),
+        f.bytes_in.to_string(),
+    );
+    differ(
+        "output bytes",
+        s.bytes_out.to_string(),
+        f.bytes_out.to_string(),
+    );
+    differ(
+        "mask counts",
+        format!("{:?}", s.masks),
+        format!("{:?}", f.masks),
+    );
+    differ("denials", s.denials.to_string(), f.denials.to_string());
+    let ids = |a: &[ApprovalRecord]| {
+        a.iter()
+            .map(|r| format!("{} {}", r.review_id, r.status))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    differ("reviews", ids(&s.approvals), ids(&f.approvals));
+    out
+}
+
+/// Who vouches for an event's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provenance {
+    /// Seen by the gateway on its own connection to the target (a PostgreSQL statement and
+    /// its outcome): the client could not have made it up.
+    Observed,
+    /// The gateway's own decision or accounting (denials, reviews, masks, the close).
+    Gateway,
+    /// Reported by the caller's hoopx: a local tool's terminal input and output, resizes,
+    /// the tool's exit. The gateway masked and recorded it, but only the client saw it.
+    Client,
+}
+
+impl Provenance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Observed => "observed",
+            Provenance::Gateway => "gateway",
+            Provenance::Client => "client",
+        }
+    }
+}
+
+/// Whose word an event is. A function of the event's signed kind and content, so it cannot
+/// be relabelled without breaking the chain.
+pub fn provenance(kind: EventKind, data: &[u8]) -> Provenance {
+    match kind {
+        EventKind::Input
+        | EventKind::Output
+        | EventKind::Stderr
+        | EventKind::Resize
+        | EventKind::Exit => Provenance::Client,
+        EventKind::Marker => {
+            let observed = serde_json::from_slice::<serde_json::Value>(data)
+                .ok()
+                .and_then(|v| v.as_object().map(|o| o.contains_key("statement")))
+                .unwrap_or(false);
+            if observed {
+                Provenance::Observed
+            } else {
+                Provenance::Gateway
+            }
+        }
+    }
+}
+
+/// Events of a recording by provenance: (observed, gateway, client).
+pub fn provenance_counts(rec: &Recording) -> BTreeMap<&'static str, u64> {
+    let mut out = BTreeMap::new();
+    for e in &rec.events {
+        *out.entry(provenance(e.kind, &e.data).as_str()).or_default() += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::Event;
+
+    fn facts() -> ClosedFacts {
+        ClosedFacts {
+            status: "exited".into(),
+            ended_at: 5,
+            exit_code: Some(3),
+            reason: None,
+            bytes_in: 10,
+            bytes_out: 20,
+            masks: [("email".to_string(), 2u64)].into(),
+            denials: 1,
+            approvals: vec![],
+            gateway: "served".into(),
+        }
+    }
+
+    fn rec_with_last(data: Vec<u8>) -> Recording {
+        Recording {
+            session: SessionInfo::default(),
+            keys: vec![],
+            events: vec![Event {
+                seq: 0,
+                t_us: 0,
+                kind: EventKind::Marker,
+                data,
+            }],
+            checkpoints: vec![],
+        }
+    }
+
+    #[test]
+    fn facts_come_from_the_last_event_only() {
+        let f = facts();
+        let rec = rec_with_last(f.marker().to_string().into_bytes());
+        assert_eq!(closed_facts(&rec), Some(f.clone()));
+        let mut rec2 = rec.clone();
+        rec2.events.push(Event {
+            seq: 1,
+            t_us: 1,
+            kind: EventKind::Output,
+            data: b"x".to_vec(),
+        });
+        assert_eq!(closed_facts(&rec2), None);
+        assert_eq!(
+            closed_facts(&rec_with_last(b"{\"aborted\":\"x\"}".to_vec())),
+            None
+        );
+    }
+
+    #[test]
+    fn each_edited_field_is_named() {
+        let f = facts();
+        let s = SessionInfo {
+            status: "exited".into(),
+            ended_at: Some(5),
+            exit_code: Some(3),
+            bytes_in: 10,
+            bytes_out: 20,
+            masks: f.masks.clone(),
+            denials: 1,
+            ..Default::default()
+        };
+        assert!(disagreements(&s, &f).is_empty());
+        let edits: Vec<(fn(&mut SessionInfo), &str)> = vec![
+            (|s| s.status = "aborted".into(), "status"),
+            (|s| s.exit_code = Some(0), "exit code (0)"),
+            (|s| s.reason = Some("fine".into()), "reason"),
+            (|s| s.ended_at = Some(9), "end time"),
+            (|s| s.bytes_in = 0, "input bytes"),
+            (|s| s.bytes_out = 0, "output bytes"),
+            (|s| s.masks.clear(), "mask counts"),
+            (|s| s.denials = 0, "denials"),
+        ];
+        for (edit, what) in edits {
+            let mut t = s.clone();
+            edit(&mut t);
+            let d = disagreements(&t, &f);
+            assert_eq!(d.len(), 1, "{what}: {d:?}");
+            assert!(d[0].contains(what), "{what}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn provenance_follows_the_signed_content() {
+        assert_eq!(provenance(EventKind::Output, b"x"), Provenance::Client);
+        assert_eq!(provenance(EventKind::Input, b"x"), Provenance::Client);
+        assert_eq!(
+            provenance(EventKind::Marker, br#"{"statement":{"sql":"select 1"}}"#),
+            Provenance::Observed
+        );
+        assert_eq!(
+            provenance(EventKind::Marker, br#"{"denied":"r"}"#),
+            Provenance::Gateway
+        );
+        assert_eq!(
+            provenance(EventKind::Marker, b"not json"),
+            Provenance::Gateway
+        );
+    }
+}
