@@ -2,6 +2,7 @@
 //! messages are decided.
 
 mod exec;
+mod export;
 mod gateway;
 mod generate;
 mod login;
@@ -217,6 +218,11 @@ pub enum Command {
 }
 
 /// Prints one line on stdout; a reader that went away (`| head`) ends the command quietly.
+/// A command line as a shell would quote it (`psql -c 'select 1'`).
+pub fn shell_join(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+}
+
 pub fn print_line(text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{parse_duration, printable, source, verify, Failure, GatewayArgs, OutputFormat};
+use super::{
+    parse_duration, printable, shell_join, source, verify, Failure, GatewayArgs, OutputFormat,
+};
 use crate::proto::SessionInfo;
+use crate::recording::evidence;
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
@@ -38,6 +41,27 @@ pub enum SessionsCommand {
         gateway: GatewayArgs,
         /// Session id (as listed by `hoopx sessions list`), or `last`.
         id: String,
+        /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Write sessions, their reviews, the ledger covering them and the gateway's keys to a
+    /// directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline.
+    Export {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// A new (or empty) directory to write the evidence into.
+        #[arg(value_name = "DIR")]
+        out: std::path::PathBuf,
+        /// Only sessions started within this long, e.g. 24h, 30d.
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only sessions of this identity.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Only sessions on this target.
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -83,9 +107,11 @@ pub fn run(cmd: SessionsCommand) -> Result<ExitCode, Failure> {
                 let (client, _embedded) = source::connect(&gateway).await?;
                 let id = source::resolve_id(&client, &id).await?;
                 let loaded = source::fetch(&client, &id).await?;
-                let outcome = verify::check(&loaded, None, &[])?;
-                let s = &loaded.recording.session;
+                let outcome = verify::check_session(&client, &loaded, None).await?;
+                let shown = signed_view(&loaded.recording.session, &outcome);
+                let s = &shown;
                 let statements = statement_counts(&loaded.recording);
+                let provenance = evidence::provenance_counts(&loaded.recording);
                 super::print_line(&match output {
                     OutputFormat::Json => {
                         let mut v = serde_json::to_value(s).unwrap_or_default();
@@ -98,13 +124,58 @@ pub fn run(cmd: SessionsCommand) -> Result<ExitCode, Failure> {
                                     "by_status": statements,
                                 }),
                             );
+                            o.insert("provenance".into(), serde_json::json!(provenance));
                             o.insert("verification".into(), verify::to_json(&outcome));
                         }
                         serde_json::to_string_pretty(&v).unwrap_or_default()
                     }
-                    OutputFormat::Text => details(s, &verify::summary(&outcome), &statements),
+                    OutputFormat::Text => details(s, &outcome, &statements, &provenance),
                 })?;
                 Ok(ExitCode::SUCCESS)
+            }
+            SessionsCommand::Export {
+                gateway,
+                out,
+                since,
+                user,
+                target,
+                output,
+            } => {
+                let filter = super::export::Filter {
+                    since_ms: since
+                        .map(|d| chrono::Utc::now().timestamp_millis() - d.as_millis() as i64),
+                    user,
+                    target,
+                };
+                let done = super::export::export(&gateway, filter, &out).await?;
+                super::print_line(&match output {
+                    OutputFormat::Json => serde_json::json!({
+                        "dir": done.dir,
+                        "sessions": done.sessions,
+                        "ledger_entries": done.entries,
+                        "reviews": done.reviews,
+                        "failed_verification": done.failed,
+                    })
+                    .to_string(),
+                    OutputFormat::Text => format!(
+                        "exported {} session(s), {} review(s) and {} ledger entries to {}{}\ncheck it with: hoopx verify {} --key GATEWAY_PUBLIC_KEY",
+                        done.sessions,
+                        done.reviews,
+                        done.entries,
+                        done.dir.display(),
+                        if done.failed > 0 {
+                            format!(" ({} failed verification: see SUMMARY.md)", done.failed)
+                        } else {
+                            String::new()
+                        },
+                        done.dir.display()
+                    ),
+                })?;
+                Ok(if done.failed > 0 {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                })
             }
         }
     });
@@ -116,7 +187,7 @@ fn duration_ms(s: &SessionInfo) -> Option<i64> {
     s.ended_at.map(|e| (e - s.started_at).max(0))
 }
 
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
@@ -170,7 +241,7 @@ fn table(sessions: &[SessionInfo]) -> String {
             .exit_code
             .map(|c| c.to_string())
             .unwrap_or_else(|| "-".into());
-        let mut command = printable(&s.argv.join(" "));
+        let mut command = printable(&shell_join(&s.argv));
         if command.chars().count() > 60 {
             command = command.chars().take(59).collect::<String>() + "…";
         }
@@ -205,17 +276,38 @@ fn statement_counts(rec: &crate::recording::Recording) -> std::collections::BTre
     out
 }
 
+/// The session as shown: its end, totals and reviews as the recording signs them when it
+/// closed with them; the store's copy otherwise (a session still running, or one recorded
+/// before facts were signed), which `details` says.
+fn signed_view(stored: &SessionInfo, outcome: &verify::Outcome) -> SessionInfo {
+    let mut s = stored.clone();
+    if let Some(f) = &outcome.facts {
+        s.status = f.status.clone();
+        s.exit_code = f.exit_code;
+        s.reason = f.reason.clone();
+        s.ended_at = Some(f.ended_at);
+        s.bytes_in = f.bytes_in;
+        s.bytes_out = f.bytes_out;
+        s.masks = f.masks.clone();
+        s.denials = f.denials;
+        s.approvals = f.approvals.clone();
+    }
+    s
+}
+
 fn details(
     s: &SessionInfo,
-    verification: &str,
+    outcome: &verify::Outcome,
     statements: &std::collections::BTreeMap<String, u64>,
+    provenance: &std::collections::BTreeMap<&'static str, u64>,
 ) -> String {
+    let signed = outcome.facts.is_some();
     let mut out = Vec::new();
     let mut row = |k: &str, v: &str| out.push(format!("{k:<10}  {}", printable(v)));
     row("session", &s.id);
     row("identity", &s.identity);
     row("target", &s.target);
-    row("command", &s.argv.join(" "));
+    row("command", &shell_join(&s.argv));
     row("mode", s.mode.as_str());
     row("status", &s.status);
     row(
@@ -285,9 +377,30 @@ fn details(
         );
     }
     row("events", &s.event_count.to_string());
-    row("verified", verification);
+    let by: Vec<String> = provenance.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    row(
+        "provenance",
+        &format!(
+            "{} (observed: seen by the gateway on its own connection to the target; gateway: its own decisions; client: reported by the caller's hoopx)",
+            by.join(", ")
+        ),
+    );
     if let Some(r) = &s.reason {
         row("reason", r);
+    }
+    row(
+        "facts",
+        if signed {
+            "status, exit code, end, totals and reviews above are the signed close's"
+        } else {
+            "not signed yet: the fields above are the store's (the session has not closed, or closed without signed facts)"
+        },
+    );
+    let summary = verify::summary(outcome);
+    let mut lines = summary.lines();
+    row("verified", lines.next().unwrap_or_default());
+    for l in lines {
+        row("", l);
     }
     out.join("\n")
 }

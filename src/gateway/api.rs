@@ -462,6 +462,8 @@ struct ListQuery {
     status: Option<String>,
     /// Unix time in milliseconds.
     since: Option<i64>,
+    /// Unix time in milliseconds: started at or before (to page back).
+    until: Option<i64>,
 }
 
 async fn list_sessions(
@@ -475,6 +477,7 @@ async fn list_sessions(
         target: q.target,
         status: q.status,
         since_ms: q.since,
+        until_ms: q.until,
         limit: q.limit.unwrap_or(50).clamp(1, 1000),
     };
     let sessions = gw

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::chain::session_genesis;
+use super::ledger::{CloseBody, LedgerEntry, OpenBody};
 use super::{EventKind, Recording};
 use crate::proto::{ApprovalRecord, SessionInfo};
 
@@ -152,6 +154,76 @@ pub fn provenance_counts(rec: &Recording) -> BTreeMap<&'static str, u64> {
     out
 }
 
+/// Where a recording disagrees with what the ledger entered for its session (`entries`: that
+/// session's entries, whose signatures the caller checks), one sentence each. An empty
+/// `entries` means the ledger does not know the session.
+pub fn ledger_findings(rec: &Recording, entries: &[LedgerEntry]) -> Vec<String> {
+    let s = &rec.session;
+    let mut out = vec![];
+    let open = entries.iter().find(|e| e.kind == "open");
+    match open.map(|e| serde_json::from_str::<OpenBody>(&e.body)) {
+        None => out.push(format!(
+            "session {} is not in the ledger: it was put into the store behind the gateway's back, or recorded before the store had a ledger",
+            s.id
+        )),
+        Some(Err(_)) => out.push(format!(
+            "the ledger's opening entry of session {} is unreadable",
+            s.id
+        )),
+        Some(Ok(body)) => {
+            if body.genesis != hex::encode(session_genesis(s)) {
+                out.push(format!(
+                    "the stored identity, target, command, mode or start time of session {} differ from what the ledger entered when it opened ({} on {})",
+                    s.id, body.identity, body.target
+                ));
+            }
+        }
+    }
+    let Some(close) = entries.iter().find(|e| e.kind == "close") else {
+        if !matches!(s.status.as_str(), "open" | "running") {
+            out.push(format!(
+                "the store says session {} ended ({}), but the ledger never closed it",
+                s.id, s.status
+            ));
+        }
+        return out;
+    };
+    let Ok(body) = serde_json::from_str::<CloseBody>(&close.body) else {
+        out.push(format!(
+            "the ledger's closing entry of session {} is unreadable",
+            s.id
+        ));
+        return out;
+    };
+    if matches!(s.status.as_str(), "open" | "running") {
+        out.push(format!(
+            "the store says session {} is {}, but the ledger closed it ({}, {} events): it was re-opened",
+            s.id,
+            s.status,
+            body.status,
+            body.events.map_or_else(|| "?".into(), |n| n.to_string())
+        ));
+    }
+    let closing = rec.checkpoints.iter().rev().find(|c| c.last);
+    match (closing, body.events, &body.head) {
+        (Some(c), Some(n), Some(h)) if c.count == n && &c.hash == h => {}
+        (None, Some(n), Some(_)) => out.push(format!(
+            "the ledger closed session {} after {n} events, but its recording has no closing checkpoint: its end was cut off",
+            s.id
+        )),
+        (Some(c), Some(n), Some(_)) => out.push(format!(
+            "the ledger closed session {} after {n} events, but its recording closes after {} with another chain head: the recording was replaced",
+            s.id, c.count
+        )),
+        (Some(_), _, _) => out.push(format!(
+            "the ledger closed session {} without a closing checkpoint, but its recording has one",
+            s.id
+        )),
+        (None, _, _) => {}
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +326,87 @@ mod tests {
             provenance(EventKind::Marker, b"not json"),
             Provenance::Gateway
         );
+    }
+
+    #[test]
+    fn the_ledger_catches_cut_reopened_replaced_and_unknown_sessions() {
+        use crate::recording::chain::{genesis, sign};
+        use crate::recording::ledger::{make_entry, parse_hash, START};
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let session = SessionInfo {
+            id: "s".into(),
+            identity: "dev".into(),
+            target: "pg".into(),
+            status: "exited".into(),
+            ..Default::default()
+        };
+        let g = genesis("s", "dev", "pg", &[], session.mode, 0);
+        let closing = sign(&key, "s", 0, &g, true);
+        let rec = Recording {
+            session: session.clone(),
+            keys: vec![],
+            events: vec![],
+            checkpoints: vec![closing.clone()],
+        };
+        let open = make_entry(
+            &key,
+            &START,
+            0,
+            1,
+            "open",
+            "s",
+            serde_json::to_string(&OpenBody {
+                identity: "dev".into(),
+                target: "pg".into(),
+                started_at: 0,
+                genesis: hex::encode(g),
+            })
+            .unwrap(),
+        );
+        let close_body = |events: Option<i64>, head: Option<String>| {
+            serde_json::to_string(&CloseBody {
+                status: "exited".into(),
+                ended_at: 2,
+                events,
+                head,
+            })
+            .unwrap()
+        };
+        let prev = parse_hash(&open.hash).unwrap();
+        let close = make_entry(
+            &key,
+            &prev,
+            1,
+            2,
+            "close",
+            "s",
+            close_body(Some(0), Some(closing.hash.clone())),
+        );
+        let both = [open.clone(), close.clone()];
+        assert!(
+            ledger_findings(&rec, &both).is_empty(),
+            "{:?}",
+            ledger_findings(&rec, &both)
+        );
+
+        // Unknown to the ledger.
+        assert!(ledger_findings(&rec, &[])[0].contains("not in the ledger"));
+        // Cut: the closing checkpoint is gone and the status set back to running.
+        let mut cut = rec.clone();
+        cut.checkpoints.clear();
+        cut.session.status = "running".into();
+        let f = ledger_findings(&cut, &both);
+        assert!(f.iter().any(|x| x.contains("re-opened")), "{f:?}");
+        assert!(f.iter().any(|x| x.contains("cut off")), "{f:?}");
+        // Replaced: closes elsewhere.
+        let mut other = rec.clone();
+        other.checkpoints[0].count = 5;
+        assert!(ledger_findings(&other, &both)[0].contains("replaced"));
+        // Moved to another identity.
+        let mut moved = rec.clone();
+        moved.session.identity = "someone".into();
+        assert!(ledger_findings(&moved, &both)[0].contains("differ"));
+        // Ended in the store, never closed in the ledger.
+        assert!(ledger_findings(&rec, &[open])[0].contains("never closed"));
     }
 }

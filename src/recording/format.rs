@@ -162,7 +162,7 @@ struct JsonLineIn<'a> {
 }
 
 /// One event as a JSON line of the export: `{"seq":…,"t":…,"kind":…,"data":…}` (`data_b64`
-/// when not UTF-8, `hash` when given).
+/// when not UTF-8, `hash` when given, then `provenance`).
 pub fn write_event_line(w: &mut dyn Write, e: &Event, hash: Option<&Hash>) -> io::Result<()> {
     write!(w, "{{\"seq\":{},\"t\":", e.seq)?;
     write_secs(w, e.t_us as i128)?;
@@ -177,6 +177,12 @@ pub fn write_event_line(w: &mut dyn Write, e: &Event, hash: Option<&Hash>) -> io
     if let Some(h) = hash {
         write!(w, ",\"hash\":\"{}\"", hex::encode(h))?;
     }
+    // Derived from the signed kind and content (see `evidence::provenance`): shown, not read.
+    write!(
+        w,
+        ",\"provenance\":\"{}\"",
+        super::evidence::provenance(e.kind, &e.data).as_str()
+    )?;
     w.write_all(b"}\n")
 }
 

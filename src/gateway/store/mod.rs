@@ -96,6 +96,8 @@ pub struct SessionFilter {
     pub status: Option<String>,
     /// Started at or after this Unix time in milliseconds.
     pub since_ms: Option<i64>,
+    /// Started at or before this Unix time in milliseconds (to page back).
+    pub until_ms: Option<i64>,
     pub limit: i64,
 }
 

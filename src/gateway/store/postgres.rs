@@ -360,13 +360,15 @@ impl Store for PostgresStore {
         let rows = sqlx::query(
             "SELECT * FROM sessions WHERE ($1::text IS NULL OR identity = $1) \
              AND ($2::text IS NULL OR target = $2) AND ($3::text IS NULL OR status = $3) \
-             AND ($4::bigint IS NULL OR started_at >= $4) ORDER BY started_at DESC, id LIMIT $5",
+             AND ($4::bigint IS NULL OR started_at >= $4) \
+             AND ($6::bigint IS NULL OR started_at <= $6) ORDER BY started_at DESC, id LIMIT $5",
         )
         .bind(&f.identity)
         .bind(&f.target)
         .bind(&f.status)
         .bind(f.since_ms)
         .bind(f.limit)
+        .bind(f.until_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row_to_info).collect()

@@ -452,13 +452,14 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT * FROM sessions WHERE (?1 IS NULL OR identity = ?1) AND (?2 IS NULL OR target = ?2) \
              AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR started_at >= ?4) \
-             ORDER BY started_at DESC, id LIMIT ?5",
+             AND (?6 IS NULL OR started_at <= ?6) ORDER BY started_at DESC, id LIMIT ?5",
         )
         .bind(&f.identity)
         .bind(&f.target)
         .bind(&f.status)
         .bind(f.since_ms)
         .bind(f.limit)
+        .bind(f.until_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row_to_info).collect()
