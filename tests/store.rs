@@ -181,8 +181,15 @@ async fn story(s: &dyn Store) {
         identity: identity.map(Into::into),
         target: Some("pg".into()),
         limit: 10,
+        until_ms: None,
     };
     assert_eq!(only(f(Some("aborted"), None, None)).await, ["b"]);
+    // Paging back: started at or before.
+    let until = SessionFilter {
+        until_ms: Some(1_500),
+        ..f(None, None, None)
+    };
+    assert_eq!(only(until).await, ["a"]);
     assert_eq!(only(f(None, Some(1_500), None)).await, ["b"]);
     assert_eq!(only(f(None, None, Some("dev"))).await, ["b", "a"]);
     assert!(only(f(None, None, Some("nobody"))).await.is_empty());
