@@ -106,6 +106,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session, with the verification of its recording')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write sessions, their reviews, the ledger covering them and the gateway''s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -132,9 +133,22 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'hoopx;sessions;export' {
+            [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only sessions started within this long, e.g. 24h, 30d')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only sessions of this identity')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Only sessions on this target')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'hoopx;sessions;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session, with the verification of its recording')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write sessions, their reviews, the ledger covering them and the gateway''s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -142,6 +156,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             break
         }
         'hoopx;sessions;help;show' {
+            break
+        }
+        'hoopx;sessions;help;export' {
             break
         }
         'hoopx;sessions;help;help' {
@@ -265,9 +282,12 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;verify' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'With --all: check only sessions started within this long, e.g. 24h, 30d (the ledger itself is always checked whole)')
+            [CompletionResult]::new('--head', '--head', [CompletionResultType]::ParameterName, 'With --all: a ledger head kept from an earlier run (`SIZE:HASH`, as printed); the ledger must still begin with exactly those entries')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session; for a file, its key only if it is the configured gateway''s or one of this machine''s gateways''')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Check the gateway''s whole session ledger against the sessions in its store: every session deleted, cut short, re-opened or inserted is reported')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -339,12 +359,16 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;help;sessions' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one session, with the verification of its recording')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write sessions, their reviews, the ledger covering them and the gateway''s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline')
             break
         }
         'hoopx;help;sessions;list' {
             break
         }
         'hoopx;help;sessions;show' {
+            break
+        }
+        'hoopx;help;sessions;export' {
             break
         }
         'hoopx;help;mcp' {

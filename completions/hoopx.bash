@@ -127,6 +127,9 @@ _hoopx() {
             hoopx__subcmd__help__subcmd__review,show)
                 cmd="hoopx__subcmd__help__subcmd__review__subcmd__show"
                 ;;
+            hoopx__subcmd__help__subcmd__sessions,export)
+                cmd="hoopx__subcmd__help__subcmd__sessions__subcmd__export"
+                ;;
             hoopx__subcmd__help__subcmd__sessions,list)
                 cmd="hoopx__subcmd__help__subcmd__sessions__subcmd__list"
                 ;;
@@ -169,6 +172,9 @@ _hoopx() {
             hoopx__subcmd__review__subcmd__help,show)
                 cmd="hoopx__subcmd__review__subcmd__help__subcmd__show"
                 ;;
+            hoopx__subcmd__sessions,export)
+                cmd="hoopx__subcmd__sessions__subcmd__export"
+                ;;
             hoopx__subcmd__sessions,help)
                 cmd="hoopx__subcmd__sessions__subcmd__help"
                 ;;
@@ -177,6 +183,9 @@ _hoopx() {
                 ;;
             hoopx__subcmd__sessions,show)
                 cmd="hoopx__subcmd__sessions__subcmd__show"
+                ;;
+            hoopx__subcmd__sessions__subcmd__help,export)
+                cmd="hoopx__subcmd__sessions__subcmd__help__subcmd__export"
                 ;;
             hoopx__subcmd__sessions__subcmd__help,help)
                 cmd="hoopx__subcmd__sessions__subcmd__help__subcmd__help"
@@ -652,8 +661,22 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help__subcmd__sessions)
-            opts="list show"
+            opts="list show export"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__help__subcmd__sessions__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1132,7 +1155,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions)
-            opts="-h --color --help list show help"
+            opts="-h --color --help list show export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1149,9 +1172,65 @@ _hoopx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hoopx__subcmd__sessions__subcmd__help)
-            opts="list show help"
+        hoopx__subcmd__sessions__subcmd__export)
+            opts="-h --gateway --token --since --user --target --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__sessions__subcmd__help)
+            opts="list show export help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__sessions__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1316,7 +1395,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__verify)
-            opts="-h --gateway --token --key --output --color --help"
+            opts="-h --gateway --token --all --since --head --key --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1327,6 +1406,14 @@ _hoopx() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --head)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -94,6 +94,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand list 'List sessions, newest first'
             cand show 'Show one session, with the verification of its recording'
+            cand export 'Write sessions, their reviews, the ledger covering them and the gateway''s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;sessions;list'= {
@@ -117,14 +118,28 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'hoopx;sessions;export'= {
+            cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
+            cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --since 'Only sessions started within this long, e.g. 24h, 30d'
+            cand --user 'Only sessions of this identity'
+            cand --target 'Only sessions on this target'
+            cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'hoopx;sessions;help'= {
             cand list 'List sessions, newest first'
             cand show 'Show one session, with the verification of its recording'
+            cand export 'Write sessions, their reviews, the ledger covering them and the gateway''s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;sessions;help;list'= {
         }
         &'hoopx;sessions;help;show'= {
+        }
+        &'hoopx;sessions;help;export'= {
         }
         &'hoopx;sessions;help;help'= {
         }
@@ -231,9 +246,12 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;verify'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand --since 'With --all: check only sessions started within this long, e.g. 24h, 30d (the ledger itself is always checked whole)'
+            cand --head 'With --all: a ledger head kept from an earlier run (`SIZE:HASH`, as printed); the ledger must still begin with exactly those entries'
             cand --key 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session; for a file, its key only if it is the configured gateway''s or one of this machine''s gateways'''
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --all 'Check the gateway''s whole session ledger against the sessions in its store: every session deleted, cut short, re-opened or inserted is reported'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -295,10 +313,13 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;help;sessions'= {
             cand list 'List sessions, newest first'
             cand show 'Show one session, with the verification of its recording'
+            cand export 'Write sessions, their reviews, the ledger covering them and the gateway''s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'
         }
         &'hoopx;help;sessions;list'= {
         }
         &'hoopx;help;sessions;show'= {
+        }
+        &'hoopx;help;sessions;export'= {
         }
         &'hoopx;help;mcp'= {
         }

@@ -83,13 +83,14 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_sub
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve the HTTP API and session streams'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "list" -d 'List sessions, newest first'
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "show" -d 'Show one session, with the verification of its recording'
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -f -a "list" -d 'List sessions, newest first'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -f -a "show" -d 'Show one session, with the verification of its recording'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -f -a "export" -d 'Write sessions, their reviews, the ledger covering them and the gateway\'s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l user -d 'Only sessions of this identity' -r
@@ -115,8 +116,20 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_su
 always\t''
 never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l since -d 'Only sessions started within this long, e.g. 24h, 30d' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l user -d 'Only sessions of this identity' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l target -d 'Only sessions on this target' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one session, with the verification of its recording'
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write sessions, their reviews, the ledger covering them and the gateway\'s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand mcp" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
@@ -211,12 +224,15 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l follow -d 'Watch 
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l since -d 'With --all: check only sessions started within this long, e.g. 24h, 30d (the ledger itself is always checked whole)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l head -d 'With --all: a ledger head kept from an earlier run (`SIZE:HASH`, as printed); the ledger must still begin with exactly those entries' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l key -d 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway\'s key for a session; for a file, its key only if it is the configured gateway\'s or one of this machine\'s gateways\'' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l all -d 'Check the gateway\'s whole session ledger against the sessions in its store: every session deleted, cut short, re-opened or inserted is reported'
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l output -d '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)' -r -f -a "text\t''
@@ -264,6 +280,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcom
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'Show one session, with the verification of its recording'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "export" -d 'Write sessions, their reviews, the ledger covering them and the gateway\'s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from review" -f -a "list" -d 'List reviews, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from review" -f -a "show" -d 'Show one review: the exact command, who asked, and every decision'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from review" -f -a "approve" -d 'Approve a pending review (you cannot approve your own request)'

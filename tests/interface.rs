@@ -184,6 +184,18 @@ fn json_outputs_keep_their_shape() {
     shapes.push(("sessions-show", shape(&json(&out.stdout))));
     let out = hoopx(&["verify", "last", "--output", "json"], "");
     shapes.push(("verify", shape(&json(&out.stdout))));
+    let out = hoopx(&["verify", "--all", "--output", "json"], "");
+    shapes.push(("verify-all", shape(&json(&out.stdout))));
+    let dir = env.path().join("evidence");
+    let out = hoopx(
+        &["sessions", "export", dir.to_str().unwrap(), "--output", "json"],
+        "",
+    );
+    shapes.push(("sessions-export", shape(&json(&out.stdout))));
+    let mut c = env.hoopx();
+    c.args(["verify", dir.to_str().unwrap(), "--output", "json"]);
+    let out = run(c, "", T);
+    shapes.push(("verify-export", shape(&json(&out.stdout))));
     let out = hoopx(&["status", "--output", "json"], "");
     assert_eq!(out.code(), 0, "{out:?}");
     shapes.push(("status", shape(&json(&out.stdout))));

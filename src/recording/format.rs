@@ -994,7 +994,8 @@ mod tests {
         write_json(&mut out, &rec, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.contains("{\"seq\":0,\"t\":0.001234,\"kind\":\"o\",\"data\":\"select 1;\\r\\n\"}")
+            text.contains("{\"seq\":0,\"t\":0.001234,\"kind\":\"o\",\"data\":\"select 1;\\r\\n\",\"provenance\":\"client\"}"),
+            "{text}"
         );
     }
 
