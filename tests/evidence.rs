@@ -9,7 +9,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::SigningKey;
 use hoopx::recording::{chain, ledger};
 
-use crate::util::{run, Env, Gateway, Output};
+use crate::util::{run, Env, Gateway, Output, Postgres};
 use crate::SHELL_CONFIG;
 
 const T: Duration = Duration::from_secs(60);
@@ -383,12 +383,108 @@ fn rewrite_and_resign(db: &std::path::Path, key: &SigningKey, from: &str, to: &s
     });
 }
 
+/// Several gateways on one PostgreSQL store append to one ledger, one entry at a time.
+#[test]
+fn replicas_on_one_postgres_store_keep_one_ledger() {
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("gw");
+    // Same data directory: the replicas share the signing key, as replicas must.
+    let gws = [
+        Gateway::start(&env, Some(SHELL_CONFIG), Some(&pg.url("gw"))),
+        Gateway::start(&env, Some(SHELL_CONFIG), Some(&pg.url("gw"))),
+    ];
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let gw = &gws[i % 2];
+            let env = &env;
+            scope.spawn(move || {
+                let out = hoopx(
+                    gw,
+                    env,
+                    &[
+                        "exec",
+                        "--no-tty",
+                        "--",
+                        "sh",
+                        "-c",
+                        &format!("echo replica {i}"),
+                    ],
+                );
+                assert_eq!(out.code(), 0, "{out:?}");
+            });
+        }
+    });
+    let out = hoopx(&gws[1], &env, &["verify", "--all", "--output", "json"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let v = json(&out);
+    assert_eq!(
+        (v["sessions"].as_u64(), v["entries"].as_u64()),
+        (Some(8), Some(16)),
+        "{v}"
+    );
+    assert_eq!(pg.sql("gw", "select count(distinct seq) from ledger"), "16");
+}
+
+const REVIEWED: &str = r#"
+[[rules.review]]
+name = "deploys"
+pattern = '\bdeploy\b'
+reviewers = ["leads"]
+
+[[dev.identities]]
+name = "lena"
+token = "tok-lena-00001"
+groups = ["leads"]
+"#;
+
 #[test]
 fn an_export_verifies_offline_after_the_store_is_gone_and_changes_to_it_are_caught() {
     let env = Env::new();
-    let mut gw = Gateway::start(&env, Some(SHELL_CONFIG), None);
+    let config = format!("{SHELL_CONFIG}{REVIEWED}");
+    let mut gw = Gateway::start(&env, Some(&config), None);
     let a = session(&gw, &env, "echo mail bob@example.com; exit 3", 3);
-    let b = session(&gw, &env, "echo hello", 0);
+    // A reviewed command: asked, approved by lena, then run under the approval.
+    let asked = hoopx(
+        &gw,
+        &env,
+        &[
+            "exec",
+            "--no-wait",
+            "--output",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            "echo deploy",
+        ],
+    );
+    assert_eq!(asked.code(), 75, "{asked:?}");
+    let first: serde_json::Value =
+        serde_json::from_str(asked.stdout.lines().next().unwrap()).unwrap();
+    let review = first["review_id"].as_str().unwrap().to_string();
+    let mut c = gw.hoopx(&env);
+    c.env("HOOPX_TOKEN", "tok-lena-00001").args([
+        "review",
+        "approve",
+        &review,
+        "--yes",
+        "--reason",
+        "release 4.2",
+    ]);
+    let approved = run(c, "", T);
+    assert_eq!(approved.code(), 0, "{approved:?}");
+    let out = hoopx(
+        &gw,
+        &env,
+        &["exec", "--review", &review, "--", "sh", "-c", "echo deploy"],
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    let b = newest(hoopx(
+        &gw,
+        &env,
+        &["sessions", "list", "--limit", "1", "--output", "json"],
+    ));
     let keys: serde_json::Value = reqwest::blocking::get(format!("{}/v1/keys", gw.url))
         .unwrap()
         .json()
@@ -403,7 +499,15 @@ fn an_export_verifies_offline_after_the_store_is_gone_and_changes_to_it_are_caug
         &["sessions", "export", out_dir.to_str().unwrap()],
     );
     assert_eq!(out.code(), 0, "{out:?}");
-    assert!(out.stdout.contains("exported 2 session(s)"), "{out:?}");
+    assert!(
+        out.stdout.contains("exported 2 session(s), 1 review(s)"),
+        "{out:?}"
+    );
+    let reviews = std::fs::read_to_string(out_dir.join("reviews.json")).unwrap();
+    assert!(
+        reviews.contains(&review) && reviews.contains("release 4.2"),
+        "{reviews}"
+    );
     // Never written over.
     let again = hoopx(
         &gw,
@@ -420,6 +524,9 @@ fn an_export_verifies_offline_after_the_store_is_gone_and_changes_to_it_are_caug
         "**masked (signed)**: 1 (email 1)".to_string(),
         "**command**: sh -c 'echo mail [REDACTED:email]; exit 3'".to_string(),
         "**events by provenance**: client".to_string(),
+        format!("**review**: {review} "),
+        "lena approve at".to_string(),
+        "(release 4.2)".to_string(),
     ] {
         assert!(summary.contains(&needle), "{needle}:\n{summary}");
     }

@@ -227,7 +227,10 @@ fn embedded_default_runs_without_any_gateway_and_lists_sessions() {
     let list = run(c, "", T);
     assert_eq!(list.code(), 0, "{list:?}");
     assert!(list.stdout.contains("exited"), "{list:?}");
-    assert!(list.stdout.contains("sh -c 'echo mail me"), "quoted as a shell would: {list:?}");
+    assert!(
+        list.stdout.contains("sh -c 'echo mail me"),
+        "quoted as a shell would: {list:?}"
+    );
     let id = list
         .stdout
         .lines()

@@ -188,7 +188,13 @@ fn json_outputs_keep_their_shape() {
     shapes.push(("verify-all", shape(&json(&out.stdout))));
     let dir = env.path().join("evidence");
     let out = hoopx(
-        &["sessions", "export", dir.to_str().unwrap(), "--output", "json"],
+        &[
+            "sessions",
+            "export",
+            dir.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
         "",
     );
     shapes.push(("sessions-export", shape(&json(&out.stdout))));

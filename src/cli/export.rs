@@ -340,7 +340,6 @@ fn session_summary(loaded: &Loaded, o: &verify::Outcome) -> String {
         .collect();
     row("events by provenance", by.join(", "));
     row("verification", verify::summary(o).replace('\n', "; "));
-    drop(row);
     if !statements.is_empty() {
         out.push_str("\n```sql\n");
         for (_, st) in statements.iter().take(200) {

@@ -291,7 +291,8 @@ mod tests {
             ..Default::default()
         };
         assert!(disagreements(&s, &f).is_empty());
-        let edits: Vec<(fn(&mut SessionInfo), &str)> = vec![
+        type Edit = fn(&mut SessionInfo);
+        let edits: Vec<(Edit, &str)> = vec![
             (|s| s.status = "aborted".into(), "status"),
             (|s| s.exit_code = Some(0), "exit code (0)"),
             (|s| s.reason = Some("fine".into()), "reason"),
