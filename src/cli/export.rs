@@ -53,6 +53,10 @@ impl Filter {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LedgerFile {
+    /// When the store's ledger began (its first entry), Unix ms: sessions started before
+    /// have no entries to hold them against.
+    #[serde(default)]
+    began_at_ms: Option<i64>,
     /// The seq of the first entry here.
     first_seq: i64,
     /// The chain hash before it, hex.
@@ -146,6 +150,7 @@ pub async fn export(args: &GatewayArgs, filter: Filter, out: &Path) -> Result<Ex
         n => entries[n - 1].hash.clone(),
     };
     let segment = LedgerFile {
+        began_at_ms: entries.first().map(|e| e.at_ms),
         first_seq: first as i64,
         prev,
         entries: entries[first..].to_vec(),
@@ -529,7 +534,7 @@ pub fn verify_dir(
         }
         let mut o = verify::check(&loaded, None, &keys)?;
         let list = by_session.get(id.as_str()).cloned().unwrap_or_default();
-        verify::add_ledger(&mut o, &loaded.recording, &list, &keys);
+        verify::add_ledger(&mut o, &loaded.recording, &list, segment.began_at_ms, &keys);
         if let (Some(s), Ok(v)) = (&o.signer, &o.result) {
             signer = Some(format!("{} is {}", v.key_id, s.says));
         }

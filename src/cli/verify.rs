@@ -253,8 +253,15 @@ pub fn add_ledger(
     outcome: &mut Outcome,
     rec: &Recording,
     entries: &[LedgerEntry],
+    ledger_began: Option<i64>,
     keys: &[VerifyingKey],
 ) {
+    if entries.is_empty() && evidence::predates_ledger(&rec.session, ledger_began) {
+        outcome.note = Some(
+            "the session was recorded before this store had a ledger: only its own chain vouches for it"
+                .into(),
+        );
+    }
     for e in entries {
         if let Err(why) = ledger::check_head(&ledger::head_of(e), keys) {
             outcome.problems.push(format!(
@@ -265,7 +272,7 @@ pub fn add_ledger(
     }
     outcome
         .problems
-        .extend(evidence::ledger_findings(rec, entries));
+        .extend(evidence::ledger_findings(rec, entries, ledger_began));
 }
 
 /// Checks a session served by the gateway: chain, signed close and ledger.
@@ -279,7 +286,11 @@ pub async fn check_session(
         let entries = client
             .ledger(0, 0, Some(&loaded.recording.session.id))
             .await?;
-        add_ledger(&mut outcome, &loaded.recording, &entries, &[k]);
+        let began = match entries.first() {
+            Some(e) => Some(e.at_ms),
+            None => client.ledger(0, 1, None).await?.first().map(|e| e.at_ms),
+        };
+        add_ledger(&mut outcome, &loaded.recording, &entries, began, &[k]);
     }
     Ok(outcome)
 }
@@ -518,7 +529,13 @@ async fn verify_all(args: &VerifyArgs, key: Option<VerifyingKey>) -> Result<AllR
         };
         let mut outcome = check(&loaded, key.as_ref(), &[])?;
         let list = by_session.get(s.id.as_str()).cloned().unwrap_or_default();
-        add_ledger(&mut outcome, &loaded.recording, &list, &keys);
+        add_ledger(
+            &mut outcome,
+            &loaded.recording,
+            &list,
+            entries.first().map(|e| e.at_ms),
+            &keys,
+        );
         if let Err(f) = &outcome.result {
             problems.push(format!("session {}: {f}", s.id));
         }

@@ -98,6 +98,12 @@ pub fn disagreements(s: &SessionInfo, f: &ClosedFacts) -> Vec<String> {
     out
 }
 
+/// Whether a session started before the store's ledger began (its start time is in the
+/// signed genesis, so it cannot be moved back without breaking the chain).
+pub fn predates_ledger(s: &SessionInfo, ledger_began: Option<i64>) -> bool {
+    ledger_began.is_none_or(|b| s.started_at < b)
+}
+
 /// Who vouches for an event's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,10 +162,19 @@ pub fn provenance_counts(rec: &Recording) -> BTreeMap<&'static str, u64> {
 
 /// Where a recording disagrees with what the ledger entered for its session (`entries`: that
 /// session's entries, whose signatures the caller checks), one sentence each. An empty
-/// `entries` means the ledger does not know the session.
-pub fn ledger_findings(rec: &Recording, entries: &[LedgerEntry]) -> Vec<String> {
+/// `entries` means the ledger does not know the session: a finding, unless the session
+/// started before the ledger's first entry (`ledger_began`, Unix ms; `None`: the ledger is
+/// empty), i.e. it was recorded by a hoopx without a ledger (see [`predates_ledger`]).
+pub fn ledger_findings(
+    rec: &Recording,
+    entries: &[LedgerEntry],
+    ledger_began: Option<i64>,
+) -> Vec<String> {
     let s = &rec.session;
     let mut out = vec![];
+    if entries.is_empty() && predates_ledger(s, ledger_began) {
+        return out;
+    }
     let open = entries.iter().find(|e| e.kind == "open");
     match open.map(|e| serde_json::from_str::<OpenBody>(&e.body)) {
         None => out.push(format!(
@@ -385,29 +400,32 @@ mod tests {
         );
         let both = [open.clone(), close.clone()];
         assert!(
-            ledger_findings(&rec, &both).is_empty(),
+            ledger_findings(&rec, &both, Some(0)).is_empty(),
             "{:?}",
-            ledger_findings(&rec, &both)
+            ledger_findings(&rec, &both, Some(0))
         );
 
         // Unknown to the ledger.
-        assert!(ledger_findings(&rec, &[])[0].contains("not in the ledger"));
+        assert!(ledger_findings(&rec, &[], Some(0))[0].contains("not in the ledger"));
         // Cut: the closing checkpoint is gone and the status set back to running.
         let mut cut = rec.clone();
         cut.checkpoints.clear();
         cut.session.status = "running".into();
-        let f = ledger_findings(&cut, &both);
+        let f = ledger_findings(&cut, &both, Some(0));
         assert!(f.iter().any(|x| x.contains("re-opened")), "{f:?}");
         assert!(f.iter().any(|x| x.contains("cut off")), "{f:?}");
         // Replaced: closes elsewhere.
         let mut other = rec.clone();
         other.checkpoints[0].count = 5;
-        assert!(ledger_findings(&other, &both)[0].contains("replaced"));
+        assert!(ledger_findings(&other, &both, Some(0))[0].contains("replaced"));
         // Moved to another identity.
         let mut moved = rec.clone();
         moved.session.identity = "someone".into();
-        assert!(ledger_findings(&moved, &both)[0].contains("differ"));
+        assert!(ledger_findings(&moved, &both, Some(0))[0].contains("differ"));
         // Ended in the store, never closed in the ledger.
-        assert!(ledger_findings(&rec, &[open])[0].contains("never closed"));
+        assert!(ledger_findings(&rec, &[open], Some(0))[0].contains("never closed"));
+        // Recorded before the store had a ledger: nothing to hold it against.
+        assert!(ledger_findings(&rec, &[], Some(1)).is_empty());
+        assert!(ledger_findings(&rec, &[], None).is_empty());
     }
 }
