@@ -32,10 +32,12 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('mcp', 'mcp', [CompletionResultType]::ParameterValue, 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)')
             [CompletionResult]::new('review', 'review', [CompletionResultType]::ParameterValue, 'Decide the commands that wait for approval: list, show, approve, reject, revoke')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON')
-            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove a recording unaltered: check its hash chain and signatures, offline')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove a recording unaltered (hash chain, signatures, signed close, ledger), or the whole store against its ledger with --all, or an evidence export offline')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a gateway''s identity provider (device flow; --browser; --client-credentials)')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the login for a gateway and revoke it at the identity provider')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show who you are at the gateway: identity, groups, token source and expiry')
+            [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print the shell completion script: `hoopx completion bash > ~/.local/share/bash-completion/completions/hoopx`')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page (roff): `hoopx man exec | man -l -`')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Regenerate shell completions and man pages (for packagers and the repository)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -320,6 +322,18 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'hoopx;completion' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'hoopx;man' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'hoopx;generate' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Directory that receives `completions/` and `man/`')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
@@ -334,10 +348,12 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('mcp', 'mcp', [CompletionResultType]::ParameterValue, 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)')
             [CompletionResult]::new('review', 'review', [CompletionResultType]::ParameterValue, 'Decide the commands that wait for approval: list, show, approve, reject, revoke')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON')
-            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove a recording unaltered: check its hash chain and signatures, offline')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove a recording unaltered (hash chain, signatures, signed close, ledger), or the whole store against its ledger with --all, or an evidence export offline')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to a gateway''s identity provider (device flow; --browser; --client-credentials)')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the login for a gateway and revoke it at the identity provider')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show who you are at the gateway: identity, groups, token source and expiry')
+            [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print the shell completion script: `hoopx completion bash > ~/.local/share/bash-completion/completions/hoopx`')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page (roff): `hoopx man exec | man -l -`')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Regenerate shell completions and man pages (for packagers and the repository)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -410,6 +426,12 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             break
         }
         'hoopx;help;status' {
+            break
+        }
+        'hoopx;help;completion' {
+            break
+        }
+        'hoopx;help;man' {
             break
         }
         'hoopx;help;generate' {

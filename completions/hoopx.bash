@@ -16,6 +16,9 @@ _hoopx() {
             ",$1")
                 cmd="hoopx"
                 ;;
+            hoopx,completion)
+                cmd="hoopx__subcmd__completion"
+                ;;
             hoopx,exec)
                 cmd="hoopx__subcmd__exec"
                 ;;
@@ -33,6 +36,9 @@ _hoopx() {
                 ;;
             hoopx,logout)
                 cmd="hoopx__subcmd__logout"
+                ;;
+            hoopx,man)
+                cmd="hoopx__subcmd__man"
                 ;;
             hoopx,mcp)
                 cmd="hoopx__subcmd__mcp"
@@ -70,6 +76,9 @@ _hoopx() {
             hoopx__subcmd__gateway__subcmd__help,serve)
                 cmd="hoopx__subcmd__gateway__subcmd__help__subcmd__serve"
                 ;;
+            hoopx__subcmd__help,completion)
+                cmd="hoopx__subcmd__help__subcmd__completion"
+                ;;
             hoopx__subcmd__help,exec)
                 cmd="hoopx__subcmd__help__subcmd__exec"
                 ;;
@@ -87,6 +96,9 @@ _hoopx() {
                 ;;
             hoopx__subcmd__help,logout)
                 cmd="hoopx__subcmd__help__subcmd__logout"
+                ;;
+            hoopx__subcmd__help,man)
+                cmd="hoopx__subcmd__help__subcmd__man"
                 ;;
             hoopx__subcmd__help,mcp)
                 cmd="hoopx__subcmd__help__subcmd__mcp"
@@ -203,8 +215,26 @@ _hoopx() {
 
     case "${cmd}" in
         hoopx)
-            opts="-h -V --color --help --version exec gateway sessions mcp review replay verify login logout status generate help"
+            opts="-h -V --color --help --version exec gateway sessions mcp review replay verify login logout status completion man generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__completion)
+            opts="-h --color --help bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -423,8 +453,22 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help)
-            opts="exec gateway sessions mcp review replay verify login logout status generate help"
+            opts="exec gateway sessions mcp review replay verify login logout status completion man generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__help__subcmd__completion)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -535,6 +579,20 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -785,6 +843,24 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__man)
+            opts="-h --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0

@@ -29,10 +29,12 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand mcp 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
             cand review 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
             cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
-            cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
+            cand verify 'Prove a recording unaltered (hash chain, signatures, signed close, ledger), or the whole store against its ledger with --all, or an evidence export offline'
             cand login 'Log in to a gateway''s identity provider (device flow; --browser; --client-credentials)'
             cand logout 'Forget the login for a gateway and revoke it at the identity provider'
             cand status 'Show who you are at the gateway: identity, groups, token source and expiry'
+            cand completion 'Print the shell completion script: `hoopx completion bash > ~/.local/share/bash-completion/completions/hoopx`'
+            cand man 'Print a man page (roff): `hoopx man exec | man -l -`'
             cand generate 'Regenerate shell completions and man pages (for packagers and the repository)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -280,6 +282,16 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'hoopx;completion'= {
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'hoopx;man'= {
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'hoopx;generate'= {
             cand --out 'Directory that receives `completions/` and `man/`'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
@@ -293,10 +305,12 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand mcp 'Serve hoopx to AI agents as an MCP server over stdio (tools: exec, sessions, replay_text)'
             cand review 'Decide the commands that wait for approval: list, show, approve, reject, revoke'
             cand replay 'Play a recorded session (or watch a live one), or export it as text, asciicast or JSON'
-            cand verify 'Prove a recording unaltered: check its hash chain and signatures, offline'
+            cand verify 'Prove a recording unaltered (hash chain, signatures, signed close, ledger), or the whole store against its ledger with --all, or an evidence export offline'
             cand login 'Log in to a gateway''s identity provider (device flow; --browser; --client-credentials)'
             cand logout 'Forget the login for a gateway and revoke it at the identity provider'
             cand status 'Show who you are at the gateway: identity, groups, token source and expiry'
+            cand completion 'Print the shell completion script: `hoopx completion bash > ~/.local/share/bash-completion/completions/hoopx`'
+            cand man 'Print a man page (roff): `hoopx man exec | man -l -`'
             cand generate 'Regenerate shell completions and man pages (for packagers and the repository)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -349,6 +363,10 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;help;logout'= {
         }
         &'hoopx;help;status'= {
+        }
+        &'hoopx;help;completion'= {
+        }
+        &'hoopx;help;man'= {
         }
         &'hoopx;help;generate'= {
         }

@@ -138,6 +138,66 @@ fn completions_and_man_pages_have_not_drifted() {
     }
 }
 
+#[test]
+fn completion_and_man_print_what_ships() {
+    let env = Env::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let hoopx = |args: &[&str]| {
+        let mut c = env.hoopx();
+        c.args(args);
+        run(c, "", T)
+    };
+    for (shell, file) in [
+        ("bash", "hoopx.bash"),
+        ("zsh", "_hoopx"),
+        ("fish", "hoopx.fish"),
+        ("elvish", "hoopx.elv"),
+        ("powershell", "_hoopx.ps1"),
+    ] {
+        let out = hoopx(&["completion", shell]);
+        assert_eq!(out.code(), 0, "{out:?}");
+        let shipped = std::fs::read_to_string(root.join("completions").join(file)).unwrap();
+        assert!(
+            out.stdout == shipped,
+            "hoopx completion {shell} differs from completions/{file}"
+        );
+    }
+    for (args, file) in [
+        (vec!["man"], "hoopx.1"),
+        (vec!["man", "exec"], "hoopx-exec.1"),
+        (vec!["man", "sessions", "export"], "hoopx-sessions-export.1"),
+    ] {
+        let out = hoopx(&args);
+        assert_eq!(out.code(), 0, "{out:?}");
+        let shipped = std::fs::read_to_string(root.join("man").join(file)).unwrap();
+        assert!(
+            out.stdout == shipped,
+            "hoopx {args:?} differs from man/{file}"
+        );
+    }
+    // Bash really loads it: the completion function is defined afterwards.
+    let script = env.write("c.bash", &hoopx(&["completion", "bash"]).stdout);
+    let out = run(
+        {
+            let mut c = std::process::Command::new("bash");
+            c.arg("-c")
+                .arg(format!("source {} && declare -F _hoopx", script.display()));
+            c
+        },
+        "",
+        T,
+    );
+    assert_eq!(out.stdout.trim(), "_hoopx", "{out:?}");
+    let out = hoopx(&["man", "nosuch"]);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(
+        out.stderr.contains("there is no command `hoopx nosuch`"),
+        "{out:?}"
+    );
+    let out = hoopx(&["completion", "tcsh"]);
+    assert_ne!(out.code(), 0, "{out:?}");
+}
+
 /// The README's install step: build dependencies (scripts/deps.sh), then cargo install.
 const INSTALL: &str = "scripts/deps.sh --build && cargo install --locked --path . && ";
 

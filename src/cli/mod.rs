@@ -204,7 +204,8 @@ pub enum Command {
     Review(review::ReviewCommand),
     /// Play a recorded session (or watch a live one), or export it as text, asciicast or JSON.
     Replay(replay::ReplayArgs),
-    /// Prove a recording unaltered: check its hash chain and signatures, offline.
+    /// Prove a recording unaltered (hash chain, signatures, signed close, ledger), or the
+    /// whole store against its ledger with --all, or an evidence export offline.
     Verify(verify::VerifyArgs),
     /// Log in to a gateway's identity provider (device flow; --browser; --client-credentials).
     Login(login::LoginArgs),
@@ -212,17 +213,21 @@ pub enum Command {
     Logout(login::LogoutArgs),
     /// Show who you are at the gateway: identity, groups, token source and expiry.
     Status(login::StatusArgs),
+    /// Print the shell completion script: `hoopx completion bash > ~/.local/share/bash-completion/completions/hoopx`.
+    Completion(generate::CompletionArgs),
+    /// Print a man page (roff): `hoopx man exec | man -l -`.
+    Man(generate::ManArgs),
     /// Regenerate shell completions and man pages (for packagers and the repository).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
 }
 
-/// Prints one line on stdout; a reader that went away (`| head`) ends the command quietly.
 /// A command line as a shell would quote it (`psql -c 'select 1'`).
 pub fn shell_join(argv: &[String]) -> String {
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
 
+/// Prints one line on stdout; a reader that went away (`| head`) ends the command quietly.
 pub fn print_line(text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -329,6 +334,8 @@ pub fn main() -> ExitCode {
         Command::Logout(a) => login::logout(a),
         Command::Status(a) => login::status(a),
         Command::Generate(a) => generate::run(a),
+        Command::Completion(a) => generate::completion(a),
+        Command::Man(a) => generate::man(a),
     };
     match result {
         Ok(code) => code,
