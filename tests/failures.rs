@@ -190,12 +190,55 @@ fn a_stopping_gateway_ends_running_sessions_and_records_why() {
     });
     assert_eq!(sessions[0].status, "aborted");
     assert!(
+        sessions[0].reason.as_deref().unwrap_or("")
+            == "the gateway was shutting down (stopped by its operator)",
+        "a clean stop is not recorded as an internal error: {:?}",
         sessions[0]
-            .reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("shutting down"),
-        "{:?}",
-        sessions[0]
+    );
+}
+
+/// `gateway serve` checks its store and its port before it hands out a dev token, and says
+/// what to do when the port is taken.
+#[test]
+fn gateway_serve_checks_store_and_port_before_printing_a_token() {
+    let env = Env::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut c = env.hoopx();
+    c.args([
+        "gateway",
+        "serve",
+        "--dev",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 69, "{out:?}");
+    assert!(
+        out.stderr.contains("another process listens there"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("dev token"), "{out:?}");
+
+    let mut c = env.hoopx();
+    c.args(["gateway", "serve", "--dev", "--listen", "127.0.0.1:0"])
+        .args(["--store", "postgres://nobody@127.0.0.1:1/none"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 69, "{out:?}");
+    assert!(!out.stderr.contains("dev token"), "{out:?}");
+}
+
+#[test]
+fn a_gateway_url_without_a_scheme_says_which_to_write() {
+    let env = Env::new();
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", "gw.example.com:8433")
+        .args(["sessions", "list"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("has no scheme: write https://gw.example.com:8433"),
+        "{out:?}"
     );
 }

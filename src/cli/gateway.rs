@@ -178,18 +178,14 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         .hint("add an [auth] table with your OpenID provider to the config (see docs/IDENTITY.md), or pass --dev for a development token"));
     }
     // Dev tokens exist only in dev mode.
-    let dev_token = if args.dev {
-        Some(match std::env::var(crate::env_vars::HOOPX_DEV_TOKEN) {
-            Ok(t) if !t.trim().is_empty() => Secret::new(t.trim()),
-            _ => {
-                let t = generate_token();
-                eprintln!("hoopx gateway: dev token: {}", t.expose());
-                eprintln!("hoopx gateway: clients: export HOOPX_TOKEN=<the dev token above>");
-                t
-            }
-        })
+    // A generated dev token is printed only once the store and the port work.
+    let (dev_token, generated) = if args.dev {
+        match std::env::var(crate::env_vars::HOOPX_DEV_TOKEN) {
+            Ok(t) if !t.trim().is_empty() => (Some(Secret::new(t.trim())), false),
+            _ => (Some(generate_token()), true),
+        }
     } else {
-        None
+        (None, false)
     };
     let data_dir = || {
         crate::dirs::data_dir().ok_or_else(|| {
@@ -230,9 +226,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 } else {
                     code::UNAVAILABLE
                 };
-                Failure::new(code, format!("cannot listen on {}: {e}", args.listen)).hint(
-                    "--listen takes HOST:PORT, e.g. 127.0.0.1:8433, or 127.0.0.1:0 for any free port",
-                )
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    "another process listens there (another gateway?): stop it, or pick another port, e.g. --listen 127.0.0.1:8434"
+                } else {
+                    "--listen takes HOST:PORT, e.g. 127.0.0.1:8433, or 127.0.0.1:0 for any free port"
+                };
+                Failure::new(code, format!("cannot listen on {}: {e}", args.listen)).hint(hint)
             })?;
         let addr = listener
             .local_addr()
@@ -242,6 +241,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
                 "hoopx gateway: warning: {addr} serves plain http and bearer tokens travel in the clear; \
                  put TLS in front of it or keep it on loopback"
             );
+        }
+        if let (true, Some(t)) = (generated, &dev_token) {
+            eprintln!("hoopx gateway: dev token: {}", t.expose());
+            eprintln!("hoopx gateway: clients: export HOOPX_TOKEN=<the dev token above>");
         }
         let mut auths: Vec<Arc<dyn Authenticator>> = Vec::new();
         let mut modes = Vec::new();

@@ -108,6 +108,11 @@ impl std::fmt::Debug for GatewayClient {
 impl GatewayClient {
     pub fn new(url: &str, token: Option<Secret>) -> Result<GatewayClient, ClientError> {
         let base = url.trim_end_matches('/').to_string();
+        if !base.contains("://") {
+            return Err(ClientError::BadUrl(format!(
+                "gateway URL {url:?} has no scheme: write https://{base} (or http://{base} for a gateway on loopback)"
+            )));
+        }
         let parsed = reqwest::Url::parse(&base)
             .map_err(|e| ClientError::BadUrl(format!("gateway URL {url:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {

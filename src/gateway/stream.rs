@@ -526,7 +526,9 @@ impl Session {
             let msg = tokio::select! {
                 m = socket.recv() => m,
                 _ = async { drop(stopping.wait_for(|s| *s).await) } => {
-                    return fail(socket, "internal", "the gateway is shutting down".into()).await;
+                    // An operator's stop, not a failure: recorded as such.
+                    let _ = fail(socket, "internal", "the gateway is shutting down".into()).await;
+                    return End::Aborted("the gateway was shutting down (stopped by its operator)".into());
                 }
                 changed = self.rec.stored.changed(), if writing => {
                     if changed.is_err() {
