@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Target to open the session on; by default the one target that runs the command')
             [CompletionResult]::new('--review', '--review', [CompletionResultType]::ParameterName, 'Run under this approved review (single-use; it must be for this very command)')
             [CompletionResult]::new('--approval-timeout', '--approval-timeout', [CompletionResultType]::ParameterName, 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty')
             [CompletionResult]::new('--capture-limit', '--capture-limit', [CompletionResultType]::ParameterName, 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
@@ -81,6 +82,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;gateway;check' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The TOML config file')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -120,6 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only sessions started within this long, e.g. 90m, 24h, 7d')
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only sessions in this state: open, running, exited, aborted or denied')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many sessions to show at most')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -129,6 +132,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;sessions;show' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -141,6 +145,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only sessions started within this long, e.g. 24h, 30d')
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only sessions of this identity')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Only sessions on this target')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -191,6 +196,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only reviews in this state')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many reviews to show at most')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -200,6 +206,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;review;show' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -210,6 +217,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why, recorded with the decision')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -222,6 +230,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why, recorded with the decision and shown to the requester')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -234,6 +243,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'reason')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -287,6 +297,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'With --all: check only sessions started within this long, e.g. 24h, 30d (the ledger itself is always checked whole)')
             [CompletionResult]::new('--head', '--head', [CompletionResultType]::ParameterName, 'With --all: a ledger head kept from an earlier run (`SIZE:HASH`, as printed); the ledger must still begin with exactly those entries')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session; for a file, its key only if it is the configured gateway''s or one of this machine''s gateways''')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Check the gateway''s whole session ledger against the sessions in its store: every session deleted, cut short, re-opened or inserted is reported')
@@ -296,6 +307,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;login' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--browser', '--browser', [CompletionResultType]::ParameterName, 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow')
@@ -307,6 +319,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;logout' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`json`: one object, `{"gateway", "logged_out", "revoked"}`')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: one object, `{"gateway", "logged_out", "revoked"}`')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -316,6 +329,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;status' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

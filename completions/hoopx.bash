@@ -251,7 +251,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__exec)
-            opts="-h --gateway --token --target --tty --no-tty --no-wait --review --approval-timeout --output --capture --capture-limit --color --help"
+            opts="-o -h --gateway --token --target --tty --no-tty --no-wait --review --approval-timeout --output --capture --capture-limit --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +278,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
@@ -315,7 +319,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__check)
-            opts="-h --config --output --color --help"
+            opts="-o -h --config --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -326,6 +330,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
@@ -803,7 +811,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__login)
-            opts="-h --gateway --browser --no-open --client-credentials --output --color --help"
+            opts="-o -h --gateway --browser --no-open --client-credentials --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -814,6 +822,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
@@ -829,7 +841,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__logout)
-            opts="-h --gateway --output --color --help"
+            opts="-o -h --gateway --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -840,6 +852,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
@@ -963,7 +979,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__approve)
-            opts="-y -h --gateway --token --reason --yes --output --color --help"
+            opts="-y -o -h --gateway --token --reason --yes --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -982,6 +998,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
@@ -1095,7 +1115,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__list)
-            opts="-h --gateway --token --status --limit --output --color --help"
+            opts="-o -h --gateway --token --status --limit --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1121,6 +1141,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -1133,7 +1157,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__reject)
-            opts="-y -h --gateway --token --reason --yes --output --color --help"
+            opts="-y -o -h --gateway --token --reason --yes --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1152,6 +1176,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
@@ -1167,7 +1195,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__revoke)
-            opts="-h --gateway --token --reason --output --color --help"
+            opts="-o -h --gateway --token --reason --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1189,6 +1217,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -1201,7 +1233,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__review__subcmd__show)
-            opts="-h --gateway --token --output --color --help"
+            opts="-o -h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1216,6 +1248,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
@@ -1249,7 +1285,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions__subcmd__export)
-            opts="-h --gateway --token --since --user --target --output --color --help"
+            opts="-o -h --gateway --token --since --user --target --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1276,6 +1312,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
@@ -1361,7 +1401,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions__subcmd__list)
-            opts="-h --gateway --token --user --target --since --status --limit --output --color --help"
+            opts="-o -h --gateway --token --user --target --since --status --limit --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1399,6 +1439,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -1411,7 +1455,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__sessions__subcmd__show)
-            opts="-h --gateway --token --output --color --help"
+            opts="-o -h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1429,6 +1473,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -1441,7 +1489,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__status)
-            opts="-h --gateway --token --output --color --help"
+            opts="-o -h --gateway --token --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1459,6 +1507,10 @@ _hoopx() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -1471,7 +1523,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__verify)
-            opts="-h --gateway --token --all --since --head --key --output --color --help"
+            opts="-o -h --gateway --token --all --since --head --key --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1498,6 +1550,10 @@ _hoopx() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;

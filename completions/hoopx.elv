@@ -44,6 +44,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --target 'Target to open the session on; by default the one target that runs the command'
             cand --review 'Run under this approved review (single-use; it must be for this very command)'
             cand --approval-timeout 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires'
+            cand -o '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty'
             cand --output '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty'
             cand --capture-limit 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
@@ -74,6 +75,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;gateway;check'= {
             cand --config 'The TOML config file'
+            cand -o '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)'
             cand --output '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
@@ -107,6 +109,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --since 'Only sessions started within this long, e.g. 90m, 24h, 7d'
             cand --status 'Only sessions in this state: open, running, exited, aborted or denied'
             cand --limit 'How many sessions to show at most'
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
@@ -115,6 +118,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;sessions;show'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
@@ -126,6 +130,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --since 'Only sessions started within this long, e.g. 24h, 30d'
             cand --user 'Only sessions of this identity'
             cand --target 'Only sessions on this target'
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
@@ -168,6 +173,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --status 'Only reviews in this state'
             cand --limit 'How many reviews to show at most'
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
@@ -176,6 +182,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;review;show'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
@@ -185,6 +192,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --reason 'Why, recorded with the decision'
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -y 'Do not ask for confirmation'
@@ -196,6 +204,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --reason 'Why, recorded with the decision and shown to the requester'
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -y 'Do not ask for confirmation'
@@ -207,6 +216,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --reason 'reason'
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
@@ -251,6 +261,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --since 'With --all: check only sessions started within this long, e.g. 24h, 30d (the ledger itself is always checked whole)'
             cand --head 'With --all: a ledger head kept from an earlier run (`SIZE:HASH`, as printed); the ledger must still begin with exactly those entries'
             cand --key 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway''s key for a session; for a file, its key only if it is the configured gateway''s or one of this machine''s gateways'''
+            cand -o '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --output '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --all 'Check the gateway''s whole session ledger against the sessions in its store: every session deleted, cut short, re-opened or inserted is reported'
@@ -259,6 +270,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;login'= {
             cand --gateway 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)'
+            cand -o '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)'
             cand --output '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --browser 'Log in in a browser on this machine (authorization code with PKCE and a 127.0.0.1 redirect) instead of the device flow'
@@ -269,6 +281,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;logout'= {
             cand --gateway 'Gateway URL (default: HOOPX_GATEWAY, then the client config''s `gateway`)'
+            cand -o '`json`: one object, `{"gateway", "logged_out", "revoked"}`'
             cand --output '`json`: one object, `{"gateway", "logged_out", "revoked"}`'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'
@@ -277,6 +290,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;status'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
+            cand -o 'Output format'
             cand --output 'Output format'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand -h 'Print help (see more with ''--help'')'

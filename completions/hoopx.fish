@@ -48,7 +48,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l token -d 'Bearer to
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l target -d 'Target to open the session on; by default the one target that runs the command' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l review -d 'Run under this approved review (single-use; it must be for this very command)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l approval-timeout -d 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l output -d '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool\'s raw output; implies --no-tty' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s o -l output -d '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool\'s raw output; implies --no-tty' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l capture-limit -d 'Bytes of stdout and of stderr kept by --capture; the rest is dropped and flagged' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
@@ -76,7 +76,7 @@ never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l dev -d 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l config -d 'The TOML config file' -r -F
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l output -d '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -s o -l output -d '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -104,7 +104,7 @@ exited\t''
 aborted\t''
 denied\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'How many sessions to show at most' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -112,7 +112,7 @@ never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from show" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -123,7 +123,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_su
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l since -d 'Only sessions started within this long, e.g. 24h, 30d' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l user -d 'Only sessions of this identity' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l target -d 'Only sessions on this target' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and __fish_seen_subcommand_from export" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -158,7 +158,7 @@ rejected\t''
 expired\t''
 revoked\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l limit -d 'How many reviews to show at most' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -166,7 +166,7 @@ never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from show" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -175,7 +175,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l reason -d 'Why, recorded with the decision' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from approve" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -185,7 +185,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l reason -d 'Why, recorded with the decision and shown to the requester' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from reject" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -195,7 +195,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l reason -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from revoke" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -229,7 +229,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l token -d 'Bearer 
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l since -d 'With --all: check only sessions started within this long, e.g. 24h, 30d (the ledger itself is always checked whole)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l head -d 'With --all: a ledger head kept from an earlier run (`SIZE:HASH`, as printed); the ledger must still begin with exactly those entries' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l key -d 'The public key to trust: base64 of the 32 key bytes, a PEM block, or a file holding either (the gateway serves its keys at /v1/keys). Without it: the gateway\'s key for a session; for a file, its key only if it is the configured gateway\'s or one of this machine\'s gateways\'' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s o -l output -d '`text` for people, `json` for scripts and agents (shapes: docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -237,7 +237,7 @@ never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -l all -d 'Check the gateway\'s whole session ledger against the sessions in its store: every session deleted, cut short, re-opened or inserted is reported'
 complete -c hoopx -n "__fish_hoopx_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l output -d '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand login" -s o -l output -d '`json`: NDJSON on stdout — a `device_code` event (address and code to relay to a person) when the device flow starts, then a `logged_in` event (docs/JSON.md)' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -247,7 +247,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l no-open -d 'With -
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -l client-credentials -d 'Log in as a machine with HOOPX_CLIENT_ID and HOOPX_CLIENT_SECRET'
 complete -c hoopx -n "__fish_hoopx_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l gateway -d 'Gateway URL (default: HOOPX_GATEWAY, then the client config\'s `gateway`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l output -d '`json`: one object, `{"gateway", "logged_out", "revoked"}`' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -s o -l output -d '`json`: one object, `{"gateway", "logged_out", "revoked"}`' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -255,7 +255,7 @@ never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l output -d 'Output format' -r -f -a "text\t''
+complete -c hoopx -n "__fish_hoopx_using_subcommand status" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand status" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''

@@ -340,3 +340,29 @@ fn the_readme_gateway_config_is_accepted_as_written() {
     assert_eq!(out.code(), 0, "{out:?}\n{config}");
     assert!(out.stdout.contains("OK (3 targets"), "{out:?}");
 }
+
+#[test]
+fn dash_o_is_output_and_list_times_say_their_zone() {
+    let env = Env::new();
+    let hoopx = |args: &[&str]| {
+        let mut c = env.hoopx();
+        c.args(args);
+        run(c, "", T)
+    };
+    let out = hoopx(&["exec", "-o", "json", "--", "true"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{out:?}"
+    );
+    let out = hoopx(&["sessions", "list", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{out:?}");
+    let out = hoopx(&["sessions", "list"]);
+    assert!(
+        out.stdout.starts_with("ID") && out.stdout.contains("STARTED (UTC)"),
+        "{out:?}"
+    );
+}

@@ -45,7 +45,7 @@ pub struct ExecArgs {
     pub approval_timeout: Option<std::time::Duration>,
     /// `json`: NDJSON events on stdout (session, stdout, stderr, approval_pending,
     /// approved, denied, exit) instead of the tool's raw output; implies --no-tty.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// For tool calls: run under pipes and print one JSON object at the end (session_id,
     /// exit_code, masked stdout and stderr, truncation flags, notices) instead of the output.

@@ -22,7 +22,7 @@ pub enum GatewayCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// `json`: one object (`ok`, counts, targets; or `error` with file, line, column).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
 }

@@ -51,7 +51,7 @@ pub struct LoginArgs {
     pub client_credentials: bool,
     /// `json`: NDJSON on stdout — a `device_code` event (address and code to relay to a
     /// person) when the device flow starts, then a `logged_in` event (docs/JSON.md).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -61,7 +61,7 @@ pub struct LogoutArgs {
     #[arg(long, env = crate::env_vars::HOOPX_GATEWAY, value_name = "URL")]
     pub gateway: Option<String>,
     /// `json`: one object, `{"gateway", "logged_out", "revoked"}`.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
@@ -70,7 +70,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub gateway: super::GatewayArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: OutputFormat,
 }
 

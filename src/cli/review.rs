@@ -22,7 +22,7 @@ pub enum ReviewCommand {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Show one review: the exact command, who asked, and every decision.
@@ -32,7 +32,7 @@ pub enum ReviewCommand {
         /// Review id.
         id: String,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Approve a pending review (you cannot approve your own request).
@@ -51,7 +51,7 @@ pub enum ReviewCommand {
         #[arg(long, short = 'y')]
         yes: bool,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Reject a pending review; the command or line never runs.
@@ -67,7 +67,7 @@ pub enum ReviewCommand {
         #[arg(long, short = 'y')]
         yes: bool,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Withdraw a pending request or an approval not used yet.
@@ -79,7 +79,7 @@ pub enum ReviewCommand {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
 }

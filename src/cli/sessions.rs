@@ -32,7 +32,7 @@ pub enum SessionsCommand {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Show one session, with the verification of its recording.
@@ -42,7 +42,7 @@ pub enum SessionsCommand {
         /// Session id (as listed by `hoopx sessions list`), or `last`.
         id: String,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
     /// Write sessions, their reviews, the ledger covering them and the gateway's keys to a
@@ -63,7 +63,7 @@ pub enum SessionsCommand {
         #[arg(long, value_name = "TARGET")]
         target: Option<String>,
         /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
 }
@@ -234,7 +234,7 @@ fn table(sessions: &[SessionInfo]) -> String {
     use std::fmt::Write;
     let mut out = format!(
         "{:<36}  {:<19}  {:>8}  {:<16}  {:<10}  {:<8}  {:>4}  {:>6}  COMMAND",
-        "ID", "STARTED", "DURATION", "IDENTITY", "TARGET", "STATUS", "EXIT", "MASKED"
+        "ID", "STARTED (UTC)", "DURATION", "IDENTITY", "TARGET", "STATUS", "EXIT", "MASKED"
     );
     for s in sessions {
         let exit = s

@@ -51,7 +51,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PUBKEY")]
     pub key: Option<String>,
     /// `text` for people, `json` for scripts and agents (shapes: docs/JSON.md).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
