@@ -314,11 +314,19 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             use clap::error::ErrorKind;
-            let _ = e.print();
             return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::from(code::USAGE),
-                _ => ExitCode::from(code::USAGE),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    ExitCode::from(code::USAGE)
+                }
+                _ => {
+                    usage_failure(&e.render().to_string()).report();
+                    ExitCode::from(code::USAGE)
+                }
             };
         }
     };
@@ -343,6 +351,37 @@ pub fn main() -> ExitCode {
             f.report();
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// A clap usage error as hoopx reports every failure: `hoopx: what`, then one hint with
+/// clap's tip and the usage line.
+fn usage_failure(rendered: &str) -> Failure {
+    let mut message = String::new();
+    let mut hints = vec![];
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(m) = line.strip_prefix("error: ") {
+            message = m.to_string();
+        } else if let Some(tip) = line.strip_prefix("tip: ") {
+            hints.push(tip.to_string());
+        } else if let Some(usage) = line.strip_prefix("Usage: ") {
+            hints.push(format!("usage: {usage}"));
+        } else if line.starts_with("For more information") {
+            hints.push(
+                line.trim_start_matches("For more information, ")
+                    .to_string(),
+            );
+        } else if message.is_empty() {
+            message = line.to_string();
+        } else {
+            hints.push(line.to_string());
+        }
+    }
+    let f = Failure::new(code::USAGE, message);
+    if hints.is_empty() {
+        f
+    } else {
+        f.hint(hints.join("; "))
     }
 }
 
