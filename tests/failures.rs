@@ -242,3 +242,16 @@ fn a_gateway_url_without_a_scheme_says_which_to_write() {
         "{out:?}"
     );
 }
+
+#[test]
+fn status_without_a_token_on_a_dev_gateway_says_what_works_there() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, None, None);
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", &gw.url).arg("status");
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 67, "{out:?}");
+    assert!(out.stderr.contains("this is a dev gateway"), "{out:?}");
+    assert!(out.stderr.contains("HOOPX_TOKEN"), "{out:?}");
+    assert!(!out.stderr.contains("hoopx login"), "{out:?}");
+}

@@ -285,22 +285,36 @@ pub fn status(args: StatusArgs) -> Result<ExitCode, Failure> {
             .filter(|v| !v.is_empty());
         let creds = login::obtain(&gateway, given, var.as_deref()).await?;
         let Some(creds) = creds else {
-            return Ok(None);
+            // A dev gateway has no provider to log in to: say what works there instead.
+            let dev = match GatewayClient::new(&gateway, None)?.auth_info().await {
+                Ok(info) => info.mode == "dev",
+                Err(_) => false,
+            };
+            return Ok(Err(dev));
         };
         let who = GatewayClient::new(&gateway, Some(creds.token.clone()))?
             .whoami()
             .await?;
-        Ok::<_, Failure>(Some((creds, who)))
+        Ok::<_, Failure>(Ok((creds, who)))
     });
     rt.shutdown_background();
-    let Some((creds, who)) = result? else {
-        if json {
-            print_line(&serde_json::json!({"gateway": gateway, "logged_in": false}).to_string())?;
+    let (creds, who) = match result? {
+        Ok(found) => found,
+        Err(dev) => {
+            if json {
+                print_line(
+                    &serde_json::json!({"gateway": gateway, "logged_in": false}).to_string(),
+                )?;
+            }
+            let hint = if dev {
+                "this is a dev gateway, with no identity provider to log in to: set HOOPX_TOKEN to the dev token it printed at start".to_string()
+            } else {
+                format!("run `hoopx login --gateway {gateway}`")
+            };
+            return Err(
+                Failure::new(code::TOKEN, format!("not logged in to {gateway}")).hint(hint),
+            );
         }
-        return Err(
-            Failure::new(code::TOKEN, format!("not logged in to {gateway}"))
-                .hint(format!("run `hoopx login --gateway {gateway}`")),
-        );
     };
     let expires_at = who.expires_at.or(creds.expires_at);
     let renews = !matches!(creds.source, Source::Given);
