@@ -366,3 +366,27 @@ fn dash_o_is_output_and_list_times_say_their_zone() {
         "{out:?}"
     );
 }
+
+#[test]
+fn replay_from_past_the_end_or_an_unknown_marker_says_what_there_is() {
+    let env = Env::new();
+    let hoopx = |args: &[&str]| {
+        let mut c = env.hoopx();
+        c.args(args);
+        run(c, "", T)
+    };
+    assert_eq!(hoopx(&["exec", "--", "sh", "-c", "echo hi"]).code(), 0);
+    let out = hoopx(&["replay", "last", "--from", "10:00"]);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("10:00 is past the end of the session, which lasts 0:"),
+        "{out:?}"
+    );
+    let out = hoopx(&["replay", "last", "--from", "no-such-marker"]);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(
+        out.stderr.contains("its markers: 0:00 {\"closed\""),
+        "{out:?}"
+    );
+}

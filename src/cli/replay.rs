@@ -106,7 +106,7 @@ fn output(args: &ReplayArgs, loaded: &Loaded) -> Result<ExitCode, Failure> {
         ReplayFormat::Pty => {
             let position = |p: &Option<String>, flag: &str| {
                 p.as_deref()
-                    .map(|p| player::resolve_position(rec, p))
+                    .map(|p| player::resolve_within(rec, p))
                     .transpose()
                     .map_err(|e| {
                         Failure::new(code::USAGE, format!("{flag}: {e}"))

@@ -177,9 +177,42 @@ pub fn resolve_position(rec: &Recording, s: &str) -> Result<i64, String> {
         if markers.is_empty() {
             " (it has no markers)".to_string()
         } else {
-            format!(" ({} markers)", markers.len())
+            const SHOWN: usize = 12;
+            let mut list: Vec<String> = markers
+                .iter()
+                .take(SHOWN)
+                .map(|(t, l)| {
+                    let l: String = l.chars().take(80).collect();
+                    format!("{} {l}", clock(*t))
+                })
+                .collect();
+            if markers.len() > SHOWN {
+                list.push(format!("… {} more", markers.len() - SHOWN));
+            }
+            format!("; its markers: {}", list.join(", "))
         }
     ))
+}
+
+/// [`resolve_position`], refusing a time past the session's end (which would play nothing
+/// but the final screen).
+pub fn resolve_within(rec: &Recording, s: &str) -> Result<i64, String> {
+    let t = resolve_position(rec, s)?;
+    let end = rec.events.last().map_or(0, |e| e.t_us);
+    if t > end {
+        return Err(format!(
+            "{} is past the end of the session, which lasts {}",
+            s.trim(),
+            clock(end)
+        ));
+    }
+    Ok(t)
+}
+
+/// `M:SS` of a time in microseconds.
+fn clock(us: i64) -> String {
+    let secs = us / 1_000_000;
+    format!("{}:{:02}", secs / 60, secs % 60)
 }
 
 /// A time in seconds (fractions allowed), `[h:]m:s`, or units `w`, `d`, `h`, `m`, `s`, `ms`,
@@ -714,6 +747,19 @@ mod tests {
         assert_eq!(d.push(b"\x1b[A\x1bx"), vec![]);
         assert_eq!(d.push(&[0x1b; 200]), vec![]);
         assert_eq!(d.push(b"q"), vec![Key::Quit]);
+    }
+
+    #[test]
+    fn a_position_past_the_end_or_matching_nothing_says_what_there_is() {
+        let r = sample();
+        let end = r.events.last().unwrap().t_us;
+        assert!(resolve_within(&r, "2h")
+            .unwrap_err()
+            .contains("past the end"));
+        assert_eq!(resolve_within(&r, "0"), Ok(0));
+        assert!(end >= 2_000_000);
+        let e = resolve_position(&r, "nothing-like-this").unwrap_err();
+        assert!(e.contains("its markers: 0:02 "), "{e}");
     }
 
     #[test]
