@@ -255,3 +255,48 @@ fn status_without_a_token_on_a_dev_gateway_says_what_works_there() {
     assert!(out.stderr.contains("HOOPX_TOKEN"), "{out:?}");
     assert!(!out.stderr.contains("hoopx login"), "{out:?}");
 }
+
+/// The hint for an unreachable gateway names where its URL came from.
+#[test]
+fn an_unreachable_gateway_hint_names_where_the_url_came_from() {
+    let env = Env::new();
+    let dead = format!("http://127.0.0.1:{}", crate::util::free_port());
+    std::fs::create_dir_all(env.path().join("config/hoopx")).unwrap();
+    let config = env.path().join("config/hoopx/config.toml");
+    std::fs::write(&config, format!("gateway = \"{dead}\"\n")).unwrap();
+    let out = run(
+        {
+            let mut c = env.hoopx();
+            c.args(["sessions", "list"]);
+            c
+        },
+        "",
+        T,
+    );
+    assert_eq!(out.code(), 69, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("check `gateway = …` in {}", config.display())),
+        "{out:?}"
+    );
+    let out = run(
+        {
+            let mut c = env.hoopx();
+            c.env("HOOPX_GATEWAY", &dead).args(["sessions", "list"]);
+            c
+        },
+        "",
+        T,
+    );
+    assert!(out.stderr.contains("check HOOPX_GATEWAY"), "{out:?}");
+    let out = run(
+        {
+            let mut c = env.hoopx();
+            c.args(["sessions", "list", "--gateway", &dead]);
+            c
+        },
+        "",
+        T,
+    );
+    assert!(out.stderr.contains("check --gateway"), "{out:?}");
+}

@@ -70,11 +70,23 @@ pub struct Resolved {
 
 pub fn resolve(args: &GatewayArgs, target: Option<String>) -> Result<Resolved, Failure> {
     let cfg = load_config()?;
-    let gateway = args
-        .gateway
-        .clone()
-        .filter(|g| !g.is_empty())
-        .or(cfg.gateway);
+    let given = args.gateway.clone().filter(|g| !g.is_empty());
+    let source = match &given {
+        // clap reads the flag and the variable into one field: tell them apart by value.
+        Some(g) if std::env::var(crate::env_vars::HOOPX_GATEWAY).ok().as_ref() == Some(g) => {
+            "HOOPX_GATEWAY".to_string()
+        }
+        Some(_) => "--gateway".to_string(),
+        None => format!(
+            "`gateway = …` in {}",
+            config_path().map_or_else(
+                || "the client config".into(),
+                |(p, _)| p.display().to_string()
+            )
+        ),
+    };
+    crate::client::set_gateway_source(source);
+    let gateway = given.or(cfg.gateway);
     Ok(Resolved {
         gateway,
         token: args

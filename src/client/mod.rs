@@ -68,13 +68,25 @@ pub enum ClientError {
     },
 }
 
+/// Where this process's gateway URL came from (`--gateway`, `HOOPX_GATEWAY`, or the client
+/// config file), for hints that tell the user what to change.
+static GATEWAY_SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records where the gateway URL came from (the first call wins).
+pub fn set_gateway_source(source: String) {
+    let _ = GATEWAY_SOURCE.set(source);
+}
+
 impl ClientError {
     /// The hint to show under the error, if any.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ClientError::Unreachable { .. } => Some(
-                "check --gateway / HOOPX_GATEWAY, or unset them to use the embedded gateway".into(),
-            ),
+            ClientError::Unreachable { .. } => Some(format!(
+                "check {}, or remove it to use the embedded gateway",
+                GATEWAY_SOURCE
+                    .get()
+                    .map_or("--gateway / HOOPX_GATEWAY", String::as_str)
+            )),
             ClientError::Unauthorized { hint, .. }
             | ClientError::Pending { hint, .. }
             | ClientError::Conflict { hint, .. }
