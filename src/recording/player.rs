@@ -493,9 +493,10 @@ pub fn play_with_clock(
         out.flush()?;
     }
     if opts.interactive {
-        // Clear the status line and leave the attributes as found.
+        // Clear the status line, reset the attributes, and leave the cursor on that bottom
+        // line: the shell's prompt comes back below the last frame, not inside it.
         let rows = timeline.as_ref().map_or(24, |t| t.size_after(next).1);
-        write!(out, "\x1b7\x1b[{rows};1H\x1b[0m\x1b[2K\x1b8")?;
+        write!(out, "\x1b[{rows};1H\x1b[0m\x1b[2K")?;
     }
     out.flush()
 }
@@ -609,8 +610,11 @@ mod tests {
     }
 
     /// The output without the status lines (each drawn between ESC 7 and ESC 8).
+    /// What the player drew, without its status lines and its closing move to the bottom
+    /// line.
     fn content(out: &[u8]) -> String {
         let s = String::from_utf8_lossy(out);
+        let s = s.strip_suffix("\x1b[24;1H\x1b[0m\x1b[2K").unwrap_or(&s);
         let mut r = String::new();
         let mut rest = &*s;
         while let Some(i) = rest.find("\x1b7") {
@@ -690,6 +694,8 @@ mod tests {
         play_with_clock(&r, &opts, &mut out, &mut c).unwrap();
         assert_eq!(content(&out), "ab");
         assert!(String::from_utf8_lossy(&out).contains("paused"));
+        // On quit the cursor is left on the cleared bottom line, for the shell's prompt.
+        assert!(out.ends_with(b"\x1b[24;1H\x1b[0m\x1b[2K"));
         assert_eq!(c.now, Duration::from_millis(11_200));
 
         // ] jumps to the marker at 2 s (painting the screen there), → seeks on to 7.1 s.
