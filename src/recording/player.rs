@@ -616,7 +616,7 @@ mod tests {
         let s = String::from_utf8_lossy(out);
         let s = s.strip_suffix("\x1b[24;1H\x1b[0m\x1b[2K").unwrap_or(&s);
         let mut r = String::new();
-        let mut rest = &*s;
+        let mut rest = s;
         while let Some(i) = rest.find("\x1b7") {
             r.push_str(&rest[..i]);
             rest = rest[i..].split_once("\x1b8").map_or("", |(_, after)| after);
