@@ -253,6 +253,7 @@ pub(super) fn builtin_deny_rules(
             name: name.to_string(),
             pattern,
             sql,
+            kube: None,
             targets: on,
             message: Some(format!(
                 "{message} (built-in rule {name}; builtin_deny on the target turns it off)"
