@@ -400,9 +400,17 @@ fn mask_secret(o: &mut serde_json::Map<String, Value>, n: &mut u64) {
     }
 }
 
-/// The kubeconfig of a session: its server is the session's local endpoint and its only
-/// credential the session's own token. JSON, which kubectl reads as YAML.
-pub fn local_kubeconfig(context: &str, namespace: Option<&str>, port: u16, token: &str) -> String {
+/// The kubeconfig of a session: its server is the session's local endpoint (TLS with the
+/// session's own certificate, `ca_pem`) and its only credential the session's own token.
+/// JSON, which kubectl reads as YAML.
+pub fn local_kubeconfig(
+    context: &str,
+    namespace: Option<&str>,
+    port: u16,
+    token: &str,
+    ca_pem: &str,
+) -> String {
+    use base64::Engine;
     let mut ctx = serde_json::json!({ "cluster": context, "user": context });
     if let Some(ns) = namespace {
         ctx["namespace"] = ns.into();
@@ -410,7 +418,10 @@ pub fn local_kubeconfig(context: &str, namespace: Option<&str>, port: u16, token
     let config = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{ "name": context, "cluster": { "server": format!("http://127.0.0.1:{port}") } }],
+        "clusters": [{ "name": context, "cluster": {
+            "server": format!("https://127.0.0.1:{port}"),
+            "certificate-authority-data": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+        } }],
         "users": [{ "name": context, "user": { "token": token } }],
         "contexts": [{ "name": context, "context": ctx }],
         "current-context": context,
@@ -690,10 +701,10 @@ mod tests {
         );
         assert_eq!(describe(&c("GET", "/version")), "get /version");
         let k: Value =
-            serde_json::from_str(&local_kubeconfig("c", Some("shop"), 4321, "tok")).unwrap();
+            serde_json::from_str(&local_kubeconfig("c", Some("shop"), 4321, "tok", "PEM")).unwrap();
         assert_eq!(
             k["clusters"][0]["cluster"]["server"],
-            "http://127.0.0.1:4321"
+            "https://127.0.0.1:4321"
         );
         assert_eq!(k["users"][0]["user"]["token"], "tok");
         assert_eq!(k["contexts"][0]["context"]["namespace"], "shop");

@@ -99,8 +99,9 @@ pub fn credential_programs(kind: TargetKind) -> &'static [&'static str] {
 pub fn may_hold_credentials(kind: TargetKind, access: &Access, program: &str) -> bool {
     let hands_secrets = match kind {
         TargetKind::Command => false,
-        TargetKind::Postgres => !access.secret_files.is_empty(),
-        TargetKind::Ssh | TargetKind::Kubernetes => access.holds_secrets(),
+        // Postgres passwords and kubernetes tokens stay at the gateway.
+        TargetKind::Postgres | TargetKind::Kubernetes => !access.secret_files.is_empty(),
+        TargetKind::Ssh => access.holds_secrets(),
     };
     !hands_secrets || credential_programs(kind).contains(&program)
 }
@@ -291,7 +292,7 @@ pub fn setup(target: &Target, argv: &[String]) -> Result<ToolSetup, Refusal> {
         TargetKind::Postgres => postgres(target, argv, &mut s)?,
         TargetKind::Ssh if program == "ssh" => ssh(target, argv, &mut s)?,
         TargetKind::Kubernetes if program == "kubectl" => kubernetes(target, argv, &mut s)?,
-        TargetKind::Ssh | TargetKind::Kubernetes if a.holds_secrets() => {
+        TargetKind::Ssh if a.holds_secrets() => {
             return Err(refuse(
                 format!(
                     "target {:?} hands its credentials to {} only, not to {program:?}",
@@ -700,14 +701,13 @@ const KUBECTL_REFUSED: &[&str] = &[
 ];
 
 fn kubernetes(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), Refusal> {
-    let a = &target.access;
     // kubectl runs `kubectl-NAME` from PATH for a first argument it does not know: that
     // program would get the token.
     if let Some(first) = argv.get(1).filter(|a| !a.starts_with('-')) {
         if !KUBECTL_COMMANDS.contains(&first.as_str()) {
             return Err(refuse(
                 format!(
-                    "kubectl {first:?} is not a kubectl command; target {:?} runs no kubectl plugins (they would get its token)",
+                    "kubectl {first:?} is not a kubectl command; target {:?} runs no kubectl plugins (programs it does not list)",
                     target.name
                 ),
                 format!("run one of kubectl's own commands: {}", KUBECTL_COMMANDS.join(", ")),
@@ -726,39 +726,13 @@ fn kubernetes(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(),
             ));
         }
     }
-    let mut cluster = serde_json::json!({ "server": a.server.clone().unwrap_or_default() });
-    if let Some(ca) = &a.ca {
-        use base64::Engine;
-        cluster["certificate-authority-data"] =
-            base64::engine::general_purpose::STANDARD.encode(ca).into();
-    }
-    let mut user = serde_json::json!({});
-    if let Some(t) = &a.token {
-        user["token"] = t.expose().into();
-    }
-    let mut context = serde_json::json!({ "cluster": target.name, "user": target.name });
-    if let Some(ns) = &a.namespace {
-        context["namespace"] = ns.clone().into();
-    }
-    // JSON is YAML: kubectl reads it as a kubeconfig.
-    let config = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{ "name": target.name, "cluster": cluster }],
-        "users": [{ "name": target.name, "user": user }],
-        "contexts": [{ "name": target.name, "context": context }],
-        "current-context": target.name,
-        "preferences": {},
-    });
+    // The kubeconfig is the client's to write: its server is the session's local
+    // endpoint and its token the endpoint's (see `SessionOpened.tunnel`). The target's
+    // server, CA and token stay at the gateway.
     // The caller's kubectl preferences (aliases, default flags) and diff program stay out.
     s.env.insert("KUBECTL_KUBERC".into(), "false".into());
     s.env.insert("KUBERC".into(), "off".into());
     s.env_remove.push("KUBECTL_EXTERNAL_DIFF".into());
-    s.files.push(ToolFile {
-        name: "kubeconfig".into(),
-        contents: format!("{config:#}\n"),
-        env: Some("KUBECONFIG".into()),
-    });
     Ok(())
 }
 
@@ -955,14 +929,18 @@ mod tests {
             },
         );
         let s = setup(&t, &argv("kubectl get pods -n other")).unwrap();
-        let f = &s.files[0];
-        assert_eq!(f.env.as_deref(), Some("KUBECONFIG"));
-        let v: serde_json::Value = serde_json::from_str(&f.contents).unwrap();
-        assert_eq!(v["clusters"][0]["cluster"]["server"], "https://k8s:6443");
-        assert_eq!(v["users"][0]["user"]["token"], "tok-123456");
-        assert_eq!(v["contexts"][0]["context"]["namespace"], "web");
-        assert_eq!(v["current-context"], "t");
-        assert!(v["clusters"][0]["cluster"]["certificate-authority-data"].is_string());
+        // No kubeconfig and no token: the client writes one pointing at the session's
+        // local endpoint.
+        assert!(s.files.is_empty(), "{s:?}");
+        assert!(!format!("{s:?}").contains("tok-123456"));
+        assert!(!s.env.values().any(|v| v.contains("tok-123456")));
+        assert_eq!(s.env["KUBECTL_KUBERC"], "false");
+        // The token stays at the gateway: any program may use the endpoint.
+        assert!(may_hold_credentials(
+            TargetKind::Kubernetes,
+            &t.access,
+            "curl"
+        ));
         for bad in [
             "kubectl --server=https://evil get pods",
             "kubectl -s https://evil get pods",
