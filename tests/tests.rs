@@ -8,6 +8,7 @@ mod exec_pty;
 mod failures;
 mod frames;
 mod interface;
+mod kube;
 mod masking;
 mod masking_over_time;
 mod oidc;

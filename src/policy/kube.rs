@@ -96,13 +96,11 @@ pub fn classify(method: &str, path: &str, query: &str) -> RequestInfo {
         }
         .into();
     }
-    if parts.first() == Some(&"namespaces") {
-        if parts.len() > 1 {
-            info.namespace = parts[1].to_string();
-            // namespaces/NAME/status and /finalize are subresources of the namespace.
-            if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
-                parts.drain(..2);
-            }
+    if parts.first() == Some(&"namespaces") && parts.len() > 1 {
+        info.namespace = parts[1].to_string();
+        // namespaces/NAME/status and /finalize are subresources of the namespace.
+        if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
+            parts.drain(..2);
         }
     }
     if let Some(r) = parts.first() {
@@ -289,7 +287,8 @@ pub fn describe(r: &RequestInfo) -> String {
         s.push(' ');
         s.push_str(&r.name);
     }
-    if !r.namespace.is_empty() && !(r.resource == "namespaces" && r.name == r.namespace) {
+    let own_namespace = r.resource == "namespaces" && r.name == r.namespace;
+    if !r.namespace.is_empty() && !own_namespace {
         s.push_str(" -n ");
         s.push_str(&r.namespace);
     }
@@ -339,9 +338,69 @@ pub fn mask_secrets(v: &mut Value, secrets: bool) -> u64 {
     n
 }
 
+/// Table columns of a Secret row that never hold a value (the API server's own: name,
+/// type, the number of keys, age).
+const SAFE_COLUMNS: &[&str] = &["Name", "Namespace", "Type", "Data", "Age"];
+
+/// A Table's cells of Secret rows: strings in other columns, or holding one of the row
+/// object's values, are masked.
+fn mask_table_cells(o: &mut serde_json::Map<String, Value>, secrets: bool, n: &mut u64) {
+    let columns: Vec<String> = o
+        .get("columnDefinitions")
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .map(|d| d["name"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(Value::Array(rows)) = o.get_mut("rows") else {
+        return;
+    };
+    for row in rows {
+        let obj = &row["object"];
+        let is_secret = secrets || obj.get("kind").and_then(Value::as_str) == Some("Secret");
+        if !is_secret {
+            continue;
+        }
+        let mut values: Vec<String> = Vec::new();
+        for field in ["data", "stringData"] {
+            if let Some(d) = obj.get(field).and_then(Value::as_object) {
+                values.extend(d.values().filter_map(Value::as_str).map(String::from));
+            }
+        }
+        let Some(Value::Array(cells)) = row.get_mut("cells") else {
+            continue;
+        };
+        for (i, cell) in cells.iter_mut().enumerate() {
+            let safe = columns
+                .get(i)
+                .is_some_and(|c| SAFE_COLUMNS.contains(&c.as_str()));
+            let holds_value = |t: &str| {
+                values
+                    .iter()
+                    .any(|v| !v.is_empty() && t.contains(v.as_str()))
+            };
+            let mask = match cell {
+                Value::String(t) => !safe || holds_value(t),
+                Value::Object(_) | Value::Array(_) => !safe || holds_value(&cell.to_string()),
+                _ => false,
+            };
+            if mask {
+                *cell = Value::String(MASKED_STRING.into());
+                *n += 1;
+            }
+        }
+    }
+}
+
 fn walk(v: &mut Value, secrets: bool, n: &mut u64) {
     match v {
         Value::Object(o) => {
+            if o.get("kind").and_then(Value::as_str) == Some("Table") {
+                // Before the row objects are masked: their values find the cells.
+                mask_table_cells(o, secrets, n);
+            }
             let is_secret = o.get("kind").and_then(Value::as_str) == Some("Secret")
                 || (secrets
                     && o.contains_key("metadata")
@@ -659,9 +718,17 @@ mod tests {
         assert_eq!(mask_secrets(&mut list, true), 8);
         assert!(!list.to_string().contains("aHVudGVyMg"));
         // A table's rows carry the object.
-        let mut table = serde_json::json!({"kind": "Table", "rows": [{"cells": ["db", "Opaque", 2], "object": secret.clone()}]});
+        let mut table = serde_json::json!({"kind": "Table",
+            "columnDefinitions": [{"name": "Name"}, {"name": "Type"}, {"name": "Data"}, {"name": "Password"}, {"name": "Name"}],
+            "rows": [{"cells": ["db", "Opaque", 2, "hunter2", "x aHVudGVyMg== y"], "object": secret.clone()}]});
         mask_secrets(&mut table, true);
-        assert!(!table.to_string().contains("aHVudGVyMg"));
+        let text = table.to_string();
+        assert!(
+            !text.contains("aHVudGVyMg") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert_eq!(table["rows"][0]["cells"][0], "db");
+        assert_eq!(table["rows"][0]["cells"][2], 2);
         // A watch event.
         let mut ev = serde_json::json!({"type": "ADDED", "object": secret.clone()});
         mask_secrets(&mut ev, false);

@@ -148,9 +148,9 @@ async fn pump<C, S>(
                         let _ = sw.send(Message::Close(c)).await;
                         break;
                     }
+                    // Resize (4), close of a stream (255): as they are.
                     m @ (Message::Binary(_) | Message::Text(_)) => {
-                        // Resize (4), close of a stream (255): as they are.
-                        if sw.send(m).await.is_err() { break; }
+                        if let Err(_e) = sw.send(m).await { break; }
                     }
                     _ => {}
                 }
@@ -173,7 +173,7 @@ async fn pump<C, S>(
                         break;
                     }
                     m @ (Message::Binary(_) | Message::Text(_)) => {
-                        if cw.send(m).await.is_err() { break; }
+                        if let Err(_e) = cw.send(m).await { break; }
                     }
                     _ => {}
                 }

@@ -386,22 +386,20 @@ impl Conn {
             masked,
             ..done(status.as_u16(), decision, rule_name.as_deref())
         };
-        if status == StatusCode::SWITCHING_PROTOCOLS {
-            if upgrade {
-                // The upstream connection is the stream's now.
-                *self.up.lock().await = None;
-                self.log(outcome(0));
-                return exec::relay(
-                    self.ctx.clone(),
-                    self.ch,
-                    self.tx.clone(),
-                    &info,
-                    terminal,
-                    resp,
-                    parts_upgrade(parts),
-                )
-                .await;
-            }
+        if status == StatusCode::SWITCHING_PROTOCOLS && upgrade {
+            // The upstream connection is the stream's now.
+            *self.up.lock().await = None;
+            self.log(outcome(0));
+            return exec::relay(
+                self.ctx.clone(),
+                self.ch,
+                self.tx.clone(),
+                &info,
+                terminal,
+                resp,
+                parts_upgrade(parts),
+            )
+            .await;
         }
         let (rparts, rbody) = resp.into_parts();
         let ctype = rparts
