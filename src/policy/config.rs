@@ -648,6 +648,8 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             [
                 &r.pattern.as_ref().map(|p| p.span()),
                 &r.statements.as_ref().map(|p| p.span()),
+                &r.relations.as_ref().map(|p| p.span()),
+                &r.functions.as_ref().map(|p| p.span()),
             ],
             &r.targets,
             &targets,
@@ -692,6 +694,8 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             [
                 &r.pattern.as_ref().map(|p| p.span()),
                 &r.statements.as_ref().map(|p| p.span()),
+                &r.relations.as_ref().map(|p| p.span()),
+                &r.functions.as_ref().map(|p| p.span()),
             ],
             &r.targets,
             &targets,

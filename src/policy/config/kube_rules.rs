@@ -17,7 +17,7 @@ const FIELDS: [&str; 5] = ["verbs", "groups", "resources", "namespaces", "names"
 pub(super) fn request_match(
     name: &Spanned<String>,
     lists: [&Option<SpannedList>; 5],
-    other: [&Option<Range<usize>>; 2],
+    other: [&Option<Range<usize>>; 4],
     on: &[Spanned<String>],
     targets: &[Target],
     err: &dyn Fn(Range<usize>, String) -> ConfigError,
@@ -36,7 +36,7 @@ pub(super) fn request_match(
         return Err(err(
             span.clone(),
             format!(
-                "rule {rule:?} has request conditions (verbs, groups, resources, namespaces, names) and a pattern or statements; give one kind, as two rules if both are meant"
+                "rule {rule:?} has request conditions (verbs, groups, resources, namespaces, names) and a pattern or SQL conditions; give one kind, as two rules if both are meant"
             ),
         ));
     }
@@ -87,4 +87,53 @@ pub(super) fn request_match(
         namespaces,
         names,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::kube::classify;
+    use crate::policy::{Policy, Verdict};
+
+    const CLUSTER: &str = "[[targets]]\nname = \"cluster\"\nkind = \"kubernetes\"\nserver = \"https://k:6443\"\n\n[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n\n[[dev.identities]]\nname = \"sam\"\ntoken = \"tok-sam-000001\"\ngroups = [\"sre\"]\n";
+
+    #[test]
+    fn request_rules_are_parsed_and_decide() {
+        let text = format!(
+            "{CLUSTER}\n[[rules.deny]]\nname = \"keep-ns\"\nverbs = [\"delete\"]\nresources = [\"namespaces\"]\n\n[[rules.review]]\nname = \"prod\"\nverbs = [\"delete\", \"deletecollection\"]\nnamespaces = [\"prod\"]\nreviewers = [\"sre\"]\n"
+        );
+        let p = Policy::from_toml(&text, "gw.toml").unwrap();
+        let d = |m: &str, path: &str| match p.check_request("cluster", &classify(m, path, "")) {
+            Verdict::Allow => "allow".to_string(),
+            Verdict::Deny(r) => format!("deny {}", r.name),
+            Verdict::Review(r) => format!("review {}", r.name),
+        };
+        assert_eq!(d("DELETE", "/api/v1/namespaces/prod"), "deny keep-ns");
+        assert_eq!(d("DELETE", "/api/v1/namespaces/prod/pods/x"), "review prod");
+        assert_eq!(d("DELETE", "/api/v1/namespaces/prod/pods"), "review prod");
+        assert_eq!(d("GET", "/api/v1/namespaces/prod/pods/x"), "allow");
+        // Request rules are no line rules: a command line never matches them.
+        assert!(p
+            .denies("cluster", b"kubectl delete namespace prod")
+            .is_none());
+    }
+
+    #[test]
+    fn bad_request_rules_are_refused_at_their_line() {
+        let bad = |rule: &str| {
+            Policy::from_toml(
+                &format!("{CLUSTER}\n[[rules.deny]]\nname = \"r\"\n{rule}"),
+                "gw.toml",
+            )
+            .unwrap_err()
+        };
+        let e = bad("verbs = [\"destroy\"]\n");
+        assert!(e.reason.contains("unknown verb \"destroy\""), "{e}");
+        assert_eq!((e.line, e.column), (17, 10), "{e}");
+        let e = bad("verbs = []\n");
+        assert!(e.reason.contains("cannot be empty"), "{e}");
+        let e = bad("verbs = [\"get\"]\npattern = 'x'\n");
+        assert!(e.reason.contains("give one kind"), "{e}");
+        let e = bad("verbs = [\"get\"]\ntargets = [\"pg\"]\n");
+        assert!(e.reason.contains("only kubernetes targets"), "{e}");
+    }
 }
