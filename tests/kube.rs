@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::util::{run, spawn_piped, Env, Gateway, DEV_TOKEN};
+use crate::util::{run, spawn_piped, Env, Gateway, PtyChild, DEV_TOKEN};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -438,7 +438,9 @@ fn serve<S: Read + Write>(st: &State, s: &mut S, method: &str, path: &str, h: &H
             let _ = s.flush();
             false
         }
-        ("GET", r) if r.starts_with(shop) && r.ends_with("/exec") => exec(st, s, h),
+        ("GET", r) if r.starts_with(shop) && (r.ends_with("/exec") || r.ends_with("/attach")) => {
+            exec(st, s, h)
+        }
         (m, r) if r.starts_with("/api/v1/namespaces/shop/pods/") => {
             let name = &r["/api/v1/namespaces/shop/pods/".len()..];
             let mut list = st.pods.lock().unwrap();
@@ -486,7 +488,7 @@ fn exec<S: Read + Write>(st: &State, mut s: &mut S, h: &Headers) -> bool {
     let mut ws = tungstenite::WebSocket::from_raw_socket(&mut s, Role::Server, None);
     loop {
         match ws.read() {
-            Ok(Message::Binary(b)) if b.first() == Some(&0) => {
+            Ok(Message::Binary(b)) if b.first() == Some(&0) && !b[1..].contains(&4) => {
                 st.exec_stdin.lock().unwrap().extend_from_slice(&b[1..]);
                 let mut out = vec![1u8];
                 out.extend_from_slice(&b[1..]);
@@ -494,8 +496,10 @@ fn exec<S: Read + Write>(st: &State, mut s: &mut S, h: &Headers) -> bool {
                     return false;
                 }
             }
-            // v5: stdin closed.
-            Ok(Message::Binary(b)) if b.as_ref() == [255, 0] => {
+            // v5: stdin closed; on a terminal, Ctrl-D.
+            Ok(Message::Binary(b))
+                if b.as_ref() == [255, 0] || (b.first() == Some(&0) && b[1..].contains(&4)) =>
+            {
                 let status = br#"{"metadata":{},"status":"Success"}"#;
                 let mut out = vec![3u8];
                 out.extend_from_slice(status);
@@ -850,4 +854,66 @@ pattern = '\brm\s+-rf\b'
         "{all}"
     );
     assert!(!all.contains(TOKEN) && !gw.stderr.text().contains(TOKEN));
+}
+
+#[test]
+fn exec_on_a_terminal_and_attach_work_through_the_gateway() {
+    let (env, gw_env) = (Env::new(), Env::new());
+    let api = ApiServer::start(gw_env.path(), TOKEN);
+    let rules = "\n[[rules.deny]]\nname = \"no-rm\"\npattern = '\\brm\\s+-rf\\b'\n";
+    let gw = Gateway::start(&gw_env, Some(&config(&gw_env, &api, TOKEN, rules)), None);
+    // `kubectl exec -it`: keystrokes reach the container as typed, its echo comes back.
+    let mut c = hoopx(&gw, &env);
+    c.args([
+        "exec", "--target", "cluster", "--", "kubectl", "exec", "-it", "web-2", "--", "cat",
+    ]);
+    let mut p = PtyChild::spawn(c, 80, 24);
+    let typed = |p: &mut PtyChild, what: &str| {
+        for ch in what.chars() {
+            p.type_str(&ch.to_string());
+        }
+    };
+    crate::util::wait_for("the exec stream", T, || {
+        api.requests()
+            .iter()
+            .any(|r| r.contains("/exec?"))
+            .then_some(())
+    });
+    typed(&mut p, "hello\r");
+    crate::util::wait_for("the echo", T, || {
+        p.output.text().contains("hello").then_some(())
+    });
+    p.type_str("\x04");
+    assert_eq!(p.wait(T).code(), Some(0), "{}", p.output.text());
+    assert!(
+        api.exec_stdin().contains("hello\r"),
+        "{:?}",
+        api.exec_stdin()
+    );
+    // `kubectl attach -i`, stdin from a pipe, line by line through the rules.
+    let mut c = hoopx(&gw, &env);
+    c.args([
+        "exec",
+        "--target",
+        "cluster",
+        "--",
+        "sh",
+        "-c",
+        "printf 'one\\nrm -\\162f /\\ntwo\\n' | kubectl attach -i web-1",
+    ]);
+    let out = run(c, "", T);
+    assert!(
+        out.stdout.contains("one") && out.stdout.contains("two"),
+        "{out:?}"
+    );
+    assert!(
+        !api.exec_stdin().contains("rm -rf"),
+        "{:?}",
+        api.exec_stdin()
+    );
+    assert!(
+        api.exec_stdin().ends_with("one\ntwo\n"),
+        "{:?}",
+        api.exec_stdin()
+    );
 }
