@@ -899,7 +899,7 @@ fn exec_on_a_terminal_and_attach_work_through_the_gateway() {
         "--",
         "sh",
         "-c",
-        "printf 'one\\nrm -\\162f /\\ntwo\\n' | kubectl attach -i web-1",
+        "printf 'one\\nrm -\\162f /\\ntwo\\nno newline' | kubectl attach -i web-1",
     ]);
     let out = run(c, "", T);
     assert!(
@@ -911,8 +911,9 @@ fn exec_on_a_terminal_and_attach_work_through_the_gateway() {
         "{:?}",
         api.exec_stdin()
     );
+    // The last line, without a newline, goes when stdin ends.
     assert!(
-        api.exec_stdin().ends_with("one\ntwo\n"),
+        api.exec_stdin().ends_with("one\ntwo\nno newline"),
         "{:?}",
         api.exec_stdin()
     );

@@ -29,6 +29,8 @@ use crate::proto::frame::Notice;
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
+/// v5: a message `[CLOSE, stream]` ends that stream.
+const CLOSE: u8 = 255;
 /// Longest stdin line the gateway holds for its check.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -119,40 +121,47 @@ async fn pump<C, S>(
         tokio::select! {
             m = cr.next() => {
                 let Some(Ok(m)) = m else { break };
-                match m {
+                let checker = |line: &[u8]| check(&ctx, line);
+                // What goes to the container: checked stdin, then the message itself when
+                // it is not stdin (a resize, the end of stdin, the close).
+                let (send, refused, then, last) = match m {
                     Message::Binary(b) if b.first() == Some(&STDIN) => {
-                        let (send, refused) = gate.input(&b[1..], |line| {
-                            check(&ctx, line)
-                        });
-                        if !send.is_empty() {
-                            let mut f = vec![STDIN];
-                            f.extend_from_slice(&send);
-                            record("stdin", &send);
-                            if sw.send(Message::Binary(f.into())).await.is_err() { break; }
-                        }
-                        for (line, rule, message) in refused {
-                            let shown = String::from_utf8_lossy(&ctx.masker.mask(&line).0).into_owned();
-                            let _ = tx.send(FromChannel::Marker(json!({"denied": rule, "line": shown, "conn": ch})));
-                            let _ = tx.send(FromChannel::Notice(Notice {
-                                kind: "denied".into(),
-                                rule: Some(rule.clone()),
-                                message: format!("{what}: input line refused: {message}"),
-                                review_id: None,
-                            }));
-                            let mut f = vec![STDERR];
-                            f.extend_from_slice(format!("{}hoopx: line refused by rule {rule}: {message}\r\n", if terminal { "\r\n" } else { "" }).as_bytes());
-                            let _ = cw.send(Message::Binary(f.into())).await;
-                        }
+                        let (s, r) = gate.input(&b[1..], checker);
+                        (s, r, None, false)
+                    }
+                    // v5: the end of stdin; what is left of the last line goes first.
+                    Message::Binary(b) if b.as_ref() == [CLOSE, STDIN] => {
+                        let (s, r) = gate.flush(checker);
+                        (s, r, Some(Message::Binary(b)), false)
                     }
                     Message::Close(c) => {
-                        let _ = sw.send(Message::Close(c)).await;
-                        break;
+                        let (s, r) = gate.flush(checker);
+                        (s, r, Some(Message::Close(c)), true)
                     }
-                    // Resize (4), close of a stream (255): as they are.
-                    m @ (Message::Binary(_) | Message::Text(_)) => {
-                        if let Err(_e) = sw.send(m).await { break; }
-                    }
-                    _ => {}
+                    m @ (Message::Binary(_) | Message::Text(_)) => (vec![], vec![], Some(m), false),
+                    _ => continue,
+                };
+                if !send.is_empty() {
+                    let mut f = vec![STDIN];
+                    f.extend_from_slice(&send);
+                    record("stdin", &send);
+                    if sw.send(Message::Binary(f.into())).await.is_err() { break; }
+                }
+                for (line, rule, message) in refused {
+                    let shown = String::from_utf8_lossy(&ctx.masker.mask(&line).0).into_owned();
+                    let _ = tx.send(FromChannel::Marker(json!({"denied": rule, "line": shown, "conn": ch})));
+                    let _ = tx.send(FromChannel::Notice(Notice {
+                        kind: "denied".into(),
+                        rule: Some(rule.clone()),
+                        message: format!("{what}: input line refused: {message}"),
+                        review_id: None,
+                    }));
+                    let mut f = vec![STDERR];
+                    f.extend_from_slice(format!("{}hoopx: line refused by rule {rule}: {message}\r\n", if terminal { "\r\n" } else { "" }).as_bytes());
+                    let _ = cw.send(Message::Binary(f.into())).await;
+                }
+                if let Some(m) = then {
+                    if sw.send(m).await.is_err() || last { break; }
                 }
             }
             m = sr.next() => {
@@ -271,6 +280,21 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// The end of stdin: the last line, without its newline, is checked and sent.
+    fn flush(&mut self, check: impl Fn(&[u8]) -> Option<(String, String)>) -> (Vec<u8>, Refused) {
+        let line = std::mem::take(&mut self.line);
+        if self.terminal || line.is_empty() {
+            // On a terminal what was typed is already sent, without its Enter.
+            return (vec![], vec![]);
+        }
+        match check(&line) {
+            None => (line, vec![]),
+            Some((rule, message)) => (vec![], vec![(line, rule, message)]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +317,12 @@ mod tests {
         let (s, r) = g.input(b"ho b\n", deny_rm);
         assert_eq!(s, b"echo b\n");
         assert!(r.is_empty());
+        // The last line without a newline goes at the end of stdin.
+        let (s, _) = g.input(b"tail", deny_rm);
+        assert!(s.is_empty());
+        assert_eq!(g.flush(deny_rm).0, b"tail");
+        g.input(b"rm x", deny_rm);
+        assert_eq!(g.flush(deny_rm).1.len(), 1);
     }
 
     #[test]
