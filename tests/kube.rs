@@ -819,7 +819,7 @@ pattern = '\brm\s+-rf\b'
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(
         out.stdout
-            .contains("101 allowed get pods/exec web-2 -n shop"),
+            .contains("101 allowed get pods/exec web-2 -n shop -- cat"),
         "{out:?}"
     );
     let mut c = hoopx(&gw, &env);

@@ -116,6 +116,10 @@ pub fn write_requests(w: &mut dyn Write, rec: &Recording) -> io::Result<()> {
             line.push(' ');
             line.push_str(&s("path"));
         }
+        if let Some(c) = r.get("command").and_then(|c| c.as_array()) {
+            let words: Vec<&str> = c.iter().filter_map(|w| w.as_str()).collect();
+            line.push_str(&format!(" -- {}", words.join(" ")));
+        }
         if !s("rule").is_empty() {
             line.push_str(" rule ");
             line.push_str(&s("rule"));

@@ -181,6 +181,8 @@ struct Outcome<'a> {
     review: Option<String>,
     started: Instant,
     masked: u64,
+    /// exec: the command run in the container, masked.
+    command: Option<Vec<String>>,
 }
 
 fn full(b: impl Into<Bytes>) -> Body {
@@ -232,6 +234,9 @@ impl Conn {
         } else {
             v["path"] = i.path.clone().into();
         }
+        if let Some(c) = &o.command {
+            v["command"] = c.clone().into();
+        }
         if let Some(r) = &o.rule {
             v["rule"] = r.clone().into();
         }
@@ -252,6 +257,16 @@ impl Conn {
         let query = parts.uri.query().unwrap_or("").to_string();
         let method = parts.method.as_str().to_string();
         let info = k8s::classify(&method, &path, &query);
+        let command = (info.subresource == "exec").then(|| {
+            query
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("command="))
+                .map(|c| {
+                    let c = k8s::query_param(&format!("c={c}"), "c").unwrap_or_default();
+                    String::from_utf8_lossy(&ctx.masker.mask(c.as_bytes()).0).into_owned()
+                })
+                .collect::<Vec<_>>()
+        });
         let done = |status: u16, decision: &'static str, rule: Option<&str>| Outcome {
             info: &info,
             method: &method,
@@ -261,6 +276,7 @@ impl Conn {
             review: None,
             started,
             masked: 0,
+            command: command.clone(),
         };
         // The endpoint is open to every local user: the session's token, or nothing.
         let given = parts
@@ -509,7 +525,11 @@ impl Conn {
         self.event(FromChannel::Notice(Notice {
             kind: "denied".into(),
             rule: Some(rule.into()),
-            message: format!("{} refused: {message}", k8s::describe(info)),
+            message: format!(
+                "{} refused: {}",
+                k8s::describe(info),
+                message.strip_prefix("hoopx: ").unwrap_or(message)
+            ),
             review_id: None,
         }));
     }
@@ -555,7 +575,13 @@ impl Conn {
                 requester: &ctx.identity,
                 target: &ctx.target.name,
                 kind: "request",
-                shown: format!("{shown}\n{method} {uri}"),
+                // The query may carry a command's arguments: masked, as every shown text.
+                shown: String::from_utf8_lossy(
+                    &ctx.masker
+                        .mask(format!("{shown}\n{method} {uri}").as_bytes())
+                        .0,
+                )
+                .into_owned(),
                 exact: exact.as_bytes(),
                 session_id: Some(ctx.session_id.clone()),
             })
