@@ -121,12 +121,8 @@ pub fn prepare(opened: &SessionOpened, argv: &[String]) -> Result<Prepared, Stri
             Some(e)
         }
         (Some(t), Some(d)) if t.kind == "kubernetes" => {
-            let e = super::tunnel::bind(d.path()).map_err(|e| {
-                format!(
-                    "cannot open the session's local endpoint in {}: {e}",
-                    d.path().display()
-                )
-            })?;
+            let e = super::tunnel::bind_tcp()
+                .map_err(|e| format!("cannot open the session's local endpoint: {e}"))?;
             // kubectl reaches the endpoint over loopback HTTPS (TLS to the gateway, with the
             // session's certificate) with the session's token.
             let path = d.path().join("kubeconfig");

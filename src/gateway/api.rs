@@ -418,11 +418,16 @@ async fn open_session(
         _ => None,
     };
     let local_tls = match tunnel_kind {
-        Some("kubernetes") => Some(super::kube::LocalTls::generate().map_err(|e| {
-            ApiFailure::internal(format!(
-                "cannot make the session endpoint's certificate: {e}"
-            ))
-        })?),
+        Some("kubernetes") => {
+            // The session's requests go to this server: a target the gateway cannot reach
+            // with (a CA without certificates) fails here, not at the tool's first request.
+            super::kube::Upstream::new(target).map_err(ApiFailure::internal)?;
+            Some(super::kube::LocalTls::generate().map_err(|e| {
+                ApiFailure::internal(format!(
+                    "cannot make the session endpoint's certificate: {e}"
+                ))
+            })?)
+        }
         _ => None,
     };
     let tunnel = tunnel_kind.map(|kind| {

@@ -418,6 +418,19 @@ impl Conn {
             .await;
         }
         let (rparts, rbody) = resp.into_parts();
+        // The gateway asked for no compression: an encoded answer cannot be masked.
+        if rparts
+            .headers
+            .get(hyper::header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes() != b"identity")
+        {
+            self.log(outcome(0));
+            return status_response(
+                StatusCode::BAD_GATEWAY,
+                "InternalError",
+                "hoopx: the API server answered compressed although the gateway asked for no compression; not relayed",
+            );
+        }
         let ctype = rparts
             .headers
             .get(hyper::header::CONTENT_TYPE)
