@@ -631,10 +631,56 @@ fn the_cluster_token_never_reaches_the_client() {
     assert!(session_dirs[0].join("kubeconfig").exists());
     seen.extend(files_holding(env.path(), TOKEN));
     assert!(seen.is_empty(), "the cluster token is readable at {seen:?}");
+    // The endpoint takes the session's own token only, and that token is worth nothing
+    // once the session is over.
+    let kc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(session_dirs[0].join("kubeconfig")).unwrap())
+            .unwrap();
+    let server = kc["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(server.starts_with("https://127.0.0.1:"), "{server}");
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(
+            kc["clusters"][0]["cluster"]["certificate-authority-data"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let session_token = kc["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .timeout(T)
+        .build()
+        .unwrap();
+    let get = |token: &str| {
+        http.get(format!("{server}/api/v1/namespaces/shop/pods"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(get(&session_token).unwrap().status(), 200);
+    let wrong = get("not-the-session-token").unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().unwrap().contains("Unauthorized"));
+    assert_eq!(
+        get(TOKEN).unwrap().status(),
+        401,
+        "the cluster's token is not the endpoint's"
+    );
     child.stdin.take().unwrap().write_all(b"\n").unwrap();
     let status = crate::util::wait_timeout(&mut child, T).expect("the session ends");
     assert!(status.success(), "{}", err.text());
     assert!(!out.text().contains(TOKEN) && !err.text().contains(TOKEN));
+    assert!(
+        get(&session_token).is_err(),
+        "the endpoint closed with the session"
+    );
 }
 
 #[test]
