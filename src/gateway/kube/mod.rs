@@ -724,7 +724,13 @@ fn stream_lines(
             }
         };
         loop {
-            let frame = match body.frame().await {
+            // The tool went away (or the session ended): the API server's stream is
+            // let go at once, not at its next event.
+            let next = tokio::select! {
+                f = body.frame() => f,
+                _ = otx.closed() => return,
+            };
+            let frame = match next {
                 Some(Ok(f)) => f,
                 Some(Err(e)) => {
                     let _ = otx.send(Err(std::io::Error::other(e))).await;
