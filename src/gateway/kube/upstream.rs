@@ -209,3 +209,71 @@ fn tls_config(ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::targets::Access;
+    use crate::policy::TargetKind;
+
+    fn target(server: &str) -> Target {
+        Target {
+            name: "cluster".into(),
+            kind: TargetKind::Kubernetes,
+            command: vec![],
+            env: Default::default(),
+            secret_env: Default::default(),
+            groups: vec![],
+            access: Access {
+                server: Some(server.into()),
+                token: Some(Secret::new("cluster-token")),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn requests_carry_the_targets_token_and_ask_for_plain_json() {
+        let up = Upstream::new(&target("http://10.0.0.1:8080/prefix/")).unwrap();
+        let req = Request::builder()
+            .method("DELETE")
+            .uri("/api/v1/namespaces/shop/pods/web-1?gracePeriodSeconds=0")
+            .header("authorization", "Bearer session-token")
+            .header("host", "127.0.0.1:4444")
+            .header(
+                "accept",
+                "application/vnd.kubernetes.protobuf, application/json",
+            )
+            .header("accept-encoding", "gzip")
+            .header("user-agent", "kubectl/v1.32")
+            .header("connection", "close")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let out = up.request(&parts, Bytes::from_static(b"{}")).unwrap();
+        assert_eq!(
+            out.uri(),
+            "/prefix/api/v1/namespaces/shop/pods/web-1?gracePeriodSeconds=0"
+        );
+        let h = out.headers();
+        assert_eq!(h["authorization"], "Bearer cluster-token");
+        assert!(h["authorization"].is_sensitive());
+        assert_eq!(h.get_all("authorization").iter().count(), 1);
+        assert_eq!(h["host"], "10.0.0.1:8080");
+        assert_eq!(h["accept"], "application/json");
+        assert!(h.get("accept-encoding").is_none());
+        assert!(h.get("connection").is_none());
+        assert_eq!(h["user-agent"], "kubectl/v1.32");
+    }
+
+    #[test]
+    fn servers_and_cas_are_checked() {
+        assert!(Upstream::new(&target("k8s:6443")).is_err());
+        let mut t = target("https://k8s:6443");
+        t.access.ca = Some("not a certificate".into());
+        let e = Upstream::new(&t).err().unwrap();
+        assert!(e.contains("CA"), "{e}");
+        t.access.ca = None;
+        assert!(Upstream::new(&t).is_ok(), "the public roots without a CA");
+    }
+}
