@@ -964,3 +964,26 @@ fn exec_on_a_terminal_and_attach_work_through_the_gateway() {
         api.exec_stdin()
     );
 }
+
+#[test]
+fn the_rules_in_docs_kubernetes_md_are_a_config_the_gateway_accepts() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/KUBERNETES.md"))
+        .unwrap();
+    let mut config = String::from(
+        "[[targets]]\nname = \"cluster\"\nkind = \"kubernetes\"\nserver = \"https://k8s.internal:6443\"\n\n",
+    );
+    let mut blocks = 0;
+    for part in doc.split("```toml\n").skip(1) {
+        config.push_str(part.split("```").next().unwrap());
+        config.push('\n');
+        blocks += 1;
+    }
+    assert!(blocks > 0);
+    let env = Env::new();
+    let p = env.write("gw.toml", &config);
+    let mut c = env.hoopx();
+    c.args(["gateway", "check", "--config"]).arg(&p);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("keep-namespaces, no-exec"), "{out:?}");
+}
