@@ -22,6 +22,9 @@ type Headers = HashMap<String, String>;
 pub struct ApiServer {
     pub url: String,
     pub ca_pem: String,
+    /// A client certificate the server accepts, and its key (PEM).
+    pub client_cert: String,
+    pub client_key: String,
     state: Arc<State>,
 }
 
@@ -121,6 +124,54 @@ impl ApiServer {
             "-out",
             "srv.key.der",
         ]);
+        // A client certificate the CA signed, for a target that logs in with one.
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend([
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=hoopx-gateway",
+        ]);
+        openssl(&a);
+        std::fs::write(
+            dir.join("client-ext"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "client-ext",
+            "-out",
+            "client.pem",
+        ]);
+        let mut roots = rustls::RootCertStore::empty();
+        {
+            use rustls::pki_types::pem::PemObject;
+            for c in rustls::pki_types::CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+                roots.add(c.unwrap()).unwrap();
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // Client certificates are checked when presented; a bearer token does as well.
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .unwrap();
         let cert =
             rustls::pki_types::CertificateDer::from(std::fs::read(dir.join("srv.der")).unwrap());
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
@@ -131,7 +182,7 @@ impl ApiServer {
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(vec![cert], key)
         .unwrap();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -157,7 +208,8 @@ impl ApiServer {
                     };
                     let mut s = rustls::StreamOwned::new(sc, conn);
                     while let Some((method, path, headers)) = read_request(&mut s) {
-                        if !serve(&st, &mut s, &method, &path, &headers) {
+                        let cert = s.conn.peer_certificates().is_some_and(|c| !c.is_empty());
+                        if !serve(&st, &mut s, &method, &path, &headers, cert) {
                             return;
                         }
                     }
@@ -167,6 +219,8 @@ impl ApiServer {
         ApiServer {
             url,
             ca_pem: std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
+            client_cert: std::fs::read_to_string(dir.join("client.pem")).unwrap(),
+            client_key: std::fs::read_to_string(dir.join("client.key")).unwrap(),
             state,
         }
     }
@@ -275,14 +329,22 @@ fn chunk(s: &mut impl Write, data: &str) -> bool {
 }
 
 /// Serves one request; false when the connection is done.
-fn serve<S: Read + Write>(st: &State, s: &mut S, method: &str, path: &str, h: &Headers) -> bool {
-    let authorized = h
+fn serve<S: Read + Write>(
+    st: &State,
+    s: &mut S,
+    method: &str,
+    path: &str,
+    h: &Headers,
+    cert: bool,
+) -> bool {
+    let token = h
         .get("authorization")
         .is_some_and(|v| *v == format!("Bearer {}", st.token));
-    st.requests
-        .lock()
-        .unwrap()
-        .push(format!("{method} {path} auth={authorized}"));
+    let authorized = token || cert;
+    st.requests.lock().unwrap().push(format!(
+        "{method} {path} auth={authorized}{}",
+        if cert { " cert" } else { "" }
+    ));
     if !authorized {
         return write_response(s, 401, &status_body(401, "Unauthorized", "Unauthorized"));
     }
@@ -986,4 +1048,38 @@ fn the_rules_in_docs_kubernetes_md_are_a_config_the_gateway_accepts() {
     let out = run(c, "", T);
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.contains("keep-namespaces, no-exec"), "{out:?}");
+}
+
+#[test]
+fn a_target_can_log_in_with_a_client_certificate() {
+    let (env, gw_env) = (Env::new(), Env::new());
+    let api = ApiServer::start(gw_env.path(), TOKEN);
+    let cafile = gw_env.write("ca.pem", &api.ca_pem);
+    let certfile = gw_env.write("client.pem", &api.client_cert);
+    let keyfile = gw_env.write("client.key", &api.client_key);
+    let config = format!(
+        "[[targets]]\nname = \"cluster\"\nkind = \"kubernetes\"\nserver = \"{}\"\nca = {{ file = \"{}\" }}\nclient_certificate = {{ file = \"{}\" }}\nclient_key = {{ file = \"{}\" }}\nnamespace = \"shop\"\n",
+        api.url,
+        cafile.display(),
+        certfile.display(),
+        keyfile.display()
+    );
+    let gw = Gateway::start(&gw_env, Some(&config), None);
+    let mut c = hoopx(&gw, &env);
+    c.args([
+        "exec", "--target", "cluster", "--", "kubectl", "get", "pods",
+    ]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("web-1"), "{out:?}");
+    let reqs = api.requests();
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/shop/pods")
+                && r.ends_with("auth=true cert")),
+        "{reqs:?}"
+    );
+    let key_line = api.client_key.lines().nth(1).unwrap().to_string();
+    assert!(files_holding(env.path(), &key_line).is_empty());
+    assert!(!out.stdout.contains(&key_line) && !out.stderr.contains(&key_line));
 }

@@ -147,6 +147,10 @@ struct RawTarget {
     #[serde(default)]
     token: Option<Spanned<RawSecret>>,
     #[serde(default)]
+    client_certificate: Option<Spanned<RawText>>,
+    #[serde(default)]
+    client_key: Option<Spanned<RawSecret>>,
+    #[serde(default)]
     secret_files: BTreeMap<String, Spanned<RawSecret>>,
     /// The kind's built-in deny rules to keep, by name; default: all of them.
     #[serde(default)]

@@ -46,6 +46,10 @@ pub struct Access {
     pub private_key: Option<Secret>,
     /// kubernetes: the bearer token.
     pub token: Option<Secret>,
+    /// kubernetes: the client certificate (PEM, not secret) the gateway presents to the
+    /// API server, and its key.
+    pub client_certificate: Option<String>,
+    pub client_key: Option<Secret>,
     /// Secret files by environment variable: the tool gets the variable set to the path of
     /// a private file holding the value (`GOOGLE_APPLICATION_CREDENTIALS`, a client key).
     pub secret_files: BTreeMap<String, Secret>,
@@ -59,7 +63,9 @@ pub fn accepts(kind: TargetKind, field: &str) -> bool {
         "database" | "password" => kind == Postgres,
         "private_key" | "known_hosts" => kind == Ssh,
         "ca" => matches!(kind, Kubernetes | Postgres),
-        "server" | "namespace" | "token" => kind == Kubernetes,
+        "server" | "namespace" | "token" | "client_certificate" | "client_key" => {
+            kind == Kubernetes
+        }
         _ => true,
     }
 }
@@ -221,10 +227,15 @@ impl Access {
     /// multi-line one (a terminal echoes a private key line by line, as `\r\n`).
     pub fn secret_values(&self) -> Vec<&str> {
         let mut out = Vec::new();
-        let secrets = [&self.password, &self.private_key, &self.token]
-            .into_iter()
-            .flatten()
-            .chain(self.secret_files.values());
+        let secrets = [
+            &self.password,
+            &self.private_key,
+            &self.token,
+            &self.client_key,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.secret_files.values());
         for s in secrets {
             let v = s.expose();
             out.push(v.trim_end_matches(['\r', '\n']));
@@ -243,6 +254,7 @@ impl Access {
         self.password.is_some()
             || self.private_key.is_some()
             || self.token.is_some()
+            || self.client_key.is_some()
             || !self.secret_files.is_empty()
     }
 }

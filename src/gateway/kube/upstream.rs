@@ -52,7 +52,7 @@ impl Upstream {
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
             Some(Arc::new(
-                tls_config(a.ca.as_deref())
+                tls_config(a.ca.as_deref(), client_identity(target)?)
                     .map_err(|e| format!("target {:?}: {e}", target.name))?,
             ))
         } else {
@@ -183,7 +183,43 @@ pub(crate) async fn send(
     })
 }
 
-fn tls_config(ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
+type Identity = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// The target's client certificate chain and key, when it has them.
+fn client_identity(target: &Target) -> Result<Option<Identity>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let a = &target.access;
+    let (Some(cert), Some(key)) = (&a.client_certificate, &a.client_key) else {
+        return Ok(None);
+    };
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("target {:?}: client_certificate: {e}", target.name))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "target {:?}: client_certificate holds no certificate",
+            target.name
+        ));
+    }
+    // The key's text never goes into an error.
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.expose().as_bytes()).map_err(
+        |_| {
+            format!(
+                "target {:?}: client_key is not a PEM private key",
+                target.name
+            )
+        },
+    )?;
+    Ok(Some((chain, key)))
+}
+
+fn tls_config(
+    ca_pem: Option<&str>,
+    identity: Option<Identity>,
+) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     match ca_pem {
@@ -201,11 +237,16 @@ fn tls_config(ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut cfg = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("the client certificate and key do not go together: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }

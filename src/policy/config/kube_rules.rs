@@ -118,6 +118,31 @@ mod tests {
     }
 
     #[test]
+    fn client_certificates_come_with_their_key() {
+        let t = "[[targets]]\nname = \"k\"\nkind = \"kubernetes\"\nserver = \"https://k:6443\"\n";
+        let e = Policy::from_toml(
+            &format!("{t}client_certificate = \"-----BEGIN CERTIFICATE-----\"\n"),
+            "gw.toml",
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("go together"), "{e}");
+        let e = Policy::from_toml(
+            "[[targets]]\nname = \"k\"\nkind = \"kubernetes\"\nserver = \"http://k:8080\"\nclient_certificate = \"C\"\nclient_key = { env = \"PATH\" }\n",
+            "gw.toml",
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("in the clear"), "{e}");
+        let p = Policy::from_toml(
+            &format!("{t}client_certificate = \"C\"\nclient_key = {{ env = \"PATH\" }}\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        let path = std::env::var("PATH").unwrap();
+        assert!(!format!("{:?}", p.targets[0]).contains(&path));
+        assert!(p.targets[0].access.secret_values().contains(&path.as_str()));
+    }
+
+    #[test]
     fn bad_request_rules_are_refused_at_their_line() {
         let bad = |rule: &str| {
             Policy::from_toml(
