@@ -280,7 +280,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         'hoopx;replay' {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'What to write: play it (pty), or export it (text, cast, cast3, json, sql)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'What to write: play it (pty), or export it (text, cast, cast3, json, sql, requests)')
             [CompletionResult]::new('--speed', '--speed', [CompletionResultType]::ParameterName, 'Playback speed factor, e.g. 2 or 0.5')
             [CompletionResult]::new('--idle-limit', '--idle-limit', [CompletionResultType]::ParameterName, 'Shorten pauses longer than this many seconds')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker''s text (e.g. denied)')

@@ -245,7 +245,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         &'hoopx;replay'= {
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
-            cand --format 'What to write: play it (pty), or export it (text, cast, cast3, json, sql)'
+            cand --format 'What to write: play it (pty), or export it (text, cast, cast3, json, sql, requests)'
             cand --speed 'Playback speed factor, e.g. 2 or 0.5'
             cand --idle-limit 'Shorten pauses longer than this many seconds'
             cand --from 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker''s text (e.g. denied)'

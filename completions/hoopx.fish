@@ -209,12 +209,13 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l format -d 'What to write: play it (pty), or export it (text, cast, cast3, json, sql)' -r -f -a "pty\t'Play on the terminal with the original timing'
+complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l format -d 'What to write: play it (pty), or export it (text, cast, cast3, json, sql, requests)' -r -f -a "pty\t'Play on the terminal with the original timing'
 text\t'What the screen showed, without escape codes (greppable)'
 cast\t'asciicast v2 (asciinema 2.x), with what `hoopx verify` needs in the header'
 cast3\t'asciicast v3 (asciinema 3.x), with what `hoopx verify` needs in the header'
 json\t'The events as JSON lines: hoopx\'s own export, verifiable'
-sql\t'The statement log of a postgres session: each statement as the gateway saw it on its own connection to the server, with its outcome (masked)'"
+sql\t'The statement log of a postgres session: each statement as the gateway saw it on its own connection to the server, with its outcome (masked)'
+requests\t'The request log of a kubernetes session: each API request as the gateway resolved and decided it, with the API server\'s status'"
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l speed -d 'Playback speed factor, e.g. 2 or 0.5' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l idle-limit -d 'Shorten pauses longer than this many seconds' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l from -d 'Start here: a time (90, 1:30, 1m30s, 500ms) or a marker\'s text (e.g. denied)' -r

@@ -9,6 +9,7 @@ mod exec_pty;
 mod failures;
 mod frames;
 mod interface;
+mod kube;
 mod masking;
 mod masking_over_time;
 mod oidc;

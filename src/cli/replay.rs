@@ -25,6 +25,9 @@ pub enum ReplayFormat {
     /// The statement log of a postgres session: each statement as the gateway saw it on
     /// its own connection to the server, with its outcome (masked).
     Sql,
+    /// The request log of a kubernetes session: each API request as the gateway resolved
+    /// and decided it, with the API server's status.
+    Requests,
 }
 
 #[derive(Debug, Args)]
@@ -34,7 +37,7 @@ pub struct ReplayArgs {
     /// A session id, `last`, or an exported file.
     #[arg(value_name = "SESSION|FILE|last")]
     pub what: String,
-    /// What to write: play it (pty), or export it (text, cast, cast3, json, sql).
+    /// What to write: play it (pty), or export it (text, cast, cast3, json, sql, requests).
     #[arg(long, value_enum, default_value_t = ReplayFormat::Pty)]
     pub format: ReplayFormat,
     /// Playback speed factor, e.g. 2 or 0.5.
@@ -100,6 +103,9 @@ fn output(args: &ReplayArgs, loaded: &Loaded) -> Result<ExitCode, Failure> {
         }
         ReplayFormat::Sql => {
             crate::recording::statements::write_sql(&mut out, rec).map_err(io_failure)?
+        }
+        ReplayFormat::Requests => {
+            crate::recording::statements::write_requests(&mut out, rec).map_err(io_failure)?
         }
         ReplayFormat::Cast => format::write_cast(&mut out, rec, 2).map_err(io_failure)?,
         ReplayFormat::Cast3 => format::write_cast(&mut out, rec, 3).map_err(io_failure)?,

@@ -120,6 +120,24 @@ pub fn prepare(opened: &SessionOpened, argv: &[String]) -> Result<Prepared, Stri
             env.insert("PGPASSWORD".into(), t.local_password.clone());
             Some(e)
         }
+        (Some(t), Some(d)) if t.kind == "kubernetes" => {
+            let e = super::tunnel::bind_tcp()
+                .map_err(|e| format!("cannot open the session's local endpoint: {e}"))?;
+            // kubectl reaches the endpoint over loopback HTTPS (TLS to the gateway, with the
+            // session's certificate) with the session's token.
+            let path = d.path().join("kubeconfig");
+            let config = crate::policy::kube::local_kubeconfig(
+                &opened.target,
+                t.namespace.as_deref(),
+                e.port,
+                &t.local_password,
+                t.ca.as_deref().unwrap_or(""),
+            );
+            write_private(&path, config.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            env.insert("KUBECONFIG".into(), path.display().to_string());
+            Some(e)
+        }
         (Some(t), _) => {
             return Err(format!(
             "the gateway asked for a local endpoint of kind {:?}, which this hoopx does not know",

@@ -28,7 +28,8 @@ const ACK_EVERY: u32 = 32 * 1024;
 /// The listeners of one session's endpoint, bound before the tool starts.
 #[derive(Debug)]
 pub struct Endpoint {
-    unix: std::os::unix::net::UnixListener,
+    /// `None`: loopback TCP only (kubernetes: kubectl speaks HTTPS to a TCP address).
+    unix: Option<std::os::unix::net::UnixListener>,
     tcp: std::net::TcpListener,
     /// The TCP port, and the number in the socket's name (`.s.PGSQL.<port>`), so `PGPORT`
     /// serves both.
@@ -46,10 +47,23 @@ pub fn bind(dir: &Path) -> std::io::Result<Endpoint> {
     unix.set_nonblocking(true)?;
     tcp.set_nonblocking(true)?;
     Ok(Endpoint {
-        unix,
+        unix: Some(unix),
         tcp,
         port,
         socket,
+    })
+}
+
+/// Binds a loopback TCP endpoint only, on a free port.
+pub fn bind_tcp() -> std::io::Result<Endpoint> {
+    let tcp = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    let port = tcp.local_addr()?.port();
+    tcp.set_nonblocking(true)?;
+    Ok(Endpoint {
+        unix: None,
+        tcp,
+        port,
+        socket: PathBuf::new(),
     })
 }
 
@@ -88,14 +102,16 @@ impl Tunnels {
         let mut accept = Vec::new();
         if let Some(e) = endpoint {
             let next = Arc::new(AtomicU32::new(1));
-            let unix = tokio::net::UnixListener::from_std(e.unix)?;
             let tcp = tokio::net::TcpListener::from_std(e.tcp)?;
-            let (tx2, next2) = (tx.clone(), next.clone());
-            accept.push(tokio::spawn(async move {
-                while let Ok((s, _)) = unix.accept().await {
-                    open(s, Via::Unix, &next2, &tx2);
-                }
-            }));
+            if let Some(unix) = e.unix {
+                let unix = tokio::net::UnixListener::from_std(unix)?;
+                let (tx2, next2) = (tx.clone(), next.clone());
+                accept.push(tokio::spawn(async move {
+                    while let Ok((s, _)) = unix.accept().await {
+                        open(s, Via::Unix, &next2, &tx2);
+                    }
+                }));
+            }
             accept.push(tokio::spawn(async move {
                 while let Ok((s, _)) = tcp.accept().await {
                     let _ = s.set_nodelay(true);

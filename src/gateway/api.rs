@@ -270,7 +270,7 @@ async fn open_session(
             .load_review(review_id)
             .await
             .map_err(ApiFailure::internal)?;
-        if let Some(r) = r.filter(|r| r.kind == "statement") {
+        if let Some(r) = r.filter(|r| r.kind == "statement" || r.kind == "request") {
             if r.requester != identity.subject || r.target != target.name {
                 return Err(review_refusal(reviews::ReviewError::Use(
                     UseError::Mismatch { id: r.id },
@@ -381,6 +381,7 @@ async fn open_session(
                 approval: None,
                 statement_review: None,
                 local_password: None,
+                local_tls: None,
             },
             serde_json::json!({"denied": rule.name, "argv": session.argv}),
             super::store::SessionStats {
@@ -409,13 +410,37 @@ async fn open_session(
     }
     // Postgres targets: the tool reaches the target through a local endpoint of the
     // session; its TCP side takes a password that is worth nothing outside the session.
-    let tunnel = (target.kind == crate::policy::TargetKind::Postgres).then(|| {
+    // Kubernetes targets likewise: the kubeconfig's token is the endpoint's, not the
+    // cluster's.
+    let tunnel_kind = match target.kind {
+        crate::policy::TargetKind::Postgres => Some("postgres"),
+        crate::policy::TargetKind::Kubernetes => Some("kubernetes"),
+        _ => None,
+    };
+    let local_tls = match tunnel_kind {
+        Some("kubernetes") => {
+            // The session's requests go to this server: a target the gateway cannot reach
+            // with (a CA without certificates) fails here, not at the tool's first request.
+            super::kube::Upstream::new(target).map_err(ApiFailure::internal)?;
+            Some(super::kube::LocalTls::generate().map_err(|e| {
+                ApiFailure::internal(format!(
+                    "cannot make the session endpoint's certificate: {e}"
+                ))
+            })?)
+        }
+        _ => None,
+    };
+    let tunnel = tunnel_kind.map(|kind| {
         use rand::RngCore;
         let mut r = [0u8; 24];
         rand::rng().fill_bytes(&mut r);
         Box::new(crate::proto::TunnelSpec {
-            kind: "postgres".into(),
+            kind: kind.into(),
             local_password: hex::encode(r),
+            namespace: (kind == "kubernetes")
+                .then(|| target.access.namespace.clone())
+                .flatten(),
+            ca: local_tls.as_ref().map(|t| t.cert_pem.clone()),
         })
     });
     gw.pending().insert(
@@ -436,6 +461,7 @@ async fn open_session(
             local_password: tunnel
                 .as_ref()
                 .map(|t| crate::auth::Secret::new(t.local_password.clone())),
+            local_tls,
         },
     );
     reap_if_never_attached(gw.clone(), id.clone());

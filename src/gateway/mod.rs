@@ -4,6 +4,7 @@
 mod api;
 mod auth_api;
 pub mod embedded;
+mod kube;
 mod masking;
 mod pg;
 mod reviews;
@@ -74,6 +75,8 @@ pub(crate) struct Pending {
     pub statement_review: Option<String>,
     /// The password of the session's loopback TCP endpoint (postgres targets).
     pub local_password: Option<crate::auth::Secret>,
+    /// Kubernetes targets: the TLS of the session's local endpoint.
+    pub local_tls: Option<kube::LocalTls>,
 }
 
 impl Gateway {

@@ -16,7 +16,7 @@ use super::masking::Masked;
 use super::pg::{FromChannel, SessionCtx};
 use super::reviews::{self, Ask};
 use super::store::{Batch, SessionEnd, SessionStats, StoreError};
-use super::tunnel::Tunnels;
+use super::tunnel::{Relay, Tunnels};
 use super::{now_ms, Gateway, Pending};
 use crate::auth::Identity;
 use crate::policy::gate::Check;
@@ -324,32 +324,59 @@ enum Hold {
     },
 }
 
+/// What the session's tunnel channels speak, for a target that has a local endpoint.
+fn relay_for(
+    gw: &Arc<Gateway>,
+    pending: &Pending,
+    masker: &crate::policy::Masker,
+) -> Option<Relay> {
+    let t = gw
+        .policy
+        .targets
+        .iter()
+        .find(|t| t.name == pending.target)?;
+    match t.kind {
+        crate::policy::TargetKind::Postgres => Some(Relay::Postgres(Arc::new(SessionCtx {
+            gw: gw.clone(),
+            target: t.clone(),
+            session_id: pending.id.clone(),
+            identity: pending.identity.clone(),
+            masker: masker.clone(),
+            columns: crate::policy::columns::Columns::for_target(&gw.policy.columns, &t.name),
+            local_password: pending.local_password.clone(),
+            cancels: Default::default(),
+            approval: std::sync::Mutex::new(pending.statement_review.clone()),
+        }))),
+        crate::policy::TargetKind::Kubernetes => {
+            let local_tls = pending.local_tls.clone()?;
+            let upstream = match super::kube::Upstream::new(t) {
+                Ok(u) => u,
+                Err(e) => {
+                    gw.log(format_args!("session {}: {e}", pending.id));
+                    return None;
+                }
+            };
+            Some(Relay::Kubernetes(Arc::new(super::kube::KubeCtx {
+                gw: gw.clone(),
+                target: t.clone(),
+                session_id: pending.id.clone(),
+                identity: pending.identity.clone(),
+                masker: masker.clone(),
+                local_token: pending.local_password.clone(),
+                local_tls,
+                approval: std::sync::Mutex::new(pending.statement_review.clone()),
+                upstream,
+            })))
+        }
+        _ => None,
+    }
+}
+
 pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocket) {
     let _running = gw.session_running();
     let rec = Recorder::new(&gw, &pending, &pending.argv, pending.started_at);
     let masker = gw.policy.masker(&pending.target);
-    let tunnels = Tunnels::new(
-        gw.policy
-            .targets
-            .iter()
-            .find(|t| t.name == pending.target && t.kind == crate::policy::TargetKind::Postgres)
-            .map(|t| {
-                Arc::new(SessionCtx {
-                    gw: gw.clone(),
-                    target: t.clone(),
-                    session_id: pending.id.clone(),
-                    identity: pending.identity.clone(),
-                    masker: masker.clone(),
-                    columns: crate::policy::columns::Columns::for_target(
-                        &gw.policy.columns,
-                        &t.name,
-                    ),
-                    local_password: pending.local_password.clone(),
-                    cancels: Default::default(),
-                    approval: std::sync::Mutex::new(pending.statement_review.clone()),
-                })
-            }),
-    );
+    let tunnels = Tunnels::new(relay_for(&gw, &pending, &masker));
     let mut s = Session {
         tunnels,
         id: pending.id.clone(),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, Semaphore};
 
+use super::kube::KubeCtx;
 use super::pg::{self, FromChannel, SessionCtx, ToChannel};
 use crate::proto::frame::{ClientFrame, Via};
 
@@ -24,8 +25,14 @@ struct Channel {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// What a session's tunnel channels speak.
+pub(crate) enum Relay {
+    Postgres(Arc<SessionCtx>),
+    Kubernetes(Arc<KubeCtx>),
+}
+
 pub(crate) struct Tunnels {
-    ctx: Option<Arc<SessionCtx>>,
+    ctx: Option<Relay>,
     channels: HashMap<u32, Channel>,
     pub events: mpsc::UnboundedReceiver<FromChannel>,
     events_tx: mpsc::UnboundedSender<FromChannel>,
@@ -33,7 +40,7 @@ pub(crate) struct Tunnels {
 
 impl Tunnels {
     /// `ctx`: the session's relay context, `None` when its target has no local endpoint.
-    pub fn new(ctx: Option<Arc<SessionCtx>>) -> Tunnels {
+    pub fn new(ctx: Option<Relay>) -> Tunnels {
         let (events_tx, events) = mpsc::unbounded_channel();
         Tunnels {
             ctx,
@@ -71,7 +78,7 @@ impl Tunnels {
     }
 
     fn open(&mut self, ch: u32, via: Via) -> Result<(), String> {
-        let Some(ctx) = self.ctx.clone() else {
+        let Some(ctx) = self.ctx.as_ref() else {
             return Err("this session's target has no local endpoint to tunnel".into());
         };
         if self.channels.contains_key(&ch) {
@@ -84,14 +91,23 @@ impl Tunnels {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let window = Arc::new(Semaphore::new(pg::WINDOW));
-        let task = tokio::spawn(pg::serve(
-            ctx,
-            ch,
-            via,
-            rx,
-            self.events_tx.clone(),
-            window.clone(),
-        ));
+        let task = match ctx {
+            Relay::Postgres(ctx) => tokio::spawn(pg::serve(
+                ctx.clone(),
+                ch,
+                via,
+                rx,
+                self.events_tx.clone(),
+                window.clone(),
+            )),
+            Relay::Kubernetes(ctx) => tokio::spawn(super::kube::serve(
+                ctx.clone(),
+                ch,
+                rx,
+                self.events_tx.clone(),
+                window.clone(),
+            )),
+        };
         self.channels.insert(
             ch,
             Channel {

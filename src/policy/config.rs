@@ -16,6 +16,7 @@ use super::{
 };
 
 mod access;
+mod kube_rules;
 
 /// A config the gateway refuses to start with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,6 +147,10 @@ struct RawTarget {
     #[serde(default)]
     token: Option<Spanned<RawSecret>>,
     #[serde(default)]
+    client_certificate: Option<Spanned<RawText>>,
+    #[serde(default)]
+    client_key: Option<Spanned<RawSecret>>,
+    #[serde(default)]
     secret_files: BTreeMap<String, Spanned<RawSecret>>,
     /// The kind's built-in deny rules to keep, by name; default: all of them.
     #[serde(default)]
@@ -227,6 +232,17 @@ struct RawReview {
     relations: Option<SpannedList>,
     #[serde(default)]
     functions: Option<SpannedList>,
+    /// Request conditions (kubernetes targets): see [`super::kube::KubeMatch`].
+    #[serde(default)]
+    verbs: Option<SpannedList>,
+    #[serde(default)]
+    groups: Option<SpannedList>,
+    #[serde(default)]
+    resources: Option<SpannedList>,
+    #[serde(default)]
+    namespaces: Option<SpannedList>,
+    #[serde(default)]
+    names: Option<SpannedList>,
     reviewers: Spanned<Vec<String>>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
@@ -272,6 +288,17 @@ struct RawDeny {
     relations: Option<SpannedList>,
     #[serde(default)]
     functions: Option<SpannedList>,
+    /// Request conditions (kubernetes targets): see [`super::kube::KubeMatch`].
+    #[serde(default)]
+    verbs: Option<SpannedList>,
+    #[serde(default)]
+    groups: Option<SpannedList>,
+    #[serde(default)]
+    resources: Option<SpannedList>,
+    #[serde(default)]
+    namespaces: Option<SpannedList>,
+    #[serde(default)]
+    names: Option<SpannedList>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
     #[serde(default)]
@@ -619,14 +646,30 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     }
     let mut deny = Vec::new();
     for r in &raw.rules.deny {
-        let (pattern, sql) = rule_check(
+        let kube = kube_rules::request_match(
             &r.name,
-            &r.pattern,
-            &r.statements,
-            &r.relations,
-            &r.functions,
+            [&r.verbs, &r.groups, &r.resources, &r.namespaces, &r.names],
+            [
+                &r.pattern.as_ref().map(|p| p.span()),
+                &r.statements.as_ref().map(|p| p.span()),
+                &r.relations.as_ref().map(|p| p.span()),
+                &r.functions.as_ref().map(|p| p.span()),
+            ],
             &r.targets,
+            &targets,
+            &err,
         )?;
+        let (pattern, sql) = match kube {
+            Some(_) => (None, None),
+            None => rule_check(
+                &r.name,
+                &r.pattern,
+                &r.statements,
+                &r.relations,
+                &r.functions,
+                &r.targets,
+            )?,
+        };
         if !rule_names.insert(("deny", r.name.get_ref().clone())) {
             return Err(err(
                 r.name.span(),
@@ -637,6 +680,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             name: r.name.get_ref().clone(),
             pattern,
             sql,
+            kube,
             targets: check_targets(&r.targets)?,
             message: r.message.clone(),
         });
@@ -648,14 +692,30 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     )?);
     let mut review = Vec::new();
     for r in &raw.rules.review {
-        let (pattern, sql) = rule_check(
+        let kube = kube_rules::request_match(
             &r.name,
-            &r.pattern,
-            &r.statements,
-            &r.relations,
-            &r.functions,
+            [&r.verbs, &r.groups, &r.resources, &r.namespaces, &r.names],
+            [
+                &r.pattern.as_ref().map(|p| p.span()),
+                &r.statements.as_ref().map(|p| p.span()),
+                &r.relations.as_ref().map(|p| p.span()),
+                &r.functions.as_ref().map(|p| p.span()),
+            ],
             &r.targets,
+            &targets,
+            &err,
         )?;
+        let (pattern, sql) = match kube {
+            Some(_) => (None, None),
+            None => rule_check(
+                &r.name,
+                &r.pattern,
+                &r.statements,
+                &r.relations,
+                &r.functions,
+                &r.targets,
+            )?,
+        };
         let name = r.name.get_ref();
         if !rule_names.insert(("review", name.clone())) {
             return Err(err(
@@ -686,6 +746,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             name: name.clone(),
             pattern,
             sql,
+            kube,
             targets: check_targets(&r.targets)?,
             reviewers: reviewers.clone(),
             min_approvals,

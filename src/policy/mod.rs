@@ -5,6 +5,7 @@ pub mod auth;
 pub mod columns;
 pub mod config;
 pub mod gate;
+pub mod kube;
 pub mod mask;
 pub mod review;
 pub mod screen;
@@ -82,6 +83,8 @@ pub struct DenyRule {
     pub pattern: Option<Regex>,
     /// A statement rule's conditions on parsed SQL; `None` for a line rule.
     pub sql: Option<sql::SqlMatch>,
+    /// A request rule's conditions on Kubernetes API requests (kubernetes targets).
+    pub kube: Option<kube::KubeMatch>,
     /// Targets the rule applies to; empty: all.
     pub targets: Vec<String>,
     pub message: Option<String>,
@@ -95,6 +98,8 @@ pub struct ReviewRule {
     pub pattern: Option<Regex>,
     /// A statement rule's conditions on parsed SQL; `None` for a line rule.
     pub sql: Option<sql::SqlMatch>,
+    /// A request rule's conditions on Kubernetes API requests (kubernetes targets).
+    pub kube: Option<kube::KubeMatch>,
     /// Targets the rule applies to; empty: all.
     pub targets: Vec<String>,
     /// Groups whose members may approve; the requester never approves their own request.
@@ -342,6 +347,27 @@ impl Policy {
             .find(|r| applies(&r.targets, target) && statement_match(&r.sql, a))
         {
             Some(r) => Verdict::Review(r),
+            None => Verdict::Allow,
+        }
+    }
+
+    /// Request rules on one Kubernetes API request: the first deny rule that matches,
+    /// else the first review rule.
+    pub fn check_request(&self, target: &str, r: &kube::RequestInfo) -> Verdict<'_> {
+        let hit = |m: &Option<kube::KubeMatch>| m.as_ref().is_some_and(|m| m.matches(r));
+        if let Some(d) = self
+            .deny
+            .iter()
+            .find(|d| applies(&d.targets, target) && hit(&d.kube))
+        {
+            return Verdict::Deny(d);
+        }
+        match self
+            .review
+            .iter()
+            .find(|v| applies(&v.targets, target) && hit(&v.kube))
+        {
+            Some(v) => Verdict::Review(v),
             None => Verdict::Allow,
         }
     }

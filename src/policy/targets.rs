@@ -46,6 +46,10 @@ pub struct Access {
     pub private_key: Option<Secret>,
     /// kubernetes: the bearer token.
     pub token: Option<Secret>,
+    /// kubernetes: the client certificate (PEM, not secret) the gateway presents to the
+    /// API server, and its key.
+    pub client_certificate: Option<String>,
+    pub client_key: Option<Secret>,
     /// Secret files by environment variable: the tool gets the variable set to the path of
     /// a private file holding the value (`GOOGLE_APPLICATION_CREDENTIALS`, a client key).
     pub secret_files: BTreeMap<String, Secret>,
@@ -59,7 +63,9 @@ pub fn accepts(kind: TargetKind, field: &str) -> bool {
         "database" | "password" => kind == Postgres,
         "private_key" | "known_hosts" => kind == Ssh,
         "ca" => matches!(kind, Kubernetes | Postgres),
-        "server" | "namespace" | "token" => kind == Kubernetes,
+        "server" | "namespace" | "token" | "client_certificate" | "client_key" => {
+            kind == Kubernetes
+        }
         _ => true,
     }
 }
@@ -99,8 +105,9 @@ pub fn credential_programs(kind: TargetKind) -> &'static [&'static str] {
 pub fn may_hold_credentials(kind: TargetKind, access: &Access, program: &str) -> bool {
     let hands_secrets = match kind {
         TargetKind::Command => false,
-        TargetKind::Postgres => !access.secret_files.is_empty(),
-        TargetKind::Ssh | TargetKind::Kubernetes => access.holds_secrets(),
+        // Postgres passwords and kubernetes tokens stay at the gateway.
+        TargetKind::Postgres | TargetKind::Kubernetes => !access.secret_files.is_empty(),
+        TargetKind::Ssh => access.holds_secrets(),
     };
     !hands_secrets || credential_programs(kind).contains(&program)
 }
@@ -220,10 +227,15 @@ impl Access {
     /// multi-line one (a terminal echoes a private key line by line, as `\r\n`).
     pub fn secret_values(&self) -> Vec<&str> {
         let mut out = Vec::new();
-        let secrets = [&self.password, &self.private_key, &self.token]
-            .into_iter()
-            .flatten()
-            .chain(self.secret_files.values());
+        let secrets = [
+            &self.password,
+            &self.private_key,
+            &self.token,
+            &self.client_key,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.secret_files.values());
         for s in secrets {
             let v = s.expose();
             out.push(v.trim_end_matches(['\r', '\n']));
@@ -242,6 +254,7 @@ impl Access {
         self.password.is_some()
             || self.private_key.is_some()
             || self.token.is_some()
+            || self.client_key.is_some()
             || !self.secret_files.is_empty()
     }
 }
@@ -291,7 +304,7 @@ pub fn setup(target: &Target, argv: &[String]) -> Result<ToolSetup, Refusal> {
         TargetKind::Postgres => postgres(target, argv, &mut s)?,
         TargetKind::Ssh if program == "ssh" => ssh(target, argv, &mut s)?,
         TargetKind::Kubernetes if program == "kubectl" => kubernetes(target, argv, &mut s)?,
-        TargetKind::Ssh | TargetKind::Kubernetes if a.holds_secrets() => {
+        TargetKind::Ssh if a.holds_secrets() => {
             return Err(refuse(
                 format!(
                     "target {:?} hands its credentials to {} only, not to {program:?}",
@@ -700,14 +713,13 @@ const KUBECTL_REFUSED: &[&str] = &[
 ];
 
 fn kubernetes(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), Refusal> {
-    let a = &target.access;
     // kubectl runs `kubectl-NAME` from PATH for a first argument it does not know: that
     // program would get the token.
     if let Some(first) = argv.get(1).filter(|a| !a.starts_with('-')) {
         if !KUBECTL_COMMANDS.contains(&first.as_str()) {
             return Err(refuse(
                 format!(
-                    "kubectl {first:?} is not a kubectl command; target {:?} runs no kubectl plugins (they would get its token)",
+                    "kubectl {first:?} is not a kubectl command; target {:?} runs no kubectl plugins (programs it does not list)",
                     target.name
                 ),
                 format!("run one of kubectl's own commands: {}", KUBECTL_COMMANDS.join(", ")),
@@ -726,39 +738,13 @@ fn kubernetes(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(),
             ));
         }
     }
-    let mut cluster = serde_json::json!({ "server": a.server.clone().unwrap_or_default() });
-    if let Some(ca) = &a.ca {
-        use base64::Engine;
-        cluster["certificate-authority-data"] =
-            base64::engine::general_purpose::STANDARD.encode(ca).into();
-    }
-    let mut user = serde_json::json!({});
-    if let Some(t) = &a.token {
-        user["token"] = t.expose().into();
-    }
-    let mut context = serde_json::json!({ "cluster": target.name, "user": target.name });
-    if let Some(ns) = &a.namespace {
-        context["namespace"] = ns.clone().into();
-    }
-    // JSON is YAML: kubectl reads it as a kubeconfig.
-    let config = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{ "name": target.name, "cluster": cluster }],
-        "users": [{ "name": target.name, "user": user }],
-        "contexts": [{ "name": target.name, "context": context }],
-        "current-context": target.name,
-        "preferences": {},
-    });
+    // The kubeconfig is the client's to write: its server is the session's local
+    // endpoint and its token the endpoint's (see `SessionOpened.tunnel`). The target's
+    // server, CA and token stay at the gateway.
     // The caller's kubectl preferences (aliases, default flags) and diff program stay out.
     s.env.insert("KUBECTL_KUBERC".into(), "false".into());
     s.env.insert("KUBERC".into(), "off".into());
     s.env_remove.push("KUBECTL_EXTERNAL_DIFF".into());
-    s.files.push(ToolFile {
-        name: "kubeconfig".into(),
-        contents: format!("{config:#}\n"),
-        env: Some("KUBECONFIG".into()),
-    });
     Ok(())
 }
 
@@ -955,14 +941,18 @@ mod tests {
             },
         );
         let s = setup(&t, &argv("kubectl get pods -n other")).unwrap();
-        let f = &s.files[0];
-        assert_eq!(f.env.as_deref(), Some("KUBECONFIG"));
-        let v: serde_json::Value = serde_json::from_str(&f.contents).unwrap();
-        assert_eq!(v["clusters"][0]["cluster"]["server"], "https://k8s:6443");
-        assert_eq!(v["users"][0]["user"]["token"], "tok-123456");
-        assert_eq!(v["contexts"][0]["context"]["namespace"], "web");
-        assert_eq!(v["current-context"], "t");
-        assert!(v["clusters"][0]["cluster"]["certificate-authority-data"].is_string());
+        // No kubeconfig and no token: the client writes one pointing at the session's
+        // local endpoint.
+        assert!(s.files.is_empty(), "{s:?}");
+        assert!(!format!("{s:?}").contains("tok-123456"));
+        assert!(!s.env.values().any(|v| v.contains("tok-123456")));
+        assert_eq!(s.env["KUBECTL_KUBERC"], "false");
+        // The token stays at the gateway: any program may use the endpoint.
+        assert!(may_hold_credentials(
+            TargetKind::Kubernetes,
+            &t.access,
+            "curl"
+        ));
         for bad in [
             "kubectl --server=https://evil get pods",
             "kubectl -s https://evil get pods",

@@ -159,11 +159,20 @@ pub struct SessionOpened {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TunnelSpec {
     /// `postgres`: a Unix socket `.s.PGSQL.<port>` in the session's private directory and
-    /// a loopback TCP port (the same number), in `PGHOST`/`PGPORT`.
+    /// a loopback TCP port (the same number), in `PGHOST`/`PGPORT`. `kubernetes`: plain
+    /// HTTP on the loopback port, named by a kubeconfig the client writes (`KUBECONFIG`).
     pub kind: String,
     /// The password of the loopback TCP endpoint, valid for this session only (the tool
     /// gets it as `PGPASSWORD`; the Unix socket needs none). Not a target credential.
+    /// `kubernetes`: the bearer token of the session's kubeconfig.
     pub local_password: String,
+    /// `kubernetes`: the default namespace of the session's kubeconfig.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `kubernetes`: the certificate (PEM, not secret) of the endpoint's TLS, which the
+    /// gateway terminates; the kubeconfig trusts it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 impl std::fmt::Debug for TunnelSpec {

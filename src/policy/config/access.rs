@@ -106,8 +106,16 @@ pub(super) fn parse_access(
         password: secret("password", t.password.take())?,
         private_key: secret("private_key", t.private_key.take())?,
         token: secret("token", t.token.take())?,
+        client_certificate: text("client_certificate", t.client_certificate.take())?,
+        client_key: secret("client_key", t.client_key.take())?,
         ..Default::default()
     };
+    if a.client_certificate.is_some() != a.client_key.is_some() {
+        return Err(err(
+            span.clone(),
+            format!("target {name:?}: client_certificate and client_key go together (the certificate the gateway presents to the API server, and its key)"),
+        ));
+    }
     if let Some(p) = &t.port {
         check("port", p.span())?;
         a.port = Some(
@@ -129,7 +137,7 @@ pub(super) fn parse_access(
                 format!("target {name:?}: server must be the API server's URL, https://HOST:PORT"),
             ));
         }
-        if a.token.is_some() && !s.1.starts_with("https://") {
+        if (a.token.is_some() || a.client_key.is_some()) && !s.1.starts_with("https://") {
             return Err(err(
                 s.0.span(),
                 format!("target {name:?}: the token would cross the network in the clear; use the API server's https:// URL"),
@@ -253,6 +261,7 @@ pub(super) fn builtin_deny_rules(
             name: name.to_string(),
             pattern,
             sql,
+            kube: None,
             targets: on,
             message: Some(format!(
                 "{message} (built-in rule {name}; builtin_deny on the target turns it off)"
