@@ -64,6 +64,18 @@ fn assert_hidden(secrets: &[&str], texts: &[(&str, &str)]) {
     }
 }
 
+/// A public key's SHA256 fingerprint, as `ssh-keygen -l` prints it.
+fn fingerprint(pub_key: &Path) -> String {
+    let out = sh(Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(pub_key));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn sh(cmd: &mut Command) -> std::process::Output {
     let out = cmd.stdin(Stdio::null()).output().expect("run");
     assert!(
@@ -260,15 +272,16 @@ fn ssh_runs_commands_on_the_target_with_the_gateways_key_in_pipe_mode() {
     assert_nothing_left(&env);
 
     // The host key is checked against the target's known_hosts: a mismatch fails at once,
-    // with no question asked.
+    // with no question asked, naming both fingerprints.
     let mut c = hoopx(&gw, &env);
     c.args(["exec", "--target", "stale", "--", "ssh", "stale", "true"]);
     let out = run(c, "", T);
-    assert_eq!(out.code(), 255, "{out:?}");
-    assert!(
-        out.stderr.contains("Host key verification failed"),
-        "{out:?}"
-    );
+    assert_eq!(out.code(), 69, "{out:?}");
+    let presented = fingerprint(&sshd.path("host_key.pub"));
+    let known = fingerprint(&other.path().join("k.pub"));
+    assert!(out.stderr.contains("host key mismatch"), "{out:?}");
+    assert!(out.stderr.contains(&presented), "{presented}: {out:?}");
+    assert!(out.stderr.contains(&known), "{known}: {out:?}");
     assert_nothing_left(&env);
 
     // Options that would send the key elsewhere, other hosts and other programs are

@@ -1,5 +1,6 @@
 //! The gateway client: the HTTP API (reqwest) and the session stream (WebSocket).
 
+pub mod remote;
 pub mod session;
 pub mod session_dir;
 pub mod tunnel;

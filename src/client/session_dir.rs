@@ -230,6 +230,7 @@ mod tests {
             files,
             argv,
             tunnel: None,
+            remote: None,
         }
     }
 

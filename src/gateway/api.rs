@@ -374,6 +374,7 @@ async fn open_session(
                 approval: None,
                 statement_review: None,
                 local_password: None,
+                remote: None,
             },
             serde_json::json!({"denied": rule.name, "argv": session.argv}),
             super::store::SessionStats {
@@ -418,6 +419,13 @@ async fn open_session(
             local_password: hex::encode(r),
         })
     });
+    // ssh targets: the gateway is the SSH client; the client runs no tool.
+    let remote = (target.kind == crate::policy::TargetKind::Ssh)
+        .then(|| remote_spec(target, &req))
+        .transpose()
+        .map_err(|r| {
+            ApiFailure::new(StatusCode::FORBIDDEN, codes::DENIED, r.message).hint(r.hint)
+        })?;
     gw.pending().insert(
         id.clone(),
         Pending {
@@ -436,6 +444,7 @@ async fn open_session(
             local_password: tunnel
                 .as_ref()
                 .map(|t| crate::auth::Secret::new(t.local_password.clone())),
+            remote: remote.clone(),
         },
     );
     reap_if_never_attached(gw.clone(), id.clone());
@@ -450,8 +459,46 @@ async fn open_session(
         files: setup.files,
         argv: setup.argv,
         tunnel,
+        remote: remote.map(|_| "ssh".to_string()),
     };
     Ok((StatusCode::CREATED, Json(opened)).into_response())
+}
+
+/// What the gateway's SSH channel runs for `req` on an ssh target (the command line was
+/// checked by the target's setup already).
+fn remote_spec(
+    target: &crate::policy::Target,
+    req: &OpenSession,
+) -> Result<super::ssh::RemoteSpec, crate::policy::targets::Refusal> {
+    let c = crate::policy::ssh::parse(&req.argv, &target.name)?;
+    let user = c
+        .user
+        .clone()
+        .or_else(|| target.access.user.clone())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| "root".into());
+    let pty = (req.mode == crate::proto::Mode::Pty).then(|| {
+        (
+            req.term
+                .clone()
+                .filter(|t| !t.is_empty() && t.len() < 64)
+                .unwrap_or_else(|| "xterm".into()),
+            req.cols.filter(|&c| c > 0).unwrap_or(80),
+            req.rows.filter(|&r| r > 0).unwrap_or(24),
+        )
+    });
+    Ok(super::ssh::RemoteSpec {
+        user,
+        command: c.command,
+        pty,
+        no_stdin: c.no_stdin,
+        connect_timeout: c.connect_timeout,
+    })
 }
 
 #[derive(Deserialize)]

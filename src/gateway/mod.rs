@@ -8,6 +8,7 @@ mod masking;
 mod pg;
 mod reviews;
 pub mod signing;
+mod ssh;
 pub mod store;
 mod stream;
 mod tunnel;
@@ -74,6 +75,8 @@ pub(crate) struct Pending {
     pub statement_review: Option<String>,
     /// The password of the session's loopback TCP endpoint (postgres targets).
     pub local_password: Option<crate::auth::Secret>,
+    /// ssh targets: what the gateway's own SSH channel runs.
+    pub remote: Option<ssh::RemoteSpec>,
 }
 
 impl Gateway {

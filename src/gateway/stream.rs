@@ -292,6 +292,10 @@ struct Session {
     reviews: watch::Receiver<u64>,
     /// Connections to the session's local endpoint (postgres targets).
     tunnels: Tunnels,
+    /// ssh targets: the gateway's own SSH channel stands where the client's tool would be.
+    remote: Option<super::ssh::Remote>,
+    /// Input acknowledgements held while the remote has not taken its input.
+    acks_held: usize,
 }
 
 /// Input queued behind a held line.
@@ -351,6 +355,8 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     );
     let mut s = Session {
         tunnels,
+        remote: None,
+        acks_held: 0,
         id: pending.id.clone(),
         identity: pending.identity.clone(),
         view: (pending.mode == Mode::Pty)
@@ -414,9 +420,12 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
             .await;
             End::Aborted(format!("store unavailable: {e}"))
         }
-        Ok(()) => match send(&mut socket, ServerFrame::Ready).await {
-            Err(_) => End::Aborted("client left before the session started".into()),
-            Ok(()) => s.relay(&mut socket).await,
+        Ok(()) => match s.open_remote(&gw, &pending, &mut socket).await {
+            Err(end) => end,
+            Ok(()) => match send(&mut socket, ServerFrame::Ready).await {
+                Err(_) => End::Aborted("client left before the session started".into()),
+                Ok(()) => s.relay(&mut socket).await,
+            },
         },
     };
     s.finish(&pending.id, end, &mut socket).await;
@@ -457,6 +466,39 @@ fn lost(e: axum::Error) -> End {
 }
 
 impl Session {
+    /// ssh targets: opens the gateway's SSH channel before the session starts; a host that
+    /// cannot be reached or shows the wrong key ends the session, told to the client.
+    async fn open_remote(
+        &mut self,
+        gw: &Gateway,
+        pending: &Pending,
+        socket: &mut WebSocket,
+    ) -> Result<(), End> {
+        let Some(spec) = &pending.remote else {
+            return Ok(());
+        };
+        let Some(target) = gw.policy.targets.iter().find(|t| t.name == pending.target) else {
+            return Err(fail(socket, "internal", "the target is gone".into()).await);
+        };
+        match super::ssh::open(target, spec).await {
+            Ok(r) => {
+                self.rec.marker(json!({"ssh": {
+                    "user": spec.user,
+                    "command": spec.command.as_ref().map(|c| String::from_utf8_lossy(&self.masker.mask(c.as_bytes()).0).into_owned()),
+                    "pty": spec.pty.is_some(),
+                }}));
+                self.remote = Some(r);
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.gw
+                    .log(format_args!("session {}: ssh: {message}", self.id));
+                Err(fail(socket, e.code(), message).await)
+            }
+        }
+    }
+
     /// Queues an answer to leave once everything recorded so far is stored.
     fn answer(&mut self, frame: ServerFrame) {
         if matches!(frame, ServerFrame::Deliver(_)) {
@@ -474,7 +516,13 @@ impl Session {
         while self.outbox.front().is_some_and(|(need, _)| *need <= stored) {
             if let Some((_, frame)) = self.outbox.pop_front() {
                 let deliver = matches!(frame, ServerFrame::Deliver(_));
-                send(socket, frame).await.map_err(lost)?;
+                match (&self.remote, frame) {
+                    // A remote terminal: released input goes to the SSH channel.
+                    (Some(r), ServerFrame::Deliver(d)) => r.write(d),
+                    (Some(r), ServerFrame::DeliverEof) => r.eof(),
+                    (Some(r), ServerFrame::InputAck) if r.backlogged() => self.acks_held += 1,
+                    (_, frame) => send(socket, frame).await.map_err(lost)?,
+                }
                 if deliver {
                     // From now on the tool can echo these keys.
                     self.delivers_unsent = self.delivers_unsent.saturating_sub(1);
@@ -522,6 +570,7 @@ impl Session {
                 .map(|(t, _)| tokio::time::Instant::from_std(t));
             let hold_at = self.hold_deadline().map(tokio::time::Instant::from_std);
             let waiting_review = matches!(self.hold, Some(Hold::Review { .. }));
+            let drained = self.remote.as_ref().map(|r| r.drained.clone());
             let msg = tokio::select! {
                 m = socket.recv() => m,
                 _ = async { drop(stopping.wait_for(|s| *s).await) } => {
@@ -547,6 +596,32 @@ impl Session {
                 ev = self.tunnels.events.recv() => {
                     if let Some(ev) = ev {
                         self.channel_event(ev);
+                    }
+                    continue;
+                }
+                ev = remote_event(&mut self.remote), if self.outbox.len() < REMOTE_OUTBOX => {
+                    match ev {
+                        Some(super::ssh::FromRemote::Data(stream, data)) => {
+                            let _ = self.handle(ClientFrame::Output { stream, data });
+                        }
+                        ev => {
+                            let (code, signal) = match ev {
+                                Some(super::ssh::FromRemote::Exit { code, signal }) => (code, signal),
+                                _ => (255, None),
+                            };
+                            self.remote = None;
+                            self.release_held();
+                            self.answer(ServerFrame::Exited { code, signal });
+                            return End::Exited { code, signal };
+                        }
+                    }
+                    continue;
+                }
+                _ = remote_drained(drained.as_deref()), if self.acks_held > 0 => {
+                    if self.remote.as_ref().is_some_and(|r| !r.backlogged()) {
+                        for _ in 0..std::mem::take(&mut self.acks_held) {
+                            self.tunnel_out.push_back(ServerFrame::InputAck);
+                        }
                     }
                     continue;
                 }
@@ -751,6 +826,9 @@ impl Session {
                 if let Some(v) = &mut self.view {
                     v.resize(cols, rows);
                 }
+                if let Some(r) = &self.remote {
+                    r.resize(cols, rows);
+                }
                 self.rec
                     .push(EventKind::Resize, format!("{cols}x{rows}").into_bytes());
             }
@@ -759,6 +837,11 @@ impl Session {
             }
             // Handled in the relay: checking a token needs the authenticator.
             ClientFrame::Token(_) => {}
+            ClientFrame::Signal(n) => {
+                if let Some(name) = self.remote.as_ref().and_then(|r| r.signal(n)) {
+                    self.rec.marker(json!({ "signal": name }));
+                }
+            }
             f @ (ClientFrame::TunnelOpen { .. }
             | ClientFrame::TunnelData { .. }
             | ClientFrame::TunnelAck { .. }
@@ -1388,6 +1471,25 @@ impl Session {
             let _ = send(socket, frame).await;
             let _ = socket.send(Message::Close(None)).await;
         }
+    }
+}
+
+/// Output chunks waiting in the outbox beyond which the remote channel is not read (the
+/// SSH window then holds the remote command back).
+const REMOTE_OUTBOX: usize = 256;
+
+/// The remote channel's next event; pending forever without one.
+async fn remote_event(remote: &mut Option<super::ssh::Remote>) -> Option<super::ssh::FromRemote> {
+    match remote {
+        Some(r) => r.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn remote_drained(drained: Option<&tokio::sync::Notify>) {
+    match drained {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod mask;
 pub mod review;
 pub mod screen;
 pub mod sql;
+pub mod ssh;
 pub mod targets;
 
 use std::collections::{BTreeMap, HashMap};
