@@ -73,10 +73,16 @@ pub async fn run(
     keepalive.tick().await;
 
     let result: Result<(), SessionError> = loop {
-        // One signal is passed to the remote command; a second gives up on it.
+        // One signal is passed to the remote command (sshd may refuse to deliver it: it
+        // signals no root login, for one); a second gives up on the session.
         let mut forward = |n: u8| -> Option<Message> {
             signals += 1;
-            (signals == 1).then(|| Message::Binary(ClientFrame::Signal(n).encode()))
+            (signals == 1).then(|| {
+                say(&format!(
+                    "signal {n} passed to the remote command; send it again to end the session"
+                ));
+                Message::Binary(ClientFrame::Signal(n).encode())
+            })
         };
         let fwd = tokio::select! {
             p = out_window.clone().acquire_owned(), if permit.is_none() => {
