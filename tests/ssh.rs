@@ -90,6 +90,11 @@ fn a_remote_shell_runs_with_no_local_ssh_no_key_on_the_client_and_line_rules_on_
     // A denied line never reaches the host; an allowed one does.
     p.type_str(&format!("touch {}\r", forbidden.display()));
     p.output.wait_for("no-forbidden", T);
+    // Ctrl-O (readline's operate-and-get-next) would submit the line without an Enter and
+    // recall another: the line is withheld, with the reason.
+    let sneaky = work.path().join("sneaky-file");
+    p.type_str(&format!("touch {}\x0f", sneaky.display()));
+    p.output.wait_for("key other than Enter", T);
     p.type_str(&format!(
         "touch {}; echo done-$((2+3))\r",
         allowed.display()
@@ -97,10 +102,16 @@ fn a_remote_shell_runs_with_no_local_ssh_no_key_on_the_client_and_line_rules_on_
     p.output.wait_for("done-5", T);
     assert!(allowed.exists());
     assert!(!forbidden.exists(), "the denied line ran on the host");
+    assert!(!sneaky.exists(), "the Ctrl-O line ran on the host");
     p.type_str("exit\r");
     let status = p.wait(T);
     // A withheld line makes hoopx exit 77 once the remote shell ends.
     assert_eq!(status.code(), Some(77), "{}", p.output.text());
+    assert!(
+        p.output.text().contains("2 input line(s) denied"),
+        "{}",
+        p.output.text()
+    );
     let rec = last_recording(&gw, &env);
     assert!(rec.contains(r#"\"denied\":\"no-forbidden\""#), "{rec}");
     assert!(rec.contains(r#"\"pty\":true"#), "{rec}");

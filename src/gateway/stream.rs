@@ -1141,8 +1141,21 @@ impl Session {
         review: Option<String>,
         unverified: bool,
     ) -> Result<(), String> {
+        // The tool switched character sets or insert mode while the line was typed: the
+        // screen may not show what it holds.
+        let suspect = self.view.as_ref().is_some_and(LineView::suspect);
         let screen = self.view.as_mut().map(LineView::submit).unwrap_or_default();
         let policy = self.gw.policy.clone();
+        if suspect && policy.guards(&self.target) {
+            self.deliver(Bytes::from_static(ERASE_LINE));
+            let line = if screen.trim().is_empty() {
+                typed.to_vec()
+            } else {
+                screen.into_bytes()
+            };
+            self.deny("pty-terminal-switch", &line, None);
+            return Ok(());
+        }
         if unverified && policy.guards(&self.target) {
             // Fail closed: the tool's line is unknown and there are rules to apply to it.
             self.deliver(Bytes::from_static(ERASE_LINE));
@@ -1343,8 +1356,13 @@ impl Session {
             Some((m, id)) => (m, Some(id)),
             None => {
                 self.rec.marker(json!({"denied": rule, "line": shown}));
+                let why = match rule {
+                    crate::policy::gate::SUBMIT_KEY_RULE => " (submitted with a key other than Enter: Ctrl-O, or a key a line editor may bind to accept-line; hoopx cannot check what that runs, so it was not sent — press Enter instead)",
+                    "pty-terminal-switch" => " (the tool switched character sets or insert mode while the line was typed, so the screen may not show what it would run; retype it)",
+                    _ => "",
+                };
                 (
-                    format!("input line withheld by deny rule {rule:?}: {shown}"),
+                    format!("input line withheld by deny rule {rule:?}{why}: {shown}"),
                     None,
                 )
             }
