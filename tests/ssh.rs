@@ -237,3 +237,73 @@ fn an_unreachable_host_or_a_lost_gateway_ends_the_session_clearly() {
     });
     let _ = Command::new("true").status();
 }
+
+/// The API answer for an ssh target carries nothing of the target, and a client cannot
+/// write the remote side's output or exit into the recording.
+#[test]
+fn the_session_answer_holds_no_key_and_the_client_cannot_forge_remote_output() {
+    use futures_util::{SinkExt, StreamExt};
+    use hoopx::proto::frame::{ClientFrame, ServerFrame, Stream};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let env = Env::new();
+    let sshd = Sshd::start();
+    let gw = Gateway::start(&env, Some(&config(&sshd)), None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (id, error) = rt.block_on(async {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/v1/sessions", gw.url))
+            .bearer_auth(crate::util::DEV_TOKEN)
+            .header("hoopx-protocol", "1")
+            .json(&serde_json::json!({"target": "web", "argv": ["ssh", "web", "sleep 30"], "mode": "pipe"}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for secret in sshd.key_lines() {
+            assert!(!answer.contains(&secret), "the answer holds the key: {answer}");
+        }
+        let opened: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(opened["remote"], "ssh", "{answer}");
+        assert!(opened.get("files").is_none() && opened.get("argv").is_none(), "{answer}");
+        let id = opened["session_id"].as_str().unwrap().to_string();
+        let url = format!(
+            "{}{}",
+            gw.url.replace("http://", "ws://"),
+            opened["stream"].as_str().unwrap()
+        );
+        let mut req = url.into_client_request().unwrap();
+        let h = req.headers_mut();
+        h.insert(
+            "authorization",
+            format!("Bearer {}", crate::util::DEV_TOKEN).parse().unwrap(),
+        );
+        h.insert("hoopx-protocol", "1".parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let forged = ClientFrame::Output {
+            stream: Stream::Stdout,
+            data: bytes::Bytes::from_static(b"forged output\n"),
+        };
+        let mut error = None;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(T, ws.next()).await {
+            let Message::Binary(b) = m else { break };
+            match ServerFrame::decode(&b).unwrap() {
+                ServerFrame::Ready => ws.send(Message::Binary(forged.encode())).await.unwrap(),
+                ServerFrame::Error(e) => {
+                    error = Some(e);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        (id, error)
+    });
+    let e = error.expect("a protocol error");
+    assert_eq!(e.code, "protocol", "{e:?}");
+    let rec = last_recording(&gw, &env);
+    assert!(!rec.contains("forged output"), "{rec}");
+    assert!(rec.contains(&id) && rec.contains("aborted"), "{rec}");
+}

@@ -601,9 +601,7 @@ impl Session {
                 }
                 ev = remote_event(&mut self.remote), if self.outbox.len() < REMOTE_OUTBOX => {
                     match ev {
-                        Some(super::ssh::FromRemote::Data(stream, data)) => {
-                            let _ = self.handle(ClientFrame::Output { stream, data });
-                        }
+                        Some(super::ssh::FromRemote::Data(stream, data)) => self.output(stream, data),
                         ev => {
                             let (code, signal) = match ev {
                                 Some(super::ssh::FromRemote::Exit { code, signal }) => (code, signal),
@@ -796,32 +794,14 @@ impl Session {
                 self.queue.push_back(Queued::Eof);
                 self.queue.push_back(Queued::Ack);
             }
-            ClientFrame::Output { stream, data } => {
-                self.last_output = Instant::now();
-                self.echo_due = false;
-                if let Some(v) = &mut self.view {
-                    v.output(&data);
-                }
-                let (masked, counts) = match stream {
-                    Stream::Stdout => self.stdout.push(&data, self.last_output),
-                    Stream::Stderr => self.stderr.push(&data, self.last_output),
-                };
-                self.record_output(stream, &masked, counts);
-                // Masking can grow a chunk past the frame limit: answer in parts.
-                let mut rest = masked;
-                loop {
-                    let part = rest.split_to(rest.len().min(MAX_DATA));
-                    let more = !rest.is_empty();
-                    self.answer(ServerFrame::Output {
-                        stream,
-                        data: part,
-                        more,
-                    });
-                    if !more {
-                        break;
-                    }
-                }
+            ClientFrame::Output { .. } | ClientFrame::Exit { .. } if self.remote.is_some() => {
+                // The remote channel's output and exit are the gateway's own to record.
+                return Err((
+                    "protocol",
+                    "a remote-terminal session takes no output or exit from the client".into(),
+                ));
             }
+            ClientFrame::Output { stream, data } => self.output(stream, data),
             ClientFrame::Resize { cols, rows } => {
                 if let Some(v) = &mut self.view {
                     v.resize(cols, rows);
@@ -850,6 +830,34 @@ impl Session {
             }
         }
         Ok(None)
+    }
+
+    /// The tool's (or the remote channel's) output: masked, recorded, and answered.
+    fn output(&mut self, stream: Stream, data: Bytes) {
+        self.last_output = Instant::now();
+        self.echo_due = false;
+        if let Some(v) = &mut self.view {
+            v.output(&data);
+        }
+        let (masked, counts) = match stream {
+            Stream::Stdout => self.stdout.push(&data, self.last_output),
+            Stream::Stderr => self.stderr.push(&data, self.last_output),
+        };
+        self.record_output(stream, &masked, counts);
+        // Masking can grow a chunk past the frame limit: answer in parts.
+        let mut rest = masked;
+        loop {
+            let part = rest.split_to(rest.len().min(MAX_DATA));
+            let more = !rest.is_empty();
+            self.answer(ServerFrame::Output {
+                stream,
+                data: part,
+                more,
+            });
+            if !more {
+                break;
+            }
+        }
     }
 
     /// What a tunnel channel hands the session: data and acknowledgements for the client,
