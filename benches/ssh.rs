@@ -119,7 +119,7 @@ fn main() {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
              AuthorizedKeysFile {d}/authorized_keys\nPidFile none\nUsePAM no\nStrictModes no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-             PrintMotd no\nPrintLastLog no\n",
+             PrintMotd no\nPrintLastLog no\nSubsystem sftp internal-sftp\n",
             d = d.display()
         ),
     )

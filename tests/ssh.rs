@@ -307,3 +307,90 @@ fn the_session_answer_holds_no_key_and_the_client_cannot_forge_remote_output() {
     assert!(!rec.contains("forged output"), "{rec}");
     assert!(rec.contains(&id) && rec.contains("aborted"), "{rec}");
 }
+
+#[test]
+fn scp_and_sftp_go_through_the_gateway_and_each_transfer_is_recorded() {
+    use sha2::Digest;
+    let env = Env::new();
+    let sshd = Sshd::start();
+    let gw = Gateway::start(
+        &env,
+        Some(&format!(
+            "{}[[rules.deny]]\nname = \"no-secret-files\"\npattern = '^sftp-\\S+ \\S*/secret'\ntargets = [\"web\"]\n",
+            config(&sshd)
+        )),
+        None,
+    );
+    let remote = tempfile::tempdir().unwrap();
+    let r = |name: &str| remote.path().join(name);
+    std::fs::create_dir_all(r("secret")).unwrap();
+    let content = "hello from the caller\n".repeat(5000);
+    std::fs::write(env.path().join("up.txt"), &content).unwrap();
+    // Only scp and sftp on PATH: no local ssh can carry the transfer.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["scp", "sftp"] {
+        std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), bin.join(tool)).unwrap();
+    }
+    let tool = |args: &[&str]| {
+        let mut c = hoopx(&gw, &env);
+        c.env("PATH", &bin)
+            .args(["exec", "--target", "web", "--"])
+            .args(args);
+        run(c, "", T)
+    };
+
+    // Up and down with scp.
+    let out = tool(&["scp", "up.txt", &format!("web:{}", r("up.txt").display())]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(std::fs::read_to_string(r("up.txt")).unwrap(), content);
+    let rec = last_recording(&gw, &env);
+    let sha = hex::encode(sha2::Sha256::digest(content.as_bytes()));
+    assert!(rec.contains(r#"\"direction\":\"upload\""#), "{rec}");
+    assert!(rec.contains(&sha), "{rec}");
+    assert!(
+        rec.contains(&format!("\\\"size\\\":{}", content.len())),
+        "{rec}"
+    );
+    let out = tool(&["scp", &format!("web:{}", r("up.txt").display()), "down.txt"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("down.txt")).unwrap(),
+        content
+    );
+    let rec = last_recording(&gw, &env);
+    assert!(rec.contains(r#"\"direction\":\"download\""#), "{rec}");
+    assert!(rec.contains(&sha), "{rec}");
+
+    // A path a deny rule names is refused at the gateway: nothing reaches the host.
+    let out = tool(&[
+        "scp",
+        "up.txt",
+        &format!("web:{}", r("secret/x.txt").display()),
+    ]);
+    assert_ne!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains("no-secret-files"), "{out:?}");
+    assert!(!r("secret/x.txt").exists());
+
+    // sftp, put and get in a batch.
+    let batch = env.write(
+        "batch",
+        &format!(
+            "put up.txt {0}\nget {0} got.txt\n",
+            r("via-sftp.txt").display()
+        ),
+    );
+    let out = tool(&["sftp", "-b", batch.to_str().unwrap(), "web"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(std::fs::read_to_string(r("via-sftp.txt")).unwrap(), content);
+    assert_eq!(
+        std::fs::read_to_string(env.path().join("got.txt")).unwrap(),
+        content
+    );
+    let rec = last_recording(&gw, &env);
+    assert!(rec.matches(&sha).count() >= 2, "{rec}");
+    let secrets = sshd.key_lines();
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_hidden(&secrets, &[("the recording", &rec)]);
+    assert_nothing_left(&env);
+}

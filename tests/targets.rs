@@ -131,7 +131,7 @@ impl Sshd {
                  AuthorizedKeysFile {d}/authorized_keys\nPidFile none\nUsePAM no\n\
                  StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nPrintMotd no\n\
-                 PrintLastLog no\nLogLevel VERBOSE\n",
+                 PrintLastLog no\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n",
                 d = d.display()
             );
             std::fs::write(d.join("sshd_config"), config).unwrap();

@@ -3,6 +3,7 @@
 pub mod remote;
 pub mod session;
 pub mod session_dir;
+pub mod sftp_bridge;
 pub mod tunnel;
 
 use std::time::Duration;

@@ -245,6 +245,8 @@ async fn open_session(
     let setup = crate::policy::targets::setup(target, &req.argv).map_err(|r| {
         ApiFailure::new(StatusCode::FORBIDDEN, codes::DENIED, r.message).hint(r.hint)
     })?;
+    let program = crate::policy::program_name(argv0);
+    let ssh_target = target.kind == crate::policy::TargetKind::Ssh;
     let id = uuid::Uuid::new_v4().to_string();
     let verdict = gw.policy.check_argv(&target.name, &req.argv);
     let denied = match verdict {
@@ -375,6 +377,7 @@ async fn open_session(
                 statement_review: None,
                 local_password: None,
                 remote: None,
+                sftp_user: None,
             },
             serde_json::json!({"denied": rule.name, "argv": session.argv}),
             super::store::SessionStats {
@@ -410,17 +413,20 @@ async fn open_session(
     }
     // Postgres targets: the tool reaches the target through a local endpoint of the
     // session; its TCP side takes a password that is worth nothing outside the session.
-    let tunnel = (target.kind == crate::policy::TargetKind::Postgres).then(|| {
+    // scp and sftp on ssh targets: the same endpoint, relayed to the target's SFTP server.
+    let sftp = ssh_target && (program == "scp" || program == "sftp");
+    let tunnel = (target.kind == crate::policy::TargetKind::Postgres || sftp).then(|| {
         use rand::RngCore;
         let mut r = [0u8; 24];
         rand::rng().fill_bytes(&mut r);
         Box::new(crate::proto::TunnelSpec {
-            kind: "postgres".into(),
+            kind: if sftp { "sftp" } else { "postgres" }.into(),
             local_password: hex::encode(r),
         })
     });
+    let sftp_user = sftp.then(|| ssh_user(target, None));
     // ssh targets: the gateway is the SSH client; the client runs no tool.
-    let remote = (target.kind == crate::policy::TargetKind::Ssh)
+    let remote = (ssh_target && program == "ssh")
         .then(|| remote_spec(target, &req))
         .transpose()
         .map_err(|r| {
@@ -445,6 +451,7 @@ async fn open_session(
                 .as_ref()
                 .map(|t| crate::auth::Secret::new(t.local_password.clone())),
             remote: remote.clone(),
+            sftp_user,
         },
     );
     reap_if_never_attached(gw.clone(), id.clone());
@@ -464,16 +471,10 @@ async fn open_session(
     Ok((StatusCode::CREATED, Json(opened)).into_response())
 }
 
-/// What the gateway's SSH channel runs for `req` on an ssh target (the command line was
-/// checked by the target's setup already).
-fn remote_spec(
-    target: &crate::policy::Target,
-    req: &OpenSession,
-) -> Result<super::ssh::RemoteSpec, crate::policy::targets::Refusal> {
-    let c = crate::policy::ssh::parse(&req.argv, &target.name)?;
-    let user = c
-        .user
-        .clone()
+/// Who the gateway logs in as on an ssh target: the command line's user (checked against
+/// the target's), else the target's, else the gateway's own.
+fn ssh_user(target: &crate::policy::Target, asked: Option<String>) -> String {
+    asked
         .or_else(|| target.access.user.clone())
         .or_else(|| {
             nix::unistd::User::from_uid(nix::unistd::geteuid())
@@ -481,7 +482,17 @@ fn remote_spec(
                 .flatten()
                 .map(|u| u.name)
         })
-        .unwrap_or_else(|| "root".into());
+        .unwrap_or_else(|| "root".into())
+}
+
+/// What the gateway's SSH channel runs for `req` on an ssh target (the command line was
+/// checked by the target's setup already).
+fn remote_spec(
+    target: &crate::policy::Target,
+    req: &OpenSession,
+) -> Result<super::ssh::RemoteSpec, crate::policy::targets::Refusal> {
+    let c = crate::policy::ssh::parse(&req.argv, &target.name)?;
+    let user = ssh_user(target, c.user.clone());
     let pty = (req.mode == crate::proto::Mode::Pty).then(|| {
         (
             req.term

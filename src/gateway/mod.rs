@@ -7,6 +7,7 @@ pub mod embedded;
 mod masking;
 mod pg;
 mod reviews;
+mod sftp;
 pub mod signing;
 mod ssh;
 pub mod store;
@@ -77,6 +78,8 @@ pub(crate) struct Pending {
     pub local_password: Option<crate::auth::Secret>,
     /// ssh targets: what the gateway's own SSH channel runs.
     pub remote: Option<ssh::RemoteSpec>,
+    /// ssh targets running `scp`/`sftp`: the user the SFTP channels log in as.
+    pub sftp_user: Option<String>,
 }
 
 impl Gateway {

@@ -104,7 +104,7 @@ impl SshError {
     }
 }
 
-struct Checker {
+pub(crate) struct Checker {
     known_hosts: String,
     host: String,
     port: u16,
@@ -129,8 +129,12 @@ impl client::Handler for Checker {
     }
 }
 
-/// Connects to the target, logs in with its key and starts the command or shell.
-pub async fn open(target: &Target, spec: &RemoteSpec) -> Result<Remote, SshError> {
+/// Connects to the target, checks its host key and logs in with its key as `user`.
+pub(crate) async fn connect(
+    target: &Target,
+    user: &str,
+    connect_timeout: Option<u64>,
+) -> Result<Handle<Checker>, SshError> {
     let a = &target.access;
     let host = a.host.clone().unwrap_or_else(|| target.name.clone());
     let port = a.port.unwrap_or(22);
@@ -156,9 +160,7 @@ pub async fn open(target: &Target, spec: &RemoteSpec) -> Result<Remote, SshError
         keepalive_max: 3,
         ..Default::default()
     });
-    let limit = spec
-        .connect_timeout
-        .map_or(CONNECT_TIMEOUT, Duration::from_secs);
+    let limit = connect_timeout.map_or(CONNECT_TIMEOUT, Duration::from_secs);
     let unreachable = |why: String| SshError::Unreachable {
         target: target.name.clone(),
         host: host.clone(),
@@ -211,7 +213,7 @@ pub async fn open(target: &Target, spec: &RemoteSpec) -> Result<Remote, SshError
         .flatten();
     let auth = handle
         .authenticate_publickey(
-            spec.user.clone(),
+            user.to_string(),
             PrivateKeyWithHashAlg::new(Arc::new(key), hash),
         )
         .await
@@ -219,9 +221,19 @@ pub async fn open(target: &Target, spec: &RemoteSpec) -> Result<Remote, SshError
     if !auth.success() {
         return Err(SshError::AuthRefused {
             target: target.name.clone(),
-            user: spec.user.clone(),
+            user: user.to_string(),
         });
     }
+    Ok(handle)
+}
+
+/// Connects to the target, logs in with its key and starts the command or shell.
+pub async fn open(target: &Target, spec: &RemoteSpec) -> Result<Remote, SshError> {
+    let other = |why: String| SshError::Other {
+        target: target.name.clone(),
+        why,
+    };
+    let handle = connect(target, &spec.user, spec.connect_timeout).await?;
     let channel = handle
         .channel_open_session()
         .await

@@ -352,7 +352,19 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
                     approval: std::sync::Mutex::new(pending.statement_review.clone()),
                 })
             }),
-    );
+    )
+    .sftp(pending.sftp_user.as_ref().and_then(|user| {
+        let target = gw
+            .policy
+            .targets
+            .iter()
+            .find(|t| t.name == pending.target)?;
+        Some(Arc::new(super::sftp::SftpCtx {
+            gw: gw.clone(),
+            target: target.clone(),
+            user: user.clone(),
+        }))
+    }));
     let mut s = Session {
         tunnels,
         remote: None,

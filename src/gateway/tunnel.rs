@@ -26,6 +26,8 @@ struct Channel {
 
 pub(crate) struct Tunnels {
     ctx: Option<Arc<SessionCtx>>,
+    /// ssh targets running `scp`/`sftp`: channels go to the target's SFTP server.
+    sftp: Option<Arc<super::sftp::SftpCtx>>,
     channels: HashMap<u32, Channel>,
     pub events: mpsc::UnboundedReceiver<FromChannel>,
     events_tx: mpsc::UnboundedSender<FromChannel>,
@@ -37,10 +39,17 @@ impl Tunnels {
         let (events_tx, events) = mpsc::unbounded_channel();
         Tunnels {
             ctx,
+            sftp: None,
             channels: HashMap::new(),
             events,
             events_tx,
         }
+    }
+
+    /// Channels of this session are served by the target's SFTP server.
+    pub fn sftp(mut self, ctx: Option<Arc<super::sftp::SftpCtx>>) -> Tunnels {
+        self.sftp = ctx;
+        self
     }
 
     /// A tunnel frame from the client; `Err` is a protocol error that ends the session.
@@ -71,9 +80,9 @@ impl Tunnels {
     }
 
     fn open(&mut self, ch: u32, via: Via) -> Result<(), String> {
-        let Some(ctx) = self.ctx.clone() else {
+        if self.ctx.is_none() && self.sftp.is_none() {
             return Err("this session's target has no local endpoint to tunnel".into());
-        };
+        }
         if self.channels.contains_key(&ch) {
             return Err(format!("channel {ch} is already open"));
         }
@@ -84,14 +93,25 @@ impl Tunnels {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let window = Arc::new(Semaphore::new(pg::WINDOW));
-        let task = tokio::spawn(pg::serve(
-            ctx,
-            ch,
-            via,
-            rx,
-            self.events_tx.clone(),
-            window.clone(),
-        ));
+        let task = match (&self.ctx, &self.sftp) {
+            (Some(ctx), _) => tokio::spawn(pg::serve(
+                ctx.clone(),
+                ch,
+                via,
+                rx,
+                self.events_tx.clone(),
+                window.clone(),
+            )),
+            (None, Some(sftp)) => tokio::spawn(super::sftp::serve(
+                sftp.clone(),
+                ch,
+                via,
+                rx,
+                self.events_tx.clone(),
+                window.clone(),
+            )),
+            (None, None) => return Ok(()),
+        };
         self.channels.insert(
             ch,
             Channel {

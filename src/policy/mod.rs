@@ -8,6 +8,7 @@ pub mod gate;
 pub mod mask;
 pub mod review;
 pub mod screen;
+pub mod sftp;
 pub mod sql;
 pub mod ssh;
 pub mod targets;

@@ -255,6 +255,99 @@ impl SshCommand {
     }
 }
 
+/// `scp` and `sftp` on an ssh target: the local tool speaks SFTP to a hoopx bridge (`-D`,
+/// added by the client) and the gateway to the target, so options that pick a transport,
+/// a key, a config or another SFTP server are refused; every remote operand must name the
+/// target (its name or host, with its user if any).
+pub fn check_transfer(
+    argv: &[String],
+    target: &str,
+    host: Option<&str>,
+    user: Option<&str>,
+) -> Result<(), Refusal> {
+    let program = super::program_name(argv.first().map_or("", String::as_str));
+    let (flags, values): (&str, &str) = match program {
+        "scp" => ("46BCpqrTv", "l"),
+        _ => ("46aCfNpqrv", "blRB"),
+    };
+    let why = |what: &str| {
+        Refusal {
+        message: format!(
+            "{program} {what} cannot be honoured on target {target:?}: the gateway makes the connection and speaks to the target's SFTP server itself"
+        ),
+        hint: format!(
+            "run `{program} [-{flags}] …` with {target}:PATH as the remote side"
+        ),
+    }
+    };
+    let mut remote = false;
+    let mut i = 1;
+    let mut options_ended = false;
+    while i < argv.len() {
+        let arg = &argv[i];
+        i += 1;
+        if !options_ended && arg == "--" {
+            options_ended = true;
+            continue;
+        }
+        if let Some(fl) = arg
+            .strip_prefix('-')
+            .filter(|f| !f.is_empty() && !options_ended)
+        {
+            for (at, c) in fl.char_indices() {
+                if flags.contains(c) {
+                    continue;
+                }
+                if values.contains(c) {
+                    if at + 1 == fl.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+                return Err(why(&format!("-{c}")));
+            }
+            continue;
+        }
+        // `[user@]host:path` (scp, sftp) or `[user@]host` (sftp's destination).
+        let spec = match arg.split_once(':') {
+            Some((h, _)) if !h.contains('/') => Some(h),
+            None if program == "sftp" && !remote => Some(arg.as_str()),
+            _ => None,
+        };
+        let Some(spec) = spec else { continue };
+        let (u, h) = match spec.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, spec),
+        };
+        if h != target && Some(h) != host {
+            return Err(Refusal {
+                message: format!(
+                    "{program} to {h:?} on target {target:?}: this target connects to its own host only"
+                ),
+                hint: format!("name the target as the host: {target}:PATH"),
+            });
+        }
+        if let (Some(u), Some(own)) = (u, user) {
+            if u != own {
+                return Err(Refusal {
+                    message: format!(
+                        "{program} as {u:?} on target {target:?}: the target's key logs in as {own:?} only"
+                    ),
+                    hint: format!("leave the user out, or use {own:?}"),
+                });
+            }
+        }
+        remote = true;
+    }
+    if !remote {
+        return Err(Refusal {
+            message: format!("{program} on target {target:?} names no remote file"),
+            hint: format!("name the remote side as {target}:PATH"),
+        });
+    }
+    Ok(())
+}
+
 /// What the host presented, against what the target's known_hosts holds for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostKey {
@@ -487,6 +580,38 @@ mod tests {
             .check_target("web", None, Some("deploy"))
             .is_ok());
         assert!(p("ssh").check_target("web", None, Some("deploy")).is_ok());
+    }
+
+    #[test]
+    fn scp_and_sftp_name_the_target_and_take_no_transport_options() {
+        let ok = |s: &str| check_transfer(&argv(s), "web", Some("10.0.0.5"), Some("deploy"));
+        for good in [
+            "scp f web:/tmp/f",
+            "scp -r -p dir deploy@web:/tmp/",
+            "scp web:/etc/motd .",
+            "scp -l 100 f 10.0.0.5:x",
+            "sftp web",
+            "sftp web:/tmp/f local",
+            "sftp -b batch -q deploy@web",
+        ] {
+            assert!(ok(good).is_ok(), "{good}: {:?}", ok(good));
+        }
+        for bad in [
+            "scp f other:/tmp/f",
+            "scp -o ProxyCommand=x f web:/x",
+            "scp -S prog f web:/x",
+            "scp -D prog f web:/x",
+            "scp -F cfg f web:/x",
+            "scp -i key f web:/x",
+            "scp -O f web:/x",
+            "scp f root@web:/x",
+            "scp a b",
+            "sftp -D prog web",
+            "sftp -s sub web",
+            "sftp other",
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
     }
 
     const ED: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";

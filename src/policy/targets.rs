@@ -68,7 +68,7 @@ pub fn accepts(kind: TargetKind, field: &str) -> bool {
 pub fn default_programs(kind: TargetKind) -> &'static [&'static str] {
     match kind {
         TargetKind::Postgres => &["psql"],
-        TargetKind::Ssh => &["ssh"],
+        TargetKind::Ssh => &["ssh", "scp", "sftp"],
         TargetKind::Kubernetes => &["kubectl"],
         TargetKind::Command => &[],
     }
@@ -86,7 +86,7 @@ pub fn credential_programs(kind: TargetKind) -> &'static [&'static str] {
             "pg_isready",
             "pgbench",
         ],
-        TargetKind::Ssh => &["ssh"],
+        TargetKind::Ssh => &["ssh", "scp", "sftp"],
         TargetKind::Kubernetes => &["kubectl"],
         TargetKind::Command => &[],
     }
@@ -290,6 +290,11 @@ pub fn setup(target: &Target, argv: &[String]) -> Result<ToolSetup, Refusal> {
     match target.kind {
         TargetKind::Postgres => postgres(target, argv, &mut s)?,
         TargetKind::Ssh if program == "ssh" => ssh(target, argv, &mut s)?,
+        TargetKind::Ssh if program == "scp" || program == "sftp" => {
+            super::ssh::check_transfer(argv, &target.name, a.host.as_deref(), a.user.as_deref())?;
+            s.env.clear();
+            s.files.clear();
+        }
         TargetKind::Kubernetes if program == "kubectl" => kubernetes(target, argv, &mut s)?,
         TargetKind::Ssh | TargetKind::Kubernetes if a.holds_secrets() => {
             return Err(refuse(
