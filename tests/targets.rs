@@ -13,20 +13,20 @@ const T: Duration = Duration::from_secs(60);
 
 /// `hoopx` pointed at `gw`, with its temp directory in the test's own `tmp`, where the
 /// session directories go.
-fn hoopx(gw: &Gateway, env: &Env) -> Command {
+pub(crate) fn hoopx(gw: &Gateway, env: &Env) -> Command {
     let mut c = gw.hoopx(env);
     c.env("TMPDIR", tmp_dir(env));
     c
 }
 
-fn tmp_dir(env: &Env) -> PathBuf {
+pub(crate) fn tmp_dir(env: &Env) -> PathBuf {
     let p = env.path().join("tmp");
     std::fs::create_dir_all(&p).unwrap();
     p
 }
 
 /// No session directory (or anything else) is left in the test's temp directory.
-fn assert_nothing_left(env: &Env) {
+pub(crate) fn assert_nothing_left(env: &Env) {
     let left: Vec<_> = std::fs::read_dir(tmp_dir(env))
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -35,7 +35,7 @@ fn assert_nothing_left(env: &Env) {
 }
 
 /// The last session's recording, as `hoopx replay --format json` exports it, decoded.
-fn last_recording(gw: &Gateway, env: &Env) -> String {
+pub(crate) fn last_recording(gw: &Gateway, env: &Env) -> String {
     let mut c = gw.hoopx(env);
     c.args(["replay", "last", "--format", "json"]);
     let out = run(c, "", T);
@@ -56,7 +56,7 @@ fn last_recording(gw: &Gateway, env: &Env) -> String {
 }
 
 /// None of `secrets` is in any of the texts.
-fn assert_hidden(secrets: &[&str], texts: &[(&str, &str)]) {
+pub(crate) fn assert_hidden(secrets: &[&str], texts: &[(&str, &str)]) {
     for (what, text) in texts {
         for s in secrets {
             assert!(!text.contains(s), "{what} holds the secret {s:?}:\n{text}");
@@ -64,7 +64,19 @@ fn assert_hidden(secrets: &[&str], texts: &[(&str, &str)]) {
     }
 }
 
-fn sh(cmd: &mut Command) -> std::process::Output {
+/// A public key's SHA256 fingerprint, as `ssh-keygen -l` prints it.
+pub(crate) fn fingerprint(pub_key: &Path) -> String {
+    let out = sh(Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(pub_key));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub(crate) fn sh(cmd: &mut Command) -> std::process::Output {
     let out = cmd.stdin(Stdio::null()).output().expect("run");
     assert!(
         out.status.success(),
@@ -80,11 +92,11 @@ fn sh(cmd: &mut Command) -> std::process::Output {
 /// A real OpenSSH server on a free loopback port with a generated host key, accepting one
 /// generated user key for the current user. Run as the current user; as root it needs the
 /// privilege-separation directory /run/sshd.
-struct Sshd {
+pub(crate) struct Sshd {
     dir: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
     child: Child,
-    log: Lines,
+    pub(crate) log: Lines,
 }
 
 fn sshd_bin() -> PathBuf {
@@ -97,7 +109,7 @@ fn sshd_bin() -> PathBuf {
 }
 
 impl Sshd {
-    fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix("hoopx-sshd-")
             .tempdir()
@@ -119,7 +131,7 @@ impl Sshd {
                  AuthorizedKeysFile {d}/authorized_keys\nPidFile none\nUsePAM no\n\
                  StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nPrintMotd no\n\
-                 PrintLastLog no\nLogLevel VERBOSE\n",
+                 PrintLastLog no\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n",
                 d = d.display()
             );
             std::fs::write(d.join("sshd_config"), config).unwrap();
@@ -157,12 +169,12 @@ impl Sshd {
         panic!("sshd found no free port in 5 attempts");
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// The host's public key, as a bare known_hosts entry.
-    fn host_key(&self) -> String {
+    pub(crate) fn host_key(&self) -> String {
         std::fs::read_to_string(self.path("host_key.pub"))
             .unwrap()
             .trim()
@@ -170,7 +182,7 @@ impl Sshd {
     }
 
     /// The lines of the user's private key that are secret (the base64 body).
-    fn key_lines(&self) -> Vec<String> {
+    pub(crate) fn key_lines(&self) -> Vec<String> {
         std::fs::read_to_string(self.path("user_key"))
             .unwrap()
             .lines()
@@ -181,7 +193,7 @@ impl Sshd {
 
     /// A gateway config with target `web` on this server, whose key the gateway reads from
     /// a file, and `stale`, whose known_hosts holds another host's key.
-    fn config(&self, other_host_key: &str) -> String {
+    pub(crate) fn config(&self, other_host_key: &str) -> String {
         let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
             .unwrap()
             .unwrap()
@@ -260,15 +272,16 @@ fn ssh_runs_commands_on_the_target_with_the_gateways_key_in_pipe_mode() {
     assert_nothing_left(&env);
 
     // The host key is checked against the target's known_hosts: a mismatch fails at once,
-    // with no question asked.
+    // with no question asked, naming both fingerprints.
     let mut c = hoopx(&gw, &env);
     c.args(["exec", "--target", "stale", "--", "ssh", "stale", "true"]);
     let out = run(c, "", T);
-    assert_eq!(out.code(), 255, "{out:?}");
-    assert!(
-        out.stderr.contains("Host key verification failed"),
-        "{out:?}"
-    );
+    assert_eq!(out.code(), 69, "{out:?}");
+    let presented = fingerprint(&sshd.path("host_key.pub"));
+    let known = fingerprint(&other.path().join("k.pub"));
+    assert!(out.stderr.contains("host key mismatch"), "{out:?}");
+    assert!(out.stderr.contains(&presented), "{presented}: {out:?}");
+    assert!(out.stderr.contains(&known), "{known}: {out:?}");
     assert_nothing_left(&env);
 
     // Options that would send the key elsewhere, other hosts and other programs are

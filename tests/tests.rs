@@ -17,6 +17,7 @@ mod pg_rules;
 mod postgres;
 mod readme;
 mod recording;
+mod ssh;
 mod store;
 mod targets;
 mod util;

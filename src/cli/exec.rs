@@ -71,7 +71,10 @@ pub fn run(args: ExecArgs) -> Result<ExitCode, Failure> {
             "--output json and --tty do not go together: JSON events need pipes",
         ));
     }
-    let mode = if !json && (args.tty || (on_terminal && !args.no_tty)) {
+    // `ssh`: a terminal as OpenSSH decides it (`-t`, `-T`, a command or not), unless
+    // --tty or --no-tty say otherwise.
+    let ssh_pty = ssh_wants_pty(&args.command, pty::is_tty(stdin.as_fd()));
+    let mode = if !json && (args.tty || (!args.no_tty && ssh_pty.unwrap_or(on_terminal))) {
         Mode::Pty
     } else {
         Mode::Pipe
@@ -168,6 +171,9 @@ async fn exec(
         cols: size.map(|s| s.0),
         rows: size.map(|s| s.1),
         review: wait.review.clone(),
+        term: (mode == Mode::Pty)
+            .then(|| std::env::var("TERM").ok())
+            .flatten(),
     };
     let opened = open(&client, &mut req, &wait).await.map_err(not_run)?;
     if wait.json {
@@ -199,6 +205,24 @@ async fn exec(
             ));
         }
     };
+    if opened.remote.is_some() {
+        // The gateway runs the remote terminal itself (ssh targets): nothing starts here.
+        let no_stdin = crate::policy::ssh::parse(&argv, "")
+            .map(|c| c.no_stdin)
+            .unwrap_or(false);
+        let raw = raw_mode(mode);
+        let outcome = crate::client::remote::run(
+            ws,
+            mode == Mode::Pty,
+            no_stdin,
+            signals,
+            &run_options(&wait),
+            renewing,
+        )
+        .await;
+        drop(raw);
+        return finish(outcome, &opened, &wait, &program);
+    }
     // The target's credentials and configs, for the tool only; removed when `prepared`
     // drops, however the session ends.
     let mut prepared = match session_dir::prepare(&opened, &argv) {
@@ -229,7 +253,37 @@ async fn exec(
             });
         }
     };
-    let raw = if mode == Mode::Pty && pty::is_tty(std::io::stdin().as_fd()) {
+    let raw = raw_mode(mode);
+    let outcome = session::run_renewing(
+        ws,
+        tool,
+        mode == Mode::Pty,
+        signals,
+        &run_options(&wait),
+        renewing,
+        prepared.endpoint.take(),
+    )
+    .await;
+    drop(raw);
+    drop(prepared);
+    finish(outcome, &opened, &wait, &program)
+}
+
+/// For `ssh …`: whether OpenSSH would ask for a remote terminal; `None` for other programs
+/// (or a command line the gateway will refuse anyway).
+fn ssh_wants_pty(argv: &[String], stdin_is_tty: bool) -> Option<bool> {
+    let program = crate::policy::program_name(argv.first()?);
+    if program != "ssh" {
+        return None;
+    }
+    crate::policy::ssh::parse(argv, "")
+        .ok()
+        .map(|c| c.wants_pty(stdin_is_tty))
+}
+
+/// The caller's terminal in raw mode for a PTY session on a terminal; restored on drop.
+fn raw_mode(mode: Mode) -> Option<pty::RawModeGuard> {
+    if mode == Mode::Pty && pty::is_tty(std::io::stdin().as_fd()) {
         match pty::RawModeGuard::enable() {
             Ok(g) => Some(g),
             Err(e) => {
@@ -241,8 +295,11 @@ async fn exec(
         }
     } else {
         None
-    };
-    let opts = RunOptions {
+    }
+}
+
+fn run_options(wait: &Wait) -> RunOptions {
+    RunOptions {
         json: wait.json,
         // --no-wait: an input line that needs review ends the session at once (75) instead of
         // holding the caller.
@@ -252,19 +309,17 @@ async fn exec(
             wait.timeout
         },
         capture: wait.capture,
-    };
-    let outcome = session::run_renewing(
-        ws,
-        tool,
-        mode == Mode::Pty,
-        signals,
-        &opts,
-        renewing,
-        prepared.endpoint.take(),
-    )
-    .await;
-    drop(raw);
-    drop(prepared);
+    }
+}
+
+/// The session's outcome as hoopx's exit: JSON or captured events, denied lines (77), the
+/// tool's code.
+fn finish(
+    outcome: Result<session::Outcome, SessionError>,
+    opened: &SessionOpened,
+    wait: &Wait,
+    program: &str,
+) -> Result<ExitCode, Failure> {
     if let (true, Ok(o)) = (wait.json, &outcome) {
         event(
             serde_json::json!({"event": "exit", "code": o.code, "denied_lines": o.denied, "session_id": opened.session_id}),
@@ -310,7 +365,7 @@ async fn exec(
             }
         }
         Ok(o) => Ok(ExitCode::from((o.code & 0xff) as u8)),
-        Err(e) => Err(session_failure(e, &program)),
+        Err(e) => Err(session_failure(e, program)),
     }
 }
 

@@ -297,6 +297,9 @@ impl std::fmt::Debug for GatewayArgs {
 
 pub fn main() -> ExitCode {
     crate::pty::cloexec_inherited_fds();
+    if let Some(code) = crate::client::sftp_bridge::run_if_bridge() {
+        return code;
+    }
     let early = color_from_args();
     let clap_color = match (early, decide_color(early)) {
         (ColorWhen::Always, _) => clap::ColorChoice::Always,

@@ -1,7 +1,9 @@
 //! The gateway client: the HTTP API (reqwest) and the session stream (WebSocket).
 
+pub mod remote;
 pub mod session;
 pub mod session_dir;
+pub mod sftp_bridge;
 pub mod tunnel;
 
 use std::time::Duration;

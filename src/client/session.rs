@@ -32,14 +32,14 @@ use crate::pty::{self, Tool, ToolIo};
 pub const OUTPUT_WINDOW: usize = 128;
 pub const INPUT_WINDOW: usize = 16;
 const READ_CHUNK: usize = 256 * 1024;
-const KEEPALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEPALIVE: Duration = Duration::from_secs(15);
 /// A gateway silent for this long (no frame, no pong) is gone.
-const GATEWAY_SILENCE: Duration = Duration::from_secs(45);
+pub(crate) const GATEWAY_SILENCE: Duration = Duration::from_secs(45);
 /// After the tool exits, output still arriving is drained until it pauses this long.
 const DRAIN_PAUSE: Duration = Duration::from_secs(2);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How a session ended, from the client's point of view.
 #[derive(Debug)]
@@ -85,7 +85,7 @@ pub struct Captured {
 }
 
 /// What the output writer writes.
-enum Out {
+pub(crate) enum Out {
     Data(Stream, Bytes, Vec<OwnedSemaphorePermit>),
     /// One NDJSON event (JSON mode).
     Event(serde_json::Value),
@@ -181,7 +181,7 @@ pub async fn wait_ready(ws: &mut Ws) -> Result<(), SessionError> {
     }
 }
 
-fn stream_error(e: crate::proto::frame::StreamError) -> SessionError {
+pub(crate) fn stream_error(e: crate::proto::frame::StreamError) -> SessionError {
     match e.code.as_str() {
         "protocol" => SessionError::Protocol(format!("the gateway reports: {}", e.message)),
         "policy" => SessionError::Policy(e.message),
@@ -263,7 +263,7 @@ fn reader_index(s: Stream) -> usize {
     }
 }
 
-enum FromCaller {
+pub(crate) enum FromCaller {
     Chunk(Bytes, OwnedSemaphorePermit),
     Eof,
 }
@@ -328,7 +328,7 @@ fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
 }
 
 /// Reads our stdin on a plain thread (a blocked read must not hold up the runtime at exit).
-fn spawn_stdin_reader(window: Arc<Semaphore>, tx: mpsc::Sender<FromCaller>) {
+pub(crate) fn spawn_stdin_reader(window: Arc<Semaphore>, tx: mpsc::Sender<FromCaller>) {
     let rt = tokio::runtime::Handle::current();
     let _ = std::thread::Builder::new()
         .name("hoopx-stdin".into())
@@ -404,7 +404,7 @@ where
 ///
 /// When our stdout's reader goes away (`hoopx exec -- cat big | head -1`), `closed` is told
 /// once, so the tool can be stopped as it would be in a plain pipeline.
-fn spawn_output_writer(
+pub(crate) fn spawn_output_writer(
     mut rx: mpsc::UnboundedReceiver<Out>,
     closed: mpsc::UnboundedSender<()>,
     json: bool,
@@ -523,11 +523,11 @@ async fn send(ws: &mut Ws, f: ClientFrame) -> Result<(), SessionError> {
         .map_err(|e| SessionError::GatewayLost(e.to_string()))
 }
 
-type Sink = futures_util::stream::SplitSink<Ws, Message>;
+pub(crate) type Sink = futures_util::stream::SplitSink<Ws, Message>;
 
 /// Sends on the session's write half; a gateway that takes no frame for
 /// [`GATEWAY_SILENCE`] is gone.
-async fn send_to(sink: &mut Sink, msg: Message) -> Result<(), SessionError> {
+pub(crate) async fn send_to(sink: &mut Sink, msg: Message) -> Result<(), SessionError> {
     match tokio::time::timeout(GATEWAY_SILENCE, sink.send(msg)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(SessionError::GatewayLost(e.to_string())),
@@ -542,11 +542,11 @@ async fn send_to(sink: &mut Sink, msg: Message) -> Result<(), SessionError> {
 /// cleaned up exists: from then on a signal ends the session through its loop instead of
 /// killing hoopx on the spot.
 pub struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    quit: tokio::signal::unix::Signal,
-    winch: tokio::signal::unix::Signal,
+    pub(crate) int: tokio::signal::unix::Signal,
+    pub(crate) term: tokio::signal::unix::Signal,
+    pub(crate) hup: tokio::signal::unix::Signal,
+    pub(crate) quit: tokio::signal::unix::Signal,
+    pub(crate) winch: tokio::signal::unix::Signal,
 }
 
 pub fn install_signals() -> std::io::Result<Signals> {
@@ -572,7 +572,7 @@ pub async fn run(
 }
 
 /// The next fresh token to hand the gateway; pending forever once there are none.
-async fn next_token(
+pub(crate) async fn next_token(
     tokens: &mut Option<mpsc::UnboundedReceiver<crate::auth::Secret>>,
 ) -> Option<crate::auth::Secret> {
     match tokens {
@@ -748,6 +748,7 @@ pub async fn run_renewing(
                     ServerFrame::TunnelData { ch, data } => tunnels.data(ch, data),
                     ServerFrame::TunnelAck { ch, n } => tunnels.acked(ch, n),
                     ServerFrame::TunnelClose { ch } => tunnels.close(ch),
+                    ServerFrame::Exited { .. } => break Err(SessionError::Protocol("a remote exit in a session whose tool runs here".into())),
                 }
             }
             m = tool_rx.recv(), if open_readers > 0 => {

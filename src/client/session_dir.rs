@@ -138,6 +138,19 @@ pub fn prepare(opened: &SessionOpened, argv: &[String]) -> Result<Prepared, Stri
             env.insert("KUBECONFIG".into(), path.display().to_string());
             Some(e)
         }
+        (Some(t), Some(d)) if t.kind == "sftp" => {
+            let e = super::tunnel::bind(d.path()).map_err(|e| {
+                format!(
+                    "cannot open the session's SFTP endpoint in {}: {e}",
+                    d.path().display()
+                )
+            })?;
+            env.insert(
+                super::sftp_bridge::SOCKET_VAR.into(),
+                e.socket.display().to_string(),
+            );
+            Some(e)
+        }
         (Some(t), _) => {
             return Err(format!(
             "the gateway asked for a local endpoint of kind {:?}, which this hoopx does not know",
@@ -164,6 +177,23 @@ pub fn prepare(opened: &SessionOpened, argv: &[String]) -> Result<Prepared, Stri
     if argv.is_empty() {
         return Err("the gateway sent an empty command line".into());
     }
+    // scp and sftp on an ssh target: their "SFTP server" is this hoopx, as a bridge to the
+    // session's endpoint (the gateway speaks to the target's SFTP server).
+    let argv = if opened.tunnel.as_ref().is_some_and(|t| t.kind == "sftp") {
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find the hoopx executable for the SFTP bridge: {e}"))?
+            .display()
+            .to_string();
+        let direct = match crate::policy::program_name(&argv[0]) {
+            "sftp" => format!("{exe} sftp-bridge"),
+            _ => exe,
+        };
+        let mut out = vec![argv[0].clone(), "-D".into(), direct];
+        out.extend(argv[1..].iter().cloned());
+        out
+    } else {
+        argv
+    };
     Ok(Prepared {
         argv,
         env,
@@ -248,6 +278,7 @@ mod tests {
             files,
             argv,
             tunnel: None,
+            remote: None,
         }
     }
 

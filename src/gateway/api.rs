@@ -246,6 +246,8 @@ async fn open_session(
     let setup = crate::policy::targets::setup(target, &req.argv).map_err(|r| {
         ApiFailure::new(StatusCode::FORBIDDEN, codes::DENIED, r.message).hint(r.hint)
     })?;
+    let program = crate::policy::program_name(argv0);
+    let ssh_target = target.kind == crate::policy::TargetKind::Ssh;
     let id = uuid::Uuid::new_v4().to_string();
     let verdict = gw.policy.check_argv(&target.name, &req.argv);
     let denied = match verdict {
@@ -382,6 +384,8 @@ async fn open_session(
                 statement_review: None,
                 local_password: None,
                 local_tls: None,
+                remote: None,
+                sftp_user: None,
             },
             serde_json::json!({"denied": rule.name, "argv": session.argv}),
             super::store::SessionStats {
@@ -411,10 +415,13 @@ async fn open_session(
     // Postgres targets: the tool reaches the target through a local endpoint of the
     // session; its TCP side takes a password that is worth nothing outside the session.
     // Kubernetes targets likewise: the kubeconfig's token is the endpoint's, not the
-    // cluster's.
+    // cluster's. scp and sftp on ssh targets: the same endpoint, relayed to the target's
+    // SFTP server.
+    let sftp = ssh_target && (program == "scp" || program == "sftp");
     let tunnel_kind = match target.kind {
         crate::policy::TargetKind::Postgres => Some("postgres"),
         crate::policy::TargetKind::Kubernetes => Some("kubernetes"),
+        crate::policy::TargetKind::Ssh if sftp => Some("sftp"),
         _ => None,
     };
     let local_tls = match tunnel_kind {
@@ -443,6 +450,14 @@ async fn open_session(
             ca: local_tls.as_ref().map(|t| t.cert_pem.clone()),
         })
     });
+    let sftp_user = sftp.then(|| ssh_user(target, None));
+    // ssh targets: the gateway is the SSH client; the client runs no tool.
+    let remote = (ssh_target && program == "ssh")
+        .then(|| remote_spec(target, &req))
+        .transpose()
+        .map_err(|r| {
+            ApiFailure::new(StatusCode::FORBIDDEN, codes::DENIED, r.message).hint(r.hint)
+        })?;
     gw.pending().insert(
         id.clone(),
         Pending {
@@ -462,6 +477,8 @@ async fn open_session(
                 .as_ref()
                 .map(|t| crate::auth::Secret::new(t.local_password.clone())),
             local_tls,
+            remote: remote.clone(),
+            sftp_user,
         },
     );
     reap_if_never_attached(gw.clone(), id.clone());
@@ -476,8 +493,50 @@ async fn open_session(
         files: setup.files,
         argv: setup.argv,
         tunnel,
+        remote: remote.map(|_| "ssh".to_string()),
     };
     Ok((StatusCode::CREATED, Json(opened)).into_response())
+}
+
+/// Who the gateway logs in as on an ssh target: the command line's user (checked against
+/// the target's), else the target's, else the gateway's own.
+fn ssh_user(target: &crate::policy::Target, asked: Option<String>) -> String {
+    asked
+        .or_else(|| target.access.user.clone())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| "root".into())
+}
+
+/// What the gateway's SSH channel runs for `req` on an ssh target (the command line was
+/// checked by the target's setup already).
+fn remote_spec(
+    target: &crate::policy::Target,
+    req: &OpenSession,
+) -> Result<super::ssh::RemoteSpec, crate::policy::targets::Refusal> {
+    let c = crate::policy::ssh::parse(&req.argv, &target.name)?;
+    let user = ssh_user(target, c.user.clone());
+    let pty = (req.mode == crate::proto::Mode::Pty).then(|| {
+        (
+            req.term
+                .clone()
+                .filter(|t| !t.is_empty() && t.len() < 64)
+                .unwrap_or_else(|| "xterm".into()),
+            req.cols.filter(|&c| c > 0).unwrap_or(80),
+            req.rows.filter(|&r| r > 0).unwrap_or(24),
+        )
+    });
+    Ok(super::ssh::RemoteSpec {
+        user,
+        command: c.command,
+        pty,
+        no_stdin: c.no_stdin,
+        connect_timeout: c.connect_timeout,
+    })
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,9 @@ mod kube;
 mod masking;
 mod pg;
 mod reviews;
+mod sftp;
 pub mod signing;
+mod ssh;
 pub mod store;
 mod stream;
 mod tunnel;
@@ -77,6 +79,10 @@ pub(crate) struct Pending {
     pub local_password: Option<crate::auth::Secret>,
     /// Kubernetes targets: the TLS of the session's local endpoint.
     pub local_tls: Option<kube::LocalTls>,
+    /// ssh targets: what the gateway's own SSH channel runs.
+    pub remote: Option<ssh::RemoteSpec>,
+    /// ssh targets running `scp`/`sftp`: the user the SFTP channels log in as.
+    pub sftp_user: Option<String>,
 }
 
 impl Gateway {

@@ -293,6 +293,10 @@ struct Session {
     reviews: watch::Receiver<u64>,
     /// Connections to the session's local endpoint (postgres targets).
     tunnels: Tunnels,
+    /// ssh targets: the gateway's own SSH channel stands where the client's tool would be.
+    remote: Option<super::ssh::Remote>,
+    /// Input acknowledgements held while the remote has not taken its input.
+    acks_held: usize,
 }
 
 /// Input queued behind a held line.
@@ -368,6 +372,14 @@ fn relay_for(
                 upstream,
             })))
         }
+        crate::policy::TargetKind::Ssh => {
+            let user = pending.sftp_user.clone()?;
+            Some(Relay::Sftp(Arc::new(super::sftp::SftpCtx {
+                gw: gw.clone(),
+                target: t.clone(),
+                user,
+            })))
+        }
         _ => None,
     }
 }
@@ -379,6 +391,8 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     let tunnels = Tunnels::new(relay_for(&gw, &pending, &masker));
     let mut s = Session {
         tunnels,
+        remote: None,
+        acks_held: 0,
         id: pending.id.clone(),
         identity: pending.identity.clone(),
         view: (pending.mode == Mode::Pty)
@@ -442,9 +456,12 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
             .await;
             End::Aborted(format!("store unavailable: {e}"))
         }
-        Ok(()) => match send(&mut socket, ServerFrame::Ready).await {
-            Err(_) => End::Aborted("client left before the session started".into()),
-            Ok(()) => s.relay(&mut socket).await,
+        Ok(()) => match s.open_remote(&gw, &pending, &mut socket).await {
+            Err(end) => end,
+            Ok(()) => match send(&mut socket, ServerFrame::Ready).await {
+                Err(_) => End::Aborted("client left before the session started".into()),
+                Ok(()) => s.relay(&mut socket).await,
+            },
         },
     };
     s.finish(&pending.id, end, &mut socket).await;
@@ -485,6 +502,39 @@ fn lost(e: axum::Error) -> End {
 }
 
 impl Session {
+    /// ssh targets: opens the gateway's SSH channel before the session starts; a host that
+    /// cannot be reached or shows the wrong key ends the session, told to the client.
+    async fn open_remote(
+        &mut self,
+        gw: &Gateway,
+        pending: &Pending,
+        socket: &mut WebSocket,
+    ) -> Result<(), End> {
+        let Some(spec) = &pending.remote else {
+            return Ok(());
+        };
+        let Some(target) = gw.policy.targets.iter().find(|t| t.name == pending.target) else {
+            return Err(fail(socket, "internal", "the target is gone".into()).await);
+        };
+        match super::ssh::open(target, spec).await {
+            Ok(r) => {
+                self.rec.marker(json!({"ssh": {
+                    "user": spec.user,
+                    "command": spec.command.as_ref().map(|c| String::from_utf8_lossy(&self.masker.mask(c.as_bytes()).0).into_owned()),
+                    "pty": spec.pty.is_some(),
+                }}));
+                self.remote = Some(r);
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.gw
+                    .log(format_args!("session {}: ssh: {message}", self.id));
+                Err(fail(socket, e.code(), message).await)
+            }
+        }
+    }
+
     /// Queues an answer to leave once everything recorded so far is stored.
     fn answer(&mut self, frame: ServerFrame) {
         if matches!(frame, ServerFrame::Deliver(_)) {
@@ -502,7 +552,13 @@ impl Session {
         while self.outbox.front().is_some_and(|(need, _)| *need <= stored) {
             if let Some((_, frame)) = self.outbox.pop_front() {
                 let deliver = matches!(frame, ServerFrame::Deliver(_));
-                send(socket, frame).await.map_err(lost)?;
+                match (&self.remote, frame) {
+                    // A remote terminal: released input goes to the SSH channel.
+                    (Some(r), ServerFrame::Deliver(d)) => r.write(d),
+                    (Some(r), ServerFrame::DeliverEof) => r.eof(),
+                    (Some(r), ServerFrame::InputAck) if r.backlogged() => self.acks_held += 1,
+                    (_, frame) => send(socket, frame).await.map_err(lost)?,
+                }
                 if deliver {
                     // From now on the tool can echo these keys.
                     self.delivers_unsent = self.delivers_unsent.saturating_sub(1);
@@ -550,6 +606,7 @@ impl Session {
                 .map(|(t, _)| tokio::time::Instant::from_std(t));
             let hold_at = self.hold_deadline().map(tokio::time::Instant::from_std);
             let waiting_review = matches!(self.hold, Some(Hold::Review { .. }));
+            let drained = self.remote.as_ref().map(|r| r.drained.clone());
             let msg = tokio::select! {
                 m = socket.recv() => m,
                 _ = async { drop(stopping.wait_for(|s| *s).await) } => {
@@ -577,6 +634,30 @@ impl Session {
                 ev = self.tunnels.events.recv() => {
                     if let Some(ev) = ev {
                         self.channel_event(ev);
+                    }
+                    continue;
+                }
+                ev = remote_event(&mut self.remote), if self.outbox.len() < REMOTE_OUTBOX => {
+                    match ev {
+                        Some(super::ssh::FromRemote::Data(stream, data)) => self.output(stream, data),
+                        ev => {
+                            let (code, signal) = match ev {
+                                Some(super::ssh::FromRemote::Exit { code, signal }) => (code, signal),
+                                _ => (255, None),
+                            };
+                            self.remote = None;
+                            self.release_held();
+                            self.answer(ServerFrame::Exited { code, signal });
+                            return End::Exited { code, signal };
+                        }
+                    }
+                    continue;
+                }
+                _ = remote_drained(drained.as_deref()), if self.acks_held > 0 => {
+                    if self.remote.as_ref().is_some_and(|r| !r.backlogged()) {
+                        for _ in 0..std::mem::take(&mut self.acks_held) {
+                            self.tunnel_out.push_back(ServerFrame::InputAck);
+                        }
                     }
                     continue;
                 }
@@ -751,35 +832,20 @@ impl Session {
                 self.queue.push_back(Queued::Eof);
                 self.queue.push_back(Queued::Ack);
             }
-            ClientFrame::Output { stream, data } => {
-                self.last_output = Instant::now();
-                self.echo_due = false;
-                if let Some(v) = &mut self.view {
-                    v.output(&data);
-                }
-                let (masked, counts) = match stream {
-                    Stream::Stdout => self.stdout.push(&data, self.last_output),
-                    Stream::Stderr => self.stderr.push(&data, self.last_output),
-                };
-                self.record_output(stream, &masked, counts);
-                // Masking can grow a chunk past the frame limit: answer in parts.
-                let mut rest = masked;
-                loop {
-                    let part = rest.split_to(rest.len().min(MAX_DATA));
-                    let more = !rest.is_empty();
-                    self.answer(ServerFrame::Output {
-                        stream,
-                        data: part,
-                        more,
-                    });
-                    if !more {
-                        break;
-                    }
-                }
+            ClientFrame::Output { .. } | ClientFrame::Exit { .. } if self.remote.is_some() => {
+                // The remote channel's output and exit are the gateway's own to record.
+                return Err((
+                    "protocol",
+                    "a remote-terminal session takes no output or exit from the client".into(),
+                ));
             }
+            ClientFrame::Output { stream, data } => self.output(stream, data),
             ClientFrame::Resize { cols, rows } => {
                 if let Some(v) = &mut self.view {
                     v.resize(cols, rows);
+                }
+                if let Some(r) = &self.remote {
+                    r.resize(cols, rows);
                 }
                 self.rec
                     .push(EventKind::Resize, format!("{cols}x{rows}").into_bytes());
@@ -789,6 +855,11 @@ impl Session {
             }
             // Handled in the relay: checking a token needs the authenticator.
             ClientFrame::Token(_) => {}
+            ClientFrame::Signal(n) => {
+                if let Some(name) = self.remote.as_ref().and_then(|r| r.signal(n)) {
+                    self.rec.marker(json!({ "signal": name }));
+                }
+            }
             f @ (ClientFrame::TunnelOpen { .. }
             | ClientFrame::TunnelData { .. }
             | ClientFrame::TunnelAck { .. }
@@ -797,6 +868,34 @@ impl Session {
             }
         }
         Ok(None)
+    }
+
+    /// The tool's (or the remote channel's) output: masked, recorded, and answered.
+    fn output(&mut self, stream: Stream, data: Bytes) {
+        self.last_output = Instant::now();
+        self.echo_due = false;
+        if let Some(v) = &mut self.view {
+            v.output(&data);
+        }
+        let (masked, counts) = match stream {
+            Stream::Stdout => self.stdout.push(&data, self.last_output),
+            Stream::Stderr => self.stderr.push(&data, self.last_output),
+        };
+        self.record_output(stream, &masked, counts);
+        // Masking can grow a chunk past the frame limit: answer in parts.
+        let mut rest = masked;
+        loop {
+            let part = rest.split_to(rest.len().min(MAX_DATA));
+            let more = !rest.is_empty();
+            self.answer(ServerFrame::Output {
+                stream,
+                data: part,
+                more,
+            });
+            if !more {
+                break;
+            }
+        }
     }
 
     /// What a tunnel channel hands the session: data and acknowledgements for the client,
@@ -1088,8 +1187,21 @@ impl Session {
         review: Option<String>,
         unverified: bool,
     ) -> Result<(), String> {
+        // The tool switched character sets or insert mode while the line was typed: the
+        // screen may not show what it holds.
+        let suspect = self.view.as_ref().is_some_and(LineView::suspect);
         let screen = self.view.as_mut().map(LineView::submit).unwrap_or_default();
         let policy = self.gw.policy.clone();
+        if suspect && policy.guards(&self.target) {
+            self.deliver(Bytes::from_static(ERASE_LINE));
+            let line = if screen.trim().is_empty() {
+                typed.to_vec()
+            } else {
+                screen.into_bytes()
+            };
+            self.deny("pty-terminal-switch", &line, None);
+            return Ok(());
+        }
         if unverified && policy.guards(&self.target) {
             // Fail closed: the tool's line is unknown and there are rules to apply to it.
             self.deliver(Bytes::from_static(ERASE_LINE));
@@ -1290,8 +1402,13 @@ impl Session {
             Some((m, id)) => (m, Some(id)),
             None => {
                 self.rec.marker(json!({"denied": rule, "line": shown}));
+                let why = match rule {
+                    crate::policy::gate::SUBMIT_KEY_RULE => " (submitted with a key other than Enter: Ctrl-O, or a key a line editor may bind to accept-line; hoopx cannot check what that runs, so it was not sent — press Enter instead)",
+                    "pty-terminal-switch" => " (the tool switched character sets or insert mode while the line was typed, so the screen may not show what it would run; retype it)",
+                    _ => "",
+                };
                 (
-                    format!("input line withheld by deny rule {rule:?}: {shown}"),
+                    format!("input line withheld by deny rule {rule:?}{why}: {shown}"),
                     None,
                 )
             }
@@ -1435,6 +1552,25 @@ pub(crate) fn closed_facts(gw: &Gateway, end: &SessionEnd, stats: &SessionStats)
         denials: stats.denials,
         approvals: stats.approvals.clone(),
         gateway: gw.kind().into(),
+    }
+}
+
+/// Output chunks waiting in the outbox beyond which the remote channel is not read (the
+/// SSH window then holds the remote command back).
+const REMOTE_OUTBOX: usize = 256;
+
+/// The remote channel's next event; pending forever without one.
+async fn remote_event(remote: &mut Option<super::ssh::Remote>) -> Option<super::ssh::FromRemote> {
+    match remote {
+        Some(r) => r.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn remote_drained(drained: Option<&tokio::sync::Notify>) {
+    match drained {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -29,6 +29,8 @@ struct Channel {
 pub(crate) enum Relay {
     Postgres(Arc<SessionCtx>),
     Kubernetes(Arc<KubeCtx>),
+    /// ssh targets running `scp`/`sftp`: channels go to the target's SFTP server.
+    Sftp(Arc<super::sftp::SftpCtx>),
 }
 
 pub(crate) struct Tunnels {
@@ -103,6 +105,14 @@ impl Tunnels {
             Relay::Kubernetes(ctx) => tokio::spawn(super::kube::serve(
                 ctx.clone(),
                 ch,
+                rx,
+                self.events_tx.clone(),
+                window.clone(),
+            )),
+            Relay::Sftp(sftp) => tokio::spawn(super::sftp::serve(
+                sftp.clone(),
+                ch,
+                via,
                 rx,
                 self.events_tx.clone(),
                 window.clone(),

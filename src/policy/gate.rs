@@ -24,6 +24,18 @@ use crate::proto::Mode;
 pub const MAX_LINE: usize = 1024 * 1024;
 
 const CTRL_C: u8 = 0x03;
+/// readline's operate-and-get-next: submits the line and recalls the next history entry.
+const CTRL_O: u8 = 0x0f;
+/// Control keys the stock line editors bind to moving, recalling, completing or erasing,
+/// never to submitting: Ctrl-A B E F G, Tab, Ctrl-K L N P R S T X Y, Ctrl-] and Ctrl-_.
+/// Any other control key may submit (an inputrc can bind it to accept-line): the line typed
+/// so far is checked before it goes out.
+const HARMLESS_CONTROL: &[u8] = &[
+    0x01, 0x02, 0x05, 0x06, 0x07, 0x09, 0x0b, 0x0c, 0x0e, 0x10, 0x12, 0x13, 0x14, 0x18, 0x19, 0x1d,
+    0x1f,
+];
+/// The rule a withheld submit-other-than-Enter key reports.
+pub const SUBMIT_KEY_RULE: &str = "pty-submit-key";
 const CTRL_D: u8 = 0x04;
 const CTRL_V: u8 = 0x16;
 const BS: u8 = 0x08;
@@ -235,6 +247,34 @@ impl InputGate {
                     self.uncertain = true;
                 }
                 CTRL_V => self.literal_next = true,
+                CTRL_O => {
+                    // Submits the line and puts the next history entry in its place: what
+                    // runs next is a line nobody typed. Never passed on.
+                    self.withhold(&mut pending, &mut out, SUBMIT_KEY_RULE.into());
+                    continue;
+                }
+                c if c < 0x20
+                    && !HARMLESS_CONTROL.contains(&c)
+                    && !matches!(c, CTRL_D | BS | CTRL_U | CTRL_C | CTRL_W) =>
+                {
+                    // A key that may be bound to submitting: the line must pass as if it
+                    // were an Enter, and a line the gate cannot follow is not risked.
+                    let verdict = if self.uncertain || self.line.is_empty() {
+                        if self.uncertain {
+                            Check::Deny(SUBMIT_KEY_RULE.into())
+                        } else {
+                            Check::Allow
+                        }
+                    } else {
+                        check(&self.line)
+                    };
+                    if let Check::Deny(rule) | Check::Review(rule) = verdict {
+                        self.withhold(&mut pending, &mut out, rule);
+                        continue;
+                    }
+                    self.uncertain = true;
+                    self.line.extend_from_slice(&[b]);
+                }
                 CTRL_D if !self.line.is_empty() => {
                     // In a terminal's canonical mode Ctrl-D hands the partial line to the tool
                     // without an Enter: check it like one. The gate keeps the line either way
@@ -386,6 +426,43 @@ select 2;
             a.last(),
             Some(GateAction::Submit { certain: true, .. })
         ));
+    }
+
+    #[test]
+    fn keys_that_submit_other_than_enter_cannot_slip_a_line_past_the_rules() {
+        let denied = |a: &[GateAction], rule: &str| {
+            a.iter()
+                .any(|x| matches!(x, GateAction::Denied { rule: r, .. } if r == rule))
+        };
+        // Ctrl-O (operate-and-get-next) is never passed on, whatever the line.
+        let mut g = InputGate::new(Mode::Pty);
+        let a = g.feed(b"select 1;\x0f", drop_rule).unwrap();
+        assert!(denied(&a, SUBMIT_KEY_RULE), "{a:?}");
+        assert!(!delivered(&a).contains(&0x0f));
+        assert!(delivered(&a).ends_with(ERASE_LINE));
+        // Ctrl-J submits like Enter: checked like Enter.
+        let a = g.feed(b"drop table t;\n", drop_rule).unwrap();
+        assert!(denied(&a, "no-drop"), "{a:?}");
+        // A key an inputrc may bind to accept-line (Ctrl-Q, Ctrl-Z, Ctrl-\\): the typed line
+        // is checked before the key goes out.
+        for key in [0x11u8, 0x1a, 0x1c] {
+            let mut keys = b"drop table t;".to_vec();
+            keys.push(key);
+            let a = g.feed(&keys, drop_rule).unwrap();
+            assert!(denied(&a, "no-drop"), "{key:#x}: {a:?}");
+            assert!(!delivered(&a).contains(&key));
+        }
+        // After keys the gate cannot follow (history recall), such a key is not risked.
+        let a = g.feed(b"\x1b[A\x11", drop_rule).unwrap();
+        assert!(denied(&a, SUBMIT_KEY_RULE), "{a:?}");
+        // An allowed line lets it through; the stock editing keys pass as before.
+        let a = g.feed(b"select 1;\x11", drop_rule).unwrap();
+        assert_eq!(delivered(&a), b"select 1;\x11");
+        let a = g.feed(b"\r\x01\x05ls\t\r", drop_rule).unwrap();
+        assert!(
+            a.iter().all(|x| !matches!(x, GateAction::Denied { .. })),
+            "{a:?}"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ pub mod kube;
 pub mod mask;
 pub mod review;
 pub mod screen;
+pub mod sftp;
 pub mod sql;
+pub mod ssh;
 pub mod targets;
 
 use std::collections::{BTreeMap, HashMap};

@@ -32,6 +32,11 @@ pub struct LineView {
     active: Option<Active>,
     /// A line is being typed (its first key came), whether or not the emulator still runs.
     open: bool,
+    /// While this line was typed, the tool switched character sets or insert mode: what the
+    /// screen shows may not be the characters the tool holds.
+    suspect: bool,
+    /// The end of the last output chunk, for sequences split across chunks.
+    tail: Vec<u8>,
 }
 
 struct Active {
@@ -61,11 +66,20 @@ impl LineView {
             recent: Vec::new(),
             active: None,
             open: false,
+            suspect: false,
+            tail: Vec::new(),
         }
     }
 
     /// The tool wrote these bytes.
     pub fn output(&mut self, data: &[u8]) {
+        if self.open {
+            let mut probe = std::mem::take(&mut self.tail);
+            probe.extend_from_slice(&data[..data.len().min(MAX_FED)]);
+            self.suspect |= tricks(&probe);
+            let keep = data.len().min(3);
+            self.tail = data[data.len() - keep..].to_vec();
+        }
         if let Some(a) = &mut self.active {
             a.fed += data.len();
             if a.fed > MAX_FED {
@@ -120,6 +134,10 @@ impl LineView {
             let (line, cursor_at) = logical_line(&vt);
             line.chars().take(cursor_at).collect()
         });
+        if !self.open {
+            self.suspect = false;
+            self.tail.clear();
+        }
         self.open = true;
         self.active = Some(Active {
             vt,
@@ -146,11 +164,45 @@ impl LineView {
         }
     }
 
+    /// Whether the screen of the line being typed can be trusted to show what the tool
+    /// holds: not when the tool switched character sets (`ESC ( 0`, SO/SI, single shifts) or
+    /// insert mode (`ESC [ 4 h`) while it was typed. Read before [`Self::submit`].
+    pub fn suspect(&self) -> bool {
+        self.suspect
+    }
+
     /// Forgets the line being typed (it was erased, or the tool was interrupted).
     pub fn reset(&mut self) {
         self.active = None;
         self.open = false;
     }
+}
+
+/// Character-set and insert-mode switches in terminal output: SO and SI, designations
+/// `ESC ( ) * + x`, single shifts `ESC N` / `ESC O`, and `ESC [ 4 h|l` (IRM).
+fn tricks(out: &[u8]) -> bool {
+    out.iter().enumerate().any(|(i, &b)| {
+        let next = |k: usize| out.get(i + k).copied();
+        match b {
+            0x0e | 0x0f => true,
+            0x1b => match next(1) {
+                Some(b'(' | b')' | b'*' | b'+') => next(2).is_some_and(|c| c != b'B'),
+                Some(b'N' | b'O') => {
+                    !matches!(next(2), Some(b'A'..=b'D' | b'H' | b'F' | b'P'..=b'S'))
+                }
+                Some(b'[') => {
+                    let rest = &out[i + 2..];
+                    let end = rest.iter().position(|c| (0x40..=0x7e).contains(c));
+                    end.is_some_and(|e| {
+                        matches!(rest[e], b'h' | b'l')
+                            && rest[..e].split(|&c| c == b';').any(|p| p == b"4")
+                    })
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    })
 }
 
 fn feed(vt: &mut avt::Vt, carry: &mut Vec<u8>, data: &[u8]) {
@@ -220,6 +272,38 @@ fn logical_line(vt: &avt::Vt) -> (String, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn charset_and_insert_mode_switches_while_a_line_is_typed_make_it_suspect() {
+        for trick in [
+            &b"\x1b(0"[..],
+            b"\x0e",
+            b"\x1b)0\x0e",
+            b"\x1b[4h",
+            b"\x1b[?1;4h",
+        ] {
+            let mut v = LineView::new(80, 24);
+            v.output(b"$ ");
+            v.keystroke();
+            v.output(b"ls");
+            // Split across chunks too.
+            let (a, b) = trick.split_at(1);
+            v.output(a);
+            v.output(b);
+            assert!(v.suspect(), "{trick:?}");
+            v.submit();
+            // The next line starts clean.
+            v.keystroke();
+            v.output(b"x");
+            assert!(!v.suspect(), "{trick:?}");
+        }
+        let mut v = LineView::new(80, 24);
+        // Before the line (the prompt's own drawing) and plain editing redraws are fine.
+        v.output(b"\x1b(0q\x1b(B$ ");
+        v.keystroke();
+        v.output(b"ls\x08\x1b[K\x1b[1;5H\x1b[?2004h\x1b(B");
+        assert!(!v.suspect());
+    }
 
     fn typed(view: &mut LineView, echo: &[&[u8]]) -> String {
         view.keystroke();

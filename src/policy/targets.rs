@@ -74,7 +74,7 @@ pub fn accepts(kind: TargetKind, field: &str) -> bool {
 pub fn default_programs(kind: TargetKind) -> &'static [&'static str] {
     match kind {
         TargetKind::Postgres => &["psql"],
-        TargetKind::Ssh => &["ssh"],
+        TargetKind::Ssh => &["ssh", "scp", "sftp"],
         TargetKind::Kubernetes => &["kubectl"],
         TargetKind::Command => &[],
     }
@@ -92,7 +92,7 @@ pub fn credential_programs(kind: TargetKind) -> &'static [&'static str] {
             "pg_isready",
             "pgbench",
         ],
-        TargetKind::Ssh => &["ssh"],
+        TargetKind::Ssh => &["ssh", "scp", "sftp"],
         TargetKind::Kubernetes => &["kubectl"],
         TargetKind::Command => &[],
     }
@@ -303,6 +303,11 @@ pub fn setup(target: &Target, argv: &[String]) -> Result<ToolSetup, Refusal> {
     match target.kind {
         TargetKind::Postgres => postgres(target, argv, &mut s)?,
         TargetKind::Ssh if program == "ssh" => ssh(target, argv, &mut s)?,
+        TargetKind::Ssh if program == "scp" || program == "sftp" => {
+            super::ssh::check_transfer(argv, &target.name, a.host.as_deref(), a.user.as_deref())?;
+            s.env.clear();
+            s.files.clear();
+        }
         TargetKind::Kubernetes if program == "kubectl" => kubernetes(target, argv, &mut s)?,
         TargetKind::Ssh if a.holds_secrets() => {
             return Err(refuse(
@@ -467,174 +472,17 @@ const PGBENCH_LONG_VALUE: &[&str] = &[
     "transactions",
 ];
 
-/// ssh flags that take no value and cannot point the key anywhere else.
-const SSH_FLAGS: &str = "46CNnqTtvx";
-/// `-o` options allowed on an ssh target's command line.
-const SSH_OPTIONS: &[&str] = &[
-    "connecttimeout",
-    "serveraliveinterval",
-    "serveralivecountmax",
-    "requesttty",
-    "loglevel",
-    "tcpkeepalive",
-    "compression",
-];
-
+/// An ssh target: the gateway is the SSH client (`gateway::ssh`), so the tool gets nothing:
+/// no key, no config, no command line to run. The command line is checked here (what it
+/// asks for must be something the gateway's connection can do, on the target's own host).
 fn ssh(target: &Target, argv: &[String], s: &mut ToolSetup) -> Result<(), Refusal> {
     let a = &target.access;
-    let name = &target.name;
-    let bad_option = |what: &str| {
-        refuse(
-            format!(
-                "ssh {what} is not allowed on target {name:?}: the target sets where and how ssh connects, and its key must not go anywhere else"
-            ),
-            format!(
-                "run `ssh {name} [COMMAND]`; allowed: -4 -6 -C -N -n -q -T -t -v -x and -o {}",
-                SSH_OPTIONS.join("|")
-            ),
-        )
-    };
-    let mut i = 1;
-    let mut destination = None;
-    while i < argv.len() {
-        let arg = &argv[i];
-        if arg == "--" {
-            // Options end here; the host follows unless it came before.
-            if destination.is_none() {
-                destination = argv.get(i + 1).map(|_| i + 1);
-            }
-            break;
-        }
-        // ssh reads options after the host too, up to the remote command: check them all.
-        if let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) {
-            for (at, c) in flags.char_indices() {
-                if SSH_FLAGS.contains(c) {
-                    continue;
-                }
-                if c == 'o' {
-                    let value = match &flags[at + 1..] {
-                        "" => {
-                            i += 1;
-                            argv.get(i).map(String::as_str).unwrap_or("")
-                        }
-                        rest => rest,
-                    };
-                    let key = value
-                        .split(['=', ' ', '\t'])
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_lowercase();
-                    if !SSH_OPTIONS.contains(&key.as_str()) {
-                        return Err(bad_option(&format!("-o {value}")));
-                    }
-                    break;
-                }
-                return Err(bad_option(&format!("-{c}")));
-            }
-            i += 1;
-            continue;
-        }
-        if destination.is_some() {
-            break; // the remote command
-        }
-        destination = Some(i);
-        i += 1;
-    }
-    let mut out: Vec<ToolArg> = vec![
-        ToolArg::Text(argv[0].clone()),
-        ToolArg::Text("-F".into()),
-        ToolArg::File("ssh_config".into()),
-    ];
-    match destination {
-        Some(d) if argv[d] == *name => {
-            out.extend(argv[1..].iter().cloned().map(ToolArg::Text));
-        }
-        Some(d) => {
-            return Err(refuse(
-                format!(
-                    "ssh to {:?} on target {name:?}: this target connects to its own host only",
-                    argv[d]
-                ),
-                format!(
-                    "name the target as the host: `ssh {name} [COMMAND]`, or leave the host out"
-                ),
-            ))
-        }
-        None => {
-            out.extend(argv[1..].iter().cloned().map(ToolArg::Text));
-            out.push(ToolArg::Text(name.clone()));
-        }
-    }
-    s.argv = Some(out);
-    let dir = format!("${{{SESSION_DIR_VAR}}}");
-    let mut config = format!("Host {name}\n");
-    if let Some(h) = &a.host {
-        config += &format!("  HostName {h}\n");
-    }
-    let port = a.port.unwrap_or(22);
-    config += &format!("  Port {port}\n");
-    if let Some(u) = &a.user {
-        config += &format!("  User {u}\n");
-    }
-    if let Some(key) = &a.private_key {
-        let mut contents = key.expose().to_string();
-        if !contents.ends_with('\n') {
-            // ssh refuses an OpenSSH key without its final newline.
-            contents.push('\n');
-        }
-        s.files.push(ToolFile {
-            name: "id".into(),
-            contents,
-            env: None,
-        });
-        config += &format!("  IdentityFile \"{dir}/id\"\n");
-    }
-    let host = a.host.as_deref().unwrap_or(name);
-    let pattern = if port == 22 {
-        host.to_string()
-    } else {
-        format!("[{host}]:{port}")
-    };
-    s.files.push(ToolFile {
-        name: "known_hosts".into(),
-        contents: known_hosts(a.known_hosts.as_deref().unwrap_or(""), &pattern),
-        env: None,
-    });
-    // Every other way ssh could reach a key, a host or a local command is shut.
-    config += &format!(
-        "Host *\n  IdentitiesOnly yes\n  IdentityAgent none\n  StrictHostKeyChecking yes\n  \
-         UserKnownHostsFile \"{dir}/known_hosts\"\n  GlobalKnownHostsFile /dev/null\n  \
-         UpdateHostKeys no\n  CheckHostIP no\n  BatchMode yes\n  PasswordAuthentication no\n  \
-         KbdInteractiveAuthentication no\n  ForwardAgent no\n  ForwardX11 no\n  \
-         ClearAllForwardings yes\n  PermitLocalCommand no\n  ProxyCommand none\n  \
-         ProxyJump none\n  ControlMaster no\n  ControlPath none\n  EscapeChar none\n"
-    );
-    s.files.push(ToolFile {
-        name: "ssh_config".into(),
-        contents: config,
-        env: None,
-    });
-    s.env_remove.push("SSH_AUTH_SOCK".into());
+    let c = super::ssh::parse(argv, &target.name)?;
+    c.check_target(&target.name, a.host.as_deref(), a.user.as_deref())?;
+    // Nothing of the target's crosses to the client: its env and secrets stay here too.
+    s.env.clear();
+    s.files.clear();
     Ok(())
-}
-
-/// known_hosts text: lines given as a bare key (`ssh-ed25519 AAAA…`) get the target's host
-/// pattern in front.
-fn known_hosts(text: &str, pattern: &str) -> String {
-    let mut out = String::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let bare = line.starts_with("ssh-")
-            || line.starts_with("ecdsa-")
-            || line.starts_with("sk-")
-            || line.starts_with("rsa-");
-        if bare {
-            out += pattern;
-            out.push(' ');
-        }
-        out += line;
-        out.push('\n');
-    }
-    out
 }
 
 /// kubectl's own commands (a first argument outside these runs a plugin).
@@ -782,81 +630,37 @@ mod tests {
         )
     }
 
-    fn texts(args: &[ToolArg]) -> Vec<String> {
-        args.iter()
-            .map(|a| match a {
-                ToolArg::Text(t) => t.clone(),
-                ToolArg::File(f) => format!("<{f}>"),
-            })
-            .collect()
-    }
-
     #[test]
-    fn ssh_points_at_a_generated_config_and_the_target_alias() {
+    fn ssh_hands_the_client_nothing_and_refuses_other_hosts_and_options() {
         let t = ssh_target();
-        let s = setup(&t, &argv("ssh")).unwrap();
-        assert_eq!(texts(&s.argv.unwrap()), ["ssh", "-F", "<ssh_config>", "t"]);
-        let s = setup(&t, &argv("ssh -tt t uptime -a")).unwrap();
-        assert_eq!(
-            texts(&s.argv.unwrap()),
-            ["ssh", "-F", "<ssh_config>", "-tt", "t", "uptime", "-a"]
-        );
-        // After the remote command starts, options are the command's.
-        assert!(setup(&t, &argv("ssh t ls -o x -i y")).is_ok());
-        assert!(setup(&t, &argv("ssh t -v -- ls -F /")).is_ok());
-        assert!(setup(&t, &argv("ssh t -- -o x")).is_ok());
-        let s = setup(&t, &argv("ssh -o ConnectTimeout=5 -v t")).unwrap();
-        assert!(s.argv.is_some());
-        let names: Vec<_> = s.files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["id", "known_hosts", "ssh_config"]);
-        assert!(s.files[0].contents.ends_with("-----\n"), "a final newline");
-        assert_eq!(
-            s.files[1].contents,
-            "[10.0.0.5]:2222 ssh-ed25519 AAAAC3Nz\n[other]:22 ssh-rsa AAAAB3\n"
-        );
-        let config = &s.files[2].contents;
-        for line in [
-            "Host t\n",
-            "HostName 10.0.0.5",
-            "Port 2222",
-            "User deploy",
-            "IdentityFile \"${HOOPX_SESSION_DIR}/id\"",
-            "StrictHostKeyChecking yes",
-            "IdentitiesOnly yes",
-            "IdentityAgent none",
-            "ProxyCommand none",
+        for good in [
+            "ssh",
+            "ssh t uptime -a",
+            "ssh -tt t",
+            "ssh deploy@t ls",
+            "ssh 10.0.0.5",
         ] {
-            assert!(config.contains(line), "{line} in {config}");
+            let s = setup(&t, &argv(good)).unwrap();
+            assert!(
+                s.files.is_empty() && s.env.is_empty() && s.argv.is_none(),
+                "{good}"
+            );
+            assert!(!format!("{s:?}").contains("AAAA"), "{good}");
         }
-        assert!(s.env_remove.contains(&"SSH_AUTH_SOCK".to_string()));
-    }
-
-    #[test]
-    fn ssh_refuses_other_hosts_and_options_that_move_the_key() {
-        let t = ssh_target();
         for bad in [
             "ssh other",
-            "ssh deploy@t",
+            "ssh root@t",
             "ssh -F /tmp/cfg t",
             "ssh -i key t",
             "ssh -oProxyCommand=nc t",
-            "ssh -o ProxyCommand=sh t",
-            "ssh -o LocalCommand=x t",
             "ssh -L 1:h:2 t",
-            "ssh -J jump t",
-            "ssh -A t",
-            "ssh -vE log t",
-            "ssh -p 22 t",
             "ssh -l root t",
-            "ssh -- other",
             "ssh t -o ProxyCommand=sh",
-            "ssh t -oLocalCommand=x uptime",
-            "ssh -t t -L 1:h:2",
         ] {
             let e = setup(&t, &argv(bad)).expect_err(bad);
             assert!(e.message.contains("target \"t\""), "{bad}: {e:?}");
         }
-        // Another program never gets the key.
+        // Another program never runs on an ssh target.
         let e = setup(&t, &argv("cat")).unwrap_err();
         assert!(e.message.contains("ssh only"), "{e:?}");
     }

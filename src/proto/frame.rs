@@ -58,6 +58,9 @@ pub enum ClientFrame {
     TunnelAck { ch: u32, n: u32 },
     /// The local connection closed (or the client gave up on it).
     TunnelClose { ch: u32 },
+    /// A remote-terminal session: the caller got this signal (1 HUP, 2 INT, 3 QUIT,
+    /// 15 TERM); the gateway passes it to the remote command.
+    Signal(u8),
 }
 
 /// How a tunnelled connection reached the session's local endpoint.
@@ -106,6 +109,9 @@ pub enum ServerFrame {
     TunnelAck { ch: u32, n: u32 },
     /// The gateway closed the channel: the client closes the local connection.
     TunnelClose { ch: u32 },
+    /// A remote-terminal session: the remote command ended with this code (128 + n for a
+    /// signal). Sent before [`ServerFrame::Closed`].
+    Exited { code: i32, signal: Option<i32> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +174,7 @@ mod tag {
     pub const TUNNEL_DATA: u8 = 0x08;
     pub const TUNNEL_ACK: u8 = 0x09;
     pub const TUNNEL_CLOSE: u8 = 0x0a;
+    pub const SIGNAL: u8 = 0x0b;
 
     pub const READY: u8 = 0x81;
     pub const DELIVER: u8 = 0x82;
@@ -181,6 +188,7 @@ mod tag {
     pub const S_TUNNEL_DATA: u8 = 0x8a;
     pub const S_TUNNEL_ACK: u8 = 0x8b;
     pub const S_TUNNEL_CLOSE: u8 = 0x8c;
+    pub const EXITED: u8 = 0x8d;
 }
 
 /// Tunnel frames: the channel id, then `rest`.
@@ -289,6 +297,7 @@ impl ClientFrame {
             ClientFrame::TunnelData { ch, data } => tunnel(tag::TUNNEL_DATA, *ch, data),
             ClientFrame::TunnelAck { ch, n } => tunnel(tag::TUNNEL_ACK, *ch, &n.to_be_bytes()),
             ClientFrame::TunnelClose { ch } => tunnel(tag::TUNNEL_CLOSE, *ch, &[]),
+            ClientFrame::Signal(n) => with_tag(tag::SIGNAL, &[*n]),
             ClientFrame::Exit { code, signal } => {
                 let mut b = BytesMut::with_capacity(9);
                 b.put_u8(tag::EXIT);
@@ -382,6 +391,10 @@ impl ClientFrame {
                 exact("tunnel-close", &rest, 0)?;
                 Ok(ClientFrame::TunnelClose { ch })
             }
+            tag::SIGNAL => {
+                exact("signal", &body, 1)?;
+                Ok(ClientFrame::Signal(body[0]))
+            }
             other => Err(FrameError::UnknownType(other)),
         }
     }
@@ -414,6 +427,13 @@ impl ServerFrame {
             ServerFrame::TunnelData { ch, data } => tunnel(tag::S_TUNNEL_DATA, *ch, data),
             ServerFrame::TunnelAck { ch, n } => tunnel(tag::S_TUNNEL_ACK, *ch, &n.to_be_bytes()),
             ServerFrame::TunnelClose { ch } => tunnel(tag::S_TUNNEL_CLOSE, *ch, &[]),
+            ServerFrame::Exited { code, signal } => {
+                let mut b = BytesMut::with_capacity(9);
+                b.put_u8(tag::EXITED);
+                b.put_i32(*code);
+                b.put_i32(signal.unwrap_or(0));
+                b.freeze()
+            }
         }
     }
 
@@ -469,6 +489,15 @@ impl ServerFrame {
                 let (ch, rest) = channel("tunnel-close", &body)?;
                 exact("tunnel-close", &rest, 0)?;
                 Ok(ServerFrame::TunnelClose { ch })
+            }
+            tag::EXITED => {
+                exact("exited", &body, 8)?;
+                let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                let sig = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                Ok(ServerFrame::Exited {
+                    code,
+                    signal: (sig != 0).then_some(sig),
+                })
             }
             other => Err(FrameError::UnknownType(other)),
         }
@@ -526,6 +555,7 @@ mod tests {
         });
         client_roundtrip(ClientFrame::TunnelAck { ch: 1, n: 65536 });
         client_roundtrip(ClientFrame::TunnelClose { ch: 1 });
+        client_roundtrip(ClientFrame::Signal(2));
         assert!(ClientFrame::decode(&Bytes::from_static(b"\x07\x00\x00\x00\x01\x03")).is_err());
         assert!(ClientFrame::decode(&Bytes::from_static(b"\x08\x00\x00")).is_err());
         assert!(ClientFrame::decode(&Bytes::from_static(b"\x09\x00\x00\x00\x01\x00")).is_err());
@@ -571,6 +601,10 @@ mod tests {
         });
         server_roundtrip(ServerFrame::TunnelAck { ch: 3, n: 1 });
         server_roundtrip(ServerFrame::TunnelClose { ch: 3 });
+        server_roundtrip(ServerFrame::Exited {
+            code: 130,
+            signal: Some(2),
+        });
         assert!(ServerFrame::decode(&Bytes::from_static(b"\x8c\x00\x00\x00\x03x")).is_err());
     }
 

@@ -49,6 +49,9 @@ pub struct OpenSession {
     /// An approved review for exactly this command (`hoopx exec --review ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<String>,
+    /// The caller's `TERM` (PTY mode): an ssh target's remote terminal gets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
 }
 
 /// A request that waits for a human: a command at open, or an input line in a session.
@@ -153,6 +156,10 @@ pub struct SessionOpened {
     /// (postgres targets): the tool connects to it instead of holding credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<Box<TunnelSpec>>,
+    /// The gateway runs the session's terminal itself (ssh targets: `"ssh"`, the gateway's
+    /// own SSH channel): the client starts no tool and relays its terminal or pipes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// `SessionOpened.tunnel`: what the local endpoint speaks and how the tool reaches it.
