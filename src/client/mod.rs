@@ -122,7 +122,7 @@ impl std::fmt::Debug for GatewayClient {
 impl GatewayClient {
     pub fn new(url: &str, token: Option<Secret>) -> Result<GatewayClient, ClientError> {
         let base = url.trim_end_matches('/').to_string();
-        if !base.contains("://") {
+        if !base.contains("://") && !base.contains(char::is_whitespace) {
             return Err(ClientError::BadUrl(format!(
                 "gateway URL {url:?} has no scheme: write https://{base} (or http://{base} for a gateway on loopback)"
             )));
