@@ -173,6 +173,7 @@ async fn follow(args: &ReplayArgs) -> Result<ExitCode, Failure> {
         let ended = !matches!(status.as_str(), "open" | "running")
             || client.checkpoints(&id).await?.iter().any(|c| c.last);
         let mut got = 0;
+        let mut remote = false;
         loop {
             let page = client.events(&id, next, 5000).await?;
             if page.is_empty() {
@@ -185,7 +186,13 @@ async fn follow(args: &ReplayArgs) -> Result<ExitCode, Failure> {
                 got += 1;
                 let written = match args.format {
                     // The export's own event lines, so a followed session reads like a file.
-                    ReplayFormat::Json => format::write_event_line(&mut out, &event, hash.as_ref()),
+                    ReplayFormat::Json => {
+                        remote |= crate::recording::evidence::opens_remote_terminal(
+                            event.kind,
+                            &event.data,
+                        );
+                        format::write_event_line(&mut out, &event, hash.as_ref(), remote)
+                    }
                     _ if matches!(event.kind, EventKind::Output | EventKind::Stderr) => {
                         out.write_all(&event.data)
                     }

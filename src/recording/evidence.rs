@@ -128,34 +128,55 @@ impl Provenance {
     }
 }
 
-/// Whose word an event is. A function of the event's signed kind and content, so it cannot
-/// be relabelled without breaking the chain.
-pub fn provenance(kind: EventKind, data: &[u8]) -> Provenance {
+/// Whether a marker is the gateway's record of what it saw on its own connection to the
+/// target: a PostgreSQL statement, a Kubernetes request or exec stream, an SFTP transfer.
+fn observed_marker(data: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| {
+            v.as_object().map(|o| {
+                ["statement", "request", "exec", "transfer"]
+                    .iter()
+                    .any(|k| o.contains_key(*k))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Whether an event opens a remote terminal: the `{"ssh":…}` marker of a session whose
+/// terminal is the gateway's own SSH channel (no tool ran on the client).
+pub fn opens_remote_terminal(kind: EventKind, data: &[u8]) -> bool {
+    kind == EventKind::Marker
+        && serde_json::from_slice::<serde_json::Value>(data)
+            .ok()
+            .is_some_and(|v| v.get("ssh").is_some_and(|s| s.is_object()))
+}
+
+/// Whose word an event is. A function of the event's signed kind and content, and of
+/// whether an earlier event of the session opened a remote terminal (`remote`): there the
+/// output and the exit are what the gateway read from its own SSH channel. So it cannot be
+/// relabelled without breaking the chain.
+pub fn provenance(kind: EventKind, data: &[u8], remote: bool) -> Provenance {
     match kind {
+        EventKind::Output | EventKind::Stderr | EventKind::Exit if remote => Provenance::Observed,
         EventKind::Input
         | EventKind::Output
         | EventKind::Stderr
         | EventKind::Resize
         | EventKind::Exit => Provenance::Client,
-        EventKind::Marker => {
-            let observed = serde_json::from_slice::<serde_json::Value>(data)
-                .ok()
-                .and_then(|v| v.as_object().map(|o| o.contains_key("statement")))
-                .unwrap_or(false);
-            if observed {
-                Provenance::Observed
-            } else {
-                Provenance::Gateway
-            }
-        }
+        EventKind::Marker if observed_marker(data) => Provenance::Observed,
+        EventKind::Marker => Provenance::Gateway,
     }
 }
 
-/// Events of a recording by provenance: (observed, gateway, client).
+/// Events of a recording by provenance.
 pub fn provenance_counts(rec: &Recording) -> BTreeMap<&'static str, u64> {
     let mut out = BTreeMap::new();
+    let mut remote = false;
     for e in &rec.events {
-        *out.entry(provenance(e.kind, &e.data).as_str()).or_default() += 1;
+        remote |= opens_remote_terminal(e.kind, &e.data);
+        *out.entry(provenance(e.kind, &e.data, remote).as_str())
+            .or_default() += 1;
     }
     out
 }
@@ -328,20 +349,51 @@ mod tests {
 
     #[test]
     fn provenance_follows_the_signed_content() {
-        assert_eq!(provenance(EventKind::Output, b"x"), Provenance::Client);
-        assert_eq!(provenance(EventKind::Input, b"x"), Provenance::Client);
         assert_eq!(
-            provenance(EventKind::Marker, br#"{"statement":{"sql":"select 1"}}"#),
+            provenance(EventKind::Output, b"x", false),
+            Provenance::Client
+        );
+        assert_eq!(
+            provenance(EventKind::Input, b"x", false),
+            Provenance::Client
+        );
+        for observed in [
+            &br#"{"statement":{"sql":"select 1"}}"#[..],
+            br#"{"request":{"verb":"delete"}}"#,
+            br#"{"transfer":{"path":"/etc/x"}}"#,
+        ] {
+            assert_eq!(
+                provenance(EventKind::Marker, observed, false),
+                Provenance::Observed
+            );
+        }
+        assert_eq!(
+            provenance(EventKind::Marker, br#"{"denied":"r"}"#, false),
+            Provenance::Gateway
+        );
+        assert_eq!(
+            provenance(EventKind::Marker, b"not json", false),
+            Provenance::Gateway
+        );
+        // A remote terminal: output and exit come from the gateway's own SSH channel; what
+        // the caller typed is still the caller's.
+        assert!(opens_remote_terminal(
+            EventKind::Marker,
+            br#"{"ssh":{"user":"u"}}"#
+        ));
+        assert!(!opens_remote_terminal(
+            EventKind::Output,
+            br#"{"ssh":{"user":"u"}}"#
+        ));
+        assert_eq!(
+            provenance(EventKind::Output, b"x", true),
             Provenance::Observed
         );
         assert_eq!(
-            provenance(EventKind::Marker, br#"{"denied":"r"}"#),
-            Provenance::Gateway
+            provenance(EventKind::Exit, b"{}", true),
+            Provenance::Observed
         );
-        assert_eq!(
-            provenance(EventKind::Marker, b"not json"),
-            Provenance::Gateway
-        );
+        assert_eq!(provenance(EventKind::Input, b"x", true), Provenance::Client);
     }
 
     #[test]

@@ -162,8 +162,14 @@ struct JsonLineIn<'a> {
 }
 
 /// One event as a JSON line of the export: `{"seq":…,"t":…,"kind":…,"data":…}` (`data_b64`
-/// when not UTF-8, `hash` when given, then `provenance`).
-pub fn write_event_line(w: &mut dyn Write, e: &Event, hash: Option<&Hash>) -> io::Result<()> {
+/// when not UTF-8, `hash` when given, then `provenance`; `remote`: an earlier event opened a
+/// remote terminal, see `evidence::provenance`).
+pub fn write_event_line(
+    w: &mut dyn Write,
+    e: &Event,
+    hash: Option<&Hash>,
+    remote: bool,
+) -> io::Result<()> {
     write!(w, "{{\"seq\":{},\"t\":", e.seq)?;
     write_secs(w, e.t_us as i128)?;
     write!(w, ",\"kind\":\"{}\",", e.kind.code())?;
@@ -181,7 +187,7 @@ pub fn write_event_line(w: &mut dyn Write, e: &Event, hash: Option<&Hash>) -> io
     write!(
         w,
         ",\"provenance\":\"{}\"",
-        super::evidence::provenance(e.kind, &e.data).as_str()
+        super::evidence::provenance(e.kind, &e.data, remote).as_str()
     )?;
     w.write_all(b"}\n")
 }
@@ -209,8 +215,10 @@ pub fn write_json(w: &mut dyn Write, rec: &Recording, hashes: Option<&[Hash]>) -
         Ok(())
     };
     write_due(&mut w, 0)?;
+    let mut remote = false;
     for (i, e) in rec.events.iter().enumerate() {
-        write_event_line(&mut w, e, hashes.and_then(|h| h.get(i)))?;
+        remote |= super::evidence::opens_remote_terminal(e.kind, &e.data);
+        write_event_line(&mut w, e, hashes.and_then(|h| h.get(i)), remote)?;
         write_due(&mut w, i as i64 + 1)?;
     }
     write_due(&mut w, i64::MAX)?;
