@@ -885,7 +885,20 @@ fn ci_tokens_that_miss_the_claim_constraints_or_the_audience_are_refused() {
     assert_eq!((out.code(), out.stdout.as_str()), (0, "ran\n"), "{out:?}");
 }
 
+/// The newest session and its markers, once the gateway has recorded its end (the client
+/// may exit on the gateway's error frame before the gateway has stored the close).
 fn events(env: &Env) -> (hoopx::proto::SessionInfo, Vec<String>) {
+    crate::util::wait_for(
+        "the gateway to record the session's end",
+        std::time::Duration::from_secs(30),
+        || {
+            let (s, m) = events_now(env);
+            (!matches!(s.status.as_str(), "open" | "running")).then_some((s, m))
+        },
+    )
+}
+
+fn events_now(env: &Env) -> (hoopx::proto::SessionInfo, Vec<String>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = hoopx::gateway::store::open(&format!(
