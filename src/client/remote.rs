@@ -18,8 +18,9 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::session::{
-    self, next_token, notice_event, say, send_to, stream_error, FromCaller, Out, Outcome,
-    RunOptions, SessionError, Signals, Ws, GATEWAY_SILENCE, INPUT_WINDOW, KEEPALIVE, OUTPUT_WINDOW,
+    self, next_token, notice_event, say, send_to, stream_error, stream_frame, FromCaller, Out,
+    Outcome, RunOptions, SessionError, Signals, Ws, GATEWAY_SILENCE, INPUT_WINDOW, KEEPALIVE,
+    OUTPUT_WINDOW,
 };
 use crate::proto::frame::{ClientFrame, ServerFrame};
 use crate::pty;
@@ -91,16 +92,10 @@ pub async fn run(
             }
             msg = ws_rx.recv(), if permit.is_some() => {
                 last_heard = tokio::time::Instant::now();
-                let frame = match msg {
-                    None => break Err(SessionError::GatewayLost("the gateway closed the connection".into())),
-                    Some(Err(e)) => break Err(SessionError::GatewayLost(e.to_string())),
-                    Some(Ok(Message::Binary(b))) => match ServerFrame::decode(&b) {
-                        Ok(f) => f,
-                        Err(e) => break Err(SessionError::Protocol(e.to_string())),
-                    },
-                    Some(Ok(Message::Close(_))) => break Err(SessionError::GatewayLost("the gateway closed the session stream".into())),
-                    Some(Ok(Message::Text(_))) => break Err(SessionError::Protocol("unexpected text message from the gateway".into())),
-                    Some(Ok(_)) => continue,
+                let frame = match stream_frame(msg) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => continue,
+                    Err(e) => break Err(e),
                 };
                 match frame {
                     ServerFrame::Output { stream, data, .. } | ServerFrame::Released { stream, data } => {

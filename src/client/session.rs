@@ -190,6 +190,29 @@ pub(crate) fn stream_error(e: crate::proto::frame::StreamError) -> SessionError 
     }
 }
 
+/// What one message of the session stream (as its reader task forwards them) says: a
+/// frame, nothing (pings and pongs), or why the stream is over.
+pub(crate) fn stream_frame(
+    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<ServerFrame>, SessionError> {
+    match msg {
+        None => Err(SessionError::GatewayLost(
+            "the gateway closed the connection".into(),
+        )),
+        Some(Err(e)) => Err(SessionError::GatewayLost(e.to_string())),
+        Some(Ok(Message::Binary(b))) => ServerFrame::decode(&b)
+            .map(Some)
+            .map_err(|e| SessionError::Protocol(e.to_string())),
+        Some(Ok(Message::Close(_))) => Err(SessionError::GatewayLost(
+            "the gateway closed the session stream".into(),
+        )),
+        Some(Ok(Message::Text(_))) => Err(SessionError::Protocol(
+            "unexpected text message from the gateway".into(),
+        )),
+        Some(Ok(_)) => Ok(None),
+    }
+}
+
 /// The next frame from the gateway, skipping pings and pongs.
 async fn next_frame(ws: &mut Ws) -> Result<ServerFrame, SessionError> {
     loop {
@@ -696,16 +719,10 @@ pub async fn run_renewing(
         tokio::select! {
             msg = ws_rx.recv() => {
                 last_heard = tokio::time::Instant::now();
-                let frame = match msg {
-                    None => break Err(SessionError::GatewayLost("the gateway closed the connection".into())),
-                    Some(Err(e)) => break Err(SessionError::GatewayLost(e.to_string())),
-                    Some(Ok(Message::Binary(b))) => match ServerFrame::decode(&b) {
-                        Ok(f) => f,
-                        Err(e) => break Err(SessionError::Protocol(e.to_string())),
-                    },
-                    Some(Ok(Message::Close(_))) => break Err(SessionError::GatewayLost("the gateway closed the session stream".into())),
-                    Some(Ok(Message::Text(_))) => break Err(SessionError::Protocol("unexpected text message from the gateway".into())),
-                    Some(Ok(_)) => continue,
+                let frame = match stream_frame(msg) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => continue,
+                    Err(e) => break Err(e),
                 };
                 match frame {
                     ServerFrame::Deliver(d) => { let _ = to_tool.send(ToTool::Data(d)); }

@@ -6,17 +6,22 @@ use std::io::{self, Write};
 
 use super::{EventKind, Recording};
 
-/// The `statement` objects of a recording, in order, with their times (µs).
-pub fn statements(rec: &Recording) -> Vec<(i64, serde_json::Value)> {
+/// The objects of a recording's `{key: {…}}` markers, in order, with their times (µs).
+fn markers_of(rec: &Recording, key: &str) -> Vec<(i64, serde_json::Value)> {
     rec.events
         .iter()
         .filter(|e| e.kind == EventKind::Marker)
         .filter_map(|e| {
             let v: serde_json::Value = serde_json::from_slice(&e.data).ok()?;
-            let s = v.get("statement")?;
+            let s = v.get(key)?;
             s.is_object().then(|| (e.t_us, s.clone()))
         })
         .collect()
+}
+
+/// The `statement` objects of a recording, in order, with their times (µs).
+pub fn statements(rec: &Recording) -> Vec<(i64, serde_json::Value)> {
+    markers_of(rec, "statement")
 }
 
 /// Writes the statement log: `-- TIME conn N STATUS TAG/SQLSTATE (DURATION)` and the
@@ -64,15 +69,7 @@ pub fn write_sql(w: &mut dyn Write, rec: &Recording) -> io::Result<()> {
 
 /// The `request` objects of a recording (kubernetes targets), in order, with their times.
 pub fn requests(rec: &Recording) -> Vec<(i64, serde_json::Value)> {
-    rec.events
-        .iter()
-        .filter(|e| e.kind == EventKind::Marker)
-        .filter_map(|e| {
-            let v: serde_json::Value = serde_json::from_slice(&e.data).ok()?;
-            let s = v.get("request")?;
-            s.is_object().then(|| (e.t_us, s.clone()))
-        })
-        .collect()
+    markers_of(rec, "request")
 }
 
 /// Writes the request log of a kubernetes session, one line a request:
