@@ -3,6 +3,7 @@
 mod agents;
 mod approvals;
 mod cli;
+mod docs_examples;
 mod evidence;
 mod exec_pipe;
 mod exec_pty;

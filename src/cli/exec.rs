@@ -17,7 +17,7 @@ use crate::pty;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  hoopx exec -- psql -h db.internal -c 'select 1'\n  hoopx exec --target pg -- psql\n  HOOPX_GATEWAY=https://gw.example.com hoopx exec -- kubectl get pods\n  hoopx exec --no-wait --output json -- psql -c 'delete from t'   # exit 75 + review_id\n  hoopx exec --review 3f1c… -- psql -c 'delete from t'            # run it once approved\n\nA command that a review rule matches waits for a reviewer (`hoopx review approve`): with a \
+    after_help = "Examples:\n  hoopx exec -- psql -c 'select 1'\n  hoopx exec --target pg -- psql\n  HOOPX_GATEWAY=https://gw.example.com hoopx exec -- kubectl get pods\n  hoopx exec --no-wait --output json -- psql -c 'delete from t'   # exit 75 + review_id\n  hoopx exec --review 3f1c… -- psql -c 'delete from t'            # run it once approved\n\nA command that a review rule matches waits for a reviewer (`hoopx review approve`): with a \
 spinner on a terminal, one line on stderr otherwise. Exit 75: still pending, or --approval-timeout \
 passed; 77: rejected, expired, revoked, already used, or the review is for another command."
 )]
