@@ -7,7 +7,13 @@ use std::time::Duration;
 use base64::Engine;
 use rand::RngCore;
 use sha2::Digest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
 
 use super::login::{LoginError, Provider, TokenSet};
 use super::Secret;
@@ -100,98 +106,102 @@ fn open_browser(url: &str) {
     }
 }
 
-/// Serves the loopback redirect until a request with our `state` brings a code (or an
-/// error from the provider).
+/// Serves the loopback redirect (hyper, HTTP/1.1) until a request with our `state` brings a
+/// code (or an error from the provider). The outcome is taken once its page was sent, so the
+/// browser always sees how the login ended.
 async fn accept_code(
     listener: &tokio::net::TcpListener,
     state: &str,
 ) -> Result<Secret, LoginError> {
+    type Outcome = Arc<Mutex<Option<Result<Secret, LoginError>>>>;
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Result<Secret, LoginError>>(1);
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let mut buf = vec![0u8; 8192];
-        let mut n = 0;
-        while n < buf.len() {
-            match tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf[n..])).await {
-                Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                Ok(Ok(k)) => {
-                    n += k;
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
+        tokio::select! {
+            Some(outcome) = done_rx.recv() => return outcome,
+            accepted = listener.accept() => {
+                let Ok((sock, _)) = accepted else { continue };
+                let state = state.to_string();
+                let done_tx = done_tx.clone();
+                tokio::spawn(async move {
+                    let outcome: Outcome = Arc::default();
+                    let seen = outcome.clone();
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let (status, text, result) = callback(req.uri(), &state);
+                        if let Some(r) = result {
+                            *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                        }
+                        std::future::ready(Ok::<_, std::convert::Infallible>(page(status, text)))
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
+                        .keep_alive(false)
+                        .serve_connection(hyper_util::rt::TokioIo::new(sock), service);
+                    let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+                    let taken = outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(r) = taken {
+                        let _ = done_tx.send(r).await;
                     }
-                }
+                });
             }
         }
-        let head = String::from_utf8_lossy(&buf[..n]);
-        let target = head
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("");
-        let Ok(url) = reqwest::Url::parse(&format!("http://127.0.0.1{target}")) else {
-            continue;
-        };
-        if url.path() != "/callback" {
-            let _ = respond(&mut sock, 404, "Not found.").await;
-            continue;
-        }
-        let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
-        if q.get("state").map(String::as_str) != Some(state) {
-            let _ = respond(
-                &mut sock,
-                400,
-                "This login was not started here (state mismatch).",
-            )
-            .await;
-            continue;
-        }
-        if let Some(err) = q.get("error") {
-            let _ = respond(
-                &mut sock,
-                200,
-                "The login was not completed. You can close this tab.",
-            )
-            .await;
-            return Err(LoginError::Refused {
-                message: format!(
-                    "the identity provider ended the login: {err}{}",
-                    q.get("error_description")
-                        .map(|d| format!(": {d}"))
-                        .unwrap_or_default()
-                ),
-                hint: Some("run `hoopx login --browser` again".into()),
-            });
-        }
-        if let Some(code) = q.get("code") {
-            let _ = respond(
-                &mut sock,
-                200,
-                "hoopx is logged in. You can close this tab.",
-            )
-            .await;
-            return Ok(Secret::new(code.clone()));
-        }
-        let _ = respond(&mut sock, 400, "No code in this request.").await;
     }
 }
 
-async fn respond(sock: &mut tokio::net::TcpStream, status: u16, text: &str) -> std::io::Result<()> {
+/// What one request to the loopback redirect gets: status, page text, and the login's
+/// outcome when the request ends it.
+fn callback(
+    uri: &hyper::Uri,
+    state: &str,
+) -> (StatusCode, &'static str, Option<Result<Secret, LoginError>>) {
+    if uri.path() != "/callback" {
+        return (StatusCode::NOT_FOUND, "Not found.", None);
+    }
+    let q: HashMap<String, String> = reqwest::Url::parse(&format!("http://127.0.0.1{uri}"))
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    if q.get("state").map(String::as_str) != Some(state) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "This login was not started here (state mismatch).",
+            None,
+        );
+    }
+    if let Some(err) = q.get("error") {
+        let refused = LoginError::Refused {
+            message: format!(
+                "the identity provider ended the login: {err}{}",
+                q.get("error_description")
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+            hint: Some("run `hoopx login --browser` again".into()),
+        };
+        return (
+            StatusCode::OK,
+            "The login was not completed. You can close this tab.",
+            Some(Err(refused)),
+        );
+    }
+    match q.get("code") {
+        Some(code) => (
+            StatusCode::OK,
+            "hoopx is logged in. You can close this tab.",
+            Some(Ok(Secret::new(code.clone()))),
+        ),
+        None => (StatusCode::BAD_REQUEST, "No code in this request.", None),
+    }
+}
+
+fn page(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     let body = format!("<!doctype html><title>hoopx login</title><p>{text}</p>\n");
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        _ => "Bad Request",
-    };
-    sock.write_all(
-        format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await?;
-    sock.shutdown().await
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
 }
 
 #[cfg(test)]

@@ -215,8 +215,8 @@ fn clock(us: i64) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 
-/// A time in seconds (fractions allowed), `[h:]m:s`, or units `w`, `d`, `h`, `m`, `s`, `ms`,
-/// `us`, in microseconds. Also what `--since` durations are read with.
+/// A time in seconds (fractions allowed), `[h:]m:s`, or a duration with units (`1h30m`,
+/// `500ms`, `7d`: humantime's syntax), in microseconds. Also what `--since` durations are read with.
 pub fn parse_time(s: &str) -> Option<i64> {
     fn secs(x: &str) -> Option<f64> {
         if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -243,42 +243,9 @@ pub fn parse_time(s: &str) -> Option<i64> {
         }
         return to_us(total);
     }
-    // Units: 1h2m3s, 500ms, 1m30s, 250us, 7d, 2w.
-    let mut total = 0.0;
-    let mut rest = s;
-    let mut any = false;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let v = secs(&rest[..n])?;
-        rest = &rest[n..];
-        let (scale, len) = if rest.starts_with("ms") {
-            (1e-3, 2)
-        } else if rest.starts_with("us") {
-            (1e-6, 2)
-        } else if rest.starts_with('w') {
-            (604_800.0, 1)
-        } else if rest.starts_with('d') {
-            (86_400.0, 1)
-        } else if rest.starts_with('h') {
-            (3600.0, 1)
-        } else if rest.starts_with('m') {
-            (60.0, 1)
-        } else if rest.starts_with('s') {
-            (1.0, 1)
-        } else {
-            return None;
-        };
-        total += v * scale;
-        rest = &rest[len..];
-        any = true;
-    }
-    if any {
-        to_us(total)
-    } else {
-        None
-    }
+    // Units (1h30m, 500ms, 250us, 7d, 2w, "1h 30m"): humantime's syntax.
+    let d = humantime::parse_duration(s).ok()?;
+    i64::try_from(d.as_micros()).ok()
 }
 
 /// Where the player's time comes from; tests give it a scripted one.
