@@ -930,7 +930,7 @@ _hoopx() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "pty text cast cast3 json sql requests" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "pty text screen cast cast3 json sql requests" -- "${cur}"))
                     return 0
                     ;;
                 --speed)

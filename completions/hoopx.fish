@@ -210,7 +210,8 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l format -d 'What to write: play it (pty), or export it (text, cast, cast3, json, sql, requests)' -r -f -a "pty\t'Play on the terminal with the original timing'
-text\t'What the screen showed, without escape codes (greppable)'
+text\t'Everything the screen showed, without escape codes, as a transcript (greppable): lines that scrolled off or were cleared included'
+screen\t'The final screen only, as the terminal showed it when the session ended'
 cast\t'asciicast v2 (asciinema 2.x), with what `hoopx verify` needs in the header'
 cast3\t'asciicast v3 (asciinema 3.x), with what `hoopx verify` needs in the header'
 json\t'The events as JSON lines: hoopx\'s own export, verifiable'
