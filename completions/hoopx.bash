@@ -319,7 +319,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__check)
-            opts="-o -h --config --output --color --help"
+            opts="-o -h --config --dev --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -60,7 +60,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand serve 'Serve the HTTP API and session streams'
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;gateway;serve'= {
@@ -78,12 +78,13 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -o '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)'
             cand --output '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --dev 'Check for `serve --dev`: a config without an [auth] table is then fine'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;gateway;help'= {
             cand serve 'Serve the HTTP API and session streams'
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;gateway;help;serve'= {
@@ -332,7 +333,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;help;gateway'= {
             cand serve 'Serve the HTTP API and session streams'
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
         }
         &'hoopx;help;gateway;serve'= {
         }
