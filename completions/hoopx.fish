@@ -46,7 +46,7 @@ complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "help" -d 'Print this me
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l target -d 'Target to open the session on; by default the one target that runs the command' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l review -d 'Run under this approved review (single-use; it must be for this very command)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l review -d 'Run under this approved review (single-use): of this very command line, or of one input line of it, which it then releases once' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l approval-timeout -d 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s o -l output -d '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool\'s raw output; implies --no-tty' -r -f -a "text\t''
 json\t''"
@@ -56,7 +56,7 @@ always\t''
 never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l tty -d 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-tty -d 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
-complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-wait -d 'Do not wait for a review: exit 75 at once with the review id'
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-wait -d 'Do not wait for a review: exit 75 at once with the review id (a review of an input line stays pending; run again with the same input and --review ID once approved)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l capture -d 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'

@@ -146,7 +146,7 @@ fn tools() -> Value {
                     "command": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "Program and arguments, e.g. [\"psql\", \"-c\", \"select 1\"]"},
                     "target": {"type": "string", "description": "Gateway target; by default the one target that runs the program"},
                     "stdin": {"type": "string", "description": "Input for the command (each line is checked by the gateway's rules)"},
-                    "review_id": {"type": "string", "description": "An approved review for exactly this command"},
+                    "review_id": {"type": "string", "description": "An approved review for exactly this command, or for the stdin line it was asked for (call again with the same command and stdin)"},
                     "wait_for_approval": {"type": "boolean", "description": "Wait for a reviewer instead of returning approval_pending at once (default false)"}
                 },
                 "required": ["command"]
@@ -215,7 +215,8 @@ fn call(gateway: &GatewayArgs, name: &str, args: &Value) -> Result<Value, Invali
             }
             if let Some(r) = str_arg(args, "review_id")? {
                 cmd.arg("--review").arg(r);
-            } else if !args
+            }
+            if !args
                 .get("wait_for_approval")
                 .and_then(Value::as_bool)
                 .unwrap_or(false)

@@ -297,6 +297,8 @@ struct Session {
     remote: Option<super::ssh::Remote>,
     /// The session is ending: nothing more goes to the tool.
     ending: bool,
+    /// An approved line review brought with `--review`, not used yet.
+    line_review: Option<String>,
     /// Input acknowledgements held while the remote has not taken its input.
     acks_held: usize,
 }
@@ -399,6 +401,7 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
         tunnels,
         remote: None,
         ending: false,
+        line_review: pending.line_review.clone(),
         acks_held: 0,
         id: pending.id.clone(),
         identity: pending.identity.clone(),
@@ -1295,6 +1298,38 @@ impl Session {
         let full = String::from_utf8_lossy(&masked).trim_end().to_string();
         let shown = shorten(&full);
         let exact = line.strip_suffix(b"\n").unwrap_or(&line);
+        if let Some(id) = self.line_review.clone() {
+            // An approval brought with --review: for exactly this line (of this requester,
+            // on this target), it releases the line, once; for another line it is kept.
+            let hash = review::command_hash(
+                &self.gw.review_key,
+                &self.identity.subject,
+                &self.target,
+                "line",
+                exact,
+            );
+            if let Ok(r) = self
+                .gw
+                .use_review(&id, &self.identity.subject, &hash, &self.id)
+                .await
+            {
+                self.line_review = None;
+                self.rec.marker(json!({"approved": r.record()}));
+                self.rec.stats.approvals.push(r.record());
+                let by = r.approvers().join(", ");
+                self.answer(ServerFrame::Notice(Notice {
+                    kind: "approved".into(),
+                    rule: Some(r.rule.clone()),
+                    message: format!(
+                        "review {} approved by {}: `{}` released",
+                        r.id, by, r.command
+                    ),
+                    review_id: Some(r.id.clone()),
+                }));
+                self.deliver(release);
+                return Ok(());
+            }
+        }
         let r = self
             .gw
             .ask_review(Ask {
@@ -1473,6 +1508,26 @@ impl Session {
         }
     }
 
+    /// The session ends while a line waits for review: the line is not sent, and the review
+    /// stays pending, so a reviewer can still approve it and the requester run the same
+    /// command with the same input and `--review ID` (the approval releases that line once).
+    fn leave_pending(&mut self, r: &ReviewInfo) {
+        self.rec
+            .marker(json!({"left_pending": {"review_id": r.id, "rule": r.rule}}));
+        self.rec.stats.denials += 1;
+        self.answer(ServerFrame::Notice(Notice {
+            kind: "denied".into(),
+            rule: Some(r.rule.clone()),
+            message: format!(
+                "input line not sent: review {} stays pending: `{}`; once it is approved, run the same command with the same input and --review {}",
+                r.id,
+                crate::cli::printable(&shorten(&r.command)),
+                r.id
+            ),
+            review_id: Some(r.id.clone()),
+        }));
+    }
+
     /// Gives up on the line waiting for review, if one is: the review is withdrawn, the
     /// line dropped (erased in PTY mode) and the caller told. Used when the session ends
     /// (nothing could run the line now) and when the requester presses Ctrl-C.
@@ -1513,13 +1568,11 @@ impl Session {
 
     async fn finish(&mut self, id: &str, end: End, socket: &mut WebSocket) {
         self.ending = true;
-        if let Some(Hold::Notice { notice, .. }) = self.hold.take() {
-            self.answer(ServerFrame::Notice(notice));
-        } else if let Some(h) = self.hold.take() {
-            self.hold = Some(h);
+        match self.hold.take() {
+            Some(Hold::Notice { notice, .. }) => self.answer(ServerFrame::Notice(notice)),
+            Some(Hold::Review { review: r, .. }) => self.leave_pending(&r),
+            h => self.hold = h,
         }
-        self.withdraw_review("the session ended before a decision")
-            .await;
         // The tool is done: whatever the maskers held back is decided now.
         self.release_held();
         let stats = &self.rec.stats;
