@@ -39,6 +39,18 @@ pub struct AuthSettings {
     /// How long a running session outlives its token when no fresh token arrives.
     pub expiry_grace: Duration,
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// How tokens that are not JWTs (opaque access tokens) are checked; `None`: refused.
+    pub opaque_tokens: Option<OpaqueTokens>,
+    /// How long an opaque token's answer from the provider is reused.
+    pub opaque_cache: Duration,
+}
+
+/// How the gateway checks an opaque access token with the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpaqueTokens {
+    /// The provider's userinfo endpoint (from discovery): the token is good while it
+    /// answers with the user's claims.
+    UserInfo,
 }
 
 /// A CI issuer (GitHub Actions, GitLab…) whose tokens the gateway exchanges for its own.
@@ -117,6 +129,10 @@ pub(super) struct RawAuth {
     expiry_grace: Option<Spanned<String>>,
     #[serde(default)]
     trusted_issuers: Vec<RawTrusted>,
+    #[serde(default)]
+    opaque_tokens: Option<Spanned<String>>,
+    #[serde(default)]
+    opaque_cache: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +280,29 @@ pub(super) fn compile(raw: RawAuth, text: &str, file: &str) -> Result<AuthSettin
         session_ttl: duration(&raw.session_ttl, 900, "session_ttl")?,
         expiry_grace: duration(&raw.expiry_grace, 60, "expiry_grace")?,
         trusted_issuers,
+        opaque_tokens: match &raw.opaque_tokens {
+            None => None,
+            Some(o) if o.get_ref() == "userinfo" => Some(OpaqueTokens::UserInfo),
+            Some(o) => {
+                return Err(err(
+                    o.span(),
+                    format!(
+                        "opaque_tokens {:?}: expected \"userinfo\" (the provider's userinfo endpoint checks them)",
+                        o.get_ref()
+                    ),
+                ))
+            }
+        },
+        opaque_cache: {
+            let d = duration(&raw.opaque_cache, 60, "opaque_cache")?;
+            if d > Duration::from_secs(3600) {
+                return Err(err(
+                    raw.opaque_cache.as_ref().map(|s| s.span()).unwrap_or(0..0),
+                    "opaque_cache is at most 1h: a token revoked at the provider must stop working soon".into(),
+                ));
+            }
+            d
+        },
     })
 }
 
