@@ -17,13 +17,15 @@ use super::AuthError;
 /// Cached answers at most; the oldest half is dropped past it.
 const MAX_CACHED: usize = 10_000;
 
+/// SHA-256 of a token → its claims and when they were fetched (never the token).
+type Cache = HashMap<[u8; 32], (Map<String, Value>, Instant)>;
+
 pub struct UserInfo {
     issuer: String,
     endpoint: Mutex<Option<String>>,
     http: reqwest::Client,
     max_age: Duration,
-    /// SHA-256 of a token → its claims and when they were fetched (never the token).
-    cache: Mutex<HashMap<[u8; 32], (Map<String, Value>, Instant)>>,
+    cache: Mutex<Cache>,
 }
 
 impl UserInfo {
@@ -94,7 +96,7 @@ impl UserInfo {
         Ok(claims)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Map<String, Value>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -1080,7 +1080,7 @@ impl Session {
                     let sent = self.delivers_unsent == 0;
                     let quiet =
                         sent && !self.echo_due && now >= self.last_output.max(start) + ECHO_QUIET;
-                    if !quiet && !(sent && now >= start + ECHO_MAX) {
+                    if !(quiet || sent && now >= start + ECHO_MAX) {
                         self.hold = Some(Hold::Notice { notice, since });
                         return Ok(());
                     }

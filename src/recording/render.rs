@@ -429,7 +429,7 @@ fn next_wipe(text: &str, from: usize) -> Option<(usize, usize, Wipe)> {
                 while j < b.len() && (0x30..0x40).contains(&b[j]) {
                     j += 1;
                 }
-                let Some(&fin) = b.get(j) else { return None };
+                let &fin = b.get(j)?;
                 let params = &text[s + 2..j];
                 let alt = || {
                     params
@@ -502,10 +502,7 @@ impl TextOut<'_> {
 fn feed_keeping(term: &mut Term, text: &str, keep: bool, alt: &mut bool, out: &mut TextOut<'_>) {
     let mut fed = 0;
     let mut from = 0;
-    while keep {
-        let Some((s, e, kind)) = next_wipe(text, from) else {
-            break;
-        };
+    while let Some((s, e, kind)) = keep.then(|| next_wipe(text, from)).flatten() {
         from = e;
         let wipes = match kind {
             Wipe::Screen | Wipe::Below => true,
