@@ -116,7 +116,7 @@ fn handle(gateway: &GatewayArgs, msg: Value) -> Option<Value> {
                     "protocolVersion": version,
                     "capabilities": {"tools": {"listChanged": false}},
                     "serverInfo": {"name": "hoopx", "version": env!("CARGO_PKG_VERSION")},
-                    "instructions": "Run database, ssh and kubectl commands through the hoopx gateway with the exec tool: output comes back masked, everything is recorded, and risky commands wait for a human (exec then returns approval_pending with a review_id; call exec again with that review_id once approved).",
+                    "instructions": "Run database, ssh and kubectl commands through the hoopx gateway with the exec tool: output comes back masked, everything is recorded, and risky commands wait for a human (exec then returns approval_pending with a review_id; call exec again with the same command and stdin and that review_id once approved).",
                 }),
             )
         }
@@ -139,7 +139,7 @@ fn tools() -> Value {
         {
             "name": "exec",
             "title": "Run a command through the hoopx gateway",
-            "description": "Runs a command (psql, ssh, kubectl, …) through the access gateway: secrets and personal data in its output are masked, the session is recorded, forbidden commands are refused and risky ones wait for human approval. Returns session_id, exit_code, masked stdout and stderr (truncated past a limit, flagged), or status approval_pending with a review_id: ask a human to approve it (`hoopx review approve ID`), then call exec again with the same command and that review_id.",
+            "description": "Runs a command (psql, ssh, kubectl, …) through the access gateway: secrets and personal data in its output are masked, the session is recorded, forbidden commands are refused and risky ones wait for human approval. Returns session_id, exit_code, masked stdout and stderr (truncated past a limit, flagged), or status approval_pending with a review_id: ask a human to approve it (`hoopx review approve ID`), then call exec again with the same command (and the same stdin) and that review_id.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
