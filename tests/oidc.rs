@@ -1275,7 +1275,7 @@ fn a_review_wait_longer_than_the_token_lifetime_still_runs_the_command() {
 }
 
 #[test]
-fn opaque_access_tokens_are_checked_at_the_providers_userinfo() {
+fn opaque_access_tokens_are_checked_at_userinfo_or_by_introspection() {
     let env = Env::new();
     let idp = Idp::start_with(json!({"alice": ["dba"]}), 600, true);
     let gw = gateway(&env, &config(&idp, "opaque_tokens = \"userinfo\""));
@@ -1312,6 +1312,41 @@ fn opaque_access_tokens_are_checked_at_the_providers_userinfo() {
     let refused = run(c, "", T);
     assert_eq!(refused.code(), 67, "{refused:?}");
     assert!(refused.stderr.contains("userinfo"), "{refused:?}");
+
+    // RFC 7662 introspection, as the gateway's own client: the same token is good, for
+    // the groups the provider gives it.
+    let env3 = Env::new();
+    let secret = env3.write("introspect.secret", "hoopx-gateway-secret-0123456789\n");
+    let gw3 = gateway(
+        &env3,
+        &config(
+            &idp,
+            &format!(
+                "opaque_tokens = \"introspect\"\nintrospection_client_id = \"hoopx-gateway\"\nintrospection_client_secret = {{ file = \"{}\" }}",
+                secret.display()
+            ),
+        ),
+    );
+    let mut c = env3.hoopx();
+    c.env("HOOPX_TOKEN", &token).args([
+        "exec",
+        "--gateway",
+        &gw3.url,
+        "--target",
+        "dba",
+        "--",
+        "echo",
+        "introspected",
+    ]);
+    let ran = run(c, "", T);
+    assert_eq!(ran.code(), 0, "{ran:?}");
+    assert!(ran.stdout.contains("introspected"), "{ran:?}");
+    let mut c = env3.hoopx();
+    c.env("HOOPX_TOKEN", "not-a-token-the-provider-issued")
+        .args(["exec", "--gateway", &gw3.url, "--", "true"]);
+    let refused = run(c, "", T);
+    assert_eq!(refused.code(), 67, "{refused:?}");
+    assert!(refused.stderr.contains("not active"), "{refused:?}");
 
     // Without opaque_tokens, the gateway says what to set.
     let env2 = Env::new();

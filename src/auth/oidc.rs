@@ -65,9 +65,25 @@ impl OidcAuthenticator {
             DecodingKey::from_ed_components(&x).unwrap_or_else(|_| DecodingKey::from_ed_der(&[])),
         );
         Arc::new(OidcAuthenticator {
-            userinfo: settings
-                .opaque_tokens
-                .map(|_| super::userinfo::UserInfo::new(&settings.issuer, settings.opaque_cache)),
+            userinfo: settings.opaque_tokens.map(|how| {
+                let introspection = match how {
+                    crate::policy::auth::OpaqueTokens::UserInfo => None,
+                    crate::policy::auth::OpaqueTokens::Introspect => settings
+                        .introspection_client
+                        .clone()
+                        .map(|(id, secret)| super::userinfo::Introspection {
+                            client_id: id,
+                            client_secret: secret,
+                            audience: settings.audience.clone(),
+                            cli_client_id: settings.cli_client_id.clone(),
+                        }),
+                };
+                super::userinfo::UserInfo::new(
+                    &settings.issuer,
+                    settings.opaque_cache,
+                    introspection,
+                )
+            }),
             provider: KeySet::new(&settings.issuer, settings.jwks_uri.clone()),
             trusted: settings
                 .trusted_issuers
@@ -214,8 +230,9 @@ impl Authenticator for OidcAuthenticator {
                         subject: subject.to_string(),
                         groups: self.groups_of(&claims),
                     },
-                    // Unknown: the provider is asked again once the cached answer is old.
-                    expires_at: None,
+                    // From introspection; else unknown: the provider is asked again once
+                    // the cached answer is old.
+                    expires_at: claims.get("exp").and_then(Value::as_i64),
                 });
             }
             (Err(e), None) => {
@@ -365,6 +382,7 @@ mod tests {
             trusted_issuers: vec![],
             opaque_tokens: None,
             opaque_cache: std::time::Duration::from_secs(60),
+            introspection_client: None,
         };
         let a = OidcAuthenticator::new(
             settings.clone(),

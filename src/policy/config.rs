@@ -159,13 +159,13 @@ struct RawTarget {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSecret {
+pub(super) struct RawSecret {
     env: Option<String>,
     file: Option<std::path::PathBuf>,
 }
 
 /// Reads a secret from where the config says it is. Errors name the place, never the value.
-fn resolve_secret(raw: RawSecret) -> Result<crate::auth::Secret, String> {
+pub(super) fn resolve_secret(raw: RawSecret) -> Result<crate::auth::Secret, String> {
     let value = match (raw.env, raw.file) {
         (Some(var), None) => std::env::var(&var).map_err(|_| {
             format!("the gateway's environment has no {var} (set it where the gateway starts)")

@@ -58,6 +58,14 @@ const provider = new Provider(issuer, {
       redirect_uris: ['http://127.0.0.1/callback'],
     },
     {
+      // The gateway's own client, for RFC 7662 introspection of opaque tokens.
+      client_id: 'hoopx-gateway',
+      client_secret: 'hoopx-gateway-secret-0123456789',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+    },
+    {
       client_id: 'ci-bot',
       client_secret: 'ci-bot-secret-0123456789',
       grant_types: ['client_credentials'],
@@ -80,6 +88,7 @@ const provider = new Provider(issuer, {
     deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     revocation: { enabled: true },
+    introspection: { enabled: true },
     resourceIndicators: {
       enabled: !opaque,
       defaultResource: async () => audience,
