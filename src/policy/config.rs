@@ -1056,6 +1056,21 @@ mod tests {
     }
 
     #[test]
+    fn every_bad_rule_is_reported_at_once_and_errors_elsewhere_stop_the_collection() {
+        let text = "[[targets]]\nname = \"t\"\nkind = \"command\"\n\n[[rules.deny]]\nname = \"a\"\npattern = '('\n\n[[rules.mask]]\nname = \"m\"\npattern = ''\n\n[[rules.deny]]\nname = \"b\"\npattern = 'x{2,1}'\n";
+        let errors = parse_all(text, "f.toml").unwrap_err();
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [7, 11, 15], "{errors:#?}");
+        // The caret points into the regex, and the column into the file.
+        assert!(errors[0].reason.ends_with("    (\n    ^"), "{errors:#?}");
+        assert_eq!(errors[0].column, 12);
+        // A bad target: that one error (what follows may name the target).
+        let text = "[[targets]]\nname = \"t\"\nkind = \"nope\"\n\n[[rules.deny]]\nname = \"a\"\npattern = '('\n";
+        assert_eq!(parse_all(text, "f.toml").unwrap_err().len(), 1);
+        assert!(parse_all("[[targets]]\nname = \"t\"\nkind = \"command\"\n", "f").is_ok());
+    }
+
+    #[test]
     fn the_issue_example_is_accepted() {
         let text = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\ncommand = [\"psql\"]\n\n[[rules.mask]]\nname = \"email\"\npattern = '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}'\n\n[[rules.deny]]\nname = \"no-drop-table\"\npattern = '(?i)\\bdrop\\s+table\\b'\n";
         let p = parse(text, "gw.toml").unwrap();
