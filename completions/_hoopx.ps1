@@ -46,7 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway URL; without one, hoopx runs an embedded gateway in-process')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Target to open the session on; by default the one target that runs the command')
-            [CompletionResult]::new('--review', '--review', [CompletionResultType]::ParameterName, 'Run under this approved review (single-use; it must be for this very command)')
+            [CompletionResult]::new('--review', '--review', [CompletionResultType]::ParameterName, 'Run under this approved review (single-use): of this very command line, or of one input line of it, which it then releases once')
             [CompletionResult]::new('--approval-timeout', '--approval-timeout', [CompletionResultType]::ParameterName, 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty')
@@ -54,7 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--tty', '--tty', [CompletionResultType]::ParameterName, 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals')
             [CompletionResult]::new('--no-tty', '--no-tty', [CompletionResultType]::ParameterName, 'Run the command under pipes (stdout and stderr kept apart) even on a terminal')
-            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Do not wait for a review: exit 75 at once with the review id')
+            [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Do not wait for a review: exit 75 at once with the review id (a review of an input line stays pending; run again with the same input and --review ID once approved)')
             [CompletionResult]::new('--capture', '--capture', [CompletionResultType]::ParameterName, 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -65,7 +65,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -85,13 +85,14 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--dev', '--dev', [CompletionResultType]::ParameterName, 'Check for `serve --dev`: a config without an [auth] table is then fine')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'hoopx;gateway;help' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -377,7 +378,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;help;gateway' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
             break
         }
         'hoopx;help;gateway;serve' {

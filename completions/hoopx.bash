@@ -319,7 +319,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__check)
-            opts="-o -h --config --output --color --help"
+            opts="-o -h --config --dev --output --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -930,7 +930,7 @@ _hoopx() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "pty text cast cast3 json sql requests" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "pty text screen cast cast3 json sql requests" -- "${cur}"))
                     return 0
                     ;;
                 --speed)

@@ -42,7 +42,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --gateway 'Gateway URL; without one, hoopx runs an embedded gateway in-process'
             cand --token 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)'
             cand --target 'Target to open the session on; by default the one target that runs the command'
-            cand --review 'Run under this approved review (single-use; it must be for this very command)'
+            cand --review 'Run under this approved review (single-use): of this very command line, or of one input line of it, which it then releases once'
             cand --approval-timeout 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires'
             cand -o '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty'
             cand --output '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool''s raw output; implies --no-tty'
@@ -50,7 +50,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --tty 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
             cand --no-tty 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
-            cand --no-wait 'Do not wait for a review: exit 75 at once with the review id'
+            cand --no-wait 'Do not wait for a review: exit 75 at once with the review id (a review of an input line stays pending; run again with the same input and --review ID once approved)'
             cand --capture 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -60,7 +60,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand serve 'Serve the HTTP API and session streams'
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;gateway;serve'= {
@@ -78,12 +78,13 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -o '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)'
             cand --output '`json`: one object (`ok`, counts, targets; or `error` with file, line, column)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --dev 'Check for `serve --dev`: a config without an [auth] table is then fine'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
         &'hoopx;gateway;help'= {
             cand serve 'Serve the HTTP API and session streams'
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;gateway;help;serve'= {
@@ -332,7 +333,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;help;gateway'= {
             cand serve 'Serve the HTTP API and session streams'
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
         }
         &'hoopx;help;gateway;serve'= {
         }

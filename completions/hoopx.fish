@@ -46,7 +46,7 @@ complete -c hoopx -n "__fish_hoopx_needs_command" -f -a "help" -d 'Print this me
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l target -d 'Target to open the session on; by default the one target that runs the command' -r
-complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l review -d 'Run under this approved review (single-use; it must be for this very command)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l review -d 'Run under this approved review (single-use): of this very command line, or of one input line of it, which it then releases once' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l approval-timeout -d 'Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait until it is decided or expires' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s o -l output -d '`json`: NDJSON events on stdout (session, stdout, stderr, approval_pending, approved, denied, exit) instead of the tool\'s raw output; implies --no-tty' -r -f -a "text\t''
 json\t''"
@@ -56,7 +56,7 @@ always\t''
 never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l tty -d 'Run the command under a pseudo-terminal even when stdin/stdout are not terminals'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-tty -d 'Run the command under pipes (stdout and stderr kept apart) even on a terminal'
-complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-wait -d 'Do not wait for a review: exit 75 at once with the review id'
+complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-wait -d 'Do not wait for a review: exit 75 at once with the review id (a review of an input line stays pending; run again with the same input and --review ID once approved)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l capture -d 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
@@ -64,7 +64,7 @@ always\t''
 never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "serve" -d 'Serve the HTTP API and session streams'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l config -d 'The TOML config (targets and rules); without one, the default policy' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l listen -d 'Address to listen on' -r
@@ -81,9 +81,10 @@ json\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l dev -d 'Check for `serve --dev`: a config without an [auth] table is then fine'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve the HTTP API and session streams'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -210,7 +211,8 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand review; and __fish_seen_subc
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l gateway -d 'Gateway URL; without one, hoopx runs an embedded gateway in-process' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l token -d 'Bearer token for the gateway (prefer the HOOPX_TOKEN variable: flags show in `ps`)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand replay" -l format -d 'What to write: play it (pty), or export it (text, cast, cast3, json, sql, requests)' -r -f -a "pty\t'Play on the terminal with the original timing'
-text\t'What the screen showed, without escape codes (greppable)'
+text\t'Everything the screen showed, without escape codes, as a transcript (greppable): lines that scrolled off or were cleared included'
+screen\t'The final screen only, as the terminal showed it when the session ended'
 cast\t'asciicast v2 (asciinema 2.x), with what `hoopx verify` needs in the header'
 cast3\t'asciicast v3 (asciinema 3.x), with what `hoopx verify` needs in the header'
 json\t'The events as JSON lines: hoopx\'s own export, verifiable'
@@ -290,7 +292,7 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_su
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status completion man generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status completion man generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "serve" -d 'Serve the HTTP API and session streams'
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'Show one session, with the verification of its recording'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "export" -d 'Write sessions, their reviews, the ledger covering them and the gateway\'s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'

@@ -194,8 +194,24 @@ fn an_agent_drives_hoopx_over_mcp() {
     let s = &r["structuredContent"];
     assert_eq!(s["status"], "approval_pending", "{r}");
     assert_eq!(s["exit_code"], 75);
+    let line_review = s["review_id"].as_str().unwrap().to_string();
+    assert_eq!(line_review.len(), 36, "{r}");
+    // The review stays pending after the call; once approved, the same call with the
+    // review id releases that line, once.
+    let mut c = gw.hoopx(&env);
+    c.env("HOOPX_TOKEN", "tok-lena-00001")
+        .args(["review", "approve", &line_review, "--yes"]);
+    assert_eq!(run(c, "", T).code(), 0);
+    let call = json!({"command": ["cat"], "stdin": "deploy now\n", "review_id": line_review});
+    let r = mcp.tool("exec", call.clone());
+    let s = &r["structuredContent"];
+    assert_eq!(s["stdout"], "deploy now\n", "{r}");
+    assert_eq!(s["exit_code"], 0, "{r}");
+    let r = mcp.tool("exec", call);
+    let s = &r["structuredContent"];
+    assert_eq!(s["exit_code"], 77, "used once: {r}");
     assert!(
-        s["review_id"].as_str().is_some_and(|id| id.len() == 36),
+        s["message"].as_str().unwrap().contains("already used"),
         "{r}"
     );
 

@@ -675,3 +675,51 @@ pattern = '(?i)\bdrop\s+table\b'
     assert!(!screen.contains("ran: \x1b[A"), "{screen}");
     assert_eq!(screen.matches("ran: ").count(), 1, "{screen}");
 }
+
+#[test]
+fn a_line_left_pending_by_no_wait_is_approved_later_and_runs_once_with_review() {
+    let w = world("1h", None);
+    let line = "delete from users where id = 2;\n";
+    // The agent does not wait: 75, and the review outlives the session.
+    let asked = run(w.psql(&["--no-wait"], &[]), line, T);
+    assert_eq!(asked.code(), 75, "{asked:?}");
+    let id = review_id(&asked.stderr).unwrap();
+    assert!(
+        asked.stderr.contains(&format!("--review {id}")),
+        "{asked:?}"
+    );
+    let shown = w.review(ALICE, &["show", &id, "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(v["status"], "pending", "{v}");
+    assert_eq!(v["kind"], "line", "{v}");
+    assert_eq!(w.review(ALICE, &["approve", &id, "--yes"]).code(), 0);
+    // Another line is not the approved one: it asks anew, and nothing runs.
+    let other = run(
+        w.psql(&["--no-wait", "--review", &id], &[]),
+        "delete from users where id = 3;\n",
+        T,
+    );
+    assert_eq!(other.code(), 75, "{other:?}");
+    assert_eq!(w.users(), "3");
+    // Nor is the same line from someone else.
+    let mut c = w.hoopx(CAROL);
+    c.args([
+        "exec",
+        "--no-tty",
+        "--no-wait",
+        "--review",
+        &id,
+        "--",
+        "psql",
+    ])
+    .args(["-X", "app"]);
+    assert_eq!(run(c, line, T).code(), 77);
+    // The approved line runs, once.
+    let ran = run(w.psql(&["--no-wait", "--review", &id], &[]), line, T);
+    assert_eq!(ran.code(), 0, "{ran:?}");
+    assert!(ran.stdout.contains("DELETE 1"), "{ran:?}");
+    assert_eq!(w.users(), "2");
+    let again = run(w.psql(&["--no-wait", "--review", &id], &[]), line, T);
+    assert_eq!(again.code(), 77, "{again:?}");
+    assert!(again.stderr.contains("used"), "{again:?}");
+}

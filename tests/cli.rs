@@ -38,9 +38,17 @@ fn the_example_config_is_accepted_and_a_bad_one_is_refused_with_file_and_line() 
     let env = Env::new();
     let good = env.write("good.toml", EXAMPLE_CONFIG);
     let mut c = env.hoopx();
-    c.args(["gateway", "check", "--config"]).arg(&good);
+    c.args(["gateway", "check", "--dev", "--config"]).arg(&good);
     let out = run(c, "", T);
     assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("(1 target, 1 mask rule,"), "{out:?}");
+    // Without --dev, check refuses what serve would refuse: nobody could sign in.
+    let mut c = env.hoopx();
+    c.args(["gateway", "check", "--config"]).arg(&good);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("no authentication"), "{out:?}");
+    assert!(out.stderr.contains("--dev"), "{out:?}");
 
     let bad = env.write(
         "bad.toml",
@@ -59,7 +67,7 @@ fn the_example_config_is_accepted_and_a_bad_one_is_refused_with_file_and_line() 
         .arg(&bad);
         if sub == "check" {
             c = env.hoopx();
-            c.args(["gateway", "check", "--config"]).arg(&bad);
+            c.args(["gateway", "check", "--dev", "--config"]).arg(&bad);
         }
         let out = run(c, "", T);
         assert_eq!(out.code(), 78, "{sub}: {out:?}");
@@ -69,6 +77,48 @@ fn the_example_config_is_accepted_and_a_bad_one_is_refused_with_file_and_line() 
         );
         assert!(out.stderr.contains("invalid regex"), "{sub}: {out:?}");
     }
+
+    // Every bad rule in one run, each regex with a caret where it breaks; ignored settings
+    // are warned about.
+    let bad = env.write(
+        "bad2.toml",
+        "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\n\n[[dev.identities]]\nname = \"bob\"\ntoken = \"bob-token-123\"\n\n[[rules.deny]]\nname = \"x\"\npattern = '(?i)drop(('\n\n[[rules.deny]]\nname = \"y\"\npattern = 'a[bc'\n",
+    );
+    let mut c = env.hoopx();
+    c.args(["gateway", "check", "--config"]).arg(&bad);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("bad config (2 errors):"), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:11:21: rule \"x\": invalid regex: unclosed group\n    (?i)drop((\n             ^",
+            bad.display()
+        )),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("rule \"y\": invalid regex: unclosed character class\n    a[bc\n     ^"),
+        "{out:?}"
+    );
+    let fixed = std::fs::read_to_string(&bad)
+        .unwrap()
+        .replace("drop((", "drop")
+        .replace("a[bc", "abc")
+        .replace(
+            "[[targets]]",
+            "[auth]\nissuer = \"https://idp.example.com\"\naudience = \"x\"\n\n[[targets]]",
+        );
+    std::fs::write(&bad, fixed).unwrap();
+    let mut c = env.hoopx();
+    c.args(["gateway", "check", "--config"]).arg(&bad);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("[[dev.identities]] (1 entry) are ignored without --dev"),
+        "{out:?}"
+    );
 
     // A serve without any authentication refuses to start.
     let mut c = env.hoopx();
@@ -334,7 +384,7 @@ fn the_readme_gateway_config_is_accepted_as_written() {
     c.env("PROD_DB_PASSWORD", "pw-example")
         .env("WEB_SSH_KEY", "key-example")
         .env("K8S_TOKEN", "token-example")
-        .args(["gateway", "check", "--config"])
+        .args(["gateway", "check", "--dev", "--config"])
         .arg(&path);
     let out = run(c, "", std::time::Duration::from_secs(30));
     assert_eq!(out.code(), 0, "{out:?}\n{config}");

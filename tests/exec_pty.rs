@@ -134,3 +134,56 @@ fn losing_the_gateway_under_a_pty_stops_the_tool_and_restores_the_terminal() {
         "the terminal is restored on the failure path too"
     );
 }
+
+/// The screen a terminal shows for `bytes` (what a user sees), one string per row.
+fn screen(bytes: &str, cols: usize, rows: usize) -> Vec<String> {
+    let mut vt = avt::Vt::builder().size(cols, rows).build();
+    let _ = vt.feed_str(bytes);
+    vt.view().map(|l| l.text().trim_end().to_string()).collect()
+}
+
+#[test]
+fn a_denied_line_reads_cleanly_on_the_terminal() {
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("app");
+    let config = EXAMPLE_CONFIG.replace(
+        "pattern = '(?i)\\bdrop\\s+table\\b'",
+        "pattern = '(?i)\\bdrop\\s+table\\b'\nmessage = \"tables are dropped by migrations\"",
+    );
+    assert_ne!(config, EXAMPLE_CONFIG);
+    let gw = Gateway::start(&env, Some(&pg.config(&config)), None);
+    let mut cmd = gw.hoopx(&env);
+    cmd.env("TERM", "xterm")
+        .args(["exec", "--", "psql"])
+        .args(["-X", "app"]);
+    let mut p = PtyChild::spawn(cmd, 160, 30);
+    p.output.wait_for("app=#", T);
+    p.type_str("drop table users;\r");
+    // The tool's prompt is back after the notice.
+    let rows = crate::util::wait_for("a prompt after the notice", T, || {
+        let rows = screen(&p.output.text(), 160, 30);
+        let at = rows.iter().position(|r| r.starts_with("hoopx: "))?;
+        rows[at + 1..]
+            .iter()
+            .any(|r| r.starts_with("app=#"))
+            .then_some(rows)
+    });
+    let at = rows.iter().position(|r| r.starts_with("hoopx: ")).unwrap();
+    // The tool erased the line; the notice is on a line of its own with the rule's
+    // message.
+    assert_eq!(rows[at - 1], "app=#", "{rows:#?}");
+    // The prompt is drawn again below it (nothing typed for the tool: hoopx redraws it).
+    assert_eq!(rows[at + 1], "app=#", "{rows:#?}");
+    assert_eq!(
+        rows[at],
+        "hoopx: input line withheld by deny rule \"no-drop-table\": drop table users; \
+         — tables are dropped by migrations",
+        "{rows:#?}"
+    );
+    // The prompt works: the next line runs.
+    p.type_str("select 40 + 2 as answer;\r");
+    p.output.wait_for("42", T);
+    p.type_str("\\q\r");
+    assert_eq!(p.wait(T).code(), Some(77), "{}", p.output.text());
+}

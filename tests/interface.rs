@@ -210,6 +210,7 @@ fn json_outputs_keep_their_shape() {
         &[
             "gateway",
             "check",
+            "--dev",
             "--config",
             cfg.to_str().unwrap(),
             "--output",
@@ -223,6 +224,7 @@ fn json_outputs_keep_their_shape() {
         &[
             "gateway",
             "check",
+            "--dev",
             "--config",
             bad.to_str().unwrap(),
             "--output",

@@ -1044,7 +1044,7 @@ fn the_rules_in_docs_kubernetes_md_are_a_config_the_gateway_accepts() {
     let env = Env::new();
     let p = env.write("gw.toml", &config);
     let mut c = env.hoopx();
-    c.args(["gateway", "check", "--config"]).arg(&p);
+    c.args(["gateway", "check", "--dev", "--config"]).arg(&p);
     let out = run(c, "", T);
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.contains("keep-namespaces, no-exec"), "{out:?}");

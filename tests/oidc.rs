@@ -27,6 +27,12 @@ pub struct Idp {
 impl Idp {
     /// `groups`: account or client id → groups in its tokens. `access_ttl`: seconds.
     pub fn start(groups: Value, access_ttl: u64) -> Idp {
+        Idp::start_with(groups, access_ttl, false)
+    }
+
+    /// With `opaque`, the provider has no resource indicators: its access tokens are
+    /// opaque strings, not JWTs (as Google's are).
+    pub fn start_with(groups: Value, access_ttl: u64, opaque: bool) -> Idp {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -43,6 +49,7 @@ impl Idp {
             .env("HOOPX_TEST_OUT", keys.path())
             .env("HOOPX_TEST_ACCESS_TTL", access_ttl.to_string())
             .env("HOOPX_TEST_GROUPS", groups.to_string())
+            .env("HOOPX_TEST_OPAQUE", if opaque { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1265,4 +1272,89 @@ fn a_review_wait_longer_than_the_token_lifetime_still_runs_the_command() {
     let status = crate::util::wait_timeout(&mut exec, T).expect("exec ends");
     assert_eq!(status.code(), Some(0), "{}", err.text());
     assert_eq!(stdout.text(), "approved-please\n");
+}
+
+#[test]
+fn opaque_access_tokens_are_checked_at_userinfo_or_by_introspection() {
+    let env = Env::new();
+    let idp = Idp::start_with(json!({"alice": ["dba"]}), 600, true);
+    let gw = gateway(&env, &config(&idp, "opaque_tokens = \"userinfo\""));
+    let out = device_login(&env, &gw, &idp, Some("alice"));
+    assert_eq!(out.code(), 0, "{out:?}");
+    let token = cached(&env, &gw)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        token.matches('.').count(),
+        0,
+        "an opaque token, not a JWT: {token}"
+    );
+    // The gateway knows who it is (and the groups) from the provider's userinfo.
+    let mut c = env.hoopx();
+    c.args([
+        "exec",
+        "--gateway",
+        &gw.url,
+        "--target",
+        "dba",
+        "--",
+        "echo",
+        "as dba",
+    ]);
+    let ran = run(c, "", T);
+    assert_eq!(ran.code(), 0, "{ran:?}");
+    assert!(ran.stdout.contains("as dba"), "{ran:?}");
+    // A token the provider does not know is refused (fail closed).
+    let mut c = env.hoopx();
+    c.env("HOOPX_TOKEN", "not-a-token-the-provider-issued")
+        .args(["exec", "--gateway", &gw.url, "--", "true"]);
+    let refused = run(c, "", T);
+    assert_eq!(refused.code(), 67, "{refused:?}");
+    assert!(refused.stderr.contains("userinfo"), "{refused:?}");
+
+    // RFC 7662 introspection, as the gateway's own client: the same token is good, for
+    // the groups the provider gives it.
+    let env3 = Env::new();
+    let secret = env3.write("introspect.secret", "hoopx-gateway-secret-0123456789\n");
+    let gw3 = gateway(
+        &env3,
+        &config(
+            &idp,
+            &format!(
+                "opaque_tokens = \"introspect\"\nintrospection_client_id = \"hoopx-gateway\"\nintrospection_client_secret = {{ file = \"{}\" }}",
+                secret.display()
+            ),
+        ),
+    );
+    let mut c = env3.hoopx();
+    c.env("HOOPX_TOKEN", &token).args([
+        "exec",
+        "--gateway",
+        &gw3.url,
+        "--target",
+        "dba",
+        "--",
+        "echo",
+        "introspected",
+    ]);
+    let ran = run(c, "", T);
+    assert_eq!(ran.code(), 0, "{ran:?}");
+    assert!(ran.stdout.contains("introspected"), "{ran:?}");
+    let mut c = env3.hoopx();
+    c.env("HOOPX_TOKEN", "not-a-token-the-provider-issued")
+        .args(["exec", "--gateway", &gw3.url, "--", "true"]);
+    let refused = run(c, "", T);
+    assert_eq!(refused.code(), 67, "{refused:?}");
+    assert!(refused.stderr.contains("not active"), "{refused:?}");
+
+    // Without opaque_tokens, the gateway says what to set.
+    let env2 = Env::new();
+    let gw2 = gateway(&env2, &config(&idp, ""));
+    let mut c = env2.hoopx();
+    c.env("HOOPX_TOKEN", &token)
+        .args(["exec", "--gateway", &gw2.url, "--", "true"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 67, "{out:?}");
+    assert!(out.stderr.contains("opaque_tokens"), "{out:?}");
 }

@@ -133,7 +133,7 @@ fn every_readme_example_is_valid() {
                 c.env("PROD_DB_PASSWORD", "pw-example")
                     .env("WEB_SSH_KEY", "key-example")
                     .env("K8S_TOKEN", "token-example")
-                    .args(["gateway", "check", "--config"])
+                    .args(["gateway", "check", "--dev", "--config"])
                     .arg(&path);
                 let out = run(c, "", T);
                 assert_eq!(out.code(), 0, "{at}: {out:?}");

@@ -316,15 +316,30 @@ fn psql_sessions_replay_as_the_text_the_screen_showed() {
     // PTY mode: an interactive psql; the text replay shows the query and its table.
     let mut c = gw.hoopx(&env);
     c.args(["exec", "--tty", "--", "psql"]).args(["-X", "app"]);
+    c.env("TERM", "xterm"); // as a terminal sets it: readline clears the screen on Ctrl-L
     let mut p = PtyChild::spawn(c, 100, 30);
     p.output.wait_for("app=#", T);
     p.type_str("select name from users where id = 2;\r");
     p.output.wait_for("(1 row)", T);
+    // An error, then the screen cleared (Ctrl-L: readline clears and redraws the prompt).
+    p.type_str("select nosuch;\r");
+    p.output.wait_for("ERROR:", T);
+    p.type_str("\x0c");
+    p.output.wait_for("\x1b[2J", T);
     p.type_str("\\q\r");
     assert!(p.wait(T).success());
     let text = hoopx(&gw, &env, &["replay", "last", "--format", "text"]);
     assert_eq!(text.code(), 0, "{text:?}");
     let t = &text.stdout;
+    assert!(
+        t.contains("ERROR:  column \"nosuch\" does not exist"),
+        "{t}"
+    );
+    // The final screen has only what came after the clear.
+    let screen = hoopx(&gw, &env, &["replay", "last", "--format", "screen"]);
+    assert_eq!(screen.code(), 0, "{screen:?}");
+    assert!(!screen.stdout.contains("ERROR"), "{screen:?}");
+    assert!(screen.stdout.contains("app=# \\q"), "{screen:?}");
     assert!(
         t.contains("app=# select name from users where id = 2;"),
         "{t}"

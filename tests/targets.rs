@@ -686,7 +686,7 @@ fn target_credential_config_errors_name_the_line() {
     let check = |text: &str| -> Output {
         let p = env.write("gw.toml", text);
         let mut c = env.hoopx();
-        c.args(["gateway", "check", "--config"]).arg(&p);
+        c.args(["gateway", "check", "--dev", "--config"]).arg(&p);
         run(c, "", T)
     };
     let out = check("[[targets]]\nname = \"web\"\nkind = \"ssh\"\nhost = \"10.0.0.1\"\n");

@@ -8,6 +8,7 @@ pub mod jwks;
 pub mod login;
 pub mod oidc;
 pub mod pkce;
+pub mod userinfo;
 
 use async_trait::async_trait;
 use base64::Engine;

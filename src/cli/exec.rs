@@ -33,10 +33,12 @@ pub struct ExecArgs {
     /// Run the command under pipes (stdout and stderr kept apart) even on a terminal.
     #[arg(long)]
     pub no_tty: bool,
-    /// Do not wait for a review: exit 75 at once with the review id.
-    #[arg(long, conflicts_with = "review")]
+    /// Do not wait for a review: exit 75 at once with the review id (a review of an input
+    /// line stays pending; run again with the same input and --review ID once approved).
+    #[arg(long)]
     pub no_wait: bool,
-    /// Run under this approved review (single-use; it must be for this very command).
+    /// Run under this approved review (single-use): of this very command line, or of one
+    /// input line of it, which it then releases once.
     #[arg(long, value_name = "ID")]
     pub review: Option<String>,
     /// Give up waiting for a review after this long (exit 75), e.g. 10m. Default: wait
@@ -395,9 +397,9 @@ fn session_failure(e: SessionError, program: &str) -> Failure {
         .hint("run `hoopx login` (or renew the machine's credentials), then run the command again"),
         SessionError::ApprovalTimeout(id) => Failure::new(
             code::PENDING,
-            format!("an input line needs review {id}, and hoopx does not wait for it (--no-wait or --approval-timeout); stopped {program}"),
+            format!("an input line needs review {id}, and hoopx does not wait for it (--no-wait or --approval-timeout); stopped {program}, the review stays pending"),
         )
-        .hint("ask a reviewer first, or run without --no-wait / with a longer --approval-timeout to wait in the session")
+        .hint(format!("once a reviewer approves it, run the same command with the same input and --review {id} (that line runs once); or run without --no-wait / with a longer --approval-timeout to wait in the session"))
         .review(id),
     }
 }

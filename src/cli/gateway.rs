@@ -10,17 +10,22 @@ use super::{code, Failure, OutputFormat};
 use crate::auth::oidc::OidcAuthenticator;
 use crate::auth::{generate_token, Authenticator, Chain, DevToken, Secret};
 use crate::gateway::{self, store, Gateway};
-use crate::policy::Policy;
+use crate::policy::{ConfigError, Policy};
 
 #[derive(Debug, Subcommand)]
 pub enum GatewayCommand {
     /// Serve the HTTP API and session streams.
     Serve(ServeArgs),
-    /// Check a gateway config file and exit (0 if it is valid, 78 if not).
+    /// Check a gateway config file as `serve` would with the same flags, and exit (0 if it
+    /// would start, 78 if not). Every error found is reported, and settings that would be
+    /// ignored are warned about.
     Check {
         /// The TOML config file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Check for `serve --dev`: a config without an [auth] table is then fine.
+        #[arg(long)]
+        dev: bool,
         /// `json`: one object (`ok`, counts, targets; or `error` with file, line, column).
         #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -48,32 +53,103 @@ pub struct ServeArgs {
     pub dev: bool,
 }
 
-fn load_policy(path: &std::path::Path) -> Result<Policy, Failure> {
+/// `n thing` or `n things`.
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// What `serve` checks in a config before it starts, given `--dev` or not: the policy and
+/// warnings about settings it would ignore, or every error found.
+fn checked_policy(
+    path: &std::path::Path,
+    dev: bool,
+) -> Result<(Policy, Vec<String>), Result<Vec<ConfigError>, Failure>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(
+        Err(Failure::new(
             code::CONFIG,
             format!("cannot read config {}: {e}", path.display()),
-        )
+        ))
     })?;
-    Policy::from_toml(&text, &path.display().to_string())
-        .map_err(|e| Failure::new(code::CONFIG, format!("bad config: {e}")))
+    let file = path.display().to_string();
+    let policy = Policy::from_toml_all(&text, &file).map_err(Ok)?;
+    if !dev && policy.auth.is_none() {
+        return Err(Err(no_auth()));
+    }
+    let mut warnings = Vec::new();
+    if !dev && !policy.dev_identities.is_empty() {
+        let n = policy.dev_identities.len();
+        warnings.push(format!(
+            "{file}: [[dev.identities]] ({}) are ignored without --dev: dev identities exist only on a dev gateway",
+            if n == 1 { "1 entry".to_string() } else { format!("{n} entries") }
+        ));
+    }
+    Ok((policy, warnings))
+}
+
+fn no_auth() -> Failure {
+    Failure::new(
+        code::CONFIG,
+        "no authentication is configured, so the gateway would accept no one",
+    )
+    .hint("add an [auth] table with your OpenID provider to the config (see docs/IDENTITY.md), or pass --dev for a development token")
+}
+
+/// Every config error as one failure: each on a line of its own.
+fn config_failure(errors: &[ConfigError]) -> Failure {
+    let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let message = match list.as_slice() {
+        [one] => format!("bad config: {one}"),
+        _ => format!(
+            "bad config ({}):\n{}",
+            count(list.len(), "error"),
+            list.join("\n")
+        ),
+    };
+    Failure::new(code::CONFIG, message)
+}
+
+fn load_policy(path: &std::path::Path, dev: bool) -> Result<Policy, Failure> {
+    match checked_policy(path, dev) {
+        Ok((p, warnings)) => {
+            for w in warnings {
+                eprintln!("hoopx gateway: warning: {w}");
+            }
+            Ok(p)
+        }
+        Err(Ok(errors)) => Err(config_failure(&errors)),
+        Err(Err(f)) => Err(f),
+    }
 }
 
 pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
     match cmd {
         GatewayCommand::Check {
             config,
+            dev,
             output: OutputFormat::Json,
-        } => check_json(&config),
-        GatewayCommand::Check { config, .. } => {
-            let p = load_policy(&config)?;
+        } => check_json(&config, dev),
+        GatewayCommand::Check { config, dev, .. } => {
+            let p = match checked_policy(&config, dev) {
+                Ok((p, warnings)) => {
+                    for w in warnings {
+                        eprintln!("hoopx: warning: {w}");
+                    }
+                    p
+                }
+                Err(Ok(errors)) => return Err(config_failure(&errors)),
+                Err(Err(f)) => return Err(f),
+            };
             println!(
-                "{}: OK ({} targets, {} mask rules, {} deny rules, {} review rules; {} of these on SQL statements)",
+                "{}: OK ({}, {}, {}, {}; {} of these on SQL statements)",
                 config.display(),
-                p.targets.len(),
-                p.mask.len(),
-                p.deny.len(),
-                p.review.len(),
+                count(p.targets.len(), "target"),
+                count(p.mask.len(), "mask rule"),
+                count(p.deny.len(), "deny rule"),
+                count(p.review.len(), "review rule"),
                 statement_rules(&p)
             );
             // What each target runs and denies, built-in rules included: nothing hidden.
@@ -121,15 +197,10 @@ fn deny_rules<'a>(p: &'a Policy, target: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn check_json(config: &std::path::Path) -> Result<ExitCode, Failure> {
-    let text = std::fs::read_to_string(config).map_err(|e| {
-        Failure::new(
-            code::CONFIG,
-            format!("cannot read config {}: {e}", config.display()),
-        )
-    })?;
-    let answer = match Policy::from_toml(&text, &config.display().to_string()) {
-        Ok(p) => serde_json::json!({
+fn check_json(config: &std::path::Path, dev: bool) -> Result<ExitCode, Failure> {
+    let error_json = |e: &ConfigError| serde_json::json!({"file": e.file, "line": e.line, "column": e.column, "reason": e.reason});
+    let answer = match checked_policy(config, dev) {
+        Ok((p, warnings)) => serde_json::json!({
             "ok": true,
             "config": config.display().to_string(),
             "mask_rules": p.mask.len(),
@@ -142,17 +213,31 @@ fn check_json(config: &std::path::Path) -> Result<ExitCode, Failure> {
                 "programs": t.command,
                 "deny_rules": deny_rules(&p, &t.name),
             })).collect::<Vec<_>>(),
+            "warnings": warnings,
         }),
-        Err(e) => {
+        Err(Ok(errors)) => {
             super::print_line(
                 &serde_json::json!({
                     "ok": false,
                     "config": config.display().to_string(),
-                    "error": {"file": e.file, "line": e.line, "column": e.column, "reason": e.reason},
+                    "error": error_json(&errors[0]),
+                    "errors": errors.iter().map(error_json).collect::<Vec<_>>(),
                 })
                 .to_string(),
             )?;
-            return Err(Failure::new(code::CONFIG, format!("bad config: {e}")));
+            return Err(config_failure(&errors));
+        }
+        Err(Err(f)) => {
+            super::print_line(
+                &serde_json::json!({
+                    "ok": false,
+                    "config": config.display().to_string(),
+                    "error": {"file": config.display().to_string(), "line": null, "column": null, "reason": f.message},
+                    "errors": [],
+                })
+                .to_string(),
+            )?;
+            return Err(f);
         }
     };
     super::print_line(&answer.to_string())?;
@@ -161,7 +246,7 @@ fn check_json(config: &std::path::Path) -> Result<ExitCode, Failure> {
 
 fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let policy = match &args.config {
-        Some(p) => load_policy(p)?,
+        Some(p) => load_policy(p, args.dev)?,
         None => {
             eprintln!(
                 "hoopx gateway: no --config: default policy (target \"local\" runs any command, \
@@ -171,11 +256,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         }
     };
     if !args.dev && policy.auth.is_none() {
-        return Err(Failure::new(
-            code::CONFIG,
-            "no authentication is configured, so the gateway would accept no one",
-        )
-        .hint("add an [auth] table with your OpenID provider to the config (see docs/IDENTITY.md), or pass --dev for a development token"));
+        return Err(no_auth());
     }
     // Dev tokens exist only in dev mode.
     // A generated dev token is printed only once the store and the port work.

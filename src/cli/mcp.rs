@@ -116,7 +116,7 @@ fn handle(gateway: &GatewayArgs, msg: Value) -> Option<Value> {
                     "protocolVersion": version,
                     "capabilities": {"tools": {"listChanged": false}},
                     "serverInfo": {"name": "hoopx", "version": env!("CARGO_PKG_VERSION")},
-                    "instructions": "Run database, ssh and kubectl commands through the hoopx gateway with the exec tool: output comes back masked, everything is recorded, and risky commands wait for a human (exec then returns approval_pending with a review_id; call exec again with that review_id once approved).",
+                    "instructions": "Run database, ssh and kubectl commands through the hoopx gateway with the exec tool: output comes back masked, everything is recorded, and risky commands wait for a human (exec then returns approval_pending with a review_id; call exec again with the same command and stdin and that review_id once approved).",
                 }),
             )
         }
@@ -139,14 +139,14 @@ fn tools() -> Value {
         {
             "name": "exec",
             "title": "Run a command through the hoopx gateway",
-            "description": "Runs a command (psql, ssh, kubectl, …) through the access gateway: secrets and personal data in its output are masked, the session is recorded, forbidden commands are refused and risky ones wait for human approval. Returns session_id, exit_code, masked stdout and stderr (truncated past a limit, flagged), or status approval_pending with a review_id: ask a human to approve it (`hoopx review approve ID`), then call exec again with the same command and that review_id.",
+            "description": "Runs a command (psql, ssh, kubectl, …) through the access gateway: secrets and personal data in its output are masked, the session is recorded, forbidden commands are refused and risky ones wait for human approval. Returns session_id, exit_code, masked stdout and stderr (truncated past a limit, flagged), or status approval_pending with a review_id: ask a human to approve it (`hoopx review approve ID`), then call exec again with the same command (and the same stdin) and that review_id.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
                     "command": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "Program and arguments, e.g. [\"psql\", \"-c\", \"select 1\"]"},
                     "target": {"type": "string", "description": "Gateway target; by default the one target that runs the program"},
                     "stdin": {"type": "string", "description": "Input for the command (each line is checked by the gateway's rules)"},
-                    "review_id": {"type": "string", "description": "An approved review for exactly this command"},
+                    "review_id": {"type": "string", "description": "An approved review for exactly this command, or for the stdin line it was asked for (call again with the same command and stdin)"},
                     "wait_for_approval": {"type": "boolean", "description": "Wait for a reviewer instead of returning approval_pending at once (default false)"}
                 },
                 "required": ["command"]
@@ -215,7 +215,8 @@ fn call(gateway: &GatewayArgs, name: &str, args: &Value) -> Result<Value, Invali
             }
             if let Some(r) = str_arg(args, "review_id")? {
                 cmd.arg("--review").arg(r);
-            } else if !args
+            }
+            if !args
                 .get("wait_for_approval")
                 .and_then(Value::as_bool)
                 .unwrap_or(false)

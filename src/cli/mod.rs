@@ -242,20 +242,25 @@ pub fn print_line(text: &str) -> Result<(), Failure> {
 }
 
 /// Text from the store or the caller, safe to print on a terminal: control characters
-/// (which could move the cursor or rewrite lines) shown escaped.
+/// (which could move the cursor or rewrite lines) shown as `^L`, `^?` (C1 ones escaped).
 pub fn printable(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_string();
     }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            // As a terminal user writes them (`cat -v`): ^L for Ctrl-L, ^? for DEL.
+            '\0'..='\u{1f}' => {
+                out.push('^');
+                out.push(char::from(c as u8 + 0x40));
             }
-        })
-        .collect()
+            '\u{7f}' => out.push_str("^?"),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `--output`: for people, or JSON for programs.
@@ -412,5 +417,17 @@ fn keep_freed_memory() {
     unsafe {
         nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 4 << 20);
         nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn control_characters_show_in_caret_notation() {
+        assert_eq!(super::printable("plain"), "plain");
+        assert_eq!(
+            super::printable("drop\x0c table\x1b[2J;\x7f\u{85}"),
+            "drop^L table^[[2J;^?\\u{85}"
+        );
     }
 }

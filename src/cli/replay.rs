@@ -14,8 +14,11 @@ use crate::recording::{format, player, render, EventKind};
 pub enum ReplayFormat {
     /// Play on the terminal with the original timing.
     Pty,
-    /// What the screen showed, without escape codes (greppable).
+    /// Everything the screen showed, without escape codes, as a transcript (greppable):
+    /// lines that scrolled off or were cleared included.
     Text,
+    /// The final screen only, as the terminal showed it when the session ended.
+    Screen,
     /// asciicast v2 (asciinema 2.x), with what `hoopx verify` needs in the header.
     Cast,
     /// asciicast v3 (asciinema 3.x), with what `hoopx verify` needs in the header.
@@ -98,6 +101,7 @@ fn output(args: &ReplayArgs, loaded: &Loaded) -> Result<ExitCode, Failure> {
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     match args.format {
         ReplayFormat::Text => render::text(rec, &mut out).map_err(io_failure)?,
+        ReplayFormat::Screen => render::screen(rec, &mut out).map_err(io_failure)?,
         ReplayFormat::Json => {
             format::write_json(&mut out, rec, loaded.hashes.as_deref()).map_err(io_failure)?
         }

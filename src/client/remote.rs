@@ -116,7 +116,7 @@ pub async fn run(
                         if opts.json || opts.capture.is_some() {
                             let _ = to_out.send(Out::Event(notice_event(&n)));
                         } else {
-                            say(&crate::cli::printable(&n.message));
+                            let _ = to_out.send(Out::Say(crate::cli::printable(&n.message)));
                         }
                     }
                     ServerFrame::Exited { code, .. } => exit = Some(code),

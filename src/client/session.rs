@@ -89,6 +89,9 @@ pub(crate) enum Out {
     Data(Stream, Bytes, Vec<OwnedSemaphorePermit>),
     /// One NDJSON event (JSON mode).
     Event(serde_json::Value),
+    /// A notice for the person at the terminal, after the output before it, on a line of
+    /// its own.
+    Say(String),
 }
 
 #[derive(Debug)]
@@ -449,6 +452,7 @@ pub(crate) fn spawn_output_writer(
                         drop(permits);
                     }
                     Out::Event(ev) => c.notices.push(ev),
+                    Out::Say(_) => {}
                 }
             }
             return Some(c);
@@ -456,6 +460,10 @@ pub(crate) fn spawn_output_writer(
         let out = std::io::stdout();
         let err = std::io::stderr();
         let (mut out_ok, mut err_ok) = (true, true);
+        // Whether the terminal's cursor is at the start of a line, as far as output shows,
+        // and what the tool drew on its current line (for a PTY notice to draw it again).
+        let mut line_start = true;
+        let mut line = CurrentLine::default();
         // JSON mode: the start of a UTF-8 character cut at a chunk's end, per stream.
         let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         while let Some(item) = rx.blocking_recv() {
@@ -480,7 +488,30 @@ pub(crate) fn spawn_output_writer(
                     }
                     continue;
                 }
+                Out::Say(msg) => {
+                    let raw = pty::raw_mode_on();
+                    if !line_start {
+                        let nl = if raw { "\r\n" } else { "\n" };
+                        let _ = err.lock().write_all(nl.as_bytes());
+                    }
+                    say(&msg);
+                    line_start = true;
+                    // A terminal session: the tool's line (its prompt, say) drawn again below
+                    // the notice, where the tool's cursor now is as far as it knows.
+                    if let Some(redraw) = line.redraw().filter(|_| raw && out_ok) {
+                        let mut o = out.lock();
+                        out_ok = o.write_all(&redraw).and_then(|_| o.flush()).is_ok();
+                        line_start = redraw.is_empty();
+                    }
+                    continue;
+                }
             };
+            if let Some(&last) = data.last() {
+                line_start = last == b'\n';
+            }
+            if stream == Stream::Stdout {
+                line.push(&data);
+            }
             match stream {
                 Stream::Stdout if out_ok => {
                     let mut o = out.lock();
@@ -512,6 +543,79 @@ pub(crate) fn spawn_output_writer(
         }
         None
     })
+}
+
+/// The bytes the tool wrote since its last newline, to draw its current line again after a
+/// notice. Only text and in-line sequences (colours, erase in line, cursor left and right)
+/// are drawn again: anything else (a query the terminal would answer, a cursor jump) and
+/// the line is not redrawn.
+#[derive(Default)]
+struct CurrentLine {
+    bytes: Vec<u8>,
+    /// Longer than a prompt line is: not redrawn.
+    over: bool,
+}
+
+impl CurrentLine {
+    const MAX: usize = 4096;
+
+    fn push(&mut self, data: &[u8]) {
+        let tail = match memchr::memrchr(b'\n', data) {
+            Some(i) => {
+                self.bytes.clear();
+                self.over = false;
+                &data[i + 1..]
+            }
+            None => data,
+        };
+        if self.over || self.bytes.len() + tail.len() > Self::MAX {
+            self.over = true;
+            self.bytes.clear();
+            return;
+        }
+        self.bytes.extend_from_slice(tail);
+    }
+
+    /// What to write to draw the line again, if it can be: private mode switches
+    /// (`ESC [?…h`) are left out.
+    fn redraw(&self) -> Option<Vec<u8>> {
+        if self.over {
+            return None;
+        }
+        let b = &self.bytes;
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c == 0x1b {
+                if b.get(i + 1) != Some(&b'[') {
+                    return None;
+                }
+                let mut j = i + 2;
+                while j < b.len() && (0x30..0x40).contains(&b[j]) {
+                    j += 1;
+                }
+                let fin = *b.get(j)?;
+                let private = b.get(i + 2) == Some(&b'?');
+                match fin {
+                    b'h' | b'l' if private => {}
+                    b'm' | b'K' | b'C' | b'D' | b'G' | b'P' | b'@' | b'X' if !private => {
+                        out.extend_from_slice(&b[i..=j])
+                    }
+                    _ => return None,
+                }
+                i = j + 1;
+            } else if c == b'\r' || c == 0x08 || c == b'\t' || c >= 0x20 && c != 0x7f {
+                out.push(c);
+                i += 1;
+            } else if c == 0x07 {
+                i += 1; // a bell is not rung again
+            } else {
+                return None;
+            }
+        }
+        Some(out)
+    }
 }
 
 /// One output chunk as an NDJSON event: `data` holds the text when it is UTF-8 (a
@@ -755,7 +859,7 @@ pub async fn run_renewing(
                             let _ = to_out.send(Out::Event(notice_event(&n)));
                         } else {
                             // Reviewers' reasons are in it: no control characters reach the terminal.
-                            say(&crate::cli::printable(&n.message));
+                            let _ = to_out.send(Out::Say(crate::cli::printable(&n.message)));
                         }
                     }
                     ServerFrame::Closed(_) if exit_sent => break Ok(()),
@@ -952,5 +1056,30 @@ pub async fn run_renewing(
             tool_writer.abort();
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod current_line_tests {
+    use super::CurrentLine;
+
+    #[test]
+    fn the_current_line_is_drawn_again_only_when_it_is_in_line_text() {
+        let mut l = CurrentLine::default();
+        l.push(b"old line\r\n\x1b[?2004h\x1b[1mapp\x1b[0m=# drop");
+        l.push(b"\x08\x08\x08\x08\x1b[K");
+        assert_eq!(
+            l.redraw().unwrap(),
+            b"\x1b[1mapp\x1b[0m=# drop\x08\x08\x08\x08\x1b[K"
+        );
+        // A cursor jump or a query the terminal would answer: not redrawn.
+        l.push(b"\x1b[6n");
+        assert_eq!(l.redraw(), None);
+        l.push(b"\nok> \x1b[2A");
+        assert_eq!(l.redraw(), None);
+        l.push(b"\n");
+        assert_eq!(l.redraw().unwrap(), b"");
+        l.push(&[b'x'; 5000]);
+        assert_eq!(l.redraw(), None);
     }
 }

@@ -265,6 +265,7 @@ async fn open_session(
     let exact = review::argv_bytes(&req.argv);
     let mut approval = None;
     let mut statement_review = None;
+    let mut line_review = None;
     if let (None, Some(review_id)) = (&denied, &req.review) {
         // A statement's approval (postgres targets) is used by the statement it is bound
         // to, inside the session; the session only carries it.
@@ -272,7 +273,9 @@ async fn open_session(
             .load_review(review_id)
             .await
             .map_err(ApiFailure::internal)?;
-        if let Some(r) = r.filter(|r| r.kind == "statement" || r.kind == "request") {
+        if let Some(r) =
+            r.filter(|r| r.kind == "statement" || r.kind == "request" || r.kind == "line")
+        {
             if r.requester != identity.subject || r.target != target.name {
                 return Err(review_refusal(reviews::ReviewError::Use(
                     UseError::Mismatch { id: r.id },
@@ -284,22 +287,30 @@ async fn open_session(
             if let Err(e) = probe.consume(&identity.subject, &hash, &id, now_ms()) {
                 return Err(review_refusal(reviews::ReviewError::Use(e)));
             }
-            statement_review = Some(r.id);
+            if r.kind == "line" {
+                line_review = Some(r.id);
+            } else {
+                statement_review = Some(r.id);
+            }
         }
     }
-    if let (Some(_), Verdict::Review(rule)) = (&statement_review, verdict) {
-        // The statement's approval says nothing of the command line, which needs its own.
+    if let (true, Verdict::Review(rule)) =
+        (statement_review.is_some() || line_review.is_some(), verdict)
+    {
+        // The statement's or line's approval says nothing of the command line, which needs
+        // its own.
         return Err(ApiFailure::new(
             StatusCode::FORBIDDEN,
             codes::DENIED,
             format!(
-                "--review names a statement's approval, but this command line needs a review of its own (rule {:?})",
+                "--review names an approval of a {}, but this command line needs a review of its own (rule {:?})",
+                if line_review.is_some() { "line of input" } else { "statement" },
                 rule.name
             ),
         )
         .hint("run the command without --review to ask for the command line's review, or use a command line no review rule matches"));
     }
-    if denied.is_none() && statement_review.is_none() {
+    if denied.is_none() && statement_review.is_none() && line_review.is_none() {
         if let Some(review_id) = &req.review {
             // An approval is bound to this requester, target and exact command, and is
             // used up here.
@@ -382,6 +393,7 @@ async fn open_session(
                 expires_at,
                 approval: None,
                 statement_review: None,
+                line_review: None,
                 local_password: None,
                 local_tls: None,
                 remote: None,
@@ -473,6 +485,7 @@ async fn open_session(
             expires_at,
             approval,
             statement_review,
+            line_review,
             local_password: tunnel
                 .as_ref()
                 .map(|t| crate::auth::Secret::new(t.local_password.clone())),

@@ -75,6 +75,9 @@ pub(crate) struct Pending {
     /// An approved statement review brought with `--review`: used by the first statement
     /// it is bound to (postgres targets).
     pub statement_review: Option<String>,
+    /// An approved input-line review brought with `--review`: releases the first input line
+    /// it is bound to, once.
+    pub line_review: Option<String>,
     /// The password of the session's loopback TCP endpoint (postgres targets).
     pub local_password: Option<crate::auth::Secret>,
     /// Kubernetes targets: the TLS of the session's local endpoint.

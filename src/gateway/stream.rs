@@ -295,6 +295,10 @@ struct Session {
     tunnels: Tunnels,
     /// ssh targets: the gateway's own SSH channel stands where the client's tool would be.
     remote: Option<super::ssh::Remote>,
+    /// The session is ending: nothing more goes to the tool.
+    ending: bool,
+    /// An approved line review brought with `--review`, not used yet.
+    line_review: Option<String>,
     /// Input acknowledgements held while the remote has not taken its input.
     acks_held: usize,
 }
@@ -317,6 +321,10 @@ enum Hold {
         review: Option<String>,
         since: Instant,
     },
+    /// PTY: a denial's notice waits for the tool's answer to the erase (its echo), so the
+    /// notice lands below what the tool drew and the client can draw the tool's line
+    /// (its prompt) again under it.
+    Notice { notice: Notice, since: Instant },
     /// A line waits for its review.
     Review {
         review: Box<ReviewInfo>,
@@ -392,6 +400,8 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     let mut s = Session {
         tunnels,
         remote: None,
+        ending: false,
+        line_review: pending.line_review.clone(),
         acks_held: 0,
         id: pending.id.clone(),
         identity: pending.identity.clone(),
@@ -1048,6 +1058,13 @@ impl Session {
                 }
             }
             Some(Hold::Review { next_look, .. }) => Some(*next_look),
+            Some(Hold::Notice { since, .. }) => {
+                if self.delivers_unsent > 0 {
+                    return Some(Instant::now() + Duration::from_millis(10));
+                }
+                let start = self.last_sent.max(*since);
+                Some((self.last_output.max(start) + ECHO_QUIET).min(start + ECHO_MAX))
+            }
         }
     }
 
@@ -1057,6 +1074,19 @@ impl Session {
         loop {
             match self.hold.take() {
                 None => {}
+                Some(Hold::Notice { notice, since }) => {
+                    let now = Instant::now();
+                    let start = self.last_sent.max(since);
+                    let sent = self.delivers_unsent == 0;
+                    let quiet =
+                        sent && !self.echo_due && now >= self.last_output.max(start) + ECHO_QUIET;
+                    if !(quiet || sent && now >= start + ECHO_MAX) {
+                        self.hold = Some(Hold::Notice { notice, since });
+                        return Ok(());
+                    }
+                    self.answer(ServerFrame::Notice(notice));
+                    continue;
+                }
                 Some(Hold::Echo {
                     typed,
                     enter,
@@ -1268,6 +1298,38 @@ impl Session {
         let full = String::from_utf8_lossy(&masked).trim_end().to_string();
         let shown = shorten(&full);
         let exact = line.strip_suffix(b"\n").unwrap_or(&line);
+        if let Some(id) = self.line_review.clone() {
+            // An approval brought with --review: for exactly this line (of this requester,
+            // on this target), it releases the line, once; for another line it is kept.
+            let hash = review::command_hash(
+                &self.gw.review_key,
+                &self.identity.subject,
+                &self.target,
+                "line",
+                exact,
+            );
+            if let Ok(r) = self
+                .gw
+                .use_review(&id, &self.identity.subject, &hash, &self.id)
+                .await
+            {
+                self.line_review = None;
+                self.rec.marker(json!({"approved": r.record()}));
+                self.rec.stats.approvals.push(r.record());
+                let by = r.approvers().join(", ");
+                self.answer(ServerFrame::Notice(Notice {
+                    kind: "approved".into(),
+                    rule: Some(r.rule.clone()),
+                    message: format!(
+                        "review {} approved by {}: `{}` released",
+                        r.id, by, r.command
+                    ),
+                    review_id: Some(r.id.clone()),
+                }));
+                self.deliver(release);
+                return Ok(());
+            }
+        }
         let r = self
             .gw
             .ask_review(Ask {
@@ -1393,7 +1455,9 @@ impl Session {
         }
     }
 
-    /// A withheld line: counted, marked in the recording, and the caller told.
+    /// A withheld line: counted, marked in the recording, and the caller told (with the
+    /// rule's own `message` when it has one). In PTY mode the notice waits until the tool
+    /// has redrawn its erased line.
     fn deny(&mut self, rule: &str, line: &[u8], review: Option<(String, String)>) {
         self.rec.stats.denials += 1;
         let (masked, _) = self.masker.mask(line);
@@ -1407,17 +1471,60 @@ impl Session {
                     "pty-terminal-switch" => " (the tool switched character sets or insert mode while the line was typed, so the screen may not show what it would run; retype it)",
                     _ => "",
                 };
+                let own = self
+                    .gw
+                    .policy
+                    .deny
+                    .iter()
+                    .find(|r| r.name == rule)
+                    .and_then(|r| r.message.as_deref())
+                    .map(|m| format!(" — {m}"))
+                    .unwrap_or_default();
                 (
-                    format!("input line withheld by deny rule {rule:?}{why}: {shown}"),
+                    format!(
+                        "input line withheld by deny rule {rule:?}{why}: {}{own}",
+                        crate::cli::printable(&shown)
+                    ),
                     None,
                 )
             }
         };
-        self.answer(ServerFrame::Notice(Notice {
+        let notice = Notice {
             kind: "denied".into(),
             rule: Some(rule.to_string()),
             message,
             review_id,
+        };
+        if self.view.is_some() && !self.ending && self.hold.is_none() {
+            // The tool's line is being erased: the notice goes once the tool has redrawn it.
+            // Nothing is typed for the tool to prompt again: a tool that ignored the erase
+            // would run what it holds.
+            self.hold = Some(Hold::Notice {
+                notice,
+                since: Instant::now(),
+            });
+        } else {
+            self.answer(ServerFrame::Notice(notice));
+        }
+    }
+
+    /// The session ends while a line waits for review: the line is not sent, and the review
+    /// stays pending, so a reviewer can still approve it and the requester run the same
+    /// command with the same input and `--review ID` (the approval releases that line once).
+    fn leave_pending(&mut self, r: &ReviewInfo) {
+        self.rec
+            .marker(json!({"left_pending": {"review_id": r.id, "rule": r.rule}}));
+        self.rec.stats.denials += 1;
+        self.answer(ServerFrame::Notice(Notice {
+            kind: "denied".into(),
+            rule: Some(r.rule.clone()),
+            message: format!(
+                "input line not sent: review {} stays pending: `{}`; once it is approved, run the same command with the same input and --review {}",
+                r.id,
+                crate::cli::printable(&shorten(&r.command)),
+                r.id
+            ),
+            review_id: Some(r.id.clone()),
         }));
     }
 
@@ -1460,8 +1567,12 @@ impl Session {
     }
 
     async fn finish(&mut self, id: &str, end: End, socket: &mut WebSocket) {
-        self.withdraw_review("the session ended before a decision")
-            .await;
+        self.ending = true;
+        match self.hold.take() {
+            Some(Hold::Notice { notice, .. }) => self.answer(ServerFrame::Notice(notice)),
+            Some(Hold::Review { review: r, .. }) => self.leave_pending(&r),
+            h => self.hold = h,
+        }
         // The tool is done: whatever the maskers held back is decided now.
         self.release_held();
         let stats = &self.rec.stats;

@@ -39,6 +39,23 @@ pub struct AuthSettings {
     /// How long a running session outlives its token when no fresh token arrives.
     pub expiry_grace: Duration,
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// How tokens that are not JWTs (opaque access tokens) are checked; `None`: refused.
+    pub opaque_tokens: Option<OpaqueTokens>,
+    /// How long an opaque token's answer from the provider is reused.
+    pub opaque_cache: Duration,
+    /// `opaque_tokens = "introspect"`: the gateway's confidential client at the provider.
+    pub introspection_client: Option<(String, crate::auth::Secret)>,
+}
+
+/// How the gateway checks an opaque access token with the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpaqueTokens {
+    /// The provider's userinfo endpoint (from discovery): the token is good while it
+    /// answers with the user's claims.
+    UserInfo,
+    /// RFC 7662 introspection (from discovery), as the gateway's own client: the token must
+    /// be active, unexpired, and for the gateway (`aud`) or issued to `cli_client_id`.
+    Introspect,
 }
 
 /// A CI issuer (GitHub Actions, GitLab…) whose tokens the gateway exchanges for its own.
@@ -117,6 +134,14 @@ pub(super) struct RawAuth {
     expiry_grace: Option<Spanned<String>>,
     #[serde(default)]
     trusted_issuers: Vec<RawTrusted>,
+    #[serde(default)]
+    opaque_tokens: Option<Spanned<String>>,
+    #[serde(default)]
+    opaque_cache: Option<Spanned<String>>,
+    #[serde(default)]
+    introspection_client_id: Option<Spanned<String>>,
+    #[serde(default)]
+    introspection_client_secret: Option<Spanned<super::config::RawSecret>>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +271,50 @@ pub(super) fn compile(raw: RawAuth, text: &str, file: &str) -> Result<AuthSettin
             groups: t.groups,
         });
     }
+    let opaque_tokens = match &raw.opaque_tokens {
+        None => None,
+        Some(o) if o.get_ref() == "userinfo" => Some(OpaqueTokens::UserInfo),
+        Some(o) if o.get_ref() == "introspect" => Some(OpaqueTokens::Introspect),
+        Some(o) => {
+            return Err(err(
+                o.span(),
+                format!(
+                    "opaque_tokens {:?}: expected \"userinfo\" or \"introspect\"",
+                    o.get_ref()
+                ),
+            ))
+        }
+    };
+    let introspection_client = match (
+        raw.introspection_client_id,
+        raw.introspection_client_secret,
+    ) {
+        (Some(id), Some(secret)) => {
+            let span = secret.span();
+            let secret = super::config::resolve_secret(secret.into_inner())
+                .map_err(|why| err(span, format!("introspection_client_secret: {why}")))?;
+            Some((nonempty(&id, "introspection_client_id")?, secret))
+        }
+        (None, None) => None,
+        (Some(s), None) => {
+            return Err(err(
+                s.span(),
+                "introspection_client_id needs introspection_client_secret = { env = \"VAR\" } (or file = \"PATH\")".into(),
+            ))
+        }
+        (None, Some(s)) => {
+            return Err(err(
+                s.span(),
+                "introspection_client_secret needs introspection_client_id".into(),
+            ))
+        }
+    };
+    if opaque_tokens == Some(OpaqueTokens::Introspect) && introspection_client.is_none() {
+        return Err(err(
+            raw.opaque_tokens.as_ref().map(|s| s.span()).unwrap_or(0..0),
+            "opaque_tokens = \"introspect\" needs introspection_client_id and introspection_client_secret (the gateway's client at the provider)".into(),
+        ));
+    }
     Ok(AuthSettings {
         issuer: url(&raw.issuer, "issuer")?,
         audience: nonempty(&raw.audience, "audience")?,
@@ -264,6 +333,18 @@ pub(super) fn compile(raw: RawAuth, text: &str, file: &str) -> Result<AuthSettin
         session_ttl: duration(&raw.session_ttl, 900, "session_ttl")?,
         expiry_grace: duration(&raw.expiry_grace, 60, "expiry_grace")?,
         trusted_issuers,
+        opaque_tokens,
+        introspection_client,
+        opaque_cache: {
+            let d = duration(&raw.opaque_cache, 60, "opaque_cache")?;
+            if d > Duration::from_secs(3600) {
+                return Err(err(
+                    raw.opaque_cache.as_ref().map(|s| s.span()).unwrap_or(0..0),
+                    "opaque_cache is at most 1h: a token revoked at the provider must stop working soon".into(),
+                ));
+            }
+            d
+        },
     })
 }
 

@@ -159,13 +159,13 @@ struct RawTarget {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSecret {
+pub(super) struct RawSecret {
     env: Option<String>,
     file: Option<std::path::PathBuf>,
 }
 
 /// Reads a secret from where the config says it is. Errors name the place, never the value.
-fn resolve_secret(raw: RawSecret) -> Result<crate::auth::Secret, String> {
+pub(super) fn resolve_secret(raw: RawSecret) -> Result<crate::auth::Secret, String> {
     let value = match (raw.env, raw.file) {
         (Some(var), None) => std::env::var(&var).map_err(|_| {
             format!("the gateway's environment has no {var} (set it where the gateway starts)")
@@ -309,6 +309,76 @@ struct RawDeny {
 /// instead of eating memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// Why `pattern` is not a regex and where in it (a byte offset), as the regex parser says.
+fn regex_error(pattern: &str) -> Option<(String, Option<usize>)> {
+    let e = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .err()?;
+    let (kind, span) = match &e {
+        regex_syntax::Error::Parse(e) => (e.kind().to_string(), *e.span()),
+        regex_syntax::Error::Translate(e) => (e.kind().to_string(), *e.span()),
+        _ => return None,
+    };
+    Some((kind, Some(span.start.offset)))
+}
+
+/// Parses a config, collecting every error it can: after an error inside a
+/// `[[rules.…]]` table that table is set aside and the rest parsed again. Errors elsewhere
+/// (targets, `[auth]`, TOML syntax) end the collection, since what follows may depend on
+/// them.
+pub(super) fn parse_all(text: &str, file: &str) -> Result<Policy, Vec<ConfigError>> {
+    const MAX_ERRORS: usize = 50;
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut text = std::borrow::Cow::Borrowed(text);
+    loop {
+        match parse(&text, file) {
+            Ok(p) if errors.is_empty() => return Ok(p),
+            Ok(_) => break,
+            Err(e) => {
+                let next = blank_rule_table(&text, e.line);
+                if errors.contains(&e) {
+                    break;
+                }
+                errors.push(e);
+                match next {
+                    Some(t) if errors.len() < MAX_ERRORS => text = std::borrow::Cow::Owned(t),
+                    _ => break,
+                }
+            }
+        }
+    }
+    errors.sort_by_key(|e| (e.line, e.column));
+    Err(errors)
+}
+
+/// `text` with the `[[rules.…]]` table around line `line` (1-based) emptied, its lines
+/// kept so positions elsewhere stay the same; `None` when the line is in no rule table.
+fn blank_rule_table(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let at = line.checked_sub(1)?.min(lines.len().checked_sub(1)?);
+    let header = |l: &str| l.trim_start().starts_with('[');
+    let start = (0..=at).rev().find(|&i| header(lines[i]))?;
+    if !lines[start].trim_start().starts_with("[[rules.") {
+        return None;
+    }
+    let end = (at + 1..lines.len())
+        .find(|&i| header(lines[i]))
+        .unwrap_or(lines.len());
+    let mut out = String::with_capacity(text.len());
+    for (i, l) in lines.iter().enumerate() {
+        if (start..end).contains(&i) {
+            if l.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(l);
+        }
+    }
+    Some(out)
+}
+
 pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     let raw: RawConfig = toml::from_str(text)
         .map_err(|e| ConfigError::at(text, file, e.span(), e.message().trim().to_string()))?;
@@ -431,10 +501,20 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
             .map_err(|e| {
                 let detail = e.to_string();
                 let last = detail.lines().last().unwrap_or("").trim().to_string();
-                err(
-                    pattern.span(),
-                    format!("rule {:?}: invalid regex: {last}", name.get_ref()),
-                )
+                let (why, at) = regex_error(pattern.get_ref()).unwrap_or((last, None));
+                let mut span = pattern.span();
+                let mut reason = format!("rule {:?}: invalid regex: {why}", name.get_ref());
+                if let Some(at) = at {
+                    // Shown under the regex; in a literal string ('…') the position in the
+                    // file is exact too.
+                    let p = pattern.get_ref();
+                    let col = p[..at.min(p.len())].chars().count();
+                    reason.push_str(&format!("\n    {p}\n    {}^", " ".repeat(col)));
+                    if text.as_bytes().get(span.start) == Some(&b'\'') {
+                        span.start += 1 + at;
+                    }
+                }
+                err(span, reason)
             })
     };
 
@@ -973,6 +1053,21 @@ mod tests {
 
     fn refuse(text: &str) -> ConfigError {
         parse(text, "gw.toml").unwrap_err()
+    }
+
+    #[test]
+    fn every_bad_rule_is_reported_at_once_and_errors_elsewhere_stop_the_collection() {
+        let text = "[[targets]]\nname = \"t\"\nkind = \"command\"\n\n[[rules.deny]]\nname = \"a\"\npattern = '('\n\n[[rules.mask]]\nname = \"m\"\npattern = ''\n\n[[rules.deny]]\nname = \"b\"\npattern = 'x{2,1}'\n";
+        let errors = parse_all(text, "f.toml").unwrap_err();
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [7, 11, 15], "{errors:#?}");
+        // The caret points into the regex, and the column into the file.
+        assert!(errors[0].reason.ends_with("    (\n    ^"), "{errors:#?}");
+        assert_eq!(errors[0].column, 12);
+        // A bad target: that one error (what follows may name the target).
+        let text = "[[targets]]\nname = \"t\"\nkind = \"nope\"\n\n[[rules.deny]]\nname = \"a\"\npattern = '('\n";
+        assert_eq!(parse_all(text, "f.toml").unwrap_err().len(), 1);
+        assert!(parse_all("[[targets]]\nname = \"t\"\nkind = \"command\"\n", "f").is_ok());
     }
 
     #[test]

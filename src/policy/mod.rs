@@ -227,6 +227,12 @@ impl Policy {
         config::parse(text, file)
     }
 
+    /// Like [`Policy::from_toml`], with every error that can be found at once (see
+    /// `gateway check`).
+    pub fn from_toml_all(text: &str, file: &str) -> Result<Policy, Vec<ConfigError>> {
+        config::parse_all(text, file)
+    }
+
     /// The policy of the embedded gateway: one `local` target that runs anything, built-in
     /// masking on, nothing denied.
     pub fn embedded_default() -> Policy {

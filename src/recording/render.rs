@@ -344,17 +344,115 @@ fn visible(line: &str) -> Cow<'_, str> {
 // ---------------------------------------------------------------------------------------
 // Text
 
-/// Writes the text the screen showed, without escape codes: for a PTY session the lines as
-/// they scrolled off the emulated terminal and then the final screen (trailing blank lines
-/// trimmed); for a pipe session stdout and stderr with escapes stripped and CR / backspace
-/// applied.
+/// Writes the text the screen showed, without escape codes, as a transcript: for a PTY
+/// session every line the terminal showed, in order, including lines that scrolled off and
+/// screens that were cleared (`clear`, Ctrl-L, a reset, leaving a full-screen program's
+/// alternate screen), then the final screen (trailing blank lines trimmed); for a pipe
+/// session stdout and stderr with escapes stripped and CR / backspace applied.
 pub fn text(rec: &Recording, w: &mut dyn Write) -> io::Result<()> {
     let mut w = io::BufWriter::with_capacity(1 << 16, w);
     match rec.session.mode {
-        Mode::Pty => pty_text(rec, &mut w)?,
+        Mode::Pty => pty_text(rec, &mut w, true)?,
         Mode::Pipe => pipe_text(rec, &mut w)?,
     }
     w.flush()
+}
+
+/// Writes the final screen only, as the terminal showed it when the session ended (trailing
+/// blank lines trimmed): `hoopx replay --format screen`.
+pub fn screen(rec: &Recording, w: &mut dyn Write) -> io::Result<()> {
+    let mut w = io::BufWriter::with_capacity(1 << 16, w);
+    let (c, r) = initial_size(rec);
+    let mut term = Term::new(c.into(), r.into());
+    let mut utf8 = Utf8Stream::default();
+    let mut pending = String::new();
+    let mut skip = |_: Scrolled<'_>| {};
+    for e in &rec.events {
+        if is_output(e.kind) {
+            utf8.push(&screen_bytes(rec.session.mode, &e.data), &mut pending);
+            if pending.len() >= BATCH {
+                let cut = pending.rfind('\n').map_or(pending.len(), |i| i + 1);
+                term.feed(&pending[..cut], false, &mut skip);
+                pending.drain(..cut);
+            }
+        } else if e.kind == EventKind::Resize {
+            if let Some((c, r)) = parse_size(&e.data) {
+                term.feed(&pending, false, &mut skip);
+                pending.clear();
+                term.resize(c.into(), r.into(), &mut skip);
+            }
+        }
+    }
+    utf8.finish(&mut pending);
+    term.feed(&pending, false, &mut skip);
+    for l in screen_lines(&term.vt) {
+        writeln!(w, "{l}")?;
+    }
+    w.flush()
+}
+
+/// The lines of the screen as shown, wrapped lines joined, trailing blank lines trimmed.
+fn screen_lines(vt: &avt::Vt) -> Vec<String> {
+    let mut unwrap = avt::util::TextUnwrapper::new();
+    let mut lines: Vec<String> = vt.view().filter_map(|l| unwrap.push(l)).collect();
+    lines.extend(unwrap.flush());
+    while lines.last().is_some_and(|l| l.trim_end().is_empty()) {
+        lines.pop();
+    }
+    lines
+}
+
+/// A control sequence after which what the screen shows is gone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wipe {
+    /// ED 2 (erase the whole screen) or RIS (reset).
+    Screen,
+    /// ED 0 (erase below the cursor): the whole screen when the cursor is at home.
+    Below,
+    /// Entering the alternate screen (modes 47, 1047, 1049): the main screen stays.
+    AltOn,
+    /// Leaving it: the alternate screen's content is gone.
+    AltOff,
+}
+
+/// The next sequence in `text[from..]` that wipes the screen: its start, end and kind.
+/// ED 3 (erase the scrollback) is not one: lines are written as they scroll off.
+fn next_wipe(text: &str, from: usize) -> Option<(usize, usize, Wipe)> {
+    let b = text.as_bytes();
+    let mut i = from;
+    while let Some(off) = memchr::memchr(0x1b, &b[i..]) {
+        let s = i + off;
+        match b.get(s + 1) {
+            Some(b'c') => return Some((s, s + 2, Wipe::Screen)),
+            Some(b'[') => {
+                let mut j = s + 2;
+                while j < b.len() && (0x30..0x40).contains(&b[j]) {
+                    j += 1;
+                }
+                let &fin = b.get(j)?;
+                let params = &text[s + 2..j];
+                let alt = || {
+                    params
+                        .strip_prefix('?')
+                        .is_some_and(|p| p.split(';').any(|m| matches!(m, "47" | "1047" | "1049")))
+                };
+                let kind = match fin {
+                    b'J' if params == "2" => Some(Wipe::Screen),
+                    b'J' if params.is_empty() || params == "0" => Some(Wipe::Below),
+                    b'h' if alt() => Some(Wipe::AltOn),
+                    b'l' if alt() => Some(Wipe::AltOff),
+                    _ => None,
+                };
+                if let Some(k) = kind {
+                    return Some((s, j + 1, k));
+                }
+                i = j;
+            }
+            Some(_) => i = s + 1,
+            None => return None,
+        }
+    }
+    None
 }
 
 struct TextOut<'a> {
@@ -379,11 +477,60 @@ impl TextOut<'_> {
             self.err = Some(e);
         }
     }
+
+    /// Writes the screen's lines before they are wiped, after the lines that scrolled off.
+    fn screen(&mut self, vt: &avt::Vt) {
+        if self.err.is_some() {
+            return;
+        }
+        let mut lines: Vec<String> = vt.view().filter_map(|l| self.unwrap.push(l)).collect();
+        lines.extend(std::mem::replace(&mut self.unwrap, avt::util::TextUnwrapper::new()).flush());
+        while lines.last().is_some_and(|l| l.trim_end().is_empty()) {
+            lines.pop();
+        }
+        for l in lines {
+            if let Err(e) = writeln!(self.w, "{l}") {
+                self.err = Some(e);
+                return;
+            }
+        }
+    }
+}
+
+/// Feeds `text` to the terminal; with `keep`, writes the screen out before each sequence
+/// that wipes it. `alt` tracks whether the alternate screen is showing.
+fn feed_keeping(term: &mut Term, text: &str, keep: bool, alt: &mut bool, out: &mut TextOut<'_>) {
+    let mut fed = 0;
+    let mut from = 0;
+    while let Some((s, e, kind)) = keep.then(|| next_wipe(text, from)).flatten() {
+        from = e;
+        let wipes = match kind {
+            Wipe::Screen | Wipe::Below => true,
+            Wipe::AltOn => {
+                *alt = true;
+                false
+            }
+            Wipe::AltOff => std::mem::replace(alt, false),
+        };
+        if !wipes {
+            continue;
+        }
+        term.feed(&text[fed..s], false, &mut |l| out.take(l));
+        fed = s;
+        if kind == Wipe::Below {
+            let c = term.vt.cursor();
+            if (c.col, c.row) != (0, 0) {
+                continue;
+            }
+        }
+        out.screen(&term.vt);
+    }
+    term.feed(&text[fed..], false, &mut |l| out.take(l));
 }
 
 const BATCH: usize = 1 << 20;
 
-fn pty_text(rec: &Recording, w: &mut dyn Write) -> io::Result<()> {
+fn pty_text(rec: &Recording, w: &mut dyn Write, keep: bool) -> io::Result<()> {
     let (c, r) = initial_size(rec);
     let mut term = Term::new(c.into(), r.into());
     let mut out = TextOut {
@@ -393,18 +540,19 @@ fn pty_text(rec: &Recording, w: &mut dyn Write) -> io::Result<()> {
     };
     let mut utf8 = Utf8Stream::default();
     let mut pending = String::new();
+    let mut alt = false;
     for e in &rec.events {
         if is_output(e.kind) {
             utf8.push(&e.data, &mut pending);
             if pending.len() >= BATCH {
                 // Up to the last complete line; the rest waits for more.
                 let cut = pending.rfind('\n').map_or(pending.len(), |i| i + 1);
-                term.feed(&pending[..cut], false, &mut |s| out.take(s));
+                feed_keeping(&mut term, &pending[..cut], keep, &mut alt, &mut out);
                 pending.drain(..cut);
             }
         } else if e.kind == EventKind::Resize {
             if let Some((c, r)) = parse_size(&e.data) {
-                term.feed(&pending, false, &mut |s| out.take(s));
+                feed_keeping(&mut term, &pending, keep, &mut alt, &mut out);
                 pending.clear();
                 term.resize(c.into(), r.into(), &mut |s| out.take(s));
             }
@@ -414,20 +562,12 @@ fn pty_text(rec: &Recording, w: &mut dyn Write) -> io::Result<()> {
         }
     }
     utf8.finish(&mut pending);
-    term.feed(&pending, false, &mut |s| out.take(s));
+    feed_keeping(&mut term, &pending, keep, &mut alt, &mut out);
     if let Some(e) = out.err.take() {
         return Err(e);
     }
-    let mut unwrap = out.unwrap;
-    let mut lines: Vec<String> = term.vt.lines().filter_map(|l| unwrap.push(l)).collect();
-    lines.extend(unwrap.flush());
-    while lines.last().is_some_and(|l| l.trim_end().is_empty()) {
-        lines.pop();
-    }
-    for l in lines {
-        writeln!(w, "{l}")?;
-    }
-    Ok(())
+    out.screen(&term.vt);
+    out.err.map_or(Ok(()), Err)
 }
 
 /// Escape-stripping, CR / backspace aware line builder for pipe sessions.
@@ -834,6 +974,19 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The text without the screens wiped on the way: what avt's collector gives too.
+    fn scrolled_text_of(r: &Recording) -> String {
+        let mut out = Vec::new();
+        pty_text(r, &mut out, false).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn screen_of(r: &Recording) -> String {
+        let mut out = Vec::new();
+        screen(r, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     /// What avt's own collector makes of the same output: the reference for the fast path.
     fn reference_text(r: &Recording) -> String {
         let (c, rows) = initial_size(r);
@@ -887,6 +1040,37 @@ mod tests {
         assert_eq!(text_of(&r), "done\n");
     }
 
+    #[test]
+    fn pty_text_keeps_what_was_cleared_and_screen_shows_the_end() {
+        let r = rec(
+            Mode::Pty,
+            vec![
+                (EventKind::Resize, b"20x5".to_vec()),
+                // `clear`, Ctrl-L in readline, a reset, ED 0 at home, ED 3 alone.
+                out("ERROR: one\r\n\x1b[H\x1b[2J\x1b[3Jtwo\r\n\x1b[H\x1b[J"),
+                out("three\r\n\x1bcfour\r\nfive\x1b[3J\r\n"),
+                // ED 0 below the cursor leaves the lines above it.
+                out("six\x1b[J\r\n"),
+                // A full-screen program: its screen was shown, the main screen comes back.
+                out("\x1b[?1049h\x1b[Hin vim\x1b[?1049l\x1b[?25lseven\r\n"),
+            ],
+        );
+        assert_eq!(
+            text_of(&r),
+            "ERROR: one\ntwo\nthree\nin vim\nfour\nfive\nsix\nseven\n"
+        );
+        assert_eq!(screen_of(&r), "four\nfive\nsix\nseven\n");
+        // Leaving an alternate screen never entered wipes nothing.
+        let r = rec(Mode::Pty, vec![out("a\r\n\x1b[?47lb\r\n")]);
+        assert_eq!(text_of(&r), "a\nb\n");
+        // Pipe sessions: the final screen is the last lines.
+        let r = rec(
+            Mode::Pipe,
+            vec![(EventKind::Resize, b"20x2".to_vec()), out("1\n2\n3\n")],
+        );
+        assert_eq!(screen_of(&r), "3\n");
+    }
+
     fn long_output(rng: &mut rand::rngs::StdRng, lines: usize) -> String {
         let mut s = String::new();
         for i in 0..lines {
@@ -938,7 +1122,7 @@ mod tests {
             }
             let r = rec(Mode::Pty, events);
             let before = FAST_LINES.with(|c| c.get());
-            assert_eq!(text_of(&r), reference_text(&r), "round {round}");
+            assert_eq!(scrolled_text_of(&r), reference_text(&r), "round {round}");
             assert!(
                 FAST_LINES.with(|c| c.get()) > before + 1000,
                 "fast path unused"
@@ -958,7 +1142,7 @@ mod tests {
             s.push_str("lower case x\r\n");
         }
         let r = rec(Mode::Pty, vec![out(&s)]);
-        assert_eq!(text_of(&r), reference_text(&r));
+        assert_eq!(scrolled_text_of(&r), reference_text(&r));
     }
 
     #[test]

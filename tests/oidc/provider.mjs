@@ -7,6 +7,8 @@
 //                         public.pem, kid) so the tests can forge bad tokens with it
 //   HOOPX_TEST_ACCESS_TTL access token lifetime in seconds (default 600)
 //   HOOPX_TEST_GROUPS     JSON {"account or client id": ["group", ...]}
+//   HOOPX_TEST_OPAQUE     1: no resource indicators, so access tokens are opaque (as
+//                         Google's are); userinfo then has the groups
 //
 // Prints `listening on http://127.0.0.1:PORT` when ready.
 //
@@ -28,6 +30,7 @@ const audience = process.env.HOOPX_TEST_AUDIENCE || 'urn:hoopx:gateway';
 const out = process.env.HOOPX_TEST_OUT;
 const accessTtl = Number(process.env.HOOPX_TEST_ACCESS_TTL || '600');
 const groups = JSON.parse(process.env.HOOPX_TEST_GROUPS || '{}');
+const opaque = process.env.HOOPX_TEST_OPAQUE === '1';
 
 const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const kid = `test-${crypto.randomBytes(6).toString('hex')}`;
@@ -55,6 +58,14 @@ const provider = new Provider(issuer, {
       redirect_uris: ['http://127.0.0.1/callback'],
     },
     {
+      // The gateway's own client, for RFC 7662 introspection of opaque tokens.
+      client_id: 'hoopx-gateway',
+      client_secret: 'hoopx-gateway-secret-0123456789',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+    },
+    {
       client_id: 'ci-bot',
       client_secret: 'ci-bot-secret-0123456789',
       grant_types: ['client_credentials'],
@@ -63,10 +74,10 @@ const provider = new Provider(issuer, {
     },
   ],
   scopes: ['openid', 'offline_access', 'hoopx'],
-  claims: { openid: ['sub'], email: ['email'] },
+  claims: { openid: ['sub', 'groups'], email: ['email'] },
   findAccount: async (_ctx, id) => ({
     accountId: id,
-    claims: async () => ({ sub: id, email: `${id}@example.com` }),
+    claims: async () => ({ sub: id, email: `${id}@example.com`, groups: groups[id] || [] }),
   }),
   extraTokenClaims: async (_ctx, token) => {
     const who = token.accountId || token.clientId;
@@ -77,8 +88,9 @@ const provider = new Provider(issuer, {
     deviceFlow: { enabled: true },
     clientCredentials: { enabled: true },
     revocation: { enabled: true },
+    introspection: { enabled: true },
     resourceIndicators: {
-      enabled: true,
+      enabled: !opaque,
       defaultResource: async () => audience,
       useGrantedResource: async () => true,
       getResourceServerInfo: async (_ctx, resource) => {
@@ -122,14 +134,14 @@ async function decide(req, res, approve) {
   if (approve) {
     const grant = new provider.Grant({ accountId: b.account, clientId: code.clientId });
     grant.addOIDCScope('openid offline_access');
-    grant.addResourceScope(audience, 'hoopx');
+    if (!opaque) grant.addResourceScope(audience, 'hoopx');
     const grantId = await grant.save();
     Object.assign(code, {
       accountId: b.account,
       authTime: Math.floor(Date.now() / 1000),
       grantId,
-      scope: 'openid offline_access hoopx',
-      resource: audience,
+      scope: opaque ? 'openid offline_access' : 'openid offline_access hoopx',
+      ...(opaque ? {} : { resource: audience }),
     });
   } else {
     Object.assign(code, { error: 'access_denied', errorDescription: 'the user denied the request' });
@@ -151,7 +163,7 @@ async function interaction(req, res) {
   const accountId = process.env.HOOPX_TEST_BROWSER_ACCOUNT || 'alice';
   const grant = new provider.Grant({ accountId, clientId: details.params.client_id });
   grant.addOIDCScope('openid offline_access');
-  grant.addResourceScope(audience, 'hoopx');
+  if (!opaque) grant.addResourceScope(audience, 'hoopx');
   const grantId = await grant.save();
   await provider.interactionFinished(req, res, {
     login: { accountId },
