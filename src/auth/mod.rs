@@ -88,6 +88,12 @@ pub trait Authenticator: Send + Sync + 'static {
         })
     }
 
+    /// Whether tokens can be checked now (readiness): `Err` says why not, e.g. the identity
+    /// provider's keys could not be fetched.
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Exchanges a token from a trusted CI issuer for a gateway session token.
     async fn exchange(&self, _token: &str) -> Result<Exchanged, AuthError> {
         Err(AuthError::NoExchange(
@@ -119,6 +125,13 @@ impl Authenticator for Chain {
             }
         }
         Err(last)
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        for a in &self.0 {
+            a.ready().await?;
+        }
+        Ok(())
     }
 
     async fn exchange(&self, token: &str) -> Result<Exchanged, AuthError> {

@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// the OpenID tokens of an [auth] table, if the config has one).
     #[arg(long)]
     pub dev: bool,
+    /// On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at
+    /// once and /v1/ready answers 503); those still running then end as aborted.
+    #[arg(long, default_value = "30s", value_name = "DUR", value_parser = super::parse_duration)]
+    pub drain_grace: std::time::Duration,
 }
 
 fn load_policy(path: &std::path::Path) -> Result<Policy, Failure> {
@@ -271,6 +275,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             _ => Arc::new(Chain(auths)),
         };
         let gw = Gateway::new(policy, auth, store, signer, true);
+        gw.set_drain_grace(args.drain_grace);
         eprintln!(
             "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, \
              signing key {key_id}, {})",

@@ -68,6 +68,7 @@ impl IntoResponse for ApiFailure {
 pub(crate) fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/ready", get(super::lifecycle::ready))
         .route("/v1/sessions", post(open_session).get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/sessions/{id}/events", get(get_events))
@@ -194,6 +195,14 @@ async fn open_session(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiFailure> {
+    if gw.lifecycle.draining() {
+        return Err(ApiFailure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            "this gateway is draining (shutting down) and takes no new sessions",
+        )
+        .hint("run the command again: another replica takes it, or this one once restarted"));
+    }
     let Verified {
         identity,
         expires_at,

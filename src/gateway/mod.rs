@@ -5,6 +5,7 @@ mod api;
 mod auth_api;
 pub mod embedded;
 mod kube;
+mod lifecycle;
 mod masking;
 mod pg;
 mod reviews;
@@ -48,6 +49,8 @@ pub struct Gateway {
     /// Write one line per session start and end on stderr (the served gateway's access
     /// log; the embedded one stays quiet).
     log_sessions: bool,
+    /// Readiness, draining, the replica's lease.
+    pub(crate) lifecycle: lifecycle::Lifecycle,
 }
 
 /// How long a stopping gateway waits for its sessions to record their end.
@@ -111,6 +114,7 @@ impl Gateway {
             stopping: tokio::sync::watch::channel(false).0,
             active: tokio::sync::watch::channel(0).0,
             reviews_changed: tokio::sync::watch::channel(0).0,
+            lifecycle: lifecycle::Lifecycle::new(),
         })
     }
 
@@ -160,9 +164,10 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves; then running sessions are
-/// told the gateway is going away (their tools are stopped by the clients) and get up to
-/// 10 s to record their end.
+/// Serves the gateway on `listener` until `shutdown` resolves; then it drains (new sessions
+/// are refused, running ones may go on for the drain grace), and the sessions still running
+/// are told the gateway is going away (their tools are stopped by the clients) and get up
+/// to 10 s to record their end.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -176,6 +181,7 @@ pub async fn serve(
     let gw = gateway.clone();
     let stop = async move {
         shutdown.await;
+        gw.drain().await;
         gw.stopping.send_replace(true);
     };
     axum::serve(listener, gateway.router())

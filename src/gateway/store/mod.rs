@@ -122,6 +122,8 @@ pub struct SessionEnd {
 pub trait Store: Send + Sync + 'static {
     /// Which backend, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// A cheap query, for readiness: `Ok` when the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
     /// Creates the session and enters its opening in the ledger, in one transaction.
     async fn create_session(&self, s: &NewSession, signer: &Signer) -> Result<(), StoreError>;
     async fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError>;

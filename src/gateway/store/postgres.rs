@@ -216,6 +216,11 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn create_session(&self, s: &NewSession, signer: &Signer) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(

@@ -302,6 +302,11 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn create_session(&self, s: &NewSession, signer: &Signer) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         // The insert takes the write lock first, so reading the ledger's head after it

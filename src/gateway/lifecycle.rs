@@ -1,0 +1,140 @@
+//! A replica's life as operators see it: readiness, draining on SIGTERM, and (see
+//! [`super::lease`]) the lease that lets other replicas close its sessions if it dies.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::Gateway;
+use crate::proto::Readiness;
+
+/// How long a readiness check waits for the store.
+const STORE_CHECK: Duration = Duration::from_secs(3);
+/// How long a readiness check waits for the identity provider's keys.
+const AUTH_CHECK: Duration = Duration::from_secs(5);
+
+/// What a replica keeps about its own life.
+pub(crate) struct Lifecycle {
+    /// Set on SIGTERM: new sessions are refused and readiness fails, running ones go on.
+    draining: tokio::sync::watch::Sender<bool>,
+    /// How long running sessions may go on once draining begins.
+    drain_grace: Mutex<Duration>,
+}
+
+impl Lifecycle {
+    pub fn new() -> Lifecycle {
+        Lifecycle {
+            draining: tokio::sync::watch::channel(false).0,
+            drain_grace: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    pub fn draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+}
+
+impl Gateway {
+    /// How long running sessions may go on after SIGTERM (default: none).
+    pub fn set_drain_grace(&self, grace: Duration) {
+        *self
+            .lifecycle
+            .drain_grace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = grace;
+    }
+
+    /// Stops taking sessions and waits, up to the drain grace, until the running ones
+    /// (and those opened but not yet attached) have ended.
+    pub(crate) async fn drain(&self) {
+        self.lifecycle.draining.send_replace(true);
+        let grace = *self
+            .lifecycle
+            .drain_grace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let busy = || *self.active.borrow() > 0 || !self.pending().is_empty();
+        if grace.is_zero() || !busy() {
+            return;
+        }
+        self.log(format_args!(
+            "draining: new sessions are refused; {} running session(s) have up to {} s to end",
+            *self.active.borrow() + self.pending().len(),
+            grace.as_secs_f64()
+        ));
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut active = self.active.subscribe();
+        while busy() && tokio::time::Instant::now() < deadline {
+            // Pending sessions change without a signal: look again now and then.
+            let _ = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(200)),
+                active.changed(),
+            )
+            .await;
+        }
+        if busy() {
+            self.log(format_args!(
+                "drain grace over: ending {} session(s) as aborted",
+                *self.active.borrow() + self.pending().len()
+            ));
+        }
+    }
+}
+
+/// `GET /v1/ready`: whether this replica should be sent sessions.
+pub(crate) async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    let store = match tokio::time::timeout(STORE_CHECK, gw.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", STORE_CHECK.as_secs())),
+    };
+    let idp = if gw.policy.auth.is_none() {
+        None
+    } else {
+        Some(
+            match tokio::time::timeout(AUTH_CHECK, gw.auth.ready()).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no keys within {} s", AUTH_CHECK.as_secs())),
+            },
+        )
+    };
+    let draining = gw.lifecycle.draining();
+    let shown = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.clone(),
+    };
+    let mut checks = std::collections::BTreeMap::new();
+    checks.insert("store".to_string(), shown(&store));
+    // Loaded at start (the gateway does not run without it); said for completeness.
+    checks.insert("signing_key".to_string(), "ok".to_string());
+    checks.insert(
+        "identity_provider".to_string(),
+        idp.as_ref()
+            .map_or_else(|| "not configured".to_string(), shown),
+    );
+    let reason = if draining {
+        Some("the gateway is draining: it is shutting down".to_string())
+    } else if let Err(e) = &store {
+        Some(format!("store: {e}"))
+    } else if let Some(Err(e)) = &idp {
+        Some(format!("identity provider: {e}"))
+    } else {
+        None
+    };
+    let status = if reason.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        ready: reason.is_none(),
+        reason,
+        checks,
+        draining,
+    };
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,217 @@
+//! What an operator runs into: readiness, draining on SIGTERM, a replica killed mid-session,
+//! retention, and who may read what.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{run, spawn_piped, wait_for, wait_timeout, Env, Lines, Postgres, DEV_TOKEN};
+use crate::SHELL_CONFIG;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A served gateway started from `cmd` (`hoopx gateway serve …` with its flags), waited on
+/// until it listens; killed on drop.
+struct Served {
+    child: Child,
+    url: String,
+    stderr: Lines,
+}
+
+impl Served {
+    fn start(env: &Env, store: &str, args: &[&str], vars: &[(&str, &str)]) -> Served {
+        let mut cmd = env.hoopx();
+        cmd.args(["gateway", "serve", "--dev", "--listen", "127.0.0.1:0"])
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            .env("HOOPX_DEV_TOKEN", DEV_TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn gateway");
+        let stderr = Lines::collect(child.stderr.take().unwrap());
+        let url = wait_for("the gateway to listen", T, || {
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("gateway exited with {s}: {}", stderr.text());
+            }
+            let t = stderr.text();
+            let at = t.find("listening on ")?;
+            let rest = &t[at + "listening on ".len()..];
+            let line = &rest[..rest.find('\n')?];
+            Some(line.split_whitespace().next()?.to_string())
+        });
+        Served { child, url, stderr }
+    }
+
+    fn hoopx(&self, env: &Env) -> Command {
+        let mut c = env.hoopx();
+        c.env("HOOPX_GATEWAY", &self.url)
+            .env("HOOPX_TOKEN", DEV_TOKEN);
+        c
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(DEV_TOKEN)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(serde_json::Value::Null))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(env: &Env, text: &str) -> String {
+    env.write("gateway.toml", text).display().to_string()
+}
+
+fn sqlite(env: &Env) -> String {
+    format!("sqlite://{}", env.path().join("gw.db").display())
+}
+
+/// Stops the PostgreSQL server of `pg` (fast shutdown), as an outage would.
+fn stop_postgres(pg: &Postgres) {
+    let pid = std::fs::read_to_string(pg.dir.path().join("data/postmaster.pid")).unwrap();
+    let pid: i32 = pid.lines().next().unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // The server is this process's child: its pid lives on as a zombie, its pid file not.
+    wait_for("PostgreSQL to stop", T, || {
+        (!pg.dir.path().join("data/postmaster.pid").exists()).then_some(())
+    });
+}
+
+#[test]
+fn readiness_follows_the_store_and_the_identity_provider() {
+    let env = Env::new();
+    let pg = Postgres::start();
+    pg.create_db("gw");
+    let gw = Served::start(&env, &pg.url("gw"), &[], &[]);
+    let (status, body) = gw.get("/v1/ready");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["checks"]["store"], "ok");
+    assert_eq!(body["checks"]["signing_key"], "ok");
+    assert_eq!(body["checks"]["identity_provider"], "not configured");
+
+    stop_postgres(&pg);
+    let (status, body) = gw.get("/v1/ready");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], false);
+    assert!(
+        body["reason"].as_str().unwrap().starts_with("store: "),
+        "{body}"
+    );
+    // Liveness: the process runs, whatever its store does.
+    assert_eq!(gw.get("/v1/health").0, 200);
+
+    // An identity provider whose keys cannot be fetched: not ready.
+    let env = Env::new();
+    let cfg = config(
+        &env,
+        &format!(
+            "{SHELL_CONFIG}\n[auth]\nissuer = \"http://127.0.0.1:{}\"\naudience = \"hoopx\"\n",
+            crate::util::free_port()
+        ),
+    );
+    let gw = Served::start(&env, &sqlite(&env), &["--config", &cfg], &[]);
+    let (status, body) = gw.get("/v1/ready");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["store"], "ok");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("identity provider: "),
+        "{body}"
+    );
+}
+
+#[test]
+fn sigterm_drains_running_sessions_and_refuses_new_ones() {
+    let env = Env::new();
+    let cfg = config(&env, SHELL_CONFIG);
+    let store = sqlite(&env);
+    let gw = Served::start(
+        &env,
+        &store,
+        &["--config", &cfg, "--drain-grace", "20s"],
+        &[],
+    );
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "cat"]);
+    let (mut client, out, _err) = spawn_piped(c);
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"before\n").unwrap();
+    out.wait_for("before", T);
+
+    gw.signal(nix::sys::signal::Signal::SIGTERM);
+    wait_for("readiness to fail", T, || {
+        let (status, body) = gw.get("/v1/ready");
+        (status == 503 && body["draining"] == true).then_some(())
+    });
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "sh", "-c", "echo ran"]);
+    let refused = run(c, "", T);
+    assert_eq!(refused.code(), 69, "{refused:?}");
+    assert!(!refused.stdout.contains("ran"), "{refused:?}");
+    assert!(refused.stderr.contains("draining"), "{refused:?}");
+
+    // The running session goes on, and ends as it would have.
+    stdin.write_all(b"after\n").unwrap();
+    out.wait_for("after", T);
+    drop(stdin);
+    let status = wait_timeout(&mut client, T).expect("the client ends");
+    assert!(status.success(), "{status:?}");
+    let mut gw = gw;
+    let status = wait_timeout(&mut gw.child, T).expect("the gateway stops once drained");
+    assert!(status.success(), "{status:?} {}", gw.stderr.text());
+    assert!(
+        gw.stderr.text().contains("draining"),
+        "{}",
+        gw.stderr.text()
+    );
+
+    // With a short grace, a session that does not end is aborted, recorded.
+    let gw = Served::start(
+        &env,
+        &store,
+        &["--config", &cfg, "--drain-grace", "1s"],
+        &[],
+    );
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "sh", "-c", "echo ready; exec sleep 600"]);
+    let (mut client, out, _err) = spawn_piped(c);
+    out.wait_for("ready", T);
+    gw.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut gw = gw;
+    wait_timeout(&mut gw.child, T).expect("the gateway stops after the grace");
+    wait_timeout(&mut client, T).expect("the client ends");
+    let gw = Served::start(&env, &store, &["--config", &cfg], &[]);
+    let (_, list) = gw.get("/v1/sessions");
+    let statuses: Vec<&str> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["aborted", "exited"], "{list}");
+}
