@@ -215,3 +215,77 @@ fn sigterm_drains_running_sessions_and_refuses_new_ones() {
         .collect();
     assert_eq!(statuses, ["aborted", "exited"], "{list}");
 }
+
+#[test]
+fn a_killed_replicas_sessions_end_abandoned_and_verify_as_such() {
+    let env = Env::new();
+    let cfg = config(&env, SHELL_CONFIG);
+    let store = sqlite(&env);
+    let lease = ["--config", &cfg, "--lease", "1s"];
+    let mut a = Served::start(&env, &store, &lease, &[]);
+    let mut c = a.hoopx(&env);
+    c.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; while :; do echo tick; sleep 0.05; done",
+    ]);
+    let (mut client, out, _err) = spawn_piped(c);
+    out.wait_for("ready", T);
+    out.wait_for("tick", T);
+    // A second replica on the same store, serving on.
+    let b = Served::start(&env, &store, &lease, &[]);
+    let (_, list) = b.get("/v1/sessions");
+    let id = list["sessions"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list["sessions"][0]["status"], "running", "{list}");
+    a.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = a.child.wait();
+    let _ = wait_timeout(&mut client, T);
+
+    let s = wait_for("the session to be abandoned", T, || {
+        let (_, s) = b.get(&format!("/v1/sessions/{id}"));
+        (s["status"] == "abandoned").then_some(s)
+    });
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stopped renewing its lease"),
+        "{s}"
+    );
+    let mut c = b.hoopx(&env);
+    c.args(["verify", &id]);
+    let v = run(c, "", T);
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert!(v.stdout.starts_with("OK: "), "{v:?}");
+    assert!(v.stdout.contains("ABANDONED: "), "{v:?}");
+    assert!(v.stdout.contains("never signed by it"), "{v:?}");
+    let mut c = b.hoopx(&env);
+    c.args(["verify", &id, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&run(c, "", T).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["facts"]["status"], "abandoned", "{v}");
+    let tail = v["abandoned"]["unsigned_tail"].as_i64().unwrap();
+    let signed = v["abandoned"]["signed_through"].as_i64().unwrap();
+    assert!(
+        tail > 0,
+        "the killed replica left events it had not signed: {v}"
+    );
+    assert_eq!(signed + tail + 2, v["events"].as_i64().unwrap(), "{v}");
+    // The ledger agrees: the whole store verifies.
+    let mut c = b.hoopx(&env);
+    c.args(["verify", "--all"]);
+    let all = run(c, "", T);
+    assert_eq!(all.code(), 0, "{all:?}");
+    // Following it ends; listing shows it.
+    let mut c = b.hoopx(&env);
+    c.args(["replay", "--follow", &id]);
+    let replay = run(c, "", T);
+    assert_eq!(replay.code(), 0, "{replay:?}");
+    assert!(replay.stdout.contains("tick"), "{replay:?}");
+    let mut c = b.hoopx(&env);
+    c.args(["sessions", "list"]);
+    let list = run(c, "", T);
+    assert!(list.stdout.contains("abandoned"), "{list:?}");
+}

@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// once and /v1/ready answers 503); those still running then end as aborted.
     #[arg(long, default_value = "30s", value_name = "DUR", value_parser = super::parse_duration)]
     pub drain_grace: std::time::Duration,
+    /// How long this replica's lease in the store lasts unless renewed (tests shorten it).
+    #[arg(long, hide = true, default_value = "15s", value_parser = super::parse_duration)]
+    pub lease: std::time::Duration,
 }
 
 fn load_policy(path: &std::path::Path) -> Result<Policy, Failure> {
@@ -276,6 +279,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         };
         let gw = Gateway::new(policy, auth, store, signer, true);
         gw.set_drain_grace(args.drain_grace);
+        gw.set_lease(args.lease);
         eprintln!(
             "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, \
              signing key {key_id}, {})",

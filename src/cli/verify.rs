@@ -67,6 +67,8 @@ pub struct Outcome {
     pub facts: Option<ClosedFacts>,
     /// Who vouches for the recording: the signing key's holder.
     pub signer: Option<Signer>,
+    /// Closed as abandoned by another replica: how much its own replica signed.
+    pub abandoned: Option<evidence::Abandoned>,
 }
 
 impl Outcome {
@@ -81,6 +83,7 @@ impl Outcome {
             problems: vec![],
             facts: None,
             signer: None,
+            abandoned: None,
         }
     }
 }
@@ -228,12 +231,14 @@ pub fn check(
         Some(f) => evidence::disagreements(&rec.session, f),
         None => vec![],
     };
+    let abandoned = facts.as_ref().and_then(|_| evidence::abandoned(rec));
     Ok(Outcome {
         result,
         note: None,
         problems,
         facts,
         signer: Some(signer_of(&key, rec, given)),
+        abandoned,
     })
 }
 
@@ -308,6 +313,9 @@ pub fn summary(o: &Outcome) -> String {
                 ));
             }
             lines.push(s);
+            if let Some(a) = &o.abandoned {
+                lines.push(abandoned_text(a));
+            }
         }
         Ok(_) => {}
         Err(f) => lines.push(format!("FAILED: {f}")),
@@ -319,6 +327,26 @@ pub fn summary(o: &Outcome) -> String {
         lines.push(format!("signer: {} is {}", v.key_id, s.says));
     }
     lines.join("\n")
+}
+
+/// What an abandoned session's recording proves, for people.
+pub fn abandoned_text(a: &evidence::Abandoned) -> String {
+    let who = |r: &Option<String>| r.clone().unwrap_or_else(|| "?".into());
+    let signed = match a.signed_through {
+        0 => "no event was signed by the replica that recorded it".to_string(),
+        n => format!(
+            "events 0-{} were signed by the replica that recorded them",
+            n - 1
+        ),
+    };
+    format!(
+        "ABANDONED: its gateway replica {} stopped renewing its lease and replica {} closed it: \
+         {signed}; {} event(s) after those were never signed by it, and the closing replica \
+         signed them as it found them in the store",
+        who(&a.replica),
+        who(&a.closed_by),
+        a.unsigned_tail
+    )
 }
 
 pub fn to_json(o: &Outcome) -> serde_json::Value {
@@ -338,6 +366,7 @@ pub fn to_json(o: &Outcome) -> serde_json::Value {
             "facts": o.facts,
             "signer": signer(&v.key_id),
             "note": o.note,
+            "abandoned": o.abandoned,
         }),
         Err(f) => json!({
             "ok": false,

@@ -355,6 +355,7 @@ async fn open_session(
         status: if denied.is_some() { "denied" } else { "open" }.into(),
         started_at: now_ms(),
         reason: denied.map(|r| format!("command denied by rule {}", r.name)),
+        replica: Some(gw.lifecycle.replica.clone()),
     };
     gw.store
         .create_session(&session, &gw.signer)

@@ -1,5 +1,5 @@
 //! A replica's life as operators see it: readiness, draining on SIGTERM, and (see
-//! [`super::lease`]) the lease that lets other replicas close its sessions if it dies.
+//! `super::lease`) the lease that lets other replicas close its sessions if it dies.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +23,10 @@ pub(crate) struct Lifecycle {
     draining: tokio::sync::watch::Sender<bool>,
     /// How long running sessions may go on once draining begins.
     drain_grace: Mutex<Duration>,
+    /// This replica's id, new at each start: its sessions carry it in the store.
+    pub replica: String,
+    /// How long its lease lasts unless renewed.
+    lease: Mutex<Duration>,
 }
 
 impl Lifecycle {
@@ -30,11 +34,17 @@ impl Lifecycle {
         Lifecycle {
             draining: tokio::sync::watch::channel(false).0,
             drain_grace: Mutex::new(Duration::ZERO),
+            replica: super::lease::new_replica_id(),
+            lease: Mutex::new(super::lease::DEFAULT_LEASE),
         }
     }
 
     pub fn draining(&self) -> bool {
         *self.draining.borrow()
+    }
+
+    pub fn lease(&self) -> Duration {
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -46,6 +56,16 @@ impl Gateway {
             .drain_grace
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = grace;
+    }
+
+    /// How long this replica's lease lasts (default 15 s); others close its sessions as
+    /// abandoned once it has not renewed it for that long.
+    pub fn set_lease(&self, lease: Duration) {
+        *self
+            .lifecycle
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = lease.max(Duration::from_millis(300));
     }
 
     /// Stops taking sessions and waits, up to the drain grace, until the running ones

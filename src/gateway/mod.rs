@@ -5,6 +5,7 @@ mod api;
 mod auth_api;
 pub mod embedded;
 mod kube;
+mod lease;
 mod lifecycle;
 mod masking;
 mod pg;
@@ -178,6 +179,7 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let lease = tokio::spawn(lease::run(gateway.clone()));
     let gw = gateway.clone();
     let stop = async move {
         shutdown.await;
@@ -190,6 +192,7 @@ pub async fn serve(
     gateway.stopping.send_replace(true);
     let mut active = gateway.active.subscribe();
     let _ = tokio::time::timeout(DRAIN_SESSIONS, active.wait_for(|n| *n == 0)).await;
+    lease.abort();
     Ok(())
 }
 

@@ -49,6 +49,8 @@ pub struct NewSession {
     pub status: String,
     pub started_at: i64,
     pub reason: Option<String>,
+    /// The gateway replica serving it (its lease in the store keeps the session alive).
+    pub replica: Option<String>,
 }
 
 /// Running totals of a session, kept with it as it goes.
@@ -155,6 +157,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `r` only if the stored review still has version `expected` (nobody decided it
     /// in between); returns whether it did.
     async fn update_review(&self, r: &ReviewInfo, expected: i64) -> Result<bool, StoreError>;
+    /// Records that `replica` is alive until `until_ms` (Unix ms).
+    async fn renew_lease(&self, replica: &str, until_ms: i64) -> Result<(), StoreError>;
+    /// Sessions still `open` or `running` whose replica's lease ran out before `now_ms`, as
+    /// (session id, replica), at most `limit`.
+    async fn orphaned(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, String)>, StoreError>;
+    /// Makes `to` the replica of session `id` if `from` still is and the session has not
+    /// ended; returns whether it did (one replica wins).
+    async fn claim(&self, id: &str, from: &str, to: &str) -> Result<bool, StoreError>;
 }
 
 /// The body of a session's `open` ledger entry.

@@ -95,8 +95,15 @@ CREATE TABLE ledger (
 );
 CREATE INDEX ledger_session ON ledger (session_id, seq);
 "#,
+    r#"
+ALTER TABLE sessions ADD COLUMN replica TEXT;
+CREATE INDEX sessions_live ON sessions (status, replica);
+CREATE TABLE replicas (
+    id TEXT PRIMARY KEY,
+    lease_until INTEGER NOT NULL
+);
+"#,
 ];
-
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Bytes of events appended, for the background checkpoint.
@@ -312,8 +319,8 @@ impl Store for SqliteStore {
         // The insert takes the write lock first, so reading the ledger's head after it
         // cannot race another writer.
         sqlx::query(
-            "INSERT INTO sessions (id, identity, target, argv, mode, status, started_at, reason) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, identity, target, argv, mode, status, started_at, reason, replica) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.identity)
@@ -323,6 +330,7 @@ impl Store for SqliteStore {
         .bind(&s.status)
         .bind(s.started_at)
         .bind(&s.reason)
+        .bind(&s.replica)
         .execute(&mut *tx)
         .await?;
         enter(&mut tx, signer, "open", &s.id, open_body(s)).await?;
@@ -581,5 +589,43 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn renew_lease(&self, replica: &str, until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO replicas (id, lease_until) VALUES (?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
+        )
+        .bind(replica)
+        .bind(until_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn orphaned(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+        // A replica missing from `replicas` never renewed a lease: as good as expired.
+        Ok(sqlx::query_as(
+            "SELECT s.id, s.replica FROM sessions s LEFT JOIN replicas r ON r.id = s.replica \
+             WHERE s.status IN ('open', 'running') AND s.replica IS NOT NULL \
+             AND (r.lease_until IS NULL OR r.lease_until < ?1) ORDER BY s.started_at LIMIT ?2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn claim(&self, id: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET replica = ?3 WHERE id = ?1 AND replica = ?2 \
+             AND status IN ('open', 'running')",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
