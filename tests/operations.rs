@@ -289,3 +289,147 @@ fn a_killed_replicas_sessions_end_abandoned_and_verify_as_such() {
     let list = run(c, "", T);
     assert!(list.stdout.contains("abandoned"), "{list:?}");
 }
+
+const ACCESS_CONFIG: &str = r#"[[targets]]
+name = "shell"
+kind = "command"
+command = ["sh"]
+
+[[rules.review]]
+name = "wipes-need-a-dba"
+pattern = '\bwipe\b'
+reviewers = ["dba"]
+
+[access]
+auditors = ["audit"]
+
+[[dev.identities]]
+name = "alice"
+token = "tok-alice-0001"
+groups = []
+
+[[dev.identities]]
+name = "bob"
+token = "tok-bob-00001"
+groups = []
+
+[[dev.identities]]
+name = "carol"
+token = "tok-carol-0001"
+groups = ["audit"]
+
+[[dev.identities]]
+name = "dan"
+token = "tok-dan-00001"
+groups = ["dba"]
+"#;
+
+#[test]
+fn identities_read_their_own_sessions_reviewers_their_reviews_auditors_all() {
+    let env = Env::new();
+    let cfg = config(&env, ACCESS_CONFIG);
+    let gw = Served::start(&env, &sqlite(&env), &["--config", &cfg], &[]);
+    let as_ = |token: &str| {
+        let mut c = env.hoopx();
+        c.env("HOOPX_GATEWAY", &gw.url).env("HOOPX_TOKEN", token);
+        c
+    };
+    let http = reqwest::blocking::Client::new();
+    let get = |token: &str, path: &str| {
+        let r = http
+            .get(format!("{}{path}", gw.url))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap())
+    };
+    let (alice, bob, carol, dan) = (
+        "tok-alice-0001",
+        "tok-bob-00001",
+        "tok-carol-0001",
+        "tok-dan-00001",
+    );
+    for who in [alice, bob] {
+        let mut c = as_(who);
+        c.args(["exec", "--", "sh", "-c", "echo secret-output"]);
+        assert_eq!(run(c, "", T).code(), 0);
+    }
+    let ids = |token: &str| -> Vec<(String, String)> {
+        let (status, list) = get(token, "/v1/sessions");
+        assert_eq!(status, 200, "{list}");
+        list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["identity"].as_str().unwrap().to_string(),
+                    s["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let mine = ids(bob);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].0, "bob");
+    let all = ids(carol);
+    assert_eq!(all.len(), 2, "an auditor reads all: {all:?}");
+    let alices = &all.iter().find(|(who, _)| who == "alice").unwrap().1;
+
+    // Bob may not read Alice's session in any way.
+    for path in [
+        format!("/v1/sessions/{alices}"),
+        format!("/v1/sessions/{alices}/events"),
+        format!("/v1/sessions/{alices}/checkpoints"),
+        format!("/v1/ledger?session={alices}"),
+        "/v1/ledger".to_string(),
+        "/v1/sessions?user=alice".to_string(),
+    ] {
+        let (status, body) = get(bob, &path);
+        assert_eq!(status, 403, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "forbidden", "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("bob may not read"),
+            "{body}"
+        );
+    }
+    let mut c = as_(bob);
+    c.args(["replay", alices]);
+    let out = run(c, "", T);
+    assert_ne!(out.code(), 0, "{out:?}");
+    assert!(!out.stdout.contains("secret-output"), "{out:?}");
+    assert!(out.stderr.contains("may not read"), "{out:?}");
+    // Alice reads and verifies her own; the auditor reads hers and the whole ledger.
+    let mut c = as_(alice);
+    c.args(["verify", alices]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let mut c = as_(carol);
+    c.args(["replay", alices]);
+    assert!(run(c, "", T).stdout.contains("secret-output"));
+    let mut c = as_(carol);
+    c.args(["verify", "--all"]);
+    assert_eq!(run(c, "", T).code(), 0);
+
+    // A review: its requester and the reviewers who may decide it read it; others do not.
+    let opened = http
+        .post(format!("{}/v1/sessions", gw.url))
+        .bearer_auth(alice)
+        .json(&serde_json::json!({"argv": ["sh", "-c", "echo wipe"], "mode": "pipe"}))
+        .send()
+        .unwrap();
+    assert_eq!(opened.status(), 202);
+    let review: serde_json::Value = opened.json().unwrap();
+    let rid = review["review"]["id"].as_str().unwrap().to_string();
+    for (token, readable) in [(alice, true), (dan, true), (carol, true), (bob, false)] {
+        let (status, body) = get(token, &format!("/v1/reviews/{rid}"));
+        assert_eq!(status, if readable { 200 } else { 403 }, "{body}");
+        let (_, list) = get(token, "/v1/reviews");
+        let listed = list["reviews"].as_array().unwrap().len();
+        assert_eq!(listed, usize::from(readable), "{list}");
+    }
+}

@@ -158,6 +158,9 @@ pub struct DevToken {
     identities: Vec<(Secret, Identity)>,
 }
 
+/// The identity of a `--dev` gateway's own dev token.
+pub const DEV_SUBJECT: &str = "dev";
+
 impl DevToken {
     pub fn new(token: Secret) -> DevToken {
         DevToken {
@@ -181,7 +184,7 @@ impl Authenticator for DevToken {
         let mut found = None;
         if constant_time_eq(bearer.as_bytes(), self.token.expose().as_bytes()) {
             found = Some(Identity {
-                subject: "dev".into(),
+                subject: DEV_SUBJECT.into(),
                 groups: vec![],
             });
         }

@@ -280,6 +280,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let gw = Gateway::new(policy, auth, store, signer, true);
         gw.set_drain_grace(args.drain_grace);
         gw.set_lease(args.lease);
+        if args.dev {
+            gw.dev_token_reads_all();
+        }
         eprintln!(
             "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, \
              signing key {key_id}, {})",

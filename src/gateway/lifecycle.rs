@@ -27,6 +27,8 @@ pub(crate) struct Lifecycle {
     pub replica: String,
     /// How long its lease lasts unless renewed.
     lease: Mutex<Duration>,
+    /// `--dev`: the dev token's own identity (`dev`, the operator's) reads everything.
+    pub dev_reads_all: std::sync::atomic::AtomicBool,
 }
 
 impl Lifecycle {
@@ -36,6 +38,7 @@ impl Lifecycle {
             drain_grace: Mutex::new(Duration::ZERO),
             replica: super::lease::new_replica_id(),
             lease: Mutex::new(super::lease::DEFAULT_LEASE),
+            dev_reads_all: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The gateway: HTTP API under `/v1`, one WebSocket stream per session, policy decisions
 //! and the recording. The same code serves `hoopx gateway serve` and the embedded default.
 
+mod access;
 mod api;
 mod auth_api;
 pub mod embedded;
