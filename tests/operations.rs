@@ -433,3 +433,87 @@ fn identities_read_their_own_sessions_reviewers_their_reviews_auditors_all() {
         assert_eq!(listed, usize::from(readable), "{list}");
     }
 }
+
+#[test]
+fn export_then_prune_keeps_the_evidence_verifiable_and_the_ledger_whole() {
+    let env = Env::new();
+    let cfg = config(
+        &env,
+        &format!("{SHELL_CONFIG}\n[store]\nretention = \"90d\"\n"),
+    );
+    let store = sqlite(&env);
+    let gw = Served::start(&env, &store, &["--config", &cfg], &[]);
+    for word in ["one", "two"] {
+        let mut c = gw.hoopx(&env);
+        c.args(["exec", "--", "sh", "-c", &format!("echo {word}")]);
+        assert_eq!(run(c, "", T).code(), 0);
+    }
+    let dir = env.path().join("evidence");
+    let mut c = gw.hoopx(&env);
+    c.args(["sessions", "export"]).arg(&dir);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+
+    let prune = |extra: &[&str]| {
+        let mut c = env.hoopx();
+        c.args(["gateway", "prune", "--store", &store, "--older-than", "0s"])
+            .args(extra);
+        run(c, "", T)
+    };
+    let dry = prune(&["--dry-run"]);
+    assert_eq!(dry.code(), 0, "{dry:?}");
+    assert_eq!(
+        dry.stdout.matches("would prune session ").count(),
+        2,
+        "{dry:?}"
+    );
+    assert_eq!(
+        gw.get("/v1/sessions").1["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let done = prune(&[]);
+    assert_eq!(done.code(), 0, "{done:?}");
+    assert_eq!(
+        done.stdout.matches("pruned session ").count(),
+        2,
+        "{done:?}"
+    );
+    assert!(done.stdout.contains("pruned 2 session(s)"), "{done:?}");
+    assert!(gw.get("/v1/sessions").1["sessions"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // The export still verifies offline; the store's ledger knows what was pruned.
+    let mut c = gw.hoopx(&env);
+    c.arg("verify").arg(&dir);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let mut c = gw.hoopx(&env);
+    c.args(["verify", "--all"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("2 pruned by retention"), "{out:?}");
+    // An export made after the prune does not miss the pruned sessions either.
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--", "sh", "-c", "echo three"]);
+    assert_eq!(run(c, "", T).code(), 0);
+    let later = env.path().join("later");
+    let mut c = gw.hoopx(&env);
+    c.args(["sessions", "export"]).arg(&later);
+    assert_eq!(run(c, "", T).code(), 0);
+    let mut c = gw.hoopx(&env);
+    c.arg("verify").arg(&later);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+
+    // Without a period, prune asks for one.
+    let mut c = env.hoopx();
+    c.args(["gateway", "prune", "--store", &store]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 64, "{out:?}");
+    assert!(out.stderr.contains("--older-than"), "{out:?}");
+}

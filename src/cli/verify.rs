@@ -413,6 +413,8 @@ struct AllReport {
     head: Option<ledger::Head>,
     signers: Vec<(String, i64)>,
     sessions: usize,
+    /// Sessions the ledger says were pruned (removed by retention after they ended).
+    pruned: usize,
     open: Vec<String>,
     problems: Vec<String>,
     embedded: bool,
@@ -518,8 +520,25 @@ async fn verify_all(args: &VerifyArgs, key: Option<VerifyingKey>) -> Result<AllR
         by_session.entry(&e.session_id).or_default().push(e.clone());
     }
     let stored_ids: HashSet<&str> = stored.iter().map(|s| s.id.as_str()).collect();
+    let mut pruned = 0;
     for (id, list) in &by_session {
+        let was_pruned = list.iter().any(|e| e.kind == "prune");
         if stored_ids.contains(id) {
+            if was_pruned {
+                problems.push(format!(
+                    "the ledger says session {id} was pruned, but the store has it: it was put back"
+                ));
+            }
+            continue;
+        }
+        if was_pruned {
+            // Removed by retention after it closed; the ledger keeps what it was.
+            if !list.iter().any(|e| e.kind == "close") {
+                problems.push(format!(
+                    "the ledger says session {id} was pruned, but never closed it"
+                ));
+            }
+            pruned += 1;
             continue;
         }
         let Some(open) = list.iter().find(|e| e.kind == "open") else {
@@ -580,6 +599,7 @@ async fn verify_all(args: &VerifyArgs, key: Option<VerifyingKey>) -> Result<AllR
         head,
         signers,
         sessions: stored.len(),
+        pruned,
         open,
         problems,
         embedded: embedded.is_some(),
@@ -590,13 +610,18 @@ fn all_text(r: &AllReport) -> String {
     let mut lines = vec![];
     if r.problems.is_empty() {
         lines.push(format!(
-            "OK: the ledger's {} entries chain and are signed; {} session(s) match it and verify{}",
+            "OK: the ledger's {} entries chain and are signed; {} session(s) match it and verify{}{}",
             r.entries,
             r.sessions,
             if r.open.is_empty() {
                 String::new()
             } else {
                 format!(" ({} still open)", r.open.len())
+            },
+            if r.pruned == 0 {
+                String::new()
+            } else {
+                format!("; {} pruned by retention (kept in the ledger only)", r.pruned)
             }
         ));
     } else {
@@ -637,6 +662,7 @@ fn all_json(r: &AllReport) -> serde_json::Value {
         "head": r.head,
         "signers": r.signers.iter().map(|(k, from)| json!({"key_id": k, "from_entry": from})).collect::<Vec<_>>(),
         "sessions": r.sessions,
+        "pruned": r.pruned,
         "open": r.open,
         "problems": r.problems,
         "embedded": r.embedded,

@@ -108,6 +108,28 @@ impl Gateway {
     }
 }
 
+/// How often a gateway with `[store] retention` prunes.
+const RETAIN_EVERY: Duration = Duration::from_secs(3600);
+
+/// `[store] retention`: prunes ended sessions past the period, now and every hour, logging
+/// each.
+pub(crate) async fn retain(gw: Arc<Gateway>, period: Duration) {
+    loop {
+        let cutoff = super::now_ms() - period.as_millis() as i64;
+        let pruned = super::store::prune_ended(&*gw.store, &gw.signer, cutoff, false, |s| {
+            gw.log(format_args!(
+                "session {} pruned (retention): identity={} target={} status={} events={}",
+                s.id, s.identity, s.target, s.status, s.event_count
+            ))
+        })
+        .await;
+        if let Err(e) = pruned {
+            eprintln!("hoopx gateway: retention: cannot prune: {e}");
+        }
+        tokio::time::sleep(RETAIN_EVERY).await;
+    }
+}
+
 /// `GET /v1/ready`: whether this replica should be sent sessions.
 pub(crate) async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
     let store = match tokio::time::timeout(STORE_CHECK, gw.store.ping()).await {

@@ -181,6 +181,10 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     let lease = tokio::spawn(lease::run(gateway.clone()));
+    let retain = gateway
+        .policy
+        .retention
+        .map(|period| tokio::spawn(lifecycle::retain(gateway.clone(), period)));
     let gw = gateway.clone();
     let stop = async move {
         shutdown.await;
@@ -194,10 +198,13 @@ pub async fn serve(
     let mut active = gateway.active.subscribe();
     let _ = tokio::time::timeout(DRAIN_SESSIONS, active.wait_for(|n| *n == 0)).await;
     lease.abort();
+    if let Some(r) = retain {
+        r.abort();
+    }
     Ok(())
 }
 
 /// Unix time in milliseconds.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

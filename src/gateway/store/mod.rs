@@ -162,6 +162,16 @@ pub trait Store: Send + Sync + 'static {
     /// Sessions still `open` or `running` whose replica's lease ran out before `now_ms`, as
     /// (session id, replica), at most `limit`.
     async fn orphaned(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, String)>, StoreError>;
+    /// Sessions that ended before `ended_before_ms` (Unix ms), oldest first, at most `limit`.
+    async fn prunable(
+        &self,
+        ended_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionInfo>, StoreError>;
+    /// Removes ended session `id` with its events and checkpoints, and enters a `prune`
+    /// entry in the ledger (the ledger keeps its `open` and `close`), in one transaction.
+    /// Returns whether it removed it (`false`: gone already, or not ended).
+    async fn prune(&self, id: &str, signer: &Signer) -> Result<bool, StoreError>;
     /// Makes `to` the replica of session `id` if `from` still is and the session has not
     /// ended; returns whether it did (one replica wins).
     async fn claim(&self, id: &str, from: &str, to: &str) -> Result<bool, StoreError>;
@@ -198,6 +208,16 @@ pub(crate) fn close_body(end: &SessionEnd, closing: Option<(i64, String)>) -> St
     .unwrap_or_default()
 }
 
+/// The body of a session's `prune` ledger entry.
+pub(crate) fn prune_body(s: &SessionInfo) -> String {
+    serde_json::to_string(&ledger::PruneBody {
+        status: s.status.clone(),
+        ended_at: s.ended_at,
+        events: s.event_count,
+    })
+    .unwrap_or_default()
+}
+
 /// The next ledger entry after `last` (the newest stored entry's seq and hash).
 pub(crate) fn next_entry(
     signer: &Signer,
@@ -222,6 +242,39 @@ pub(crate) fn next_entry(
     Ok(ledger::make_entry(
         signer, &prev, seq, now, kind, session_id, body,
     ))
+}
+
+/// Removes the sessions that ended before `cutoff_ms` (see [`Store::prune`]), calling
+/// `pruned` for each as it goes; with `dry_run`, only lists them. Returns them.
+pub async fn prune_ended(
+    store: &dyn Store,
+    signer: &Signer,
+    cutoff_ms: i64,
+    dry_run: bool,
+    mut pruned: impl FnMut(&SessionInfo),
+) -> Result<Vec<SessionInfo>, StoreError> {
+    const BATCH: i64 = 100;
+    if dry_run {
+        let all = store.prunable(cutoff_ms, i64::MAX).await?;
+        all.iter().for_each(&mut pruned);
+        return Ok(all);
+    }
+    let mut done = vec![];
+    loop {
+        let batch = store.prunable(cutoff_ms, BATCH).await?;
+        let mut any = false;
+        for s in batch {
+            if store.prune(&s.id, signer).await? {
+                pruned(&s);
+                done.push(s);
+                any = true;
+            }
+        }
+        // Nothing left, or only sessions another replica pruned meanwhile.
+        if !any {
+            return Ok(done);
+        }
+    }
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…` (also `postgresql://`),

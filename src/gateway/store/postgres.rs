@@ -9,8 +9,8 @@ use sqlx::Row;
 
 use super::{
     close_body, next_entry, open_body, parse_approvals, parse_argv, parse_hash, parse_masks,
-    parse_mode, parse_review, Batch, NewSession, ReviewFilter, SessionEnd, SessionFilter, Signer,
-    Store, StoreError, StoredEvent,
+    parse_mode, parse_review, prune_body, Batch, NewSession, ReviewFilter, SessionEnd,
+    SessionFilter, Signer, Store, StoreError, StoredEvent,
 };
 use crate::proto::{ReviewInfo, SessionInfo};
 use crate::recording::ledger::LedgerEntry;
@@ -536,5 +536,51 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn prunable(
+        &self,
+        ended_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE status NOT IN ('open', 'running') \
+             AND ended_at IS NOT NULL AND ended_at < $1 ORDER BY ended_at, id LIMIT $2",
+        )
+        .bind(ended_before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_info).collect()
+    }
+
+    async fn prune(&self, id: &str, signer: &Signer) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT * FROM sessions WHERE id = $1 AND status NOT IN ('open', 'running') \
+             AND ended_at IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(s) = row.as_ref().map(row_to_info).transpose()? else {
+            return Ok(false);
+        };
+        for sql in [
+            "DELETE FROM events WHERE session_id = $1",
+            "DELETE FROM checkpoints WHERE session_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        let gone = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() != 1 {
+            return Ok(false);
+        }
+        enter(&mut tx, signer, "prune", id, prune_body(&s)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
