@@ -182,9 +182,8 @@ fn every_readme_example_is_valid() {
 /// The operator guide's examples: commands parse, configs pass `gateway check`, JSON parses.
 #[test]
 fn every_operations_guide_example_is_valid() {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
-            .unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
+        .unwrap();
     let env = Env::new();
     let mut checked = 0;
     for (lang, body, line) in blocks(&text) {

@@ -97,6 +97,36 @@ pub(crate) async fn reap_once(gw: &Arc<Gateway>) -> Result<usize, String> {
     Ok(closed)
 }
 
+/// Records the end of session `id` whose recording already ends with a signed close.
+async fn finish_as_signed(gw: &Gateway, id: &str, events: i64) -> Result<(), String> {
+    let last = gw
+        .store
+        .events(id, (events - 1).max(0), 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let facts = last
+        .first()
+        .and_then(|e| serde_json::from_slice::<serde_json::Value>(&e.event.data).ok())
+        .and_then(|v| v.get("closed").cloned())
+        .and_then(|c| serde_json::from_value::<crate::recording::evidence::ClosedFacts>(c).ok())
+        .ok_or("its recording is closed, but its last event is not a signed close")?;
+    let end = SessionEnd {
+        status: facts.status,
+        ended_at: facts.ended_at,
+        exit_code: facts.exit_code,
+        reason: facts.reason,
+    };
+    gw.store
+        .finish_session(id, &end, &gw.signer)
+        .await
+        .map_err(|e| e.to_string())?;
+    gw.log(format_args!(
+        "session {id}: its recording was closed ({}) but its end was not recorded; recorded it now",
+        end.status
+    ));
+    Ok(())
+}
+
 /// Ends session `id`, left by replica `owner`, as `abandoned`: a marker saying why and the
 /// signed close, under a closing checkpoint over everything the store holds of it.
 async fn abandon(gw: &Gateway, id: &str, owner: &str) -> Result<(), String> {
@@ -107,6 +137,11 @@ async fn abandon(gw: &Gateway, id: &str, owner: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .ok_or("the session is gone")?;
     let checkpoints = store.checkpoints(id).await.map_err(|e| e.to_string())?;
+    if checkpoints.iter().any(|c| c.last) {
+        // Its recording is closed already (its replica, or a closer that died before
+        // recording the end): record the end its signed close says, append nothing.
+        return finish_as_signed(gw, id, s.event_count).await;
+    }
     let signed = checkpoints.last().map_or(0, |c| c.count);
     let mut head = chain::session_genesis(&s);
     let mut n = 0i64;

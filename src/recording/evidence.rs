@@ -348,6 +348,54 @@ mod tests {
     }
 
     #[test]
+    fn an_abandoned_recording_says_how_much_its_own_replica_signed() {
+        let ev = |seq: i64, data: serde_json::Value| Event {
+            seq,
+            t_us: seq,
+            kind: EventKind::Marker,
+            data: data.to_string().into_bytes(),
+        };
+        let cp = |count: i64, last: bool| crate::recording::Checkpoint {
+            count,
+            hash: String::new(),
+            key_id: String::new(),
+            signature: String::new(),
+            last,
+        };
+        let mut f = facts();
+        f.status = "abandoned".into();
+        let mut events: Vec<Event> = (0..5).map(|i| ev(i, serde_json::json!({"n": i}))).collect();
+        events.push(ev(
+            5,
+            serde_json::json!({"abandoned": {"replica": "r1", "closed_by": "r2"}}),
+        ));
+        events.push(ev(6, f.marker()));
+        let mut rec = Recording {
+            session: SessionInfo::default(),
+            keys: vec![],
+            events,
+            checkpoints: vec![cp(1, false), cp(3, false), cp(7, true)],
+        };
+        assert_eq!(
+            abandoned(&rec),
+            Some(Abandoned {
+                replica: Some("r1".into()),
+                closed_by: Some("r2".into()),
+                signed_through: 3,
+                unsigned_tail: 2,
+            })
+        );
+        rec.checkpoints = vec![cp(7, true)];
+        assert_eq!(
+            abandoned(&rec).map(|a| (a.signed_through, a.unsigned_tail)),
+            Some((0, 5))
+        );
+        f.status = "exited".into();
+        *rec.events.last_mut().unwrap() = ev(6, f.marker());
+        assert_eq!(abandoned(&rec), None, "only an abandoned close");
+    }
+
+    #[test]
     fn facts_come_from_the_last_event_only() {
         let f = facts();
         let rec = rec_with_last(f.marker().to_string().into_bytes());
