@@ -75,7 +75,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub dev: bool,
     /// On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at
-    /// once and /v1/ready answers 503); those still running then end as aborted.
+    /// once and /v1/ready answers 503); those still running then end as aborted. A second
+    /// SIGTERM or Ctrl-C ends them at once.
     #[arg(long, default_value = "30s", value_name = "DUR", value_parser = super::parse_duration)]
     pub drain_grace: std::time::Duration,
     /// How long this replica's lease in the store lasts unless renewed (tests shorten it).
@@ -318,7 +319,16 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             crate::proto::PROTOCOL_VERSION,
             modes.join(", ")
         );
-        gateway::serve(gw, listener, shutdown_signal())
+        // The first SIGTERM or Ctrl-C drains; a second one ends the drain at once.
+        let second = gw.clone();
+        let shutdown = async move {
+            shutdown_signal().await;
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                second.cut_drain_short();
+            });
+        };
+        gateway::serve(gw, listener, shutdown)
             .await
             .map_err(|e| Failure::new(code::UNAVAILABLE, format!("gateway stopped: {e}")))?;
         eprintln!("hoopx gateway: stopped");

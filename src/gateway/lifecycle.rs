@@ -27,6 +27,8 @@ pub(crate) struct Lifecycle {
     pub replica: String,
     /// How long its lease lasts unless renewed.
     lease: Mutex<Duration>,
+    /// Set to end a drain before its grace is over (a second SIGTERM).
+    drain_cut: tokio::sync::watch::Sender<bool>,
     /// `--dev`: the dev token's own identity (`dev`, the operator's) reads everything.
     pub dev_reads_all: std::sync::atomic::AtomicBool,
 }
@@ -39,6 +41,7 @@ impl Lifecycle {
             replica: super::lease::new_replica_id(),
             lease: Mutex::new(super::lease::DEFAULT_LEASE),
             dev_reads_all: std::sync::atomic::AtomicBool::new(false),
+            drain_cut: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -71,6 +74,11 @@ impl Gateway {
             .unwrap_or_else(|e| e.into_inner()) = lease.max(Duration::from_millis(300));
     }
 
+    /// Ends a drain at once (the operator asked twice): running sessions end as aborted.
+    pub fn cut_drain_short(&self) {
+        self.lifecycle.drain_cut.send_replace(true);
+    }
+
     /// Stops taking sessions and waits, up to the drain grace, until the running ones
     /// (and those opened but not yet attached) have ended.
     pub(crate) async fn drain(&self) {
@@ -91,7 +99,8 @@ impl Gateway {
         ));
         let deadline = tokio::time::Instant::now() + grace;
         let mut active = self.active.subscribe();
-        while busy() && tokio::time::Instant::now() < deadline {
+        let cut = self.lifecycle.drain_cut.subscribe();
+        while busy() && tokio::time::Instant::now() < deadline && !*cut.borrow() {
             // Pending sessions change without a signal: look again now and then.
             let _ = tokio::time::timeout_at(
                 deadline.min(tokio::time::Instant::now() + Duration::from_millis(200)),
