@@ -69,7 +69,7 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --listen 'Address to listen on'
             cand --store 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…'
             cand --signing-key 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key'
-            cand --drain-grace 'On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at once and /v1/ready answers 503); those still running then end as aborted'
+            cand --drain-grace 'On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at once and /v1/ready answers 503); those still running then end as aborted. A second SIGTERM or Ctrl-C ends them at once'
             cand --lease 'How long this replica''s lease in the store lasts unless renewed (tests shorten it)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --dev 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)'

@@ -239,6 +239,11 @@ fn a_killed_replicas_sessions_end_abandoned_and_verify_as_such() {
     let (_, list) = b.get("/v1/sessions");
     let id = list["sessions"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(list["sessions"][0]["status"], "running", "{list}");
+    // Someone follows it live through the other replica.
+    let mut c = b.hoopx(&env);
+    c.args(["replay", "--follow", &id]);
+    let (mut follower, followed, _) = spawn_piped(c);
+    followed.wait_for("tick", T);
     a.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = a.child.wait();
     let _ = wait_timeout(&mut client, T);
@@ -278,12 +283,9 @@ fn a_killed_replicas_sessions_end_abandoned_and_verify_as_such() {
     c.args(["verify", "--all"]);
     let all = run(c, "", T);
     assert_eq!(all.code(), 0, "{all:?}");
-    // Following it ends; listing shows it.
-    let mut c = b.hoopx(&env);
-    c.args(["replay", "--follow", &id]);
-    let replay = run(c, "", T);
-    assert_eq!(replay.code(), 0, "{replay:?}");
-    assert!(replay.stdout.contains("tick"), "{replay:?}");
+    // Following it ended; listing shows it.
+    let status = wait_timeout(&mut follower, T).expect("--follow ends on an abandoned session");
+    assert!(status.success(), "{status:?}");
     let mut c = b.hoopx(&env);
     c.args(["sessions", "list"]);
     let list = run(c, "", T);
