@@ -65,7 +65,12 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
+<<<<<<< HEAD
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
+=======
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence')
+>>>>>>> ops1
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -74,6 +79,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…')
             [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key')
+            [CompletionResult]::new('--drain-grace', '--drain-grace', [CompletionResultType]::ParameterName, 'On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at once and /v1/ready answers 503); those still running then end as aborted. A second SIGTERM or Ctrl-C ends them at once')
+            [CompletionResult]::new('--lease', '--lease', [CompletionResultType]::ParameterName, 'How long this replica''s lease in the store lasts unless renewed (tests shorten it)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--dev', '--dev', [CompletionResultType]::ParameterName, 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -90,9 +97,27 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'hoopx;gateway;prune' {
+            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Prune sessions that ended longer ago than this, e.g. 90d (default: the config''s [store] retention)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The gateway''s TOML config, for its [store] retention')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Store URL, as for `gateway serve` (default: gateway.db in the XDG data dir)')
+            [CompletionResult]::new('--signing-key', '--signing-key', [CompletionResultType]::ParameterName, 'The gateway''s signing key, which signs the ledger''s prune entries (default: gateway-signing.pem in the XDG data dir). It must exist')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`json`: one object (`pruned`: the sessions, `dry_run`, `older_than_ms`)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`json`: one object (`pruned`: the sessions, `dry_run`, `older_than_ms`)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'List what would be pruned; change nothing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'hoopx;gateway;help' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
+<<<<<<< HEAD
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
+=======
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence')
+>>>>>>> ops1
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -100,6 +125,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             break
         }
         'hoopx;gateway;help;check' {
+            break
+        }
+        'hoopx;gateway;help;prune' {
             break
         }
         'hoopx;gateway;help;help' {
@@ -378,13 +406,21 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;help;gateway' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
+<<<<<<< HEAD
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
+=======
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence')
+>>>>>>> ops1
             break
         }
         'hoopx;help;gateway;serve' {
             break
         }
         'hoopx;help;gateway;check' {
+            break
+        }
+        'hoopx;help;gateway;prune' {
             break
         }
         'hoopx;help;sessions' {

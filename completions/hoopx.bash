@@ -64,6 +64,9 @@ _hoopx() {
             hoopx__subcmd__gateway,help)
                 cmd="hoopx__subcmd__gateway__subcmd__help"
                 ;;
+            hoopx__subcmd__gateway,prune)
+                cmd="hoopx__subcmd__gateway__subcmd__prune"
+                ;;
             hoopx__subcmd__gateway,serve)
                 cmd="hoopx__subcmd__gateway__subcmd__serve"
                 ;;
@@ -72,6 +75,9 @@ _hoopx() {
                 ;;
             hoopx__subcmd__gateway__subcmd__help,help)
                 cmd="hoopx__subcmd__gateway__subcmd__help__subcmd__help"
+                ;;
+            hoopx__subcmd__gateway__subcmd__help,prune)
+                cmd="hoopx__subcmd__gateway__subcmd__help__subcmd__prune"
                 ;;
             hoopx__subcmd__gateway__subcmd__help,serve)
                 cmd="hoopx__subcmd__gateway__subcmd__help__subcmd__serve"
@@ -120,6 +126,9 @@ _hoopx() {
                 ;;
             hoopx__subcmd__help__subcmd__gateway,check)
                 cmd="hoopx__subcmd__help__subcmd__gateway__subcmd__check"
+                ;;
+            hoopx__subcmd__help__subcmd__gateway,prune)
+                cmd="hoopx__subcmd__help__subcmd__gateway__subcmd__prune"
                 ;;
             hoopx__subcmd__help__subcmd__gateway,serve)
                 cmd="hoopx__subcmd__help__subcmd__gateway__subcmd__serve"
@@ -301,7 +310,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway)
-            opts="-h --color --help serve check help"
+            opts="-h --color --help serve check prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,7 +358,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__help)
-            opts="serve check help"
+            opts="serve check prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -390,6 +399,20 @@ _hoopx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopx__subcmd__gateway__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopx__subcmd__gateway__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -404,8 +427,50 @@ _hoopx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopx__subcmd__gateway__subcmd__prune)
+            opts="-o -h --older-than --config --store --signing-key --dry-run --output --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopx__subcmd__gateway__subcmd__serve)
-            opts="-h --config --listen --store --signing-key --dev --color --help"
+            opts="-h --config --listen --store --signing-key --dev --drain-grace --lease --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -424,6 +489,14 @@ _hoopx() {
                     return 0
                     ;;
                 --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lease)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -503,7 +576,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help__subcmd__gateway)
-            opts="serve check"
+            opts="serve check prune"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -517,6 +590,20 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__help__subcmd__gateway__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopx__subcmd__help__subcmd__gateway__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -60,7 +60,12 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand serve 'Serve the HTTP API and session streams'
+<<<<<<< HEAD
             cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
+=======
+            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand prune 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
+>>>>>>> ops1
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;gateway;serve'= {
@@ -68,6 +73,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand --listen 'Address to listen on'
             cand --store 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…'
             cand --signing-key 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key'
+            cand --drain-grace 'On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at once and /v1/ready answers 503); those still running then end as aborted. A second SIGTERM or Ctrl-C ends them at once'
+            cand --lease 'How long this replica''s lease in the store lasts unless renewed (tests shorten it)'
             cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
             cand --dev 'Development mode: accept one bearer token, HOOPX_DEV_TOKEN or a generated one (beside the OpenID tokens of an [auth] table, if the config has one)'
             cand -h 'Print help (see more with ''--help'')'
@@ -82,14 +89,33 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'hoopx;gateway;prune'= {
+            cand --older-than 'Prune sessions that ended longer ago than this, e.g. 90d (default: the config''s [store] retention)'
+            cand --config 'The gateway''s TOML config, for its [store] retention'
+            cand --store 'Store URL, as for `gateway serve` (default: gateway.db in the XDG data dir)'
+            cand --signing-key 'The gateway''s signing key, which signs the ledger''s prune entries (default: gateway-signing.pem in the XDG data dir). It must exist'
+            cand -o '`json`: one object (`pruned`: the sessions, `dry_run`, `older_than_ms`)'
+            cand --output '`json`: one object (`pruned`: the sessions, `dry_run`, `older_than_ms`)'
+            cand --color 'Color in hoopx''s messages: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --dry-run 'List what would be pruned; change nothing'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'hoopx;gateway;help'= {
             cand serve 'Serve the HTTP API and session streams'
+<<<<<<< HEAD
             cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
+=======
+            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand prune 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
+>>>>>>> ops1
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;gateway;help;serve'= {
         }
         &'hoopx;gateway;help;check'= {
+        }
+        &'hoopx;gateway;help;prune'= {
         }
         &'hoopx;gateway;help;help'= {
         }
@@ -333,11 +359,18 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;help;gateway'= {
             cand serve 'Serve the HTTP API and session streams'
+<<<<<<< HEAD
             cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
+=======
+            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+            cand prune 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
+>>>>>>> ops1
         }
         &'hoopx;help;gateway;serve'= {
         }
         &'hoopx;help;gateway;check'= {
+        }
+        &'hoopx;help;gateway;prune'= {
         }
         &'hoopx;help;sessions'= {
             cand list 'List sessions, newest first'

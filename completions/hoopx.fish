@@ -59,17 +59,27 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-tty -d 'Run the 
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l no-wait -d 'Do not wait for a review: exit 75 at once with the review id (a review of an input line stays pending; run again with the same input and --review ID once approved)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -l capture -d 'For tool calls: run under pipes and print one JSON object at the end (session_id, exit_code, masked stdout and stderr, truncation flags, notices) instead of the output'
 complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
+<<<<<<< HEAD
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "serve" -d 'Serve the HTTP API and session streams'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+=======
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "serve" -d 'Serve the HTTP API and session streams'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "prune" -d 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+>>>>>>> ops1
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l config -d 'The TOML config (targets and rules); without one, the default policy' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l listen -d 'Address to listen on' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l store -d 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l signing-key -d 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key' -r -F
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l drain-grace -d 'On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at once and /v1/ready answers 503); those still running then end as aborted. A second SIGTERM or Ctrl-C ends them at once' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l lease -d 'How long this replica\'s lease in the store lasts unless renewed (tests shorten it)' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
@@ -83,8 +93,24 @@ always\t''
 never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -l dev -d 'Check for `serve --dev`: a config without an [auth] table is then fine'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -l older-than -d 'Prune sessions that ended longer ago than this, e.g. 90d (default: the config\'s [store] retention)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -l config -d 'The gateway\'s TOML config, for its [store] retention' -r -F
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -l store -d 'Store URL, as for `gateway serve` (default: gateway.db in the XDG data dir)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -l signing-key -d 'The gateway\'s signing key, which signs the ledger\'s prune entries (default: gateway-signing.pem in the XDG data dir). It must exist' -r -F
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -s o -l output -d '`json`: one object (`pruned`: the sessions, `dry_run`, `older_than_ms`)' -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
+always\t''
+never\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -l dry-run -d 'List what would be pruned; change nothing'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve the HTTP API and session streams'
+<<<<<<< HEAD
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
+=======
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
+>>>>>>> ops1
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -292,7 +318,12 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_su
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status completion man generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status completion man generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "serve" -d 'Serve the HTTP API and session streams'
+<<<<<<< HEAD
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
+=======
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "prune" -d 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
+>>>>>>> ops1
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'Show one session, with the verification of its recording'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "export" -d 'Write sessions, their reviews, the ledger covering them and the gateway\'s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'

@@ -36,6 +36,10 @@ name = "deletes-need-a-dba"
 pattern = '(?i)\bdelete\s+from\b'
 reviewers = ["dba"]
 
+[access]
+# Alice audits too: she reads the sessions she approved.
+auditors = ["audit"]
+
 [reviews]
 ttl = "{ttl}"
 {hook}
@@ -47,7 +51,7 @@ groups = ["agents"]
 [[dev.identities]]
 name = "alice"
 token = "{ALICE}"
-groups = ["dba"]
+groups = ["dba", "audit"]
 
 [[dev.identities]]
 name = "bob"

@@ -130,7 +130,7 @@ fn the_ledger_catches_sessions_deleted_cut_reopened_and_inserted() {
         &[format!(
             "INSERT INTO sessions SELECT 'inserted-1', identity, target, argv, mode, status, \
                  started_at, ended_at, exit_code, reason, event_count, bytes_in, bytes_out, masks, \
-                 denials, approvals FROM sessions WHERE id = '{copied}'"
+                 denials, approvals, replica FROM sessions WHERE id = '{copied}'"
         )],
     );
     let out = hoopx(&gw, &env, &["verify", "--all"]);

@@ -158,12 +158,17 @@ fn a_stopping_gateway_ends_running_sessions_and_records_why() {
     let (mut child, stdout, stderr) = spawn_piped(c);
     stdout.wait_for("ready", T);
 
-    // The operator stops the gateway.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(gw.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    // The operator stops the gateway, without waiting for the drain (a second SIGTERM).
+    let term = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(gw.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap()
+    };
+    term();
+    gw.stderr.wait_for("draining", T);
+    term();
     let gw_status = crate::util::wait_timeout(&mut gw.child, T).expect("the gateway stops");
     assert_eq!(gw_status.code(), Some(0));
     let status = crate::util::wait_timeout(&mut child, T).expect("hoopx exits");

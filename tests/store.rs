@@ -39,6 +39,7 @@ async fn story(s: &dyn Store) {
         status: "open".into(),
         started_at: at,
         reason: None,
+        replica: None,
     };
     s.create_session(&new("a", 1_000), &key).await.unwrap();
     s.create_session(&new("b", 2_000), &key).await.unwrap();
@@ -204,6 +205,31 @@ async fn story(s: &dyn Store) {
     assert_eq!(page.len(), 50);
     assert_eq!(page[0].event.seq, 1000);
     assert!(s.events("b", 0, 10).await.unwrap().is_empty());
+
+    // Leases: a running session whose replica stopped renewing is an orphan; one replica
+    // claims it.
+    let mut live = new("c", 10_000);
+    live.replica = Some("r1".into());
+    s.create_session(&live, &key).await.unwrap();
+    s.renew_lease("r1", 20_000).await.unwrap();
+    assert!(s.orphaned(19_000, 10).await.unwrap().is_empty());
+    s.renew_lease("r1", 30_000).await.unwrap();
+    assert!(s.orphaned(25_000, 10).await.unwrap().is_empty(), "renewed");
+    assert_eq!(
+        s.orphaned(31_000, 10).await.unwrap(),
+        [("c".to_string(), "r1".to_string())],
+        "ended sessions and sessions of no replica are no orphans"
+    );
+    assert!(s.claim("c", "r1", "r2").await.unwrap());
+    assert!(!s.claim("c", "r1", "r3").await.unwrap(), "claimed once");
+    assert_eq!(
+        s.orphaned(31_000, 10).await.unwrap(),
+        [("c".to_string(), "r2".to_string())],
+        "r2 has no lease yet"
+    );
+    s.renew_lease("r2", 40_000).await.unwrap();
+    assert!(s.orphaned(31_000, 10).await.unwrap().is_empty());
+    s.ping().await.unwrap();
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod kube;
 mod masking;
 mod masking_over_time;
 mod oidc;
+mod operations;
 mod pg_rules;
 mod postgres;
 mod readme;

@@ -268,6 +268,21 @@ impl KeySet {
         self
     }
 
+    /// Whether keys are at hand: fetched once already, else fetched now. `Err` says why
+    /// none could be fetched.
+    pub async fn ready(&self) -> Result<(), String> {
+        let mut st = self.state.lock().await;
+        if !st.keys.is_empty() {
+            return Ok(());
+        }
+        st.keys = self.fetch().await?;
+        st.fetched = Some(Instant::now());
+        if st.keys.is_empty() {
+            return Err(format!("{} publishes no keys", self.issuer));
+        }
+        Ok(())
+    }
+
     /// The key a token names (by `kid`, else the one key of its algorithm). `Ok(None)`:
     /// no such key, even after a refetch. `Err`: the keys could not be fetched at all.
     pub async fn find(&self, kid: Option<&str>, alg: &str) -> Result<Option<Key>, String> {

@@ -89,6 +89,12 @@ pub trait Authenticator: Send + Sync + 'static {
         })
     }
 
+    /// Whether tokens can be checked now (readiness): `Err` says why not, e.g. the identity
+    /// provider's keys could not be fetched.
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Exchanges a token from a trusted CI issuer for a gateway session token.
     async fn exchange(&self, _token: &str) -> Result<Exchanged, AuthError> {
         Err(AuthError::NoExchange(
@@ -122,6 +128,13 @@ impl Authenticator for Chain {
         Err(last)
     }
 
+    async fn ready(&self) -> Result<(), String> {
+        for a in &self.0 {
+            a.ready().await?;
+        }
+        Ok(())
+    }
+
     async fn exchange(&self, token: &str) -> Result<Exchanged, AuthError> {
         let mut last = None;
         for a in &self.0 {
@@ -146,6 +159,9 @@ pub struct DevToken {
     identities: Vec<(Secret, Identity)>,
 }
 
+/// The identity of a `--dev` gateway's own dev token.
+pub const DEV_SUBJECT: &str = "dev";
+
 impl DevToken {
     pub fn new(token: Secret) -> DevToken {
         DevToken {
@@ -169,7 +185,7 @@ impl Authenticator for DevToken {
         let mut found = None;
         if constant_time_eq(bearer.as_bytes(), self.token.expose().as_bytes()) {
             found = Some(Identity {
-                subject: "dev".into(),
+                subject: DEV_SUBJECT.into(),
                 groups: vec![],
             });
         }

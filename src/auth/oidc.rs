@@ -207,6 +207,13 @@ fn expires(claims: &Map<String, Value>) -> Option<i64> {
 
 #[async_trait]
 impl Authenticator for OidcAuthenticator {
+    async fn ready(&self) -> Result<(), String> {
+        self.provider
+            .ready()
+            .await
+            .map_err(|e| format!("identity provider keys: {e}"))
+    }
+
     async fn authenticate(&self, bearer: Option<&str>) -> Result<Identity, AuthError> {
         Ok(self.verify(bearer).await?.identity)
     }

@@ -481,8 +481,19 @@ pub fn verify_dir(
         by_session.entry(&e.session_id).or_default().push(e.clone());
     }
     let listed: HashSet<&str> = manifest.sessions.iter().map(String::as_str).collect();
-    // Sessions the ledger opened within the stretch that the filter selects must be here.
-    for e in segment.entries.iter().filter(|e| e.kind == "open") {
+    // Sessions the ledger opened within the stretch that the filter selects must be here,
+    // unless the ledger says they were pruned.
+    let pruned: HashSet<&str> = segment
+        .entries
+        .iter()
+        .filter(|e| e.kind == "prune")
+        .map(|e| e.session_id.as_str())
+        .collect();
+    for e in segment
+        .entries
+        .iter()
+        .filter(|e| e.kind == "open" && !pruned.contains(e.session_id.as_str()))
+    {
         let Ok(body) = serde_json::from_str::<ledger::OpenBody>(&e.body) else {
             continue;
         };

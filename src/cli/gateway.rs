@@ -30,6 +30,34 @@ pub enum GatewayCommand {
         #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Remove sessions that ended longer ago than a period from the store: their events
+    /// and checkpoints go, the ledger keeps their entries and enters each prune. Export them
+    /// first (`hoopx sessions export`) to keep the evidence.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Prune sessions that ended longer ago than this, e.g. 90d (default: the config's
+    /// [store] retention).
+    #[arg(long, value_name = "DUR", value_parser = super::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// The gateway's TOML config, for its [store] retention.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store URL, as for `gateway serve` (default: gateway.db in the XDG data dir).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The gateway's signing key, which signs the ledger's prune entries (default:
+    /// gateway-signing.pem in the XDG data dir). It must exist.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// List what would be pruned; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// `json`: one object (`pruned`: the sessions, `dry_run`, `older_than_ms`).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +79,14 @@ pub struct ServeArgs {
     /// the OpenID tokens of an [auth] table, if the config has one).
     #[arg(long)]
     pub dev: bool,
+    /// On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at
+    /// once and /v1/ready answers 503); those still running then end as aborted. A second
+    /// SIGTERM or Ctrl-C ends them at once.
+    #[arg(long, default_value = "30s", value_name = "DUR", value_parser = super::parse_duration)]
+    pub drain_grace: std::time::Duration,
+    /// How long this replica's lease in the store lasts unless renewed (tests shorten it).
+    #[arg(long, hide = true, default_value = "15s", value_parser = super::parse_duration)]
+    pub lease: std::time::Duration,
 }
 
 /// `n thing` or `n things`.
@@ -179,6 +215,7 @@ pub fn run(cmd: GatewayCommand) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         GatewayCommand::Serve(args) => serve(args),
+        GatewayCommand::Prune(args) => prune(args),
     }
 }
 
@@ -352,13 +389,27 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             _ => Arc::new(Chain(auths)),
         };
         let gw = Gateway::new(policy, auth, store, signer, true);
+        gw.set_drain_grace(args.drain_grace);
+        gw.set_lease(args.lease);
+        if args.dev {
+            gw.dev_token_reads_all();
+        }
         eprintln!(
             "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, \
              signing key {key_id}, {})",
             crate::proto::PROTOCOL_VERSION,
             modes.join(", ")
         );
-        gateway::serve(gw, listener, shutdown_signal())
+        // The first SIGTERM or Ctrl-C drains; a second one ends the drain at once.
+        let second = gw.clone();
+        let shutdown = async move {
+            shutdown_signal().await;
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                second.cut_drain_short();
+            });
+        };
+        gateway::serve(gw, listener, shutdown)
             .await
             .map_err(|e| Failure::new(code::UNAVAILABLE, format!("gateway stopped: {e}")))?;
         eprintln!("hoopx gateway: stopped");
@@ -366,6 +417,101 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     });
     rt.shutdown_background();
     result
+}
+
+fn prune(args: PruneArgs) -> Result<ExitCode, Failure> {
+    let retention = match &args.config {
+        Some(p) => load_policy(p)?.retention,
+        None => None,
+    };
+    let Some(period) = args.older_than.or(retention) else {
+        return Err(
+            Failure::new(code::USAGE, "how old must a session be to be pruned?").hint(
+                "pass --older-than, e.g. --older-than 90d, or --config with a [store] retention",
+            ),
+        );
+    };
+    let data_dir = || {
+        crate::dirs::data_dir().ok_or_else(|| {
+            Failure::new(
+                code::CONFIG,
+                "no data directory for the store and signing key",
+            )
+            .hint("set HOME or XDG_DATA_HOME, or pass --store and --signing-key")
+        })
+    };
+    let store_url = match args.store {
+        Some(s) => s,
+        None => format!("sqlite://{}", data_dir()?.join("gateway.db").display()),
+    };
+    let key_path = match args.signing_key {
+        Some(p) => p,
+        None => data_dir()?.join("gateway-signing.pem"),
+    };
+    if !key_path.exists() {
+        return Err(Failure::new(
+            code::CONFIG,
+            format!("no signing key at {}", key_path.display()),
+        )
+        .hint("pass --signing-key with the key the gateway signs with: the ledger's prune entries are signed like the rest of it"));
+    }
+    let signer = gateway::signing::load_or_create(&key_path)
+        .map_err(|e| Failure::new(code::CONFIG, e.to_string()))?;
+    let cutoff = gateway::now_ms() - period.as_millis() as i64;
+    let json = args.output == OutputFormat::Json;
+    let dry = args.dry_run;
+    let rt = super::runtime()?;
+    let result = rt.block_on(async {
+        let store = store::open_local(&store_url).await.map_err(|e| match e {
+            store::StoreError::BadUrl(_) => Failure::new(code::CONFIG, e.to_string()),
+            _ => Failure::new(
+                code::UNAVAILABLE,
+                format!("{e} ({})", store::redact_url(&store_url)),
+            ),
+        })?;
+        store::prune_ended(&*store, &signer, cutoff, dry, |s| {
+            if !json {
+                println!(
+                    "{} session {}: {} on {}, {}, ended {} UTC, {} events",
+                    if dry { "would prune" } else { "pruned" },
+                    s.id,
+                    s.identity,
+                    s.target,
+                    s.status,
+                    s.ended_at.map(super::sessions::time).unwrap_or_default(),
+                    s.event_count
+                );
+            }
+        })
+        .await
+        .map_err(|e| Failure::new(code::UNAVAILABLE, e.to_string()))
+    });
+    rt.shutdown_background();
+    let pruned = result?;
+    if json {
+        super::print_line(
+            &serde_json::json!({
+                "dry_run": dry,
+                "older_than_ms": period.as_millis() as i64,
+                "ended_before": cutoff,
+                "pruned": pruned,
+            })
+            .to_string(),
+        )?;
+    } else {
+        println!(
+            "{} {} session(s) that ended before {} UTC{}",
+            if dry { "would prune" } else { "pruned" },
+            pruned.len(),
+            super::sessions::time(cutoff),
+            if dry {
+                ""
+            } else {
+                "; the ledger keeps their entries and a prune entry for each"
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {

@@ -67,6 +67,8 @@ pub struct Outcome {
     pub facts: Option<ClosedFacts>,
     /// Who vouches for the recording: the signing key's holder.
     pub signer: Option<Signer>,
+    /// Closed as abandoned by another replica: how much its own replica signed.
+    pub abandoned: Option<evidence::Abandoned>,
 }
 
 impl Outcome {
@@ -81,6 +83,7 @@ impl Outcome {
             problems: vec![],
             facts: None,
             signer: None,
+            abandoned: None,
         }
     }
 }
@@ -228,12 +231,14 @@ pub fn check(
         Some(f) => evidence::disagreements(&rec.session, f),
         None => vec![],
     };
+    let abandoned = facts.as_ref().and_then(|_| evidence::abandoned(rec));
     Ok(Outcome {
         result,
         note: None,
         problems,
         facts,
         signer: Some(signer_of(&key, rec, given)),
+        abandoned,
     })
 }
 
@@ -308,6 +313,9 @@ pub fn summary(o: &Outcome) -> String {
                 ));
             }
             lines.push(s);
+            if let Some(a) = &o.abandoned {
+                lines.push(abandoned_text(a));
+            }
         }
         Ok(_) => {}
         Err(f) => lines.push(format!("FAILED: {f}")),
@@ -319,6 +327,26 @@ pub fn summary(o: &Outcome) -> String {
         lines.push(format!("signer: {} is {}", v.key_id, s.says));
     }
     lines.join("\n")
+}
+
+/// What an abandoned session's recording proves, for people.
+pub fn abandoned_text(a: &evidence::Abandoned) -> String {
+    let who = |r: &Option<String>| r.clone().unwrap_or_else(|| "?".into());
+    let signed = match a.signed_through {
+        0 => "no event was signed by the replica that recorded it".to_string(),
+        n => format!(
+            "events 0-{} were signed by the replica that recorded them",
+            n - 1
+        ),
+    };
+    format!(
+        "ABANDONED: its gateway replica {} stopped renewing its lease and replica {} closed it: \
+         {signed}; {} event(s) after those were never signed by it, and the closing replica \
+         signed them as it found them in the store",
+        who(&a.replica),
+        who(&a.closed_by),
+        a.unsigned_tail
+    )
 }
 
 pub fn to_json(o: &Outcome) -> serde_json::Value {
@@ -338,6 +366,7 @@ pub fn to_json(o: &Outcome) -> serde_json::Value {
             "facts": o.facts,
             "signer": signer(&v.key_id),
             "note": o.note,
+            "abandoned": o.abandoned,
         }),
         Err(f) => json!({
             "ok": false,
@@ -384,6 +413,8 @@ struct AllReport {
     head: Option<ledger::Head>,
     signers: Vec<(String, i64)>,
     sessions: usize,
+    /// Sessions the ledger says were pruned (removed by retention after they ended).
+    pruned: usize,
     open: Vec<String>,
     problems: Vec<String>,
     embedded: bool,
@@ -489,8 +520,25 @@ async fn verify_all(args: &VerifyArgs, key: Option<VerifyingKey>) -> Result<AllR
         by_session.entry(&e.session_id).or_default().push(e.clone());
     }
     let stored_ids: HashSet<&str> = stored.iter().map(|s| s.id.as_str()).collect();
+    let mut pruned = 0;
     for (id, list) in &by_session {
+        let was_pruned = list.iter().any(|e| e.kind == "prune");
         if stored_ids.contains(id) {
+            if was_pruned {
+                problems.push(format!(
+                    "the ledger says session {id} was pruned, but the store has it: it was put back"
+                ));
+            }
+            continue;
+        }
+        if was_pruned {
+            // Removed by retention after it closed; the ledger keeps what it was.
+            if !list.iter().any(|e| e.kind == "close") {
+                problems.push(format!(
+                    "the ledger says session {id} was pruned, but never closed it"
+                ));
+            }
+            pruned += 1;
             continue;
         }
         let Some(open) = list.iter().find(|e| e.kind == "open") else {
@@ -551,6 +599,7 @@ async fn verify_all(args: &VerifyArgs, key: Option<VerifyingKey>) -> Result<AllR
         head,
         signers,
         sessions: stored.len(),
+        pruned,
         open,
         problems,
         embedded: embedded.is_some(),
@@ -561,13 +610,18 @@ fn all_text(r: &AllReport) -> String {
     let mut lines = vec![];
     if r.problems.is_empty() {
         lines.push(format!(
-            "OK: the ledger's {} entries chain and are signed; {} session(s) match it and verify{}",
+            "OK: the ledger's {} entries chain and are signed; {} session(s) match it and verify{}{}",
             r.entries,
             r.sessions,
             if r.open.is_empty() {
                 String::new()
             } else {
                 format!(" ({} still open)", r.open.len())
+            },
+            if r.pruned == 0 {
+                String::new()
+            } else {
+                format!("; {} pruned by retention (kept in the ledger only)", r.pruned)
             }
         ));
     } else {
@@ -608,6 +662,7 @@ fn all_json(r: &AllReport) -> serde_json::Value {
         "head": r.head,
         "signers": r.signers.iter().map(|(k, from)| json!({"key_id": k, "from_entry": from})).collect::<Vec<_>>(),
         "sessions": r.sessions,
+        "pruned": r.pruned,
         "open": r.open,
         "problems": r.problems,
         "embedded": r.embedded,

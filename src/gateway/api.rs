@@ -68,6 +68,7 @@ impl IntoResponse for ApiFailure {
 pub(crate) fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/ready", get(super::lifecycle::ready))
         .route("/v1/sessions", post(open_session).get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/sessions/{id}/events", get(get_events))
@@ -194,6 +195,14 @@ async fn open_session(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiFailure> {
+    if gw.lifecycle.draining() {
+        return Err(ApiFailure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            "this gateway is draining (shutting down) and takes no new sessions",
+        )
+        .hint("run the command again: another replica takes it, or this one once restarted"));
+    }
     let Verified {
         identity,
         expires_at,
@@ -357,6 +366,7 @@ async fn open_session(
         status: if denied.is_some() { "denied" } else { "open" }.into(),
         started_at: now_ms(),
         reason: denied.map(|r| format!("command denied by rule {}", r.name)),
+        replica: Some(gw.lifecycle.replica.clone()),
     };
     gw.store
         .create_session(&session, &gw.signer)
@@ -569,9 +579,20 @@ async fn list_sessions(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<SessionList>, ApiFailure> {
-    authenticate(&gw, &headers).await?;
+    let who = authenticate(&gw, &headers).await?;
+    let identity = match q.user {
+        _ if gw.reads_all(&who) => q.user,
+        Some(u) if u != who.subject => {
+            return Err(super::access::refused(
+                &who,
+                &format!("the sessions of {u}"),
+            ))
+        }
+        // Everyone else lists their own sessions.
+        _ => Some(who.subject.clone()),
+    };
     let filter = SessionFilter {
-        identity: q.user,
+        identity,
         target: q.target,
         status: q.status,
         since_ms: q.since,
@@ -591,16 +612,24 @@ async fn get_session(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiFailure> {
-    authenticate(&gw, &headers).await?;
+    let who = authenticate(&gw, &headers).await?;
     match gw.store.session(&id).await.map_err(ApiFailure::internal)? {
+        Some(s) if !gw.may_read_session(&who, &s.identity) => Err(super::access::refused(
+            &who,
+            &format!("session {id}, which belongs to {}", s.identity),
+        )),
         Some(s) => Ok(Json(s).into_response()),
         None => Err(no_session(&id)),
     }
 }
 
-/// 404 unless the store knows session `id`.
-async fn ensure_session(gw: &Gateway, id: &str) -> Result<(), ApiFailure> {
+/// 404 unless the store knows session `id`; 403 unless `who` may read it.
+async fn ensure_session(gw: &Gateway, who: &Identity, id: &str) -> Result<(), ApiFailure> {
     match gw.store.session(id).await.map_err(ApiFailure::internal)? {
+        Some(s) if !gw.may_read_session(who, &s.identity) => Err(super::access::refused(
+            who,
+            &format!("session {id}, which belongs to {}", s.identity),
+        )),
         Some(_) => Ok(()),
         None => Err(no_session(id)),
     }
@@ -627,8 +656,8 @@ async fn get_events(
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Vec<EventInfo>>, ApiFailure> {
-    authenticate(&gw, &headers).await?;
-    ensure_session(&gw, &id).await?;
+    let who = authenticate(&gw, &headers).await?;
+    ensure_session(&gw, &who, &id).await?;
     let events = gw
         .store
         .events(
@@ -664,8 +693,8 @@ async fn get_checkpoints(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<CheckpointList>, ApiFailure> {
-    authenticate(&gw, &headers).await?;
-    ensure_session(&gw, &id).await?;
+    let who = authenticate(&gw, &headers).await?;
+    ensure_session(&gw, &who, &id).await?;
     let checkpoints = gw
         .store
         .checkpoints(&id)
@@ -697,7 +726,23 @@ async fn get_ledger(
     headers: HeaderMap,
     Query(q): Query<LedgerQuery>,
 ) -> Result<Json<crate::proto::LedgerList>, ApiFailure> {
-    authenticate(&gw, &headers).await?;
+    let who = authenticate(&gw, &headers).await?;
+    // The whole ledger names every session: auditors only. A session's own entries go to
+    // whoever may read the session.
+    if !gw.reads_all(&who) {
+        let owner = match &q.session {
+            Some(id) => gw
+                .store
+                .session(id)
+                .await
+                .map_err(ApiFailure::internal)?
+                .map(|s| s.identity),
+            None => None,
+        };
+        if owner.is_none_or(|o| o != who.subject) {
+            return Err(super::access::refused(&who, "the session ledger"));
+        }
+    }
     let entries = match &q.session {
         Some(id) => gw.store.ledger_of(id).await,
         None => {
@@ -891,7 +936,7 @@ async fn list_reviews(
     headers: HeaderMap,
     Query(q): Query<ReviewQuery>,
 ) -> Result<Json<ReviewList>, ApiFailure> {
-    authenticate(&gw, &headers).await?;
+    let who = authenticate(&gw, &headers).await?;
     if let Some(s) = q
         .status
         .as_deref()
@@ -903,17 +948,25 @@ async fn list_reviews(
         )));
     }
     gw.expire_reviews().await.map_err(ApiFailure::internal)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let all = gw.reads_all(&who);
     let reviews = gw
         .store
         .list_reviews(&ReviewFilter {
             status: q.status,
-            limit: q.limit.unwrap_or(50).clamp(1, 1000),
+            // Others see a part: look further back for it.
+            limit: if all { limit } else { 1000 },
             ..Default::default()
         })
         .await
         .map_err(ApiFailure::internal)?;
     Ok(Json(ReviewList {
-        reviews: reviews.into_iter().map(ReviewInfo::public).collect(),
+        reviews: reviews
+            .into_iter()
+            .filter(|r| all || gw.may_read_review(&who, r))
+            .take(limit as usize)
+            .map(ReviewInfo::public)
+            .collect(),
     }))
 }
 
@@ -929,7 +982,7 @@ async fn get_review(
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Result<Response, ApiFailure> {
-    authenticate(&gw, &headers).await?;
+    let who = authenticate(&gw, &headers).await?;
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait.unwrap_or(0).min(60));
     let mut changed = gw.review_updates();
@@ -939,6 +992,12 @@ async fn get_review(
             .await
             .map_err(ApiFailure::internal)?
             .ok_or_else(|| review_refusal(ReviewError::NotFound(id.clone())))?;
+        if !gw.may_read_review(&who, &r) {
+            return Err(super::access::refused(
+                &who,
+                &format!("review {id}, which {} asked for", r.requester),
+            ));
+        }
         if r.status != review::PENDING || tokio::time::Instant::now() >= deadline {
             return Ok(Json(r.public()).into_response());
         }

@@ -1,10 +1,13 @@
 //! The gateway: HTTP API under `/v1`, one WebSocket stream per session, policy decisions
 //! and the recording. The same code serves `hoopx gateway serve` and the embedded default.
 
+mod access;
 mod api;
 mod auth_api;
 pub mod embedded;
 mod kube;
+mod lease;
+mod lifecycle;
 mod masking;
 mod pg;
 mod reviews;
@@ -48,6 +51,8 @@ pub struct Gateway {
     /// Write one line per session start and end on stderr (the served gateway's access
     /// log; the embedded one stays quiet).
     log_sessions: bool,
+    /// Readiness, draining, the replica's lease.
+    pub(crate) lifecycle: lifecycle::Lifecycle,
 }
 
 /// How long a stopping gateway waits for its sessions to record their end.
@@ -114,6 +119,7 @@ impl Gateway {
             stopping: tokio::sync::watch::channel(false).0,
             active: tokio::sync::watch::channel(0).0,
             reviews_changed: tokio::sync::watch::channel(0).0,
+            lifecycle: lifecycle::Lifecycle::new(),
         })
     }
 
@@ -163,9 +169,10 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves; then running sessions are
-/// told the gateway is going away (their tools are stopped by the clients) and get up to
-/// 10 s to record their end.
+/// Serves the gateway on `listener` until `shutdown` resolves; then it drains (new sessions
+/// are refused, running ones may go on for the drain grace), and the sessions still running
+/// are told the gateway is going away (their tools are stopped by the clients) and get up
+/// to 10 s to record their end.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -176,9 +183,15 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    let lease = tokio::spawn(lease::run(gateway.clone()));
+    let retain = gateway
+        .policy
+        .retention
+        .map(|period| tokio::spawn(lifecycle::retain(gateway.clone(), period)));
     let gw = gateway.clone();
     let stop = async move {
         shutdown.await;
+        gw.drain().await;
         gw.stopping.send_replace(true);
     };
     axum::serve(listener, gateway.router())
@@ -187,10 +200,14 @@ pub async fn serve(
     gateway.stopping.send_replace(true);
     let mut active = gateway.active.subscribe();
     let _ = tokio::time::timeout(DRAIN_SESSIONS, active.wait_for(|n| *n == 0)).await;
+    lease.abort();
+    if let Some(r) = retain {
+        r.abort();
+    }
     Ok(())
 }
 
 /// Unix time in milliseconds.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

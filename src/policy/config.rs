@@ -71,6 +71,26 @@ struct RawConfig {
     reviews: Option<Spanned<RawReviews>>,
     #[serde(default)]
     dev: Option<RawDev>,
+    #[serde(default)]
+    access: Option<RawAccess>,
+    #[serde(default)]
+    store: Option<RawStore>,
+}
+
+/// `[access]`: who reads more than their own sessions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    #[serde(default)]
+    auditors: Vec<String>,
+}
+
+/// `[store]`: how long ended sessions are kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default)]
+    retention: Option<Spanned<String>>,
 }
 
 /// `[reviews]`: how long a review waits and who hears about it.
@@ -885,6 +905,12 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                 format!("dev identity name {name:?} must be letters, digits, '-', '_' or '.'"),
             ));
         }
+        if name == crate::auth::DEV_SUBJECT {
+            return Err(err(
+                d.name.span(),
+                format!("dev identity name {name:?} is the dev token's own; pick another"),
+            ));
+        }
         if d.token.get_ref().len() < 8 {
             return Err(err(
                 d.token.span(),
@@ -986,6 +1012,17 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
     policy.review = review;
     policy.reviews = reviews;
     policy.dev_identities = dev_identities;
+    policy.auditors = raw.access.map(|a| a.auditors).unwrap_or_default();
+    if let Some(r) = raw.store.and_then(|s| s.retention) {
+        let d = duration(&r, "retention")?;
+        if d.as_secs() < 3600 {
+            return Err(err(
+                r.span(),
+                "retention must be at least 1h (e.g. \"90d\")".into(),
+            ));
+        }
+        policy.retention = Some(d);
+    }
     Ok(policy)
 }
 

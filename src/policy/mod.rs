@@ -191,6 +191,10 @@ pub struct Policy {
     pub dev_identities: Vec<DevIdentity>,
     /// `[[rules.columns]]`: result columns masked whole on postgres targets.
     pub columns: Vec<columns::ColumnRule>,
+    /// `[access] auditors`: groups whose members read every session, review and the ledger.
+    pub auditors: Vec<String>,
+    /// `[store] retention`: ended sessions older than this are pruned.
+    pub retention: Option<std::time::Duration>,
     /// Compiled maskers by target, built on first use.
     maskers: Arc<Mutex<HashMap<String, Masker>>>,
 }
@@ -262,6 +266,8 @@ impl Policy {
             reviews: ReviewSettings::default(),
             dev_identities: Vec::new(),
             columns: Vec::new(),
+            auditors: Vec::new(),
+            retention: None,
             maskers: Arc::default(),
         }
     }

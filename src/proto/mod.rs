@@ -326,6 +326,18 @@ pub struct LedgerList {
     pub entries: Vec<crate::recording::ledger::LedgerEntry>,
 }
 
+/// `GET /v1/ready` (no authentication): 200 when this replica takes sessions, else 503 with
+/// the first reason it does not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Each check: `ok`, `not configured`, or why it failed.
+    pub checks: std::collections::BTreeMap<String, String>,
+    pub draining: bool,
+}
+
 /// `GET /v1/health` (no authentication).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {

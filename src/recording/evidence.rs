@@ -49,6 +49,59 @@ pub fn closed_facts(rec: &Recording) -> Option<ClosedFacts> {
     serde_json::from_value(v.get("closed")?.clone()).ok()
 }
 
+/// A session closed as `abandoned` by another replica than the one that served it, as its
+/// recording shows: how much of it the serving replica signed itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Abandoned {
+    /// The replica that served the session and stopped renewing its lease.
+    pub replica: Option<String>,
+    /// The replica that closed it.
+    pub closed_by: Option<String>,
+    /// Events signed by the serving replica's checkpoints (the first `signed_through`).
+    pub signed_through: i64,
+    /// Events after those, recorded but signed only by the closing replica, as it found
+    /// them in the store.
+    pub unsigned_tail: i64,
+}
+
+/// What an abandoned recording's own checkpoints say of it; `None` unless its signed close
+/// says `abandoned`. Counted from the checkpoints, not taken from the closer's marker.
+pub fn abandoned(rec: &Recording) -> Option<Abandoned> {
+    let facts = closed_facts(rec)?;
+    if facts.status != "abandoned" {
+        return None;
+    }
+    let signed_through = rec
+        .checkpoints
+        .iter()
+        .filter(|c| !c.last)
+        .map(|c| c.count)
+        .max()
+        .unwrap_or(0);
+    // The closer's two events: its marker and the close.
+    let recorded = rec.events.len() as i64 - 2;
+    let marker = rec
+        .events
+        .iter()
+        .rev()
+        .nth(1)
+        .and_then(|e| serde_json::from_slice::<serde_json::Value>(&e.data).ok())
+        .and_then(|v| v.get("abandoned").cloned());
+    let field = |k: &str| {
+        marker
+            .as_ref()
+            .and_then(|m| m.get(k))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    };
+    Some(Abandoned {
+        replica: field("replica"),
+        closed_by: field("closed_by"),
+        signed_through,
+        unsigned_tail: (recorded - signed_through).max(0),
+    })
+}
+
 /// Where a stored session's fields disagree with its signed facts, one sentence each.
 pub fn disagreements(s: &SessionInfo, f: &ClosedFacts) -> Vec<String> {
     let mut out = vec![];
@@ -292,6 +345,54 @@ mod tests {
             }],
             checkpoints: vec![],
         }
+    }
+
+    #[test]
+    fn an_abandoned_recording_says_how_much_its_own_replica_signed() {
+        let ev = |seq: i64, data: serde_json::Value| Event {
+            seq,
+            t_us: seq,
+            kind: EventKind::Marker,
+            data: data.to_string().into_bytes(),
+        };
+        let cp = |count: i64, last: bool| crate::recording::Checkpoint {
+            count,
+            hash: String::new(),
+            key_id: String::new(),
+            signature: String::new(),
+            last,
+        };
+        let mut f = facts();
+        f.status = "abandoned".into();
+        let mut events: Vec<Event> = (0..5).map(|i| ev(i, serde_json::json!({"n": i}))).collect();
+        events.push(ev(
+            5,
+            serde_json::json!({"abandoned": {"replica": "r1", "closed_by": "r2"}}),
+        ));
+        events.push(ev(6, f.marker()));
+        let mut rec = Recording {
+            session: SessionInfo::default(),
+            keys: vec![],
+            events,
+            checkpoints: vec![cp(1, false), cp(3, false), cp(7, true)],
+        };
+        assert_eq!(
+            abandoned(&rec),
+            Some(Abandoned {
+                replica: Some("r1".into()),
+                closed_by: Some("r2".into()),
+                signed_through: 3,
+                unsigned_tail: 2,
+            })
+        );
+        rec.checkpoints = vec![cp(7, true)];
+        assert_eq!(
+            abandoned(&rec).map(|a| (a.signed_through, a.unsigned_tail)),
+            Some((0, 5))
+        );
+        f.status = "exited".into();
+        *rec.events.last_mut().unwrap() = ev(6, f.marker());
+        assert_eq!(abandoned(&rec), None, "only an abandoned close");
     }
 
     #[test]

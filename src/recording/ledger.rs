@@ -28,7 +28,8 @@ pub struct LedgerEntry {
     pub seq: i64,
     /// Unix time in milliseconds when it was entered.
     pub at_ms: i64,
-    /// `open` or `close`.
+    /// `open`, `close` or `prune` (the session's recording was removed from the store by
+    /// retention, after it ended).
     pub kind: String,
     pub session_id: String,
     /// The facts entered, as canonical JSON text (hashed as these exact bytes).
@@ -49,6 +50,14 @@ pub struct OpenBody {
     pub target: String,
     pub started_at: i64,
     pub genesis: String,
+}
+
+/// What a session's `prune` entry says: the recording removed, and what it held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneBody {
+    pub status: String,
+    pub ended_at: Option<i64>,
+    pub events: i64,
 }
 
 /// What a session's `close` entry says: how it ended and the closing checkpoint its
@@ -202,7 +211,7 @@ pub fn check(
                 e.seq
             ));
         }
-        if e.kind != "open" && e.kind != "close" {
+        if !matches!(e.kind.as_str(), "open" | "close" | "prune") {
             return Err(format!(
                 "ledger entry {want} has an unknown kind {:?}",
                 e.kind

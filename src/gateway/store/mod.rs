@@ -49,6 +49,8 @@ pub struct NewSession {
     pub status: String,
     pub started_at: i64,
     pub reason: Option<String>,
+    /// The gateway replica serving it (its lease in the store keeps the session alive).
+    pub replica: Option<String>,
 }
 
 /// Running totals of a session, kept with it as it goes.
@@ -122,6 +124,8 @@ pub struct SessionEnd {
 pub trait Store: Send + Sync + 'static {
     /// Which backend, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// A cheap query, for readiness: `Ok` when the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
     /// Creates the session and enters its opening in the ledger, in one transaction.
     async fn create_session(&self, s: &NewSession, signer: &Signer) -> Result<(), StoreError>;
     async fn set_status(&self, id: &str, status: &str) -> Result<(), StoreError>;
@@ -153,6 +157,24 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `r` only if the stored review still has version `expected` (nobody decided it
     /// in between); returns whether it did.
     async fn update_review(&self, r: &ReviewInfo, expected: i64) -> Result<bool, StoreError>;
+    /// Records that `replica` is alive until `until_ms` (Unix ms).
+    async fn renew_lease(&self, replica: &str, until_ms: i64) -> Result<(), StoreError>;
+    /// Sessions still `open` or `running` whose replica's lease ran out before `now_ms`, as
+    /// (session id, replica), at most `limit`.
+    async fn orphaned(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, String)>, StoreError>;
+    /// Sessions that ended before `ended_before_ms` (Unix ms), oldest first, at most `limit`.
+    async fn prunable(
+        &self,
+        ended_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionInfo>, StoreError>;
+    /// Removes ended session `id` with its events and checkpoints, and enters a `prune`
+    /// entry in the ledger (the ledger keeps its `open` and `close`), in one transaction.
+    /// Returns whether it removed it (`false`: gone already, or not ended).
+    async fn prune(&self, id: &str, signer: &Signer) -> Result<bool, StoreError>;
+    /// Makes `to` the replica of session `id` if `from` still is and the session has not
+    /// ended; returns whether it did (one replica wins).
+    async fn claim(&self, id: &str, from: &str, to: &str) -> Result<bool, StoreError>;
 }
 
 /// The body of a session's `open` ledger entry.
@@ -186,6 +208,16 @@ pub(crate) fn close_body(end: &SessionEnd, closing: Option<(i64, String)>) -> St
     .unwrap_or_default()
 }
 
+/// The body of a session's `prune` ledger entry.
+pub(crate) fn prune_body(s: &SessionInfo) -> String {
+    serde_json::to_string(&ledger::PruneBody {
+        status: s.status.clone(),
+        ended_at: s.ended_at,
+        events: s.event_count,
+    })
+    .unwrap_or_default()
+}
+
 /// The next ledger entry after `last` (the newest stored entry's seq and hash).
 pub(crate) fn next_entry(
     signer: &Signer,
@@ -210,6 +242,39 @@ pub(crate) fn next_entry(
     Ok(ledger::make_entry(
         signer, &prev, seq, now, kind, session_id, body,
     ))
+}
+
+/// Removes the sessions that ended before `cutoff_ms` (see [`Store::prune`]), calling
+/// `pruned` for each as it goes; with `dry_run`, only lists them. Returns them.
+pub async fn prune_ended(
+    store: &dyn Store,
+    signer: &Signer,
+    cutoff_ms: i64,
+    dry_run: bool,
+    mut pruned: impl FnMut(&SessionInfo),
+) -> Result<Vec<SessionInfo>, StoreError> {
+    const BATCH: i64 = 100;
+    if dry_run {
+        let all = store.prunable(cutoff_ms, i64::MAX).await?;
+        all.iter().for_each(&mut pruned);
+        return Ok(all);
+    }
+    let mut done = vec![];
+    loop {
+        let batch = store.prunable(cutoff_ms, BATCH).await?;
+        let mut any = false;
+        for s in batch {
+            if store.prune(&s.id, signer).await? {
+                pruned(&s);
+                done.push(s);
+                any = true;
+            }
+        }
+        // Nothing left, or only sessions another replica pruned meanwhile.
+        if !any {
+            return Ok(done);
+        }
+    }
 }
 
 /// Opens the store a URL names: `sqlite://PATH` or `postgres://…` (also `postgresql://`),

@@ -13,8 +13,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     close_body, next_entry, open_body, parse_approvals, parse_argv, parse_hash, parse_masks,
-    parse_mode, parse_review, Batch, NewSession, ReviewFilter, SessionEnd, SessionFilter, Signer,
-    Store, StoreError, StoredEvent,
+    parse_mode, parse_review, prune_body, Batch, NewSession, ReviewFilter, SessionEnd,
+    SessionFilter, Signer, Store, StoreError, StoredEvent,
 };
 use crate::proto::{ReviewInfo, SessionInfo};
 use crate::recording::ledger::LedgerEntry;
@@ -95,8 +95,15 @@ CREATE TABLE ledger (
 );
 CREATE INDEX ledger_session ON ledger (session_id, seq);
 "#,
+    r#"
+ALTER TABLE sessions ADD COLUMN replica TEXT;
+CREATE INDEX sessions_live ON sessions (status, replica);
+CREATE TABLE replicas (
+    id TEXT PRIMARY KEY,
+    lease_until INTEGER NOT NULL
+);
+"#,
 ];
-
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Bytes of events appended, for the background checkpoint.
@@ -302,13 +309,18 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn create_session(&self, s: &NewSession, signer: &Signer) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         // The insert takes the write lock first, so reading the ledger's head after it
         // cannot race another writer.
         sqlx::query(
-            "INSERT INTO sessions (id, identity, target, argv, mode, status, started_at, reason) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, identity, target, argv, mode, status, started_at, reason, replica) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.id)
         .bind(&s.identity)
@@ -318,6 +330,7 @@ impl Store for SqliteStore {
         .bind(&s.status)
         .bind(s.started_at)
         .bind(&s.reason)
+        .bind(&s.replica)
         .execute(&mut *tx)
         .await?;
         enter(&mut tx, signer, "open", &s.id, open_body(s)).await?;
@@ -576,5 +589,89 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn renew_lease(&self, replica: &str, until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO replicas (id, lease_until) VALUES (?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
+        )
+        .bind(replica)
+        .bind(until_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn orphaned(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+        // A replica missing from `replicas` never renewed a lease: as good as expired.
+        Ok(sqlx::query_as(
+            "SELECT s.id, s.replica FROM sessions s LEFT JOIN replicas r ON r.id = s.replica \
+             WHERE s.status IN ('open', 'running') AND s.replica IS NOT NULL \
+             AND (r.lease_until IS NULL OR r.lease_until < ?1) ORDER BY s.started_at LIMIT ?2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn claim(&self, id: &str, from: &str, to: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET replica = ?3 WHERE id = ?1 AND replica = ?2 \
+             AND status IN ('open', 'running')",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prunable(
+        &self,
+        ended_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE status NOT IN ('open', 'running') \
+             AND ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at, id LIMIT ?2",
+        )
+        .bind(ended_before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_info).collect()
+    }
+
+    async fn prune(&self, id: &str, signer: &Signer) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT * FROM sessions WHERE id = ?1 AND status NOT IN ('open', 'running') \
+             AND ended_at IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(s) = row.as_ref().map(row_to_info).transpose()? else {
+            return Ok(false);
+        };
+        for sql in [
+            "DELETE FROM events WHERE session_id = ?1",
+            "DELETE FROM checkpoints WHERE session_id = ?1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        let gone = sqlx::query("DELETE FROM sessions WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() != 1 {
+            return Ok(false);
+        }
+        enter(&mut tx, signer, "prune", id, prune_body(&s)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
