@@ -65,12 +65,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
-<<<<<<< HEAD
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
-=======
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
             [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence')
->>>>>>> ops1
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -112,12 +108,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;gateway;help' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
-<<<<<<< HEAD
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
-=======
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
             [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence')
->>>>>>> ops1
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -406,12 +398,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopx' -ScriptBlock {
         }
         'hoopx;help;gateway' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API and session streams')
-<<<<<<< HEAD
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about')
-=======
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check a gateway config file and exit (0 if it is valid, 78 if not)')
             [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence')
->>>>>>> ops1
             break
         }
         'hoopx;help;gateway;serve' {

@@ -60,12 +60,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand serve 'Serve the HTTP API and session streams'
-<<<<<<< HEAD
             cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
-=======
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
             cand prune 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
->>>>>>> ops1
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;gateway;serve'= {
@@ -103,12 +99,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;gateway;help'= {
             cand serve 'Serve the HTTP API and session streams'
-<<<<<<< HEAD
             cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
-=======
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
             cand prune 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
->>>>>>> ops1
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hoopx;gateway;help;serve'= {
@@ -359,12 +351,8 @@ set edit:completion:arg-completer[hoopx] = {|@words|
         }
         &'hoopx;help;gateway'= {
             cand serve 'Serve the HTTP API and session streams'
-<<<<<<< HEAD
             cand check 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
-=======
-            cand check 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
             cand prune 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
->>>>>>> ops1
         }
         &'hoopx;help;gateway;serve'= {
         }

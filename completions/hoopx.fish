@@ -62,18 +62,11 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand exec" -s h -l help -d 'Print
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"
-<<<<<<< HEAD
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "serve" -d 'Serve the HTTP API and session streams'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-=======
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "serve" -d 'Serve the HTTP API and session streams'
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "prune" -d 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and not __fish_seen_subcommand_from serve check prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
->>>>>>> ops1
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l config -d 'The TOML config (targets and rules); without one, the default policy' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l listen -d 'Address to listen on' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l store -d 'Store URL: sqlite://PATH (default: gateway.db in the XDG data dir) or postgres://…' -r
@@ -105,12 +98,8 @@ never\t''"
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -l dry-run -d 'List what would be pruned; change nothing'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "serve" -d 'Serve the HTTP API and session streams'
-<<<<<<< HEAD
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
-=======
-complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
->>>>>>> ops1
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand sessions; and not __fish_seen_subcommand_from list show export help" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
@@ -318,12 +307,8 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_su
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status completion man generate help" -f -a "generate" -d 'Regenerate shell completions and man pages (for packagers and the repository)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and not __fish_seen_subcommand_from exec gateway sessions mcp review replay verify login logout status completion man generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "serve" -d 'Serve the HTTP API and session streams'
-<<<<<<< HEAD
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file as `serve` would with the same flags, and exit (0 if it would start, 78 if not). Every error found is reported, and settings that would be ignored are warned about'
-=======
-complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "check" -d 'Check a gateway config file and exit (0 if it is valid, 78 if not)'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from gateway" -f -a "prune" -d 'Remove sessions that ended longer ago than a period from the store: their events and checkpoints go, the ledger keeps their entries and enters each prune. Export them first (`hoopx sessions export`) to keep the evidence'
->>>>>>> ops1
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'Show one session, with the verification of its recording'
 complete -c hoopx -n "__fish_hoopx_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "export" -d 'Write sessions, their reviews, the ledger covering them and the gateway\'s keys to a directory for an audit; `hoopx verify DIR --key PUBKEY` checks it offline'

@@ -421,7 +421,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
 
 fn prune(args: PruneArgs) -> Result<ExitCode, Failure> {
     let retention = match &args.config {
-        Some(p) => load_policy(p)?.retention,
+        Some(p) => load_policy(p, true)?.retention, // prune reads only the retention: no [auth] needed
         None => None,
     };
     let Some(period) = args.older_than.or(retention) else {
