@@ -66,6 +66,10 @@ const ELSEWHERE: &[(&str, &str, &str)] = &[
     ("docs/TARGETS.md", "hoopx exec --target web -- ssh web 'uptime'", "ssh.rs: a command on the target host"),
     ("docs/TARGETS.md", "hoopx exec --target cluster -- kubectl get pods",
         "kube.rs (a stand-in API server: no Kubernetes API server can run here)"),
+    ("docs/APPROVALS.md", "printf 'delete from users where id = 2;\\n' | hoopx exec --target pg --no-wait --output json -- psql",
+        "approvals.rs: a_line_left_pending_by_no_wait_is_approved_later_and_runs_once_with_review (the same input, real psql)"),
+    ("docs/APPROVALS.md", "printf 'delete from users where id = 2;\\n' | hoopx exec --target pg --no-wait --review ID -- psql",
+        "approvals.rs: a_line_left_pending_by_no_wait_is_approved_later_and_runs_once_with_review (the same input, real psql)"),
     ("docs/APPROVALS.md", "hoopx review list [--status pending|approved|executed|rejected|expired|revoked] [--output json]", "a synopsis; approvals.rs runs each form"),
     ("docs/APPROVALS.md", "hoopx review show ID [--output json]", "a synopsis; approvals.rs runs each form"),
     ("docs/APPROVALS.md", "hoopx review approve ID [--reason TEXT] [--yes]", "a synopsis; approvals.rs runs each form"),
@@ -353,6 +357,8 @@ fn review_id(text: &str) -> String {
 }
 
 const BOB: (&str, &str) = ("HOOPX_TOKEN", "tok-bob-change-me");
+/// alice: a DBA, and in the README's config an auditor (reads the ledger, exports).
+const AUDITOR: (&str, &str) = ("HOOPX_TOKEN", "tok-alice-change-me");
 
 fn prepare_database(pg: &Postgres) {
     pg.sql("postgres", "create role app login password 'pw-example'");
@@ -393,7 +399,12 @@ fn every_docs_example_runs_as_written() {
         &format!("host = \"127.0.0.1\"\nport = {port}"),
     );
     w.env.write("gateway.toml", &config);
-    w.set("/etc/hoopx/gateway.toml", "gateway.toml");
+    // The operator's config (no --dev): one with an [auth] table, as docs/IDENTITY.md shows.
+    w.env.write(
+        "identity.toml",
+        &block("docs/IDENTITY.md", "toml", "[auth]"),
+    );
+    w.set("/etc/hoopx/gateway.toml", "identity.toml");
     w.set(
         "postgres://hoopx@db/hoopx",
         &format!("postgres://hoopx@127.0.0.1:{port}/hoopx"),
@@ -421,7 +432,7 @@ fn every_docs_example_runs_as_written() {
     );
     w.expect(
         "README.md",
-        "hoopx gateway check --config gateway.toml",
+        "hoopx gateway check --config gateway.toml --dev",
         &[],
         0,
         ": OK",
@@ -655,9 +666,23 @@ fn every_docs_example_runs_as_written() {
         0,
         "ERROR",
     );
+    w.expect(
+        "docs/RECORDING.md",
+        "hoopx replay last --format text | grep ERROR",
+        &[BOB],
+        0,
+        "ERROR:",
+    );
+    w.expect(
+        "docs/RECORDING.md",
+        "hoopx replay last --format screen",
+        &[BOB],
+        0,
+        "ERROR",
+    );
     w.expect("README.md", "hoopx sessions show last", &[BOB], 0, "verif");
     w.expect("README.md", "hoopx verify last", &[BOB], 0, "OK");
-    w.expect("README.md", "hoopx verify --all", &[BOB], 0, "OK");
+    w.expect("README.md", "hoopx verify --all", &[AUDITOR], 0, "OK");
     w.expect(
         "docs/POSTGRES.md",
         "hoopx replay SESSION --format sql",
@@ -695,7 +720,7 @@ fn every_docs_example_runs_as_written() {
     let all = w.expect(
         "docs/RECORDING.md",
         "hoopx verify --all --key BASE64",
-        &[BOB],
+        &[AUDITOR],
         0,
         "OK: the ledger's",
     );
@@ -708,14 +733,14 @@ fn every_docs_example_runs_as_written() {
     w.expect(
         "docs/RECORDING.md",
         "hoopx verify --all --key BASE64 --head HEAD",
-        &[BOB],
+        &[AUDITOR],
         0,
         "OK",
     );
     w.expect(
         "README.md",
         "hoopx sessions export evidence --since 90d",
-        &[BOB],
+        &[AUDITOR],
         0,
         "exported",
     );
@@ -729,7 +754,7 @@ fn every_docs_example_runs_as_written() {
     w.expect(
         "docs/RECORDING.md",
         "hoopx sessions export evidence-2026-q4 --since 90d",
-        &[BOB],
+        &[AUDITOR],
         0,
         "exported",
     );
@@ -947,7 +972,7 @@ fn every_docs_config_is_accepted() {
                             .env("WEB_SSH_KEY", "key-example")
                             .env("K8S_TOKEN", "token-example")
                             .env("GCP_TOKEN", "token-example")
-                            .args(["gateway", "check", "--config"])
+                            .args(["gateway", "check", "--dev", "--config"])
                             .arg(&path);
                         let out = run(c, "", T);
                         assert_eq!(out.code(), 0, "{file}:{at}: {out:?}\n{config}");

@@ -198,7 +198,7 @@ fn every_operations_guide_example_is_valid() {
             "toml" => {
                 let path = env.write("ops.toml", &body);
                 let mut c = env.hoopx();
-                c.args(["gateway", "check", "--config"]).arg(&path);
+                c.args(["gateway", "check", "--dev", "--config"]).arg(&path);
                 let out = run(c, "", T);
                 assert_eq!(out.code(), 0, "{at}: {out:?}");
                 checked += 1;
