@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::util::{run, wait_for, Env, Lines, Output, Postgres};
+use crate::util::{run, Env, Lines, Output, Postgres};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -283,16 +283,7 @@ impl World {
             .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         let stderr = Lines::collect(child.stderr.take().unwrap());
-        let url = wait_for("the gateway to listen", T, || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("`{line}` exited with {s}: {}", stderr.text());
-            }
-            let t = stderr.text();
-            let at = t.find("listening on ")?;
-            let rest = &t[at + "listening on ".len()..];
-            let l = &rest[..rest.find('\n')?];
-            Some(l.split_whitespace().next()?.to_string())
-        });
+        let url = crate::util::listening_url(&mut child, &stderr);
         let addr = url.trim_start_matches("http://").to_string();
         self.set("https://gateway.internal", &url);
         self.set("https://gw.example.com", &url);

@@ -34,16 +34,7 @@ impl Served {
         }
         let mut child = cmd.spawn().expect("spawn gateway");
         let stderr = Lines::collect(child.stderr.take().unwrap());
-        let url = wait_for("the gateway to listen", T, || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("gateway exited with {s}: {}", stderr.text());
-            }
-            let t = stderr.text();
-            let at = t.find("listening on ")?;
-            let rest = &t[at + "listening on ".len()..];
-            let line = &rest[..rest.find('\n')?];
-            Some(line.split_whitespace().next()?.to_string())
-        });
+        let url = crate::util::listening_url(&mut child, &stderr);
         Served { child, url, stderr }
     }
 

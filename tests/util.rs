@@ -186,6 +186,21 @@ impl Lines {
     }
 }
 
+/// The URL a starting `hoopx gateway serve` says it listens on; panics if it exits first.
+pub fn listening_url(child: &mut Child, stderr: &Lines) -> String {
+    wait_for("the gateway to listen", Duration::from_secs(30), || {
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!("gateway exited with {s}: {}", stderr.text());
+        }
+        let t = stderr.text();
+        let at = t.find("listening on ")?;
+        let rest = &t[at + "listening on ".len()..];
+        // Output is collected as it comes: wait for the whole line.
+        let line = &rest[..rest.find('\n')?];
+        Some(line.split_whitespace().next()?.to_string())
+    })
+}
+
 /// A real `hoopx gateway serve --dev` on a free loopback port.
 pub struct Gateway {
     pub child: Child,
@@ -213,17 +228,7 @@ impl Gateway {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn gateway");
         let stderr = Lines::collect(child.stderr.take().unwrap());
-        let url = wait_for("the gateway to listen", Duration::from_secs(30), || {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!("gateway exited with {s}: {}", stderr.text());
-            }
-            let t = stderr.text();
-            let at = t.find("listening on ")?;
-            let rest = &t[at + "listening on ".len()..];
-            // Output is collected as it comes: wait for the whole line.
-            let line = &rest[..rest.find('\n')?];
-            Some(line.split_whitespace().next()?.to_string())
-        });
+        let url = listening_url(&mut child, &stderr);
         Gateway { child, url, stderr }
     }
 

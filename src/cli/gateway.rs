@@ -305,23 +305,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     } else {
         (None, false)
     };
-    let data_dir = || {
-        crate::dirs::data_dir().ok_or_else(|| {
-            Failure::new(
-                code::CONFIG,
-                "no data directory for the store and signing key",
-            )
-            .hint("set HOME or XDG_DATA_HOME, or pass --store and --signing-key")
-        })
-    };
-    let store_url = match args.store {
-        Some(s) => s,
-        None => format!("sqlite://{}", data_dir()?.join("gateway.db").display()),
-    };
-    let key_path = match args.signing_key {
-        Some(p) => p,
-        None => data_dir()?.join("gateway-signing.pem"),
-    };
+    let (store_url, key_path) = store_and_key(args.store, args.signing_key)?;
     let signer = gateway::signing::load_or_create(&key_path)
         .map_err(|e| Failure::new(code::CONFIG, e.to_string()))?;
     let rt = super::runtime()?;
@@ -419,6 +403,32 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     result
 }
 
+/// The store URL and signing key path, `--store`/`--signing-key` or their defaults in the
+/// XDG data dir (what `serve` and `prune` both open).
+fn store_and_key(
+    store: Option<String>,
+    signing_key: Option<PathBuf>,
+) -> Result<(String, PathBuf), Failure> {
+    let data_dir = || {
+        crate::dirs::data_dir().ok_or_else(|| {
+            Failure::new(
+                code::CONFIG,
+                "no data directory for the store and signing key",
+            )
+            .hint("set HOME or XDG_DATA_HOME, or pass --store and --signing-key")
+        })
+    };
+    let store_url = match store {
+        Some(s) => s,
+        None => format!("sqlite://{}", data_dir()?.join("gateway.db").display()),
+    };
+    let key_path = match signing_key {
+        Some(p) => p,
+        None => data_dir()?.join("gateway-signing.pem"),
+    };
+    Ok((store_url, key_path))
+}
+
 fn prune(args: PruneArgs) -> Result<ExitCode, Failure> {
     let retention = match &args.config {
         Some(p) => load_policy(p, true)?.retention, // prune reads only the retention: no [auth] needed
@@ -431,23 +441,7 @@ fn prune(args: PruneArgs) -> Result<ExitCode, Failure> {
             ),
         );
     };
-    let data_dir = || {
-        crate::dirs::data_dir().ok_or_else(|| {
-            Failure::new(
-                code::CONFIG,
-                "no data directory for the store and signing key",
-            )
-            .hint("set HOME or XDG_DATA_HOME, or pass --store and --signing-key")
-        })
-    };
-    let store_url = match args.store {
-        Some(s) => s,
-        None => format!("sqlite://{}", data_dir()?.join("gateway.db").display()),
-    };
-    let key_path = match args.signing_key {
-        Some(p) => p,
-        None => data_dir()?.join("gateway-signing.pem"),
-    };
+    let (store_url, key_path) = store_and_key(args.store, args.signing_key)?;
     if !key_path.exists() {
         return Err(Failure::new(
             code::CONFIG,
