@@ -193,10 +193,10 @@ fn sessions_are_recorded_with_identity_target_argv_and_exit() {
     // The gateway's access log has one line for the start and one for the end.
     let log = gw
         .stderr
-        .wait_for(&format!("session {id} exited exit=0"), T);
+        .wait_for(&format!("session ended session={id} status=exited exit=0"), T);
     assert!(
         log.contains(&format!(
-            "session {id} opened identity=dev target=pg mode=pipe"
+            "session opened session={id} identity=dev target_name=pg mode=pipe"
         )),
         "{log}"
     );

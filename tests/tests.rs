@@ -13,6 +13,7 @@ mod kube;
 mod masking;
 mod masking_over_time;
 mod oidc;
+mod operations;
 mod pg_rules;
 mod postgres;
 mod readme;

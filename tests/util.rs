@@ -197,6 +197,16 @@ impl Gateway {
     /// Starts a gateway with `config` (TOML text) or the default policy, storing in `store`
     /// (default: a SQLite file in the env).
     pub fn start(env: &Env, config: Option<&str>, store: Option<&str>) -> Gateway {
+        Gateway::start_with(env, config, store, |_| {})
+    }
+
+    /// `start`, with more arguments or environment for `gateway serve` set by `more`.
+    pub fn start_with(
+        env: &Env,
+        config: Option<&str>,
+        store: Option<&str>,
+        more: impl FnOnce(&mut Command),
+    ) -> Gateway {
         let mut cmd = env.hoopx();
         cmd.args(["gateway", "serve", "--dev", "--listen", "127.0.0.1:0"]);
         if let Some(c) = config {
@@ -207,6 +217,7 @@ impl Gateway {
             .map(str::to_string)
             .unwrap_or_else(|| format!("sqlite://{}", env.path().join("gw.db").display()));
         cmd.arg("--store").arg(store);
+        more(&mut cmd);
         cmd.env("HOOPX_DEV_TOKEN", DEV_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

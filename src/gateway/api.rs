@@ -45,7 +45,7 @@ impl ApiFailure {
     }
 
     pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
-        eprintln!("hoopx gateway: internal error: {e}");
+        tracing::error!(error = %e, "internal error");
         ApiFailure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             codes::INTERNAL,
@@ -220,10 +220,13 @@ async fn open_session(
                 .hint("`hoopx exec --target NAME` picks a target explicitly"),
         })?;
     if !target.admits(&identity.groups) {
-        gw.log(format_args!(
-            "session refused identity={} target={} groups={:?}: not in the target's groups",
-            identity.subject, target.name, identity.groups
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            identity = %identity.subject,
+            target_name = %target.name,
+            groups = ?identity.groups,
+            "session refused: not in the target's groups"
+        );
         return Err(ApiFailure::new(
             StatusCode::FORBIDDEN,
             codes::DENIED,
@@ -351,14 +354,17 @@ async fn open_session(
         .create_session(&session, &gw.signer)
         .await
         .map_err(ApiFailure::internal)?;
-    gw.log(format_args!(
-        "session {id} {} identity={} target={} mode={} argv={:?}",
-        if denied.is_some() { "denied" } else { "opened" },
-        session.identity,
-        session.target,
-        session.mode.as_str(),
-        session.argv
-    ));
+    tracing::info!(
+        target: "hoopx::access",
+        session = %id,
+        identity = %session.identity,
+        target_name = %session.target,
+        mode = %session.mode.as_str(),
+        argv = ?session.argv,
+        rule = denied.map(|r| r.name.as_str()),
+        "{}",
+        if denied.is_some() { "session denied" } else { "session opened" }
+    );
     if let Some(rule) = denied {
         // The refusal is evidence too: one marker, signed as the whole recording.
         let end = super::store::SessionEnd {
@@ -777,7 +783,7 @@ fn reap_if_never_attached(gw: Arc<Gateway>, id: String) {
         );
         let stored = gw.store.append(&id, &batch).await;
         if let Err(e) = stored.and(gw.store.finish_session(&id, &end, &gw.signer).await) {
-            eprintln!("hoopx gateway: session {id}: {e}");
+            tracing::error!(session = %id, error = %e, "could not record the session's end");
         }
     });
 }

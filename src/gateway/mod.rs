@@ -45,8 +45,9 @@ pub struct Gateway {
     pub(crate) review_key: [u8; 32],
     /// Bumped on every review change made here, to wake whoever waits on a review.
     reviews_changed: tokio::sync::watch::Sender<u64>,
-    /// Write one line per session start and end on stderr (the served gateway's access
-    /// log; the embedded one stays quiet).
+    /// The served gateway (true) or the embedded one. Only `hoopx gateway serve` installs
+    /// a log subscriber, so the access log (`tracing` events with target `hoopx::access`,
+    /// masked data only) reaches stderr there and nowhere in the embedded gateway.
     log_sessions: bool,
 }
 
@@ -116,14 +117,6 @@ impl Gateway {
 
     pub fn router(self: &Arc<Self>) -> Router {
         api::router(self.clone())
-    }
-
-    /// One access-log line, when this gateway keeps a log. Callers pass masked data only.
-    pub(crate) fn log(&self, line: std::fmt::Arguments<'_>) {
-        if self.log_sessions {
-            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-            eprintln!("{now} {line}");
-        }
     }
 
     /// `served` or `embedded`: which kind of gateway signs, as its closing facts say.

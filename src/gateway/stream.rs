@@ -356,7 +356,7 @@ fn relay_for(
             let upstream = match super::kube::Upstream::new(t) {
                 Ok(u) => u,
                 Err(e) => {
-                    gw.log(format_args!("session {}: {e}", pending.id));
+                    tracing::warn!(session = %pending.id, error = %e, "kubernetes upstream");
                     return None;
                 }
             };
@@ -445,7 +445,7 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     };
     let end = match ready {
         Err(e) => {
-            eprintln!("hoopx gateway: session {}: {e}", pending.id);
+            tracing::error!(session = %pending.id, error = %e, "session could not start");
             let _ = send(
                 &mut socket,
                 ServerFrame::Error(StreamError {
@@ -528,8 +528,12 @@ impl Session {
             }
             Err(e) => {
                 let message = e.to_string();
-                self.gw
-                    .log(format_args!("session {}: ssh: {message}", self.id));
+                tracing::info!(
+                    target: "hoopx::access",
+                    session = %self.id,
+                    error = %message,
+                    "ssh connection failed"
+                );
                 Err(fail(socket, e.code(), message).await)
             }
         }
@@ -1439,9 +1443,11 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 // Decided meanwhile (or the store failed): the line is dropped either way.
-                eprintln!(
-                    "hoopx gateway: session {}: could not withdraw review {}: {e}",
-                    self.id, r.id
+                tracing::warn!(
+                    session = %self.id,
+                    review = %r.id,
+                    error = %e,
+                    "could not withdraw review"
                 );
                 *r
             }
@@ -1507,13 +1513,18 @@ impl Session {
             .await
             .map_err(|e| e.to_string());
         let masked: u64 = self.rec.stats.masks.values().sum();
-        self.gw.log(format_args!(
-            "session {id} {status} exit={} events={} masked={masked} denied={denials}",
-            exit_code.map_or_else(|| "-".to_string(), |c| c.to_string()),
-            self.rec.seq,
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            session = %id,
+            status = %status,
+            exit = exit_code,
+            events = self.rec.seq,
+            masked,
+            denied = denials,
+            "session ended"
+        );
         if let Err(e) = stored.as_ref().and(finished.as_ref()) {
-            eprintln!("hoopx gateway: session {id}: could not record its end: {e}");
+            tracing::error!(session = %id, error = %e, "could not record the session's end");
         }
         if matches!(end, End::Exited { .. }) {
             let frame = if let Err(e) = stored.and(finished) {

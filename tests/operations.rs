@@ -1,0 +1,85 @@
+//! Running the served gateway as an operator does: its structured log, metrics, TLS on the
+//! listener, and the limits that keep one client from starving the rest.
+
+use std::time::Duration;
+
+use crate::util::{run, wait_for, Env, Gateway, DEV_TOKEN};
+use crate::SHELL_CONFIG;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A shell session whose command line and output carry an e-mail address (masked by the
+/// config) and whose environment carries the bearer token.
+fn session_with_secrets(gw: &Gateway, env: &Env) -> String {
+    let mut c = gw.hoopx(env);
+    c.args([
+        "exec",
+        "--target",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo out-alice@example.com; exit 3 # carol@example.net",
+    ]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 3, "{out:?}");
+    assert!(out.stdout.contains("[REDACTED:email]"), "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn the_json_log_has_one_object_per_event_with_fields_and_never_a_secret() {
+    let env = Env::new();
+    let gw = Gateway::start_with(&env, Some(SHELL_CONFIG), None, |c| {
+        c.args(["--log-format", "json"]).env("HOOPX_LOG", "debug");
+    });
+    session_with_secrets(&gw, &env);
+    let log = gw.stderr.wait_for("\"session ended\"", T);
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let opened = events
+        .iter()
+        .find(|e| e["message"] == "session opened")
+        .expect("a session opened event");
+    assert_eq!(opened["level"], "INFO");
+    assert_eq!(opened["target"], "hoopx::access");
+    assert_eq!(opened["identity"], "dev");
+    assert_eq!(opened["target_name"], "shell");
+    let id = opened["session"].as_str().unwrap();
+    let ended = events
+        .iter()
+        .find(|e| e["message"] == "session ended")
+        .unwrap();
+    assert_eq!(ended["session"], id);
+    assert_eq!(ended["status"], "exited");
+    assert_eq!(ended["exit"], 3);
+    // The command line is logged as stored: masked. No token, no unmasked output.
+    assert!(opened["argv"].as_str().unwrap().contains("[REDACTED:email]"));
+    for secret in [DEV_TOKEN, "carol@example.net", "alice@example.com"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn the_log_filter_comes_from_hoopx_log_and_a_bad_one_is_refused() {
+    let env = Env::new();
+    // Warnings only: the access log (info) is filtered out.
+    let gw = Gateway::start_with(&env, Some(SHELL_CONFIG), None, |c| {
+        c.env("HOOPX_LOG", "warn,hoopx=info,hoopx::access=warn");
+    });
+    session_with_secrets(&gw, &env);
+    let mut c = gw.hoopx(&env);
+    c.args(["sessions", "list", "--output", "json"]);
+    let list = run(c, "", T);
+    assert!(list.stdout.contains("\"exited\""), "{list:?}");
+    assert!(!gw.stderr.text().contains("session opened"), "{}", gw.stderr.text());
+
+    let mut c = env.hoopx();
+    c.args(["gateway", "serve", "--dev", "--listen", "127.0.0.1:0"])
+        .env("HOOPX_LOG", "info,=[");
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("bad log filter HOOPX_LOG"), "{out:?}");
+}
