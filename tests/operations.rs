@@ -83,3 +83,93 @@ fn the_log_filter_comes_from_hoopx_log_and_a_bad_one_is_refused() {
     assert_eq!(out.code(), 78, "{out:?}");
     assert!(out.stderr.contains("bad log filter HOOPX_LOG"), "{out:?}");
 }
+
+/// The value of the sample `name` whose labels include `labels`, from Prometheus text.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        let (n, rest) = key.split_once('{').unwrap_or((key, ""));
+        let ok = n == name
+            && labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        ok.then(|| value.parse().ok()).flatten()
+    })
+}
+
+fn scrape(url: &str) -> String {
+    let resp = reqwest::blocking::get(format!("{url}/metrics")).unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().unwrap()
+}
+
+#[test]
+fn metrics_count_sessions_bytes_masks_denials_and_latencies() {
+    let env = Env::new();
+    let port = crate::util::free_port();
+    let gw = Gateway::start_with(&env, Some(SHELL_CONFIG), None, |c| {
+        c.args(["--metrics-listen", &format!("127.0.0.1:{port}")]);
+    });
+    let exec = |args: &[&str], stdin: &str| {
+        let mut c = gw.hoopx(&env);
+        c.args(["exec", "--target", "shell", "--"]).args(args);
+        run(c, stdin, T)
+    };
+    // 34 bytes out, two e-mail addresses masked.
+    let out = exec(&["sh", "-c", "echo alice@example.com bob@example.org"], "");
+    assert_eq!(out.code(), 0, "{out:?}");
+    // 6 bytes in, 6 out.
+    let out = exec(&["cat"], "hello\n");
+    assert_eq!(out.stdout, "hello\n", "{out:?}");
+    // Refused by the deny rule before it starts.
+    let out = exec(&["sh", "-c", "rm -rf /tmp/nothing-here"], "");
+    assert_ne!(out.code(), 0, "{out:?}");
+
+    let text = wait_for("the last session stream to end", T, || {
+        let t = scrape(&gw.url);
+        (sample(&t, "hoopx_sessions_open", &[]) == Some(0.0)).then_some(t)
+    });
+    let shell = [("target", "shell")];
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    assert_eq!(get("hoopx_sessions_started_total", &shell), 3.0);
+    assert_eq!(
+        get(
+            "hoopx_sessions_ended_total",
+            &[("target", "shell"), ("outcome", "exited")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        get(
+            "hoopx_sessions_ended_total",
+            &[("target", "shell"), ("outcome", "denied")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "hoopx_session_bytes_total",
+            &[("target", "shell"), ("direction", "in")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        get(
+            "hoopx_session_bytes_total",
+            &[("target", "shell"), ("direction", "out")]
+        ),
+        40.0
+    );
+    assert_eq!(get("hoopx_masks_total", &[("rule", "email")]), 2.0);
+    assert_eq!(get("hoopx_denials_total", &[("rule", "no-rm")]), 1.0);
+    assert!(get("hoopx_store_write_seconds_count", &[]) >= 2.0, "{text}");
+    assert!(get("hoopx_relay_seconds_count", &[]) >= 2.0, "{text}");
+    // The metrics listener serves the same registry.
+    let other = scrape(&format!("http://127.0.0.1:{port}"));
+    assert_eq!(
+        sample(&other, "hoopx_sessions_started_total", &shell),
+        Some(3.0)
+    );
+}

@@ -330,6 +330,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             _ => Arc::new(Chain(auths)),
         };
         let gw = Gateway::new(policy, auth, store, signer, true);
+        if let Some(at) = &args.metrics_listen {
+            let l = tokio::net::TcpListener::bind(at).await.map_err(|e| {
+                Failure::new(code::UNAVAILABLE, format!("cannot listen on {at} for metrics: {e}"))
+                    .hint("--metrics-listen takes HOST:PORT, e.g. 127.0.0.1:9433")
+            })?;
+            let shown = l.local_addr().map_or_else(|_| at.clone(), |a| a.to_string());
+            tracing::info!("metrics on http://{shown}/metrics");
+            tokio::spawn(gateway::serve_metrics(gw.clone(), l, shutdown_signal()));
+        }
         tracing::info!(
             "listening on http://{addr} (protocol {}, store {backend}, signing key {key_id}, {})",
             crate::proto::PROTOCOL_VERSION,

@@ -68,6 +68,7 @@ impl IntoResponse for ApiFailure {
 pub(crate) fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/v1/sessions", post(open_session).get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/sessions/{id}/events", get(get_events))
@@ -84,6 +85,18 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(protocol_version))
         .with_state(gw)
+}
+
+/// Prometheus text: no token (scrapers have none) and nothing but counts and names.
+pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Refuses requests that announce another protocol version, and stamps ours on every answer.
@@ -365,7 +378,10 @@ async fn open_session(
         "{}",
         if denied.is_some() { "session denied" } else { "session opened" }
     );
+    gw.metrics.started(&session.target);
     if let Some(rule) = denied {
+        gw.metrics.denied(&rule.name);
+        gw.metrics.ended(&session.target, "denied");
         // The refusal is evidence too: one marker, signed as the whole recording.
         let end = super::store::SessionEnd {
             status: "denied".into(),
@@ -768,6 +784,7 @@ fn reap_if_never_attached(gw: Arc<Gateway>, id: String) {
             return;
         };
         let why = "the client never attached the session stream";
+        gw.metrics.ended(&pending.target, "aborted");
         let end = super::store::SessionEnd {
             status: "aborted".into(),
             ended_at: now_ms(),

@@ -6,6 +6,7 @@ mod auth_api;
 pub mod embedded;
 mod kube;
 mod masking;
+pub mod metrics;
 mod pg;
 mod reviews;
 mod sftp;
@@ -49,6 +50,8 @@ pub struct Gateway {
     /// a log subscriber, so the access log (`tracing` events with target `hoopx::access`,
     /// masked data only) reaches stderr there and nowhere in the embedded gateway.
     log_sessions: bool,
+    /// What `/metrics` shows.
+    pub(crate) metrics: metrics::Metrics,
 }
 
 /// How long a stopping gateway waits for its sessions to record their end.
@@ -112,6 +115,7 @@ impl Gateway {
             stopping: tokio::sync::watch::channel(false).0,
             active: tokio::sync::watch::channel(0).0,
             reviews_changed: tokio::sync::watch::channel(0).0,
+            metrics: metrics::Metrics::new(),
         })
     }
 
@@ -136,6 +140,7 @@ impl Gateway {
     /// Counts a running session stream until the guard is dropped.
     pub(crate) fn session_running(self: &Arc<Self>) -> ActiveGuard {
         self.active.send_modify(|n| *n += 1);
+        self.metrics.session_opened();
         ActiveGuard(self.clone())
     }
 
@@ -150,6 +155,7 @@ pub(crate) struct ActiveGuard(Arc<Gateway>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.metrics.session_closed();
     }
 }
 
@@ -178,6 +184,20 @@ pub async fn serve(
     let mut active = gateway.active.subscribe();
     let _ = tokio::time::timeout(DRAIN_SESSIONS, active.wait_for(|n| *n == 0)).await;
     Ok(())
+}
+
+/// Serves `/metrics` alone on `listener` (`--metrics-listen`) until `shutdown` resolves.
+pub async fn serve_metrics(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(api::metrics))
+        .with_state(gateway);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Unix time in milliseconds.

@@ -116,6 +116,7 @@ impl Gateway {
             command = ?r.command,
             "review requested"
         );
+        self.metrics.review(&r.status);
         self.notify_review("review.created", &r);
         Ok(r)
     }
@@ -137,6 +138,7 @@ impl Gateway {
                 // Someone else changed it first: theirs is the current one.
                 return self.store.review(&r.id).await;
             }
+            self.metrics.review(&r.status);
             self.review_changed();
         }
         Ok(Some(r))
@@ -190,6 +192,7 @@ impl Gateway {
             status = %r.status,
             "review decided"
         );
+        self.metrics.review(&r.status);
         self.notify_review("review.decided", &r);
         Ok(r)
     }
@@ -215,6 +218,7 @@ impl Gateway {
             session = %session,
             "review used"
         );
+        self.metrics.review("used");
         Ok(r)
     }
 
