@@ -173,3 +173,102 @@ fn metrics_count_sessions_bytes_masks_denials_and_latencies() {
         Some(3.0)
     );
 }
+
+/// A CA and a certificate for 127.0.0.1 it signed, as PEM: (ca, cert, key).
+fn issue(ca_name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "gateway");
+    let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+#[test]
+fn a_tls_gateway_is_trusted_through_hoopx_ca_and_reloads_its_certificate() {
+    let env = Env::new();
+    let (ca, cert, key) = issue("first CA");
+    let ca_path = env.write("ca.pem", &ca);
+    let cert_path = env.write("gw.crt", &cert);
+    let key_path = env.write("gw.key", &key);
+    let gw = Gateway::start_with(&env, Some(SHELL_CONFIG), None, |c| {
+        c.arg("--tls-cert").arg(&cert_path);
+        c.arg("--tls-key").arg(&key_path);
+    });
+    assert!(gw.url.starts_with("https://127.0.0.1:"), "{}", gw.url);
+    let exec = |ca: Option<&std::path::Path>| {
+        let mut c = gw.hoopx(&env);
+        if let Some(p) = ca {
+            c.env("HOOPX_CA", p);
+        }
+        c.args(["exec", "--target", "shell", "--", "sh", "-c", "echo over-tls"]);
+        run(c, "", T)
+    };
+    // Trusted through HOOPX_CA: the API and the session stream both speak TLS.
+    let out = exec(Some(&ca_path));
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "over-tls\n");
+    // Without it, a clear refusal that names HOOPX_CA; the tool never runs.
+    let out = exec(None);
+    assert_eq!(out.code(), 69, "{out:?}");
+    assert!(out.stderr.contains("HOOPX_CA"), "{out:?}");
+    assert!(!out.stdout.contains("over-tls"), "{out:?}");
+    // Plain http to the TLS port gets nothing.
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", gw.url.replace("https://", "http://"))
+        .env("HOOPX_TOKEN", DEV_TOKEN)
+        .args(["exec", "--target", "shell", "--", "true"]);
+    assert_ne!(run(c, "", T).code(), 0);
+
+    // A certificate from another CA replaces the files: the gateway picks it up.
+    let (ca2, cert2, key2) = issue("second CA");
+    let ca2_path = env.write("ca2.pem", &ca2);
+    std::fs::write(&key_path, key2).unwrap();
+    std::fs::write(&cert_path, cert2).unwrap();
+    gw.stderr.wait_for("TLS certificate reloaded", T);
+    wait_for("the new certificate in use", T, || {
+        (exec(Some(&ca2_path)).code() == 0).then_some(())
+    });
+    let out = exec(Some(&ca_path));
+    assert_eq!(out.code(), 69, "the old CA no longer verifies it: {out:?}");
+    // SIGHUP reloads too.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gw.child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    gw.stderr.wait_for("TLS certificate reloaded (SIGHUP)", T);
+    assert_eq!(exec(Some(&ca2_path)).code(), 0);
+}
+
+#[test]
+fn a_bad_ca_file_or_certificate_is_a_config_error() {
+    let env = Env::new();
+    let bad = env.write("bad.pem", "not a certificate\n");
+    let mut c = env.hoopx();
+    c.args(["gateway", "serve", "--dev", "--listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(&bad)
+        .arg("--tls-key")
+        .arg(&bad);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(out.stderr.contains("bad.pem"), "{out:?}");
+
+    let mut c = env.hoopx();
+    c.env("HOOPX_GATEWAY", "https://127.0.0.1:1")
+        .env("HOOPX_TOKEN", DEV_TOKEN)
+        .env("HOOPX_CA", &bad)
+        .args(["exec", "--", "true"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 78, "{out:?}");
+    assert!(
+        out.stderr.contains("HOOPX_CA") && out.stderr.contains("bad.pem"),
+        "{out:?}"
+    );
+}

@@ -295,7 +295,14 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::new(code::UNAVAILABLE, e.to_string()))?;
-        if !addr.ip().is_loopback() {
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(gateway::listener::Tls::load(cert, key).map_err(|e| {
+                Failure::new(code::CONFIG, e)
+                    .hint("--tls-cert takes a PEM certificate chain (leaf first), --tls-key its PEM private key")
+            })?),
+            _ => None,
+        };
+        if !addr.ip().is_loopback() && tls.is_none() {
             tracing::warn!(
                 "{addr} serves plain http and bearer tokens travel in the clear; \
                  pass --tls-cert and --tls-key, put TLS in front of it, or keep it on loopback"
@@ -330,6 +337,14 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             _ => Arc::new(Chain(auths)),
         };
         let gw = Gateway::new(policy, auth, store, signer, true);
+        let scheme = match tls {
+            Some(tls) => {
+                tls.watch();
+                gw.use_tls(tls);
+                "https"
+            }
+            None => "http",
+        };
         if let Some(at) = &args.metrics_listen {
             let l = tokio::net::TcpListener::bind(at).await.map_err(|e| {
                 Failure::new(code::UNAVAILABLE, format!("cannot listen on {at} for metrics: {e}"))
@@ -340,7 +355,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
             tokio::spawn(gateway::serve_metrics(gw.clone(), l, shutdown_signal()));
         }
         tracing::info!(
-            "listening on http://{addr} (protocol {}, store {backend}, signing key {key_id}, {})",
+            "listening on {scheme}://{addr} (protocol {}, store {backend}, signing key {key_id}, {})",
             crate::proto::PROTOCOL_VERSION,
             modes.join(", ")
         );

@@ -120,8 +120,16 @@ pub async fn connect(client: &GatewayClient, path: &str) -> Result<Ws, ClientErr
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME * 2))
         .max_frame_size(Some(MAX_FRAME * 2));
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
-        .await
+    let connector = if url.starts_with("wss:") {
+        Some(tokio_tungstenite::Connector::Rustls(
+            super::tls::client_config()?,
+        ))
+    } else {
+        None
+    };
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(req, Some(config), true, connector)
+            .await
         .map_err(|e| stream_refused(client, e))?;
     Ok(ws)
 }

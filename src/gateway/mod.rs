@@ -5,6 +5,7 @@ mod api;
 mod auth_api;
 pub mod embedded;
 mod kube;
+pub mod listener;
 mod masking;
 pub mod metrics;
 mod pg;
@@ -52,6 +53,8 @@ pub struct Gateway {
     log_sessions: bool,
     /// What `/metrics` shows.
     pub(crate) metrics: metrics::Metrics,
+    /// The listener's certificate (`--tls-cert`), if it serves HTTPS.
+    tls: std::sync::OnceLock<Arc<listener::Tls>>,
 }
 
 /// How long a stopping gateway waits for its sessions to record their end.
@@ -116,6 +119,7 @@ impl Gateway {
             active: tokio::sync::watch::channel(0).0,
             reviews_changed: tokio::sync::watch::channel(0).0,
             metrics: metrics::Metrics::new(),
+            tls: std::sync::OnceLock::new(),
         })
     }
 
@@ -131,6 +135,11 @@ impl Gateway {
         } else {
             "embedded"
         }
+    }
+
+    /// Serve HTTPS with `tls` (before [`serve`]).
+    pub fn use_tls(&self, tls: Arc<listener::Tls>) {
+        let _ = self.tls.set(tls);
     }
 
     pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
@@ -167,19 +176,22 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Frames are small and interactive: never let Nagle hold a keystroke back.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let gw = gateway.clone();
     let stop = async move {
         shutdown.await;
         gw.stopping.send_replace(true);
     };
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(stop)
-        .await?;
+    // Frames are small and interactive: the accept loop turns Nagle off on every connection.
+    let gw = gateway.clone();
+    listener::serve(
+        listener,
+        gateway.router(),
+        gateway.tls.get().cloned(),
+        gateway.policy.limits.clone(),
+        Arc::new(move |why: &str| gw.metrics.refused(why)),
+        stop,
+    )
+    .await?;
     gateway.stopping.send_replace(true);
     let mut active = gateway.active.subscribe();
     let _ = tokio::time::timeout(DRAIN_SESSIONS, active.wait_for(|n| *n == 0)).await;

@@ -71,6 +71,30 @@ struct RawConfig {
     reviews: Option<Spanned<RawReviews>>,
     #[serde(default)]
     dev: Option<RawDev>,
+    #[serde(default)]
+    limits: Option<RawLimits>,
+}
+
+/// `[limits]`: connection and per-identity limits (see [`super::Limits`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default)]
+    header_read_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    max_connections: Option<Spanned<i64>>,
+    #[serde(default)]
+    pending_sessions: Option<Spanned<i64>>,
+    #[serde(default)]
+    argv_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    body_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    requests_per_minute: Option<Spanned<i64>>,
+    #[serde(default)]
+    attach_within: Option<Spanned<String>>,
 }
 
 /// `[reviews]`: how long a review waits and who hears about it.
@@ -795,6 +819,39 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                 .ok_or_else(|| err(n.span(), "webhook_retries must be between 0 and 10".into()))?;
         }
     }
+    let mut limits = super::Limits::default();
+    if let Some(l) = &raw.limits {
+        let count = |v: &Spanned<i64>, what: &str, max: i64| {
+            usize::try_from(*v.get_ref())
+                .ok()
+                .filter(|n| *n >= 1 && *n as i64 <= max)
+                .ok_or_else(|| err(v.span(), format!("{what} must be between 1 and {max}")))
+        };
+        if let Some(v) = &l.header_read_timeout {
+            limits.header_read_timeout = duration(v, "header_read_timeout")?;
+        }
+        if let Some(v) = &l.idle_timeout {
+            limits.idle_timeout = duration(v, "idle_timeout")?;
+        }
+        if let Some(v) = &l.attach_within {
+            limits.attach_within = duration(v, "attach_within")?;
+        }
+        if let Some(v) = &l.max_connections {
+            limits.max_connections = count(v, "max_connections", 1_000_000)?;
+        }
+        if let Some(v) = &l.pending_sessions {
+            limits.pending_sessions = count(v, "pending_sessions", 100_000)?;
+        }
+        if let Some(v) = &l.argv_bytes {
+            limits.argv_bytes = count(v, "argv_bytes", 64 << 20)?;
+        }
+        if let Some(v) = &l.body_bytes {
+            limits.body_bytes = count(v, "body_bytes", 64 << 20)?;
+        }
+        if let Some(v) = &l.requests_per_minute {
+            limits.requests_per_minute = count(v, "requests_per_minute", 1_000_000)? as u32;
+        }
+    }
     let mut dev_identities: Vec<DevIdentity> = Vec::new();
     for d in raw.dev.map(|d| d.identities).unwrap_or_default() {
         let d = d.into_inner();
@@ -905,6 +962,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         .transpose()?;
     policy.review = review;
     policy.reviews = reviews;
+    policy.limits = limits;
     policy.dev_identities = dev_identities;
     Ok(policy)
 }
