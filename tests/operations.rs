@@ -272,3 +272,180 @@ fn a_bad_ca_file_or_certificate_is_a_config_error() {
         "{out:?}"
     );
 }
+
+fn limits_config(limits: &str) -> String {
+    format!("{SHELL_CONFIG}\n[limits]\n{limits}\n")
+}
+
+/// Opens a session over the API without attaching its stream.
+fn open_unattached(gw: &Gateway, argv: &[&str]) -> reqwest::blocking::Response {
+    reqwest::blocking::Client::new()
+        .post(format!("{}/v1/sessions", gw.url))
+        .bearer_auth(DEV_TOKEN)
+        .json(&serde_json::json!({"target": "shell", "argv": argv, "mode": "pipe"}))
+        .send()
+        .unwrap()
+}
+
+/// Reads until the peer closes; true if it closed within `within`.
+fn closed_within(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn idle_and_half_sent_connections_neither_block_sessions_nor_stay() {
+    use std::io::Write;
+    let env = Env::new();
+    let config = limits_config("header_read_timeout = \"1s\"\nmax_connections = 400");
+    let gw = Gateway::start(&env, Some(&config), None);
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut idle: Vec<_> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: gw\r\n").unwrap();
+    // A real session runs while they are open.
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--target", "shell", "--", "sh", "-c", "echo still-served"]);
+    let out = run(c, "", T);
+    assert_eq!(out.stdout, "still-served\n", "{out:?}");
+    // The header timeout drops them all, the half-sent request included.
+    assert!(closed_within(&mut half, Duration::from_secs(10)));
+    for s in idle.iter_mut() {
+        assert!(closed_within(s, Duration::from_secs(10)));
+    }
+}
+
+#[test]
+fn past_the_connection_cap_new_connections_get_503() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(&limits_config("max_connections = 4")), None);
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let _held: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let text = wait_for("a 503 past the cap", T, || {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: gw\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.read_to_string(&mut text);
+        text.starts_with("HTTP/1.1 503").then_some(text)
+    });
+    assert!(text.contains("too many open connections"), "{text}");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", gw.url));
+    // The metrics request itself needs a slot: the cap holds until one is freed.
+    assert!(metrics.is_err() || metrics.unwrap().status() == 503);
+}
+
+#[test]
+fn one_identity_cannot_pile_up_unattached_sessions_or_huge_command_lines() {
+    let env = Env::new();
+    let config = limits_config("pending_sessions = 2\nargv_bytes = 1000\nattach_within = \"60s\"");
+    let gw = Gateway::start(&env, Some(&config), None);
+    for _ in 0..2 {
+        assert_eq!(open_unattached(&gw, &["cat"]).status(), 201);
+    }
+    let refused = open_unattached(&gw, &["cat"]);
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().unwrap();
+    assert_eq!(body["error"]["code"], "limited", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("2 sessions opened and not attached"), "{body}");
+    // The client says the same and the tool never runs.
+    let mut c = gw.hoopx(&env);
+    c.args(["exec", "--target", "shell", "--", "sh", "-c", "echo ran"]);
+    let out = run(c, "", T);
+    assert_ne!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains("not attached yet"), "{out:?}");
+    assert!(!out.stdout.contains("ran"));
+
+    let env2 = Env::new();
+    let gw2 = Gateway::start(&env2, Some(&config), None);
+    let huge = "x".repeat(2000);
+    let mut c = gw2.hoopx(&env2);
+    c.args(["exec", "--target", "shell", "--", "sh", "-c", &format!("echo {huge}")]);
+    let out = run(c, "", T);
+    assert_ne!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains("the command line is too long"), "{out:?}");
+    assert!(out.stderr.contains("argv_bytes"), "{out:?}");
+    let list = {
+        let mut c = gw2.hoopx(&env2);
+        c.args(["sessions", "list", "--output", "json"]);
+        run(c, "", T).stdout
+    };
+    assert_eq!(list.trim(), "[]", "nothing stored for a refused command line");
+}
+
+#[test]
+fn a_session_that_never_attaches_expires_and_says_so() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(&limits_config("attach_within = \"1s\"")), None);
+    let opened: serde_json::Value = open_unattached(&gw, &["cat"]).json().unwrap();
+    let id = opened["session_id"].as_str().unwrap().to_string();
+    let s = wait_for("the session to expire", T, || {
+        let s: serde_json::Value = reqwest::blocking::Client::new()
+            .get(format!("{}/v1/sessions/{id}", gw.url))
+            .bearer_auth(DEV_TOKEN)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        (s["status"] != "open").then_some(s)
+    });
+    assert_eq!(s["status"], "aborted", "{s}");
+    assert!(
+        s["reason"].as_str().unwrap().contains("never attached"),
+        "{s}"
+    );
+    // Its recording verifies: the expiry is signed evidence like any end.
+    let mut c = gw.hoopx(&env);
+    c.args(["verify", &id]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+}
+
+#[test]
+fn an_identity_past_its_request_rate_gets_429() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(&limits_config("requests_per_minute = 5")), None);
+    let get = || {
+        reqwest::blocking::Client::new()
+            .get(format!("{}/v1/sessions", gw.url))
+            .bearer_auth(DEV_TOKEN)
+            .send()
+            .unwrap()
+    };
+    for _ in 0..5 {
+        assert_eq!(get().status(), 200);
+    }
+    let refused = get();
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 5 requests in a minute"),
+        "{body}"
+    );
+    let text = reqwest::blocking::get(format!("{}/metrics", gw.url))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(
+        sample(&text, "hoopx_requests_refused_total", &[("reason", "rate")]),
+        Some(1.0)
+    );
+}

@@ -5,6 +5,7 @@ mod api;
 mod auth_api;
 pub mod embedded;
 mod kube;
+mod limits;
 pub mod listener;
 mod masking;
 pub mod metrics;
@@ -55,6 +56,8 @@ pub struct Gateway {
     pub(crate) metrics: metrics::Metrics,
     /// The listener's certificate (`--tls-cert`), if it serves HTTPS.
     tls: std::sync::OnceLock<Arc<listener::Tls>>,
+    /// Requests per identity (`[limits] requests_per_minute`).
+    rate: Mutex<limits::RateLimiter>,
 }
 
 /// How long a stopping gateway waits for its sessions to record their end.
@@ -120,6 +123,7 @@ impl Gateway {
             reviews_changed: tokio::sync::watch::channel(0).0,
             metrics: metrics::Metrics::new(),
             tls: std::sync::OnceLock::new(),
+            rate: Mutex::default(),
         })
     }
 
@@ -135,6 +139,15 @@ impl Gateway {
         } else {
             "embedded"
         }
+    }
+
+    /// Counts one request of `who`; `Err(wait)` past the per-identity rate.
+    pub(crate) fn take_request(&self, who: &str) -> Result<(), std::time::Duration> {
+        let per_minute = self.policy.limits.requests_per_minute;
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(who, per_minute, Instant::now())
     }
 
     /// Serve HTTPS with `tls` (before [`serve`]).

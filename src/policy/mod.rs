@@ -143,7 +143,7 @@ impl Default for Limits {
             max_connections: 4096,
             pending_sessions: 32,
             argv_bytes: 64 * 1024,
-            body_bytes: 256 * 1024,
+            body_bytes: 1024 * 1024,
             requests_per_minute: 600,
             attach_within: std::time::Duration::from_secs(60),
         }
