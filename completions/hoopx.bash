@@ -405,7 +405,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__serve)
-            opts="-h --config --listen --store --signing-key --dev --color --help"
+            opts="-h --config --listen --store --signing-key --dev --log-format --metrics-listen --tls-cert --tls-key --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -424,6 +424,22 @@ _hoopx() {
                     return 0
                     ;;
                 --signing-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -56,7 +56,10 @@ fn the_json_log_has_one_object_per_event_with_fields_and_never_a_secret() {
     assert_eq!(ended["status"], "exited");
     assert_eq!(ended["exit"], 3);
     // The command line is logged as stored: masked. No token, no unmasked output.
-    assert!(opened["argv"].as_str().unwrap().contains("[REDACTED:email]"));
+    assert!(opened["argv"]
+        .as_str()
+        .unwrap()
+        .contains("[REDACTED:email]"));
     for secret in [DEV_TOKEN, "carol@example.net", "alice@example.com"] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
@@ -74,7 +77,11 @@ fn the_log_filter_comes_from_hoopx_log_and_a_bad_one_is_refused() {
     c.args(["sessions", "list", "--output", "json"]);
     let list = run(c, "", T);
     assert!(list.stdout.contains("\"exited\""), "{list:?}");
-    assert!(!gw.stderr.text().contains("session opened"), "{}", gw.stderr.text());
+    assert!(
+        !gw.stderr.text().contains("session opened"),
+        "{}",
+        gw.stderr.text()
+    );
 
     let mut c = env.hoopx();
     c.args(["gateway", "serve", "--dev", "--listen", "127.0.0.1:0"])
@@ -206,7 +213,15 @@ fn a_tls_gateway_is_trusted_through_hoopx_ca_and_reloads_its_certificate() {
         if let Some(p) = ca {
             c.env("HOOPX_CA", p);
         }
-        c.args(["exec", "--target", "shell", "--", "sh", "-c", "echo over-tls"]);
+        c.args([
+            "exec",
+            "--target",
+            "shell",
+            "--",
+            "sh",
+            "-c",
+            "echo over-tls",
+        ]);
         run(c, "", T)
     };
     // Trusted through HOOPX_CA: the API and the session stream both speak TLS.
@@ -313,10 +328,19 @@ fn idle_and_half_sent_connections_neither_block_sessions_nor_stay() {
         .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
     let mut half = std::net::TcpStream::connect(&addr).unwrap();
-    half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: gw\r\n").unwrap();
+    half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: gw\r\n")
+        .unwrap();
     // A real session runs while they are open.
     let mut c = gw.hoopx(&env);
-    c.args(["exec", "--target", "shell", "--", "sh", "-c", "echo still-served"]);
+    c.args([
+        "exec",
+        "--target",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo still-served",
+    ]);
     let out = run(c, "", T);
     assert_eq!(out.stdout, "still-served\n", "{out:?}");
     // The header timeout drops them all, the half-sent request included.
@@ -337,7 +361,8 @@ fn past_the_connection_cap_new_connections_get_503() {
         .collect();
     let text = wait_for("a 503 past the cap", T, || {
         let mut s = std::net::TcpStream::connect(&addr).ok()?;
-        s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: gw\r\n\r\n").ok()?;
+        s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: gw\r\n\r\n")
+            .ok()?;
         let mut text = String::new();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = s.read_to_string(&mut text);
@@ -362,7 +387,10 @@ fn one_identity_cannot_pile_up_unattached_sessions_or_huge_command_lines() {
     let body: serde_json::Value = refused.json().unwrap();
     assert_eq!(body["error"]["code"], "limited", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("2 sessions opened and not attached"), "{body}");
+    assert!(
+        message.contains("2 sessions opened and not attached"),
+        "{body}"
+    );
     // The client says the same and the tool never runs.
     let mut c = gw.hoopx(&env);
     c.args(["exec", "--target", "shell", "--", "sh", "-c", "echo ran"]);
@@ -375,17 +403,32 @@ fn one_identity_cannot_pile_up_unattached_sessions_or_huge_command_lines() {
     let gw2 = Gateway::start(&env2, Some(&config), None);
     let huge = "x".repeat(2000);
     let mut c = gw2.hoopx(&env2);
-    c.args(["exec", "--target", "shell", "--", "sh", "-c", &format!("echo {huge}")]);
+    c.args([
+        "exec",
+        "--target",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo {huge}"),
+    ]);
     let out = run(c, "", T);
     assert_ne!(out.code(), 0, "{out:?}");
-    assert!(out.stderr.contains("the command line is too long"), "{out:?}");
+    assert!(
+        out.stderr.contains("the command line is too long"),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("argv_bytes"), "{out:?}");
     let list = {
         let mut c = gw2.hoopx(&env2);
         c.args(["sessions", "list", "--output", "json"]);
         run(c, "", T).stdout
     };
-    assert_eq!(list.trim(), "[]", "nothing stored for a refused command line");
+    assert_eq!(
+        list.trim(),
+        "[]",
+        "nothing stored for a refused command line"
+    );
 }
 
 #[test]

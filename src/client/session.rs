@@ -130,7 +130,7 @@ pub async fn connect(client: &GatewayClient, path: &str) -> Result<Ws, ClientErr
     let (ws, _) =
         tokio_tungstenite::connect_async_tls_with_config(req, Some(config), true, connector)
             .await
-        .map_err(|e| stream_refused(client, e))?;
+            .map_err(|e| stream_refused(client, e))?;
     Ok(ws)
 }
 

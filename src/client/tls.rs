@@ -31,10 +31,7 @@ fn ca_file() -> Option<(PathBuf, &'static str)> {
 
 /// The rustls client config, built once per process.
 pub(crate) fn client_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
-    CONFIG
-        .get_or_init(build)
-        .clone()
-        .map_err(ClientError::Tls)
+    CONFIG.get_or_init(build).clone().map_err(ClientError::Tls)
 }
 
 fn build() -> Result<Arc<rustls::ClientConfig>, String> {
@@ -57,9 +54,9 @@ fn build() -> Result<Arc<rustls::ClientConfig>, String> {
             ));
         }
         for c in certs {
-            roots.add(c).map_err(|e| {
-                format!("the CA file {} ({source}): {e}", path.display())
-            })?;
+            roots
+                .add(c)
+                .map_err(|e| format!("the CA file {} ({source}): {e}", path.display()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

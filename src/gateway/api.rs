@@ -83,7 +83,9 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/sessions/{id}/stream", get(attach_stream))
         .merge(super::auth_api::routes())
         .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(gw.policy.limits.body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            gw.policy.limits.body_bytes,
+        ))
         .layer(middleware::from_fn(protocol_version))
         .with_state(gw)
 }

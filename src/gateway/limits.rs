@@ -21,7 +21,12 @@ struct Bucket {
 impl RateLimiter {
     /// Takes one request for `who` at `now`; `Err(wait)` when the bucket is empty, with how
     /// long until the next request fits.
-    pub(crate) fn take(&mut self, who: &str, per_minute: u32, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn take(
+        &mut self,
+        who: &str,
+        per_minute: u32,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let cap = f64::from(per_minute.max(1));
         let rate = cap / 60.0;
         // Forget identities whose bucket has refilled (at most once a minute).
@@ -60,7 +65,10 @@ mod tests {
             assert!(r.take("alice", 60, t0).is_ok());
         }
         let wait = r.take("alice", 60, t0).unwrap_err();
-        assert!(wait <= Duration::from_secs(1) && wait > Duration::ZERO, "{wait:?}");
+        assert!(
+            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
+            "{wait:?}"
+        );
         // Another identity has its own bucket.
         assert!(r.take("bob", 60, t0).is_ok());
         // One second later, one more request fits (60 a minute).

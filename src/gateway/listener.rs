@@ -52,7 +52,11 @@ impl Tls {
     }
 
     pub(crate) fn config(&self) -> Arc<rustls::ServerConfig> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).0.clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
     }
 
     /// Loads the files again; on failure the previous certificate stays in use.
@@ -123,8 +127,8 @@ fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String
             cert.display()
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("TLS key {}: {e}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("TLS key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -183,9 +187,13 @@ pub(crate) async fn serve(
                     None => serve_conn(io, service, &limits, &mut closing).await,
                     Some(config) => {
                         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                        match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
+                        match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io))
+                            .await
+                        {
                             Ok(Ok(tls)) => serve_conn(tls, service, &limits, &mut closing).await,
-                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
                             Err(_) => tracing::debug!(%peer, "no TLS handshake in time"),
                         }
                     }
@@ -235,7 +243,8 @@ async fn refuse(mut tcp: TcpStream, plain: bool) {
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
-        let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(answer.as_bytes())).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), tcp.write_all(answer.as_bytes())).await;
     }
     let _ = tcp.shutdown().await;
 }

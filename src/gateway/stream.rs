@@ -569,7 +569,11 @@ impl Session {
             send(socket, frame).await.map_err(lost)?;
         }
         let stored = self.rec.stored();
-        while self.outbox.front().is_some_and(|(need, _, _)| *need <= stored) {
+        while self
+            .outbox
+            .front()
+            .is_some_and(|(need, _, _)| *need <= stored)
+        {
             if let Some((_, frame, arrived)) = self.outbox.pop_front() {
                 if let Some(at) = arrived {
                     self.gw.metrics.relayed(at.elapsed());
@@ -944,7 +948,9 @@ impl Session {
             FromChannel::Notice(n) => {
                 if n.kind == "denied" {
                     self.rec.stats.denials += 1;
-                    self.gw.metrics.denied(n.rule.as_deref().unwrap_or("unnamed"));
+                    self.gw
+                        .metrics
+                        .denied(n.rule.as_deref().unwrap_or("unnamed"));
                 }
                 self.answer(ServerFrame::Notice(n));
             }
