@@ -452,6 +452,65 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Stops the server (fast shutdown: clients are disconnected) and starts it again on
+    /// the same port and data, waiting until it accepts connections.
+    pub fn restart(&mut self, down_for: Duration) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = wait_timeout(&mut self.child, Duration::from_secs(30));
+        std::thread::sleep(down_for);
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("server-restarted.log");
+        let mut srv = Command::new(pg_bin("postgres"));
+        srv.arg("-D")
+            .arg(&data)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+            ])
+            .arg(format!(
+                "unix_socket_directories={}",
+                self.dir.path().display()
+            ))
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        as_postgres_user(&mut srv, &data);
+        self.child = srv.spawn().expect("restart postgres");
+        let port = self.port.to_string();
+        wait_for(
+            "PostgreSQL to accept connections again",
+            Duration::from_secs(30),
+            || {
+                Command::new("psql")
+                    .args([
+                        "-X",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "postgres",
+                        "-p",
+                    ])
+                    .arg(&port)
+                    .args(["-Atc", "select 1"])
+                    .stdin(Stdio::null())
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+            },
+        );
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(

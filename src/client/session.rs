@@ -39,7 +39,7 @@ pub(crate) const GATEWAY_SILENCE: Duration = Duration::from_secs(45);
 const DRAIN_PAUSE: Duration = Duration::from_secs(2);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How a session ended, from the client's point of view.
 #[derive(Debug)]
