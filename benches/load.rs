@@ -513,6 +513,8 @@ fn main() {
     }
 
     drop(gws);
+    // exit() below skips destructors: stop the server first.
+    drop(pg);
     if failures.is_empty() {
         println!("all checks passed");
     } else {
