@@ -492,3 +492,20 @@ fn an_identity_past_its_request_rate_gets_429() {
         Some(1.0)
     );
 }
+
+#[test]
+fn a_request_whose_body_stalls_is_dropped_after_the_idle_timeout() {
+    use std::io::Write;
+    let env = Env::new();
+    let config = limits_config("idle_timeout = \"1s\"\nheader_read_timeout = \"30s\"");
+    let gw = Gateway::start(&env, Some(&config), None);
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    // Whole headers (the header timeout is done with) and a body that never comes.
+    write!(
+        s,
+        "POST /v1/sessions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {DEV_TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"argv\""
+    )
+    .unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(10)));
+}

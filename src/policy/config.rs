@@ -1034,6 +1034,38 @@ mod tests {
     }
 
     #[test]
+    fn limits_default_and_parse_and_bad_values_name_the_key() {
+        let base = "[[targets]]\nname = \"a\"\nkind = \"command\"\n";
+        assert_eq!(
+            parse(base, "gw.toml").unwrap().limits,
+            crate::policy::Limits::default()
+        );
+        let p = parse(
+            &format!("{base}[limits]\nheader_read_timeout = \"2s\"\nmax_connections = 10\npending_sessions = 3\nrequests_per_minute = 60\nattach_within = \"5m\"\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            p.limits.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(p.limits.max_connections, 10);
+        assert_eq!(p.limits.pending_sessions, 3);
+        assert_eq!(p.limits.requests_per_minute, 60);
+        assert_eq!(p.limits.attach_within, std::time::Duration::from_secs(300));
+        let e = refuse(&format!("{base}[limits]\nmax_connections = 0\n"));
+        assert!(
+            e.reason.contains("max_connections must be between 1"),
+            "{e}"
+        );
+        assert_eq!(e.line, 5);
+        let e = refuse(&format!("{base}[limits]\nidle_timeout = \"soon\"\n"));
+        assert!(e.reason.contains("idle_timeout"), "{e}");
+        let e = refuse(&format!("{base}[limits]\nmax_conections = 5\n"));
+        assert!(e.reason.contains("max_conections"), "{e}");
+    }
+
+    #[test]
     fn the_issue_example_is_accepted() {
         let text = "[[targets]]\nname = \"pg\"\nkind = \"postgres\"\ncommand = [\"psql\"]\n\n[[rules.mask]]\nname = \"email\"\npattern = '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}'\n\n[[rules.deny]]\nname = \"no-drop-table\"\npattern = '(?i)\\bdrop\\s+table\\b'\n";
         let p = parse(text, "gw.toml").unwrap();
