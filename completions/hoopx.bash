@@ -470,7 +470,7 @@ _hoopx() {
             return 0
             ;;
         hoopx__subcmd__gateway__subcmd__serve)
-            opts="-h --config --listen --store --signing-key --dev --drain-grace --lease --color --help"
+            opts="-h --config --listen --store --signing-key --dev --drain-grace --lease --log-format --metrics-listen --tls-cert --tls-key --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -497,6 +497,22 @@ _hoopx() {
                     return 0
                     ;;
                 --lease)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -73,6 +73,11 @@ complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_sub
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l signing-key -d 'The Ed25519 key that signs recordings (PKCS#8 PEM, mode 0600), created if missing. Default: gateway-signing.pem in the XDG data dir. Give replicas the same key' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l drain-grace -d 'On SIGTERM or Ctrl-C, how long running sessions may go on (new ones are refused at once and /v1/ready answers 503); those still running then end as aborted. A second SIGTERM or Ctrl-C ends them at once' -r
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l lease -d 'How long this replica\'s lease in the store lasts unless renewed (tests shorten it)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l log-format -d 'The log on stderr: `text` (one line per event) or `json` (one object per line). The filter comes from HOOPX_LOG, else RUST_LOG, else `info`' -r -f -a "text\t''
+json\t''"
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l metrics-listen -d 'Also serve Prometheus metrics (`/metrics`) on this address, e.g. 127.0.0.1:9433 (they are always at /metrics on --listen too)' -r
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM); reloaded on SIGHUP and when the file changes' -r -F
+complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l tls-key -d 'The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)' -r -F
 complete -c hoopx -n "__fish_hoopx_using_subcommand gateway; and __fish_seen_subcommand_from serve" -l color -d 'Color in hoopx\'s messages: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t'When stderr is a terminal, NO_COLOR is unset or empty, and TERM is not `dumb`'
 always\t''
 never\t''"

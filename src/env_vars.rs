@@ -30,3 +30,10 @@ pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 /// Set by `hoopx exec` for the tool (not read): the session's private directory, where a
 /// target's credential files and generated configs are.
 pub const HOOPX_SESSION_DIR: &str = crate::policy::targets::SESSION_DIR_VAR;
+/// The served gateway's log filter (`tracing` directives, e.g. `info` or
+/// `hoopx::access=info,warn`); else `RUST_LOG`; else `info`.
+pub const HOOPX_LOG: &str = "HOOPX_LOG";
+pub const RUST_LOG: &str = "RUST_LOG";
+/// A PEM file of CA certificates the client trusts for an `https://` gateway, besides the
+/// system roots (`ca` in the client config).
+pub const HOOPX_CA: &str = "HOOPX_CA";

@@ -191,12 +191,13 @@ fn sessions_are_recorded_with_identity_target_argv_and_exit() {
     assert!(!all.contains("alice@example.com"), "{all}");
     assert!(events.as_array().unwrap().iter().any(|e| e["kind"] == "x"));
     // The gateway's access log has one line for the start and one for the end.
-    let log = gw
-        .stderr
-        .wait_for(&format!("session {id} exited exit=0"), T);
+    let log = gw.stderr.wait_for(
+        &format!("session ended session={id} status=exited exit=0"),
+        T,
+    );
     assert!(
         log.contains(&format!(
-            "session {id} opened identity=dev target=pg mode=pipe"
+            "session opened session={id} identity=dev target_name=pg mode=pipe"
         )),
         "{log}"
     );

@@ -266,8 +266,10 @@ fn targets_restricted_to_groups_refuse_others_with_77() {
         "{out:?}"
     );
     // The operator sees the refusal in the gateway's log.
-    gw.stderr
-        .wait_for("session refused identity=ci-bot target=dba", T);
+    gw.stderr.wait_for(
+        "session refused: not in the target's groups identity=ci-bot target_name=dba",
+        T,
+    );
     // A member of dba (a token with the provider's key and its groups claim) gets in.
     let alice = idp.sign(&idp.kid(), &idp.claims("alice", &["dba"]));
     let out = exec(&alice);

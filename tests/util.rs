@@ -212,6 +212,16 @@ impl Gateway {
     /// Starts a gateway with `config` (TOML text) or the default policy, storing in `store`
     /// (default: a SQLite file in the env).
     pub fn start(env: &Env, config: Option<&str>, store: Option<&str>) -> Gateway {
+        Gateway::start_with(env, config, store, |_| {})
+    }
+
+    /// `start`, with more arguments or environment for `gateway serve` set by `more`.
+    pub fn start_with(
+        env: &Env,
+        config: Option<&str>,
+        store: Option<&str>,
+        more: impl FnOnce(&mut Command),
+    ) -> Gateway {
         let mut cmd = env.hoopx();
         cmd.args(["gateway", "serve", "--dev", "--listen", "127.0.0.1:0"]);
         if let Some(c) = config {
@@ -222,6 +232,7 @@ impl Gateway {
             .map(str::to_string)
             .unwrap_or_else(|| format!("sqlite://{}", env.path().join("gw.db").display()));
         cmd.arg("--store").arg(store);
+        more(&mut cmd);
         cmd.env("HOOPX_DEV_TOKEN", DEV_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -443,6 +454,65 @@ impl Postgres {
 
     pub fn create_db(&self, db: &str) {
         self.sql("postgres", &format!("create database {db}"));
+    }
+}
+
+impl Postgres {
+    /// Stops the server (fast shutdown: clients are disconnected) and starts it again on
+    /// the same port and data, waiting until it accepts connections.
+    pub fn restart(&mut self, down_for: Duration) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = wait_timeout(&mut self.child, Duration::from_secs(30));
+        std::thread::sleep(down_for);
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("server-restarted.log");
+        let mut srv = Command::new(pg_bin("postgres"));
+        srv.arg("-D")
+            .arg(&data)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+            ])
+            .arg(format!(
+                "unix_socket_directories={}",
+                self.dir.path().display()
+            ))
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        as_postgres_user(&mut srv, &data);
+        self.child = srv.spawn().expect("restart postgres");
+        let port = self.port.to_string();
+        wait_for(
+            "PostgreSQL to accept connections again",
+            Duration::from_secs(30),
+            || {
+                Command::new("psql")
+                    .args([
+                        "-X",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "postgres",
+                        "-p",
+                    ])
+                    .arg(&port)
+                    .args(["-Atc", "select 1"])
+                    .stdin(Stdio::null())
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+            },
+        );
     }
 }
 

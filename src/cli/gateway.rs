@@ -87,6 +87,64 @@ pub struct ServeArgs {
     /// How long this replica's lease in the store lasts unless renewed (tests shorten it).
     #[arg(long, hide = true, default_value = "15s", value_parser = super::parse_duration)]
     pub lease: std::time::Duration,
+    /// The log on stderr: `text` (one line per event) or `json` (one object per line). The
+    /// filter comes from HOOPX_LOG, else RUST_LOG, else `info`.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Also serve Prometheus metrics (`/metrics`) on this address, e.g. 127.0.0.1:9433
+    /// (they are always at /metrics on --listen too).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); reloaded on SIGHUP and when the file
+    /// changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// How `hoopx gateway serve` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Installs the served gateway's log: `tracing` events on stderr, filtered by HOOPX_LOG,
+/// else RUST_LOG, else `info`. Only `gateway serve` calls it: the embedded gateway inside
+/// `hoopx exec` has no subscriber, so it stays quiet.
+fn init_logging(format: LogFormat) -> Result<(), Failure> {
+    use tracing_subscriber::EnvFilter;
+    let (var, spec) = [crate::env_vars::HOOPX_LOG, crate::env_vars::RUST_LOG]
+        .into_iter()
+        .find_map(|v| {
+            std::env::var(v)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| (v, s))
+        })
+        .unwrap_or(("", "info".to_string()));
+    let filter = EnvFilter::builder().parse(&spec).map_err(|e| {
+        Failure::new(code::CONFIG, format!("bad log filter {var}={spec:?}: {e}"))
+            .hint("a filter is a level (error, warn, info, debug, trace) or target=level pairs, e.g. HOOPX_LOG=info,hoopx::access=debug")
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let set = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+    // Set already (a second serve in one process): keep the first.
+    let _ = set;
+    Ok(())
 }
 
 /// `n thing` or `n things`.
@@ -152,7 +210,7 @@ fn load_policy(path: &std::path::Path, dev: bool) -> Result<Policy, Failure> {
     match checked_policy(path, dev) {
         Ok((p, warnings)) => {
             for w in warnings {
-                eprintln!("hoopx gateway: warning: {w}");
+                tracing::warn!("{w}");
             }
             Ok(p)
         }
@@ -282,11 +340,12 @@ fn check_json(config: &std::path::Path, dev: bool) -> Result<ExitCode, Failure> 
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
+    init_logging(args.log_format)?;
     let policy = match &args.config {
         Some(p) => load_policy(p, args.dev)?,
         None => {
-            eprintln!(
-                "hoopx gateway: no --config: default policy (target \"local\" runs any command, \
+            tracing::warn!(
+                "no --config: default policy (target \"local\" runs any command, \
                  built-in masking, nothing denied)"
             );
             Policy::embedded_default()
@@ -338,10 +397,17 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::new(code::UNAVAILABLE, e.to_string()))?;
-        if !addr.ip().is_loopback() {
-            eprintln!(
-                "hoopx gateway: warning: {addr} serves plain http and bearer tokens travel in the clear; \
-                 put TLS in front of it or keep it on loopback"
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(gateway::listener::Tls::load(cert, key).map_err(|e| {
+                Failure::new(code::CONFIG, e)
+                    .hint("--tls-cert takes a PEM certificate chain (leaf first), --tls-key its PEM private key")
+            })?),
+            _ => None,
+        };
+        if !addr.ip().is_loopback() && tls.is_none() {
+            tracing::warn!(
+                "{addr} serves plain http and bearer tokens travel in the clear; \
+                 pass --tls-cert and --tls-key, put TLS in front of it, or keep it on loopback"
             );
         }
         if let (true, Some(t)) = (generated, &dev_token) {
@@ -378,9 +444,25 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         if args.dev {
             gw.dev_token_reads_all();
         }
-        eprintln!(
-            "hoopx gateway: listening on http://{addr} (protocol {}, store {backend}, \
-             signing key {key_id}, {})",
+        let scheme = match tls {
+            Some(tls) => {
+                tls.watch();
+                gw.use_tls(tls);
+                "https"
+            }
+            None => "http",
+        };
+        if let Some(at) = &args.metrics_listen {
+            let l = tokio::net::TcpListener::bind(at).await.map_err(|e| {
+                Failure::new(code::UNAVAILABLE, format!("cannot listen on {at} for metrics: {e}"))
+                    .hint("--metrics-listen takes HOST:PORT, e.g. 127.0.0.1:9433")
+            })?;
+            let shown = l.local_addr().map_or_else(|_| at.clone(), |a| a.to_string());
+            tracing::info!("metrics on http://{shown}/metrics");
+            tokio::spawn(gateway::serve_metrics(gw.clone(), l, shutdown_signal()));
+        }
+        tracing::info!(
+            "listening on {scheme}://{addr} (protocol {}, store {backend}, signing key {key_id}, {})",
             crate::proto::PROTOCOL_VERSION,
             modes.join(", ")
         );
@@ -396,7 +478,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         gateway::serve(gw, listener, shutdown)
             .await
             .map_err(|e| Failure::new(code::UNAVAILABLE, format!("gateway stopped: {e}")))?;
-        eprintln!("hoopx gateway: stopped");
+        tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     });
     rt.shutdown_background();

@@ -145,6 +145,7 @@ impl From<crate::client::ClientError> for Failure {
         use crate::client::ClientError as E;
         let code = match &e {
             E::BadUrl(_) | E::UnknownTarget { .. } => code::USAGE,
+            E::Tls(_) => code::CONFIG,
             E::Unreachable { .. } | E::Api { .. } => code::UNAVAILABLE,
             E::Unauthorized { .. } => code::TOKEN,
             E::Denied { .. } | E::Forbidden { .. } => code::DENIED,

@@ -19,6 +19,8 @@ pub struct ClientConfig {
     /// The environment variable that holds a CI ID token to exchange at the gateway
     /// (default `HOOPX_ID_TOKEN`), e.g. the name given in GitLab's `id_tokens`.
     pub id_token_env: Option<String>,
+    /// A PEM file of CA certificates trusted for an `https://` gateway (HOOPX_CA wins).
+    pub ca: Option<PathBuf>,
 }
 
 /// The client config file, and whether it was named explicitly (`HOOPX_CONFIG`).
@@ -56,7 +58,7 @@ pub fn load_config() -> Result<ClientConfig, Failure> {
             code::CONFIG,
             format!("{}:{line}: {}", path.display(), e.message().trim()),
         )
-        .hint("the client config takes `gateway = \"URL\"`, `target = \"NAME\"` and `id_token_env = \"VAR\"`")
+        .hint("the client config takes `gateway = \"URL\"`, `target = \"NAME\"`, `id_token_env = \"VAR\"` and `ca = \"FILE\"`")
     })
 }
 
@@ -86,6 +88,9 @@ pub fn resolve(args: &GatewayArgs, target: Option<String>) -> Result<Resolved, F
         ),
     };
     crate::client::set_gateway_source(source);
+    if let Some(ca) = cfg.ca.clone() {
+        crate::client::tls::set_config_ca(ca);
+    }
     let gateway = given.or(cfg.gateway);
     Ok(Resolved {
         gateway,

@@ -4,6 +4,7 @@ pub mod remote;
 pub mod session;
 pub mod session_dir;
 pub mod sftp_bridge;
+pub mod tls;
 pub mod tunnel;
 
 use std::time::Duration;
@@ -22,6 +23,9 @@ use crate::proto::{
 pub enum ClientError {
     #[error("{0}")]
     BadUrl(String),
+    /// The CA file (HOOPX_CA, `ca` in the client config) cannot be used.
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot reach the gateway at {url}: {why}")]
     Unreachable { url: String, why: String },
     #[error("the gateway refused the token: {message}")]
@@ -83,6 +87,9 @@ impl ClientError {
     /// The hint to show under the error, if any.
     pub fn hint(&self) -> Option<String> {
         match self {
+            ClientError::Unreachable { why, .. } if tls::untrusted_hint(why).is_some() => {
+                tls::untrusted_hint(why)
+            }
             ClientError::Unreachable { .. } => Some(format!(
                 "check {}, or remove it to use the embedded gateway",
                 GATEWAY_SOURCE
@@ -152,7 +159,11 @@ impl GatewayClient {
                 parsed.host_str().unwrap_or_default()
             ));
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if parsed.scheme() == "https" {
+            http = http.use_preconfigured_tls((*tls::client_config()?).clone());
+        }
+        let http = http
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .tcp_nodelay(true)

@@ -39,7 +39,7 @@ pub(crate) const GATEWAY_SILENCE: Duration = Duration::from_secs(45);
 const DRAIN_PAUSE: Duration = Duration::from_secs(2);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How a session ended, from the client's point of view.
 #[derive(Debug)]
@@ -123,9 +123,17 @@ pub async fn connect(client: &GatewayClient, path: &str) -> Result<Ws, ClientErr
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME * 2))
         .max_frame_size(Some(MAX_FRAME * 2));
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
-        .await
-        .map_err(|e| stream_refused(client, e))?;
+    let connector = if url.starts_with("wss:") {
+        Some(tokio_tungstenite::Connector::Rustls(
+            super::tls::client_config()?,
+        ))
+    } else {
+        None
+    };
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(req, Some(config), true, connector)
+            .await
+            .map_err(|e| stream_refused(client, e))?;
     Ok(ws)
 }
 

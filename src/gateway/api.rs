@@ -45,7 +45,7 @@ impl ApiFailure {
     }
 
     pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
-        eprintln!("hoopx gateway: internal error: {e}");
+        tracing::error!(error = %e, "internal error");
         ApiFailure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             codes::INTERNAL,
@@ -69,6 +69,7 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/ready", get(super::lifecycle::ready))
+        .route("/metrics", get(metrics))
         .route("/v1/sessions", post(open_session).get(list_sessions))
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/sessions/{id}/events", get(get_events))
@@ -83,8 +84,23 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/sessions/{id}/stream", get(attach_stream))
         .merge(super::auth_api::routes())
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            gw.policy.limits.body_bytes,
+        ))
         .layer(middleware::from_fn(protocol_version))
         .with_state(gw)
+}
+
+/// Prometheus text: no token (scrapers have none) and nothing but counts and names.
+pub(crate) async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Refuses requests that announce another protocol version, and stamps ours on every answer.
@@ -141,10 +157,38 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Authenticates a request, with its token's expiry.
 pub(crate) async fn verify(gw: &Gateway, headers: &HeaderMap) -> Result<Verified, ApiFailure> {
-    gw.auth
+    let v = gw
+        .auth
         .verify(bearer(headers))
         .await
-        .map_err(|e| auth_failure(gw, e))
+        .map_err(|e| auth_failure(gw, e))?;
+    if let Err(wait) = gw.take_request(&v.identity.subject) {
+        gw.metrics.refused("rate");
+        let per_minute = gw.policy.limits.requests_per_minute;
+        tracing::warn!(
+            target: "hoopx::access",
+            identity = %v.identity.subject,
+            per_minute,
+            "request refused: rate limit"
+        );
+        return Err(limited(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{} sent more than {per_minute} requests in a minute",
+                v.identity.subject
+            ),
+            format!(
+                "wait {} s and try again; the gateway's [limits] requests_per_minute sets the rate",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    Ok(v)
+}
+
+/// A refusal by one of the `[limits]`.
+fn limited(status: StatusCode, message: String, hint: String) -> ApiFailure {
+    ApiFailure::new(status, codes::LIMITED, message).hint(hint)
 }
 
 /// The answer to a refused token: 401 with what to do next, or 503 when the identity
@@ -212,9 +256,43 @@ async fn open_session(
     let Some(argv0) = req.argv.first().filter(|a| !a.is_empty()) else {
         return Err(bad_request("argv is empty: name the command to run"));
     };
-    if req.argv.len() > 4096 || req.argv.iter().map(String::len).sum::<usize>() > 256 * 1024 {
-        return Err(bad_request(
-            "argv is too long (over 4096 arguments or 256 KiB)",
+    let limits = &gw.policy.limits;
+    let argv_bytes: usize = req.argv.iter().map(String::len).sum();
+    if req.argv.len() > 4096 || argv_bytes > limits.argv_bytes {
+        gw.metrics.refused("argv");
+        return Err(limited(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the command line is too long: {} arguments, {argv_bytes} bytes (the gateway takes at most 4096 arguments and {} bytes)",
+                req.argv.len(),
+                limits.argv_bytes
+            ),
+            "pass large input on stdin or in a file rather than as arguments; the gateway's [limits] argv_bytes sets the size".into(),
+        ));
+    }
+    let pending = gw
+        .pending()
+        .values()
+        .filter(|p| p.identity.subject == identity.subject)
+        .count();
+    if pending >= limits.pending_sessions {
+        gw.metrics.refused("pending");
+        tracing::warn!(
+            target: "hoopx::access",
+            identity = %identity.subject,
+            pending,
+            "session refused: too many sessions waiting for their stream"
+        );
+        return Err(limited(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{} has {pending} sessions opened and not attached yet (at most {})",
+                identity.subject, limits.pending_sessions
+            ),
+            format!(
+                "attach or abandon them (they expire {} s after opening); the gateway's [limits] pending_sessions sets the number",
+                limits.attach_within.as_secs()
+            ),
         ));
     }
     let target = gw
@@ -229,10 +307,13 @@ async fn open_session(
                 .hint("`hoopx exec --target NAME` picks a target explicitly"),
         })?;
     if !target.admits(&identity.groups) {
-        gw.log(format_args!(
-            "session refused identity={} target={} groups={:?}: not in the target's groups",
-            identity.subject, target.name, identity.groups
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            identity = %identity.subject,
+            target_name = %target.name,
+            groups = ?identity.groups,
+            "session refused: not in the target's groups"
+        );
         return Err(ApiFailure::new(
             StatusCode::FORBIDDEN,
             codes::DENIED,
@@ -372,15 +453,21 @@ async fn open_session(
         .create_session(&session, &gw.signer)
         .await
         .map_err(ApiFailure::internal)?;
-    gw.log(format_args!(
-        "session {id} {} identity={} target={} mode={} argv={:?}",
-        if denied.is_some() { "denied" } else { "opened" },
-        session.identity,
-        session.target,
-        session.mode.as_str(),
-        session.argv
-    ));
+    tracing::info!(
+        target: "hoopx::access",
+        session = %id,
+        identity = %session.identity,
+        target_name = %session.target,
+        mode = %session.mode.as_str(),
+        argv = ?session.argv,
+        rule = denied.map(|r| r.name.as_str()),
+        "{}",
+        if denied.is_some() { "session denied" } else { "session opened" }
+    );
+    gw.metrics.started(&session.target);
     if let Some(rule) = denied {
+        gw.metrics.denied(&rule.name);
+        gw.metrics.ended(&session.target, "denied");
         // The refusal is evidence too: one marker, signed as the whole recording.
         let end = super::store::SessionEnd {
             status: "denied".into(),
@@ -809,17 +896,19 @@ async fn attach_stream(
         .on_upgrade(move |socket| super::stream::run(gw, pending, socket)))
 }
 
-/// How long an opened session waits for its stream before it is given up.
-const ATTACH_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Ends a session whose client never attached its stream, so nothing stays `open` forever.
 fn reap_if_never_attached(gw: Arc<Gateway>, id: String) {
     tokio::spawn(async move {
-        tokio::time::sleep(ATTACH_WITHIN).await;
+        tokio::time::sleep(gw.policy.limits.attach_within).await;
         let Some(pending) = gw.pending().remove(&id) else {
             return;
         };
-        let why = "the client never attached the session stream";
+        let why = format!(
+            "expired: the client never attached the session stream within {} s",
+            gw.policy.limits.attach_within.as_secs_f64()
+        );
+        let why = why.as_str();
+        gw.metrics.ended(&pending.target, "aborted");
         let end = super::store::SessionEnd {
             status: "aborted".into(),
             ended_at: now_ms(),
@@ -835,7 +924,7 @@ fn reap_if_never_attached(gw: Arc<Gateway>, id: String) {
         );
         let stored = gw.store.append(&id, &batch).await;
         if let Err(e) = stored.and(gw.store.finish_session(&id, &end, &gw.signer).await) {
-            eprintln!("hoopx gateway: session {id}: {e}");
+            tracing::error!(session = %id, error = %e, "could not record the session's end");
         }
     });
 }

@@ -85,10 +85,12 @@ async fn exchange(
         .exchange(token.trim())
         .await
         .map_err(|e| auth_failure(&gw, e))?;
-    gw.log(format_args!(
-        "exchanged a CI token: identity={} groups={:?}",
-        x.identity.subject, x.identity.groups
-    ));
+    tracing::info!(
+        target: "hoopx::access",
+        identity = %x.identity.subject,
+        groups = ?x.identity.groups,
+        "exchanged a CI token"
+    );
     Ok(Json(ExchangeResponse {
         access_token: x.token.expose().to_string(),
         token_type: "Bearer".into(),

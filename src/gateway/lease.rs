@@ -51,16 +51,17 @@ pub(crate) async fn run(gw: Arc<Gateway>) {
             .await
         {
             Ok(()) => renewed_at = tokio::time::Instant::now(),
-            Err(e) if renewed_at.elapsed() > lease => eprintln!(
-                "hoopx gateway: cannot renew this replica's lease for {} s ({e}): other replicas may close its sessions as abandoned",
+            Err(e) if renewed_at.elapsed() > lease => tracing::error!(
+                error = %e,
+                "cannot renew this replica's lease for {} s: other replicas may close its sessions as abandoned",
                 renewed_at.elapsed().as_secs()
             ),
-            Err(e) => eprintln!("hoopx gateway: cannot renew this replica's lease: {e}"),
+            Err(e) => tracing::warn!(error = %e, "cannot renew this replica's lease"),
         }
         if last_reap.is_none_or(|t| t.elapsed() >= reap) {
             last_reap = Some(tokio::time::Instant::now());
             if let Err(e) = reap_once(&gw).await {
-                eprintln!("hoopx gateway: cannot look for abandoned sessions: {e}");
+                tracing::warn!(error = %e, "cannot look for abandoned sessions");
             }
         }
         tokio::time::sleep(renew.min(reap)).await;
@@ -91,7 +92,9 @@ pub(crate) async fn reap_once(gw: &Arc<Gateway>) -> Result<usize, String> {
         }
         match abandon(gw, &id, &owner).await {
             Ok(()) => closed += 1,
-            Err(e) => eprintln!("hoopx gateway: session {id}: cannot close it as abandoned: {e}"),
+            Err(e) => {
+                tracing::error!(session = %id, error = %e, "cannot close a session as abandoned")
+            }
         }
     }
     Ok(closed)
@@ -120,10 +123,12 @@ async fn finish_as_signed(gw: &Gateway, id: &str, events: i64) -> Result<(), Str
         .finish_session(id, &end, &gw.signer)
         .await
         .map_err(|e| e.to_string())?;
-    gw.log(format_args!(
-        "session {id}: its recording was closed ({}) but its end was not recorded; recorded it now",
-        end.status
-    ));
+    tracing::info!(
+        target: "hoopx::access",
+        session = %id,
+        status = %end.status,
+        "session end recorded: its recording was closed but its end was not"
+    );
     Ok(())
 }
 
@@ -223,9 +228,13 @@ async fn abandon(gw: &Gateway, id: &str, owner: &str) -> Result<(), String> {
         .finish_session(id, &end, &gw.signer)
         .await
         .map_err(|e| e.to_string())?;
-    gw.log(format_args!(
-        "session {id} abandoned by replica {owner}: closed after {n} events ({} not signed by that replica)",
-        n - signed
-    ));
+    tracing::info!(
+        target: "hoopx::access",
+        session = %id,
+        replica = %owner,
+        events = n,
+        unsigned = n - signed,
+        "session abandoned: its replica stopped renewing its lease"
+    );
     Ok(())
 }

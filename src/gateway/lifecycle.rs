@@ -92,11 +92,11 @@ impl Gateway {
         if grace.is_zero() || !busy() {
             return;
         }
-        self.log(format_args!(
-            "draining: new sessions are refused; {} running session(s) have up to {} s to end",
-            *self.active.borrow() + self.pending().len(),
-            grace.as_secs_f64()
-        ));
+        tracing::info!(
+            sessions = *self.active.borrow() + self.pending().len(),
+            grace_seconds = grace.as_secs_f64(),
+            "draining: new sessions are refused; running ones may go on until the grace ends"
+        );
         let deadline = tokio::time::Instant::now() + grace;
         let mut active = self.active.subscribe();
         let cut = self.lifecycle.drain_cut.subscribe();
@@ -109,10 +109,10 @@ impl Gateway {
             .await;
         }
         if busy() {
-            self.log(format_args!(
-                "drain grace over: ending {} session(s) as aborted",
-                *self.active.borrow() + self.pending().len()
-            ));
+            tracing::warn!(
+                sessions = *self.active.borrow() + self.pending().len(),
+                "drain grace over: ending the sessions still running as aborted"
+            );
         }
     }
 }
@@ -126,14 +126,19 @@ pub(crate) async fn retain(gw: Arc<Gateway>, period: Duration) {
     loop {
         let cutoff = super::now_ms() - period.as_millis() as i64;
         let pruned = super::store::prune_ended(&*gw.store, &gw.signer, cutoff, false, |s| {
-            gw.log(format_args!(
-                "session {} pruned (retention): identity={} target={} status={} events={}",
-                s.id, s.identity, s.target, s.status, s.event_count
-            ))
+            tracing::info!(
+                target: "hoopx::access",
+                session = %s.id,
+                identity = %s.identity,
+                target_name = %s.target,
+                status = %s.status,
+                events = s.event_count,
+                "session pruned (retention)"
+            )
         })
         .await;
         if let Err(e) = pruned {
-            eprintln!("hoopx gateway: retention: cannot prune: {e}");
+            tracing::error!(error = %e, "retention: cannot prune");
         }
         tokio::time::sleep(RETAIN_EVERY).await;
     }

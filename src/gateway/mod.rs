@@ -8,7 +8,10 @@ pub mod embedded;
 mod kube;
 mod lease;
 mod lifecycle;
+mod limits;
+pub mod listener;
 mod masking;
+pub mod metrics;
 mod pg;
 mod reviews;
 mod sftp;
@@ -48,11 +51,18 @@ pub struct Gateway {
     pub(crate) review_key: [u8; 32],
     /// Bumped on every review change made here, to wake whoever waits on a review.
     reviews_changed: tokio::sync::watch::Sender<u64>,
-    /// Write one line per session start and end on stderr (the served gateway's access
-    /// log; the embedded one stays quiet).
+    /// The served gateway (true) or the embedded one. Only `hoopx gateway serve` installs
+    /// a log subscriber, so the access log (`tracing` events with target `hoopx::access`,
+    /// masked data only) reaches stderr there and nowhere in the embedded gateway.
     log_sessions: bool,
     /// Readiness, draining, the replica's lease.
     pub(crate) lifecycle: lifecycle::Lifecycle,
+    /// What `/metrics` shows.
+    pub(crate) metrics: metrics::Metrics,
+    /// The listener's certificate (`--tls-cert`), if it serves HTTPS.
+    tls: std::sync::OnceLock<Arc<listener::Tls>>,
+    /// Requests per identity (`[limits] requests_per_minute`).
+    rate: Mutex<limits::RateLimiter>,
 }
 
 /// How long a stopping gateway waits for its sessions to record their end.
@@ -120,19 +130,14 @@ impl Gateway {
             active: tokio::sync::watch::channel(0).0,
             reviews_changed: tokio::sync::watch::channel(0).0,
             lifecycle: lifecycle::Lifecycle::new(),
+            metrics: metrics::Metrics::new(),
+            tls: std::sync::OnceLock::new(),
+            rate: Mutex::default(),
         })
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
         api::router(self.clone())
-    }
-
-    /// One access-log line, when this gateway keeps a log. Callers pass masked data only.
-    pub(crate) fn log(&self, line: std::fmt::Arguments<'_>) {
-        if self.log_sessions {
-            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-            eprintln!("{now} {line}");
-        }
     }
 
     /// `served` or `embedded`: which kind of gateway signs, as its closing facts say.
@@ -145,6 +150,20 @@ impl Gateway {
         }
     }
 
+    /// Counts one request of `who`; `Err(wait)` past the per-identity rate.
+    pub(crate) fn take_request(&self, who: &str) -> Result<(), std::time::Duration> {
+        let per_minute = self.policy.limits.requests_per_minute;
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(who, per_minute, Instant::now())
+    }
+
+    /// Serve HTTPS with `tls` (before [`serve`]).
+    pub fn use_tls(&self, tls: Arc<listener::Tls>) {
+        let _ = self.tls.set(tls);
+    }
+
     pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.stopping.subscribe()
     }
@@ -152,6 +171,7 @@ impl Gateway {
     /// Counts a running session stream until the guard is dropped.
     pub(crate) fn session_running(self: &Arc<Self>) -> ActiveGuard {
         self.active.send_modify(|n| *n += 1);
+        self.metrics.session_opened();
         ActiveGuard(self.clone())
     }
 
@@ -166,6 +186,7 @@ pub(crate) struct ActiveGuard(Arc<Gateway>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.metrics.session_closed();
     }
 }
 
@@ -178,11 +199,6 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Frames are small and interactive: never let Nagle hold a keystroke back.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let lease = tokio::spawn(lease::run(gateway.clone()));
     let retain = gateway
         .policy
@@ -194,9 +210,17 @@ pub async fn serve(
         gw.drain().await;
         gw.stopping.send_replace(true);
     };
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(stop)
-        .await?;
+    // Frames are small and interactive: the accept loop turns Nagle off on every connection.
+    let gw = gateway.clone();
+    listener::serve(
+        listener,
+        gateway.router(),
+        gateway.tls.get().cloned(),
+        gateway.policy.limits.clone(),
+        Arc::new(move |why: &str| gw.metrics.refused(why)),
+        stop,
+    )
+    .await?;
     gateway.stopping.send_replace(true);
     let mut active = gateway.active.subscribe();
     let _ = tokio::time::timeout(DRAIN_SESSIONS, active.wait_for(|n| *n == 0)).await;
@@ -205,6 +229,20 @@ pub async fn serve(
         r.abort();
     }
     Ok(())
+}
+
+/// Serves `/metrics` alone on `listener` (`--metrics-listen`) until `shutdown` resolves.
+pub async fn serve_metrics(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(api::metrics))
+        .with_state(gateway);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Unix time in milliseconds.

@@ -107,10 +107,16 @@ impl Gateway {
             ..Default::default()
         };
         self.store.create_review(&r).await?;
-        self.log(format_args!(
-            "review {} requested by {} target={} rule={} command={:?}",
-            r.id, r.requester, r.target, r.rule, r.command
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            review = %r.id,
+            requester = %r.requester,
+            target_name = %r.target,
+            rule = %r.rule,
+            command = ?r.command,
+            "review requested"
+        );
+        self.metrics.review(&r.status);
         self.notify_review("review.created", &r);
         Ok(r)
     }
@@ -132,6 +138,7 @@ impl Gateway {
                 // Someone else changed it first: theirs is the current one.
                 return self.store.review(&r.id).await;
             }
+            self.metrics.review(&r.status);
             self.review_changed();
         }
         Ok(Some(r))
@@ -177,13 +184,15 @@ impl Gateway {
             })
             .await?;
         let last = r.decisions.last();
-        self.log(format_args!(
-            "review {} {} by {} now {}",
-            r.id,
-            last.map_or("decided", |d| d.decision.as_str()),
-            last.map_or("?", |d| d.reviewer.as_str()),
-            r.status
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            review = %r.id,
+            decision = last.map_or("decided", |d| d.decision.as_str()),
+            reviewer = last.map_or("?", |d| d.reviewer.as_str()),
+            status = %r.status,
+            "review decided"
+        );
+        self.metrics.review(&r.status);
         self.notify_review("review.decided", &r);
         Ok(r)
     }
@@ -202,10 +211,14 @@ impl Gateway {
                     .map_err(ReviewError::from)
             })
             .await?;
-        self.log(format_args!(
-            "review {} used by {} in session {session}",
-            r.id, r.requester
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            review = %r.id,
+            requester = %r.requester,
+            session = %session,
+            "review used"
+        );
+        self.metrics.review("used");
         Ok(r)
     }
 
@@ -260,7 +273,7 @@ impl Gateway {
             let client = match reqwest::Client::builder().timeout(timeout).build() {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("hoopx gateway: webhook for review {id}: {e}");
+                    tracing::warn!(review = %id, error = %e, "review webhook: no HTTP client");
                     return;
                 }
             };
@@ -275,9 +288,12 @@ impl Gateway {
                     Err(e) => last = e.without_url().to_string(),
                 }
             }
-            eprintln!(
-                "hoopx gateway: webhook for review {id} ({event}) failed after {} attempt(s): {last}",
-                retries + 1
+            tracing::warn!(
+                review = %id,
+                event = %event,
+                attempts = retries + 1,
+                error = %last,
+                "review webhook failed"
             );
         });
     }

@@ -106,11 +106,16 @@ impl Recorder {
         let (stored_tx, stored) = watch::channel(0i64);
         let store = gw.store.clone();
         let id = pending.id.clone();
+        let write_time = gw.metrics.store_write();
         let writer = tokio::spawn(async move {
             while let Some((batch, count)) = rx.recv().await {
                 // A store that stops answering ends the session like one that fails.
+                let began = Instant::now();
                 match tokio::time::timeout(STORE_TIMEOUT, store.append(&id, &batch)).await {
-                    Ok(r) => r?,
+                    Ok(r) => {
+                        write_time.observe(began.elapsed().as_secs_f64());
+                        r?
+                    }
                     Err(_) => {
                         return Err(StoreError::Timeout(STORE_TIMEOUT.as_secs()));
                     }
@@ -265,7 +270,13 @@ struct Session {
     rec: Recorder,
     /// Answers waiting until the store holds the events they show: (events needed, frame).
     /// Frames leave in order, so an acknowledgement never overtakes the output before it.
-    outbox: VecDeque<(i64, ServerFrame)>,
+    /// Output answers also carry when their data reached the gateway (relay latency).
+    outbox: VecDeque<(i64, ServerFrame, Option<Instant>)>,
+    /// This target's byte counters (in, out) in the gateway's metrics.
+    bytes_metrics: (
+        prometheus_client::metrics::counter::Counter,
+        prometheus_client::metrics::counter::Counter,
+    ),
     /// Tunnel frames (postgres connections): they leave at once, in order. What the
     /// gateway records of a tunnel is its statement log, written behind the data in the
     /// same order (a statement's answer does not wait for the store's commit).
@@ -364,7 +375,7 @@ fn relay_for(
             let upstream = match super::kube::Upstream::new(t) {
                 Ok(u) => u,
                 Err(e) => {
-                    gw.log(format_args!("session {}: {e}", pending.id));
+                    tracing::warn!(session = %pending.id, error = %e, "kubernetes upstream");
                     return None;
                 }
             };
@@ -427,6 +438,7 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
         gw: gw.clone(),
         rec,
         outbox: VecDeque::new(),
+        bytes_metrics: gw.metrics.bytes_of(&pending.target),
         tunnel_out: VecDeque::new(),
         expires_at: pending.expires_at,
         grace: gw
@@ -455,7 +467,7 @@ pub(crate) async fn run(gw: Arc<Gateway>, pending: Pending, mut socket: WebSocke
     };
     let end = match ready {
         Err(e) => {
-            eprintln!("hoopx gateway: session {}: {e}", pending.id);
+            tracing::error!(session = %pending.id, error = %e, "session could not start");
             let _ = send(
                 &mut socket,
                 ServerFrame::Error(StreamError {
@@ -538,8 +550,12 @@ impl Session {
             }
             Err(e) => {
                 let message = e.to_string();
-                self.gw
-                    .log(format_args!("session {}: ssh: {message}", self.id));
+                tracing::info!(
+                    target: "hoopx::access",
+                    session = %self.id,
+                    error = %message,
+                    "ssh connection failed"
+                );
                 Err(fail(socket, e.code(), message).await)
             }
         }
@@ -550,7 +566,11 @@ impl Session {
         if matches!(frame, ServerFrame::Deliver(_)) {
             self.delivers_unsent += 1;
         }
-        self.outbox.push_back((self.rec.seq, frame));
+        let arrived = match frame {
+            ServerFrame::Output { .. } => Some(self.last_output),
+            _ => None,
+        };
+        self.outbox.push_back((self.rec.seq, frame, arrived));
     }
 
     /// Sends the answers whose events are stored.
@@ -559,8 +579,15 @@ impl Session {
             send(socket, frame).await.map_err(lost)?;
         }
         let stored = self.rec.stored();
-        while self.outbox.front().is_some_and(|(need, _)| *need <= stored) {
-            if let Some((_, frame)) = self.outbox.pop_front() {
+        while self
+            .outbox
+            .front()
+            .is_some_and(|(need, _, _)| *need <= stored)
+        {
+            if let Some((_, frame, arrived)) = self.outbox.pop_front() {
+                if let Some(at) = arrived {
+                    self.gw.metrics.relayed(at.elapsed());
+                }
                 let deliver = matches!(frame, ServerFrame::Deliver(_));
                 match (&self.remote, frame) {
                     // A remote terminal: released input goes to the SSH channel.
@@ -883,6 +910,7 @@ impl Session {
     /// The tool's (or the remote channel's) output: masked, recorded, and answered.
     fn output(&mut self, stream: Stream, data: Bytes) {
         self.last_output = Instant::now();
+        self.bytes_metrics.1.inc_by(data.len() as u64);
         self.echo_due = false;
         if let Some(v) = &mut self.view {
             v.output(&data);
@@ -930,6 +958,9 @@ impl Session {
             FromChannel::Notice(n) => {
                 if n.kind == "denied" {
                     self.rec.stats.denials += 1;
+                    self.gw
+                        .metrics
+                        .denied(n.rule.as_deref().unwrap_or("unnamed"));
                 }
                 self.answer(ServerFrame::Notice(n));
             }
@@ -1020,6 +1051,7 @@ impl Session {
             return;
         }
         for (rule, n) in &counts {
+            self.gw.metrics.masked(rule, *n);
             *self.rec.stats.masks.entry(rule.clone()).or_default() += n;
         }
         self.rec.marker(json!({ "masked": counts }));
@@ -1448,6 +1480,7 @@ impl Session {
         // like a pasted one; a possible secret's keys are recorded once it is decided.
         let (masked, counts) = self.input.push(&d, Instant::now());
         self.rec.stats.bytes_in += d.len() as i64;
+        self.bytes_metrics.0.inc_by(d.len() as u64);
         self.record_input(masked, counts);
         // A released line may be longer than one frame carries.
         for part in d.chunks(MAX_DATA) {
@@ -1460,6 +1493,7 @@ impl Session {
     /// has redrawn its erased line.
     fn deny(&mut self, rule: &str, line: &[u8], review: Option<(String, String)>) {
         self.rec.stats.denials += 1;
+        self.gw.metrics.denied(rule);
         let (masked, _) = self.masker.mask(line);
         let shown = shorten(String::from_utf8_lossy(&masked).trim_end());
         let (message, review_id) = match review {
@@ -1546,9 +1580,11 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 // Decided meanwhile (or the store failed): the line is dropped either way.
-                eprintln!(
-                    "hoopx gateway: session {}: could not withdraw review {}: {e}",
-                    self.id, r.id
+                tracing::warn!(
+                    session = %self.id,
+                    review = %r.id,
+                    error = %e,
+                    "could not withdraw review"
                 );
                 *r
             }
@@ -1618,13 +1654,19 @@ impl Session {
             .await
             .map_err(|e| e.to_string());
         let masked: u64 = self.rec.stats.masks.values().sum();
-        self.gw.log(format_args!(
-            "session {id} {status} exit={} events={} masked={masked} denied={denials}",
-            exit_code.map_or_else(|| "-".to_string(), |c| c.to_string()),
-            self.rec.seq,
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            session = %id,
+            status = %status,
+            exit = exit_code,
+            events = self.rec.seq,
+            masked,
+            denied = denials,
+            "session ended"
+        );
+        self.gw.metrics.ended(&self.target, status);
         if let Err(e) = stored.as_ref().and(finished.as_ref()) {
-            eprintln!("hoopx gateway: session {id}: could not record its end: {e}");
+            tracing::error!(session = %id, error = %e, "could not record the session's end");
         }
         if matches!(end, End::Exited { .. }) {
             let frame = if let Err(e) = stored.and(finished) {
@@ -1634,7 +1676,7 @@ impl Session {
                 })
             } else {
                 // Everything is stored: what still waits in the outbox may leave.
-                for (_, f) in std::mem::take(&mut self.outbox) {
+                for (_, f, _) in std::mem::take(&mut self.outbox) {
                     if send(socket, f).await.is_err() {
                         return;
                     }

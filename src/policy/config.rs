@@ -75,6 +75,8 @@ struct RawConfig {
     access: Option<RawAccess>,
     #[serde(default)]
     store: Option<RawStore>,
+    #[serde(default)]
+    limits: Option<RawLimits>,
 }
 
 /// `[access]`: who reads more than their own sessions.
@@ -91,6 +93,28 @@ struct RawAccess {
 struct RawStore {
     #[serde(default)]
     retention: Option<Spanned<String>>,
+}
+
+/// `[limits]`: connection and per-identity limits (see [`super::Limits`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default)]
+    header_read_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    max_connections: Option<Spanned<i64>>,
+    #[serde(default)]
+    pending_sessions: Option<Spanned<i64>>,
+    #[serde(default)]
+    argv_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    body_bytes: Option<Spanned<i64>>,
+    #[serde(default)]
+    requests_per_minute: Option<Spanned<i64>>,
+    #[serde(default)]
+    attach_within: Option<Spanned<String>>,
 }
 
 /// `[reviews]`: how long a review waits and who hears about it.
@@ -895,6 +919,39 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
                 .ok_or_else(|| err(n.span(), "webhook_retries must be between 0 and 10".into()))?;
         }
     }
+    let mut limits = super::Limits::default();
+    if let Some(l) = &raw.limits {
+        let count = |v: &Spanned<i64>, what: &str, max: i64| {
+            usize::try_from(*v.get_ref())
+                .ok()
+                .filter(|n| *n >= 1 && *n as i64 <= max)
+                .ok_or_else(|| err(v.span(), format!("{what} must be between 1 and {max}")))
+        };
+        if let Some(v) = &l.header_read_timeout {
+            limits.header_read_timeout = duration(v, "header_read_timeout")?;
+        }
+        if let Some(v) = &l.idle_timeout {
+            limits.idle_timeout = duration(v, "idle_timeout")?;
+        }
+        if let Some(v) = &l.attach_within {
+            limits.attach_within = duration(v, "attach_within")?;
+        }
+        if let Some(v) = &l.max_connections {
+            limits.max_connections = count(v, "max_connections", 1_000_000)?;
+        }
+        if let Some(v) = &l.pending_sessions {
+            limits.pending_sessions = count(v, "pending_sessions", 100_000)?;
+        }
+        if let Some(v) = &l.argv_bytes {
+            limits.argv_bytes = count(v, "argv_bytes", 64 << 20)?;
+        }
+        if let Some(v) = &l.body_bytes {
+            limits.body_bytes = count(v, "body_bytes", 64 << 20)?;
+        }
+        if let Some(v) = &l.requests_per_minute {
+            limits.requests_per_minute = count(v, "requests_per_minute", 1_000_000)? as u32;
+        }
+    }
     let mut dev_identities: Vec<DevIdentity> = Vec::new();
     for d in raw.dev.map(|d| d.identities).unwrap_or_default() {
         let d = d.into_inner();
@@ -1011,6 +1068,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         .transpose()?;
     policy.review = review;
     policy.reviews = reviews;
+    policy.limits = limits;
     policy.dev_identities = dev_identities;
     policy.auditors = raw.access.map(|a| a.auditors).unwrap_or_default();
     if let Some(r) = raw.store.and_then(|s| s.retention) {
@@ -1105,6 +1163,38 @@ mod tests {
         let text = "[[targets]]\nname = \"t\"\nkind = \"nope\"\n\n[[rules.deny]]\nname = \"a\"\npattern = '('\n";
         assert_eq!(parse_all(text, "f.toml").unwrap_err().len(), 1);
         assert!(parse_all("[[targets]]\nname = \"t\"\nkind = \"command\"\n", "f").is_ok());
+    }
+
+    #[test]
+    fn limits_default_and_parse_and_bad_values_name_the_key() {
+        let base = "[[targets]]\nname = \"a\"\nkind = \"command\"\n";
+        assert_eq!(
+            parse(base, "gw.toml").unwrap().limits,
+            crate::policy::Limits::default()
+        );
+        let p = parse(
+            &format!("{base}[limits]\nheader_read_timeout = \"2s\"\nmax_connections = 10\npending_sessions = 3\nrequests_per_minute = 60\nattach_within = \"5m\"\n"),
+            "gw.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            p.limits.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(p.limits.max_connections, 10);
+        assert_eq!(p.limits.pending_sessions, 3);
+        assert_eq!(p.limits.requests_per_minute, 60);
+        assert_eq!(p.limits.attach_within, std::time::Duration::from_secs(300));
+        let e = refuse(&format!("{base}[limits]\nmax_connections = 0\n"));
+        assert!(
+            e.reason.contains("max_connections must be between 1"),
+            "{e}"
+        );
+        assert_eq!(e.line, 5);
+        let e = refuse(&format!("{base}[limits]\nidle_timeout = \"soon\"\n"));
+        assert!(e.reason.contains("idle_timeout"), "{e}");
+        let e = refuse(&format!("{base}[limits]\nmax_conections = 5\n"));
+        assert!(e.reason.contains("max_conections"), "{e}");
     }
 
     #[test]

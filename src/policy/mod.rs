@@ -111,6 +111,45 @@ pub struct ReviewRule {
     pub message: Option<String>,
 }
 
+/// `[limits]`: what keeps one client (or a pile of idle connections) from starving the
+/// rest. Defaults suit a team's gateway; see docs/OPERATIONS.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection that has not sent a whole request head this long after it opened (or
+    /// after its previous request) is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// A connection from which nothing arrives this long is closed (session streams ping
+    /// every 15 s).
+    pub idle_timeout: std::time::Duration,
+    /// Open connections at most; past it new ones get 503 and are closed.
+    pub max_connections: usize,
+    /// Sessions one identity may have opened and not attached yet.
+    pub pending_sessions: usize,
+    /// Bytes of one session's command line (its arguments together).
+    pub argv_bytes: usize,
+    /// Bytes of one API request body.
+    pub body_bytes: usize,
+    /// API requests per identity per minute (a token bucket: bursts up to this many).
+    pub requests_per_minute: u32,
+    /// A session whose stream does not attach this long after it opened ends `aborted`.
+    pub attach_within: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(300),
+            max_connections: 4096,
+            pending_sessions: 32,
+            argv_bytes: 64 * 1024,
+            body_bytes: 1024 * 1024,
+            requests_per_minute: 600,
+            attach_within: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// `[reviews]`: review lifetime and the webhook told about new and decided reviews.
 #[derive(Debug, Clone)]
 pub struct ReviewSettings {
@@ -188,6 +227,7 @@ pub struct Policy {
     /// Review rules, checked after the deny rules.
     pub review: Vec<ReviewRule>,
     pub reviews: ReviewSettings,
+    pub limits: Limits,
     pub dev_identities: Vec<DevIdentity>,
     /// `[[rules.columns]]`: result columns masked whole on postgres targets.
     pub columns: Vec<columns::ColumnRule>,
@@ -264,6 +304,7 @@ impl Policy {
             auth: None,
             review: Vec::new(),
             reviews: ReviewSettings::default(),
+            limits: Limits::default(),
             dev_identities: Vec::new(),
             columns: Vec::new(),
             auditors: Vec::new(),

@@ -383,4 +383,6 @@ pub mod codes {
     pub const INTERNAL: &str = "internal";
     /// Something the gateway depends on (its identity provider) cannot be reached.
     pub const UNAVAILABLE: &str = "unavailable";
+    /// A limit of `[limits]` was reached (429 or 413): the message says which and what to do.
+    pub const LIMITED: &str = "limited";
 }

@@ -66,10 +66,13 @@ pub(super) async fn relay(
         let (server, client) = match tokio::try_join!(hyper::upgrade::on(resp), client) {
             Ok(p) => p,
             Err(e) => {
-                ctx.gw.log(format_args!(
-                    "session {} exec stream {ch}: {e}",
-                    ctx.session_id
-                ));
+                tracing::info!(
+                    target: "hoopx::access",
+                    session = %ctx.session_id,
+                    channel = ch,
+                    error = %e,
+                    "kubernetes exec stream failed"
+                );
                 return;
             }
         };

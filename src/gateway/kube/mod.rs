@@ -153,10 +153,13 @@ pub(crate) async fn serve(
     };
     let (served, ()) = tokio::join!(server, pump_out);
     if let Err(e) = served {
-        ctx.gw.log(format_args!(
-            "session {} kubernetes connection {ch}: {e}",
-            ctx.session_id
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            session = %ctx.session_id,
+            connection = ch,
+            error = %e,
+            "kubernetes connection ended"
+        );
     }
     pump_in.abort();
     let _ = tx.send(FromChannel::Closed(ch));

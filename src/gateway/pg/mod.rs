@@ -326,10 +326,13 @@ pub(crate) async fn serve(
         deadline: Some(tokio::time::Instant::now() + LOGIN_TIMEOUT),
     };
     if let Err(why) = connection(&ctx, ch, via, &mut cin, &mut out).await {
-        ctx.gw.log(format_args!(
-            "session {} connection {ch}: {why}",
-            ctx.session_id
-        ));
+        tracing::info!(
+            target: "hoopx::access",
+            session = %ctx.session_id,
+            connection = ch,
+            reason = %why,
+            "postgres connection ended"
+        );
     }
     let _ = out.flush().await;
     out.event(FromChannel::Closed(ch));
@@ -1846,10 +1849,12 @@ impl Relay {
                 }
             }
             Err(e) => {
-                self.ctx.gw.log(format_args!(
-                    "session {} connection {}: catalog lookup failed, masking table columns whole: {e}",
-                    self.ctx.session_id, self.ch
-                ));
+                tracing::warn!(
+                    session = %self.ctx.session_id,
+                    connection = self.ch,
+                    error = %e,
+                    "catalog lookup failed, masking table columns whole"
+                );
             }
         }
         // A column the lookup did not name (it failed, or the table is not visible to the

@@ -156,7 +156,7 @@ async fn checkpoint_in_background(pool: SqlitePool, written: Arc<AtomicU64>) {
             if pool.is_closed() {
                 return;
             }
-            eprintln!("hoopx gateway: could not checkpoint the store's log: {e}");
+            tracing::warn!(error = %e, "could not checkpoint the store's log");
         }
         done = now;
     }
