@@ -27,8 +27,9 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
-# The docs' examples run as written in tests: `curl … /v1/keys`, `hoopx man exec | man -l -`.
+# The docs' examples run as written in tests: `curl … /v1/keys | jq …`, `hoopx man exec | man -l -`.
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 /usr/bin/python3 -c 'import psycopg' >/dev/null 2>&1 || need+=(python3-psycopg)
 if [ "$(id -u)" -eq 0 ] && ! getent passwd postgres >/dev/null; then

@@ -36,6 +36,17 @@ const DOCS: &[&str] = &[
     "docs/TARGETS.md",
 ];
 
+/// The operator guide: walked by its own test, on a gateway with an [auth] table (the
+/// guide serves without `--dev`) and a real OpenID provider.
+const OPS_DOCS: &[&str] = &["docs/OPERATIONS.md"];
+
+/// Lines of the operator guide that do not run in its walkthrough.
+const OPS_ELSEWHERE: &[(&str, &str, &str)] = &[(
+    "docs/OPERATIONS.md",
+    "cargo bench --bench load",
+    "a benchmark (the load and fault suite), not a test",
+)];
+
 /// Lines that do not run in this walkthrough, and the test or reason that covers them.
 const ELSEWHERE: &[(&str, &str, &str)] = &[
     ("README.md", "scripts/deps.sh --build && cargo install --locked --path . && hoopx exec -- sh -c 'echo \"deploy key AKIAIOSFODNN7EXAMPLE, owner ops@example.com\"; exit 3'",
@@ -130,8 +141,8 @@ struct Docs {
 }
 
 impl Docs {
-    fn load() -> Docs {
-        let lines = DOCS
+    fn load(files: &[&'static str]) -> Docs {
+        let lines = files
             .iter()
             .map(|f| {
                 let path = format!("{}/{f}", env!("CARGO_MANIFEST_DIR"));
@@ -142,6 +153,32 @@ impl Docs {
         Docs {
             lines,
             ran: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Checks that every shell line of the documents ran, or is listed in `elsewhere` with
+    /// what covers it, and that `elsewhere` names only lines the documents still show.
+    fn all_ran(&self, elsewhere: &[(&str, &str, &str)]) {
+        let ran = self.ran.lock().unwrap().clone();
+        let mut missing = Vec::new();
+        for (file, lines) in &self.lines {
+            for (n, cmd) in lines {
+                let listed = elsewhere.iter().any(|(f, c, _)| f == file && c == cmd);
+                if !listed && !ran.contains(&(file.to_string(), cmd.clone())) {
+                    missing.push(format!("{file}:{n}: {cmd}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "shell lines of the docs that no test runs (run them here or list them in ELSEWHERE):\n{}",
+            missing.join("\n")
+        );
+        for (file, cmd, _) in elsewhere {
+            assert!(
+                self.lines[file].iter().any(|(_, c)| c == cmd),
+                "ELSEWHERE lists `{cmd}`, which {file} no longer shows"
+            );
         }
     }
 
@@ -378,7 +415,7 @@ fn every_docs_example_runs_as_written() {
     let mut w = World {
         env,
         pg,
-        docs: Docs::load(),
+        docs: Docs::load(DOCS),
         subst: Vec::new(),
         gateway: None,
         exports: Vec::new(),
@@ -871,27 +908,246 @@ fn every_docs_example_runs_as_written() {
     assert!(stdout.text().contains("DELETE 2"), "{}", stdout.text());
 
     // --- Nothing left out: every shell line ran above or says where it runs.
-    let ran = w.docs.ran.lock().unwrap().clone();
-    let mut missing = Vec::new();
-    for (file, lines) in &w.docs.lines {
-        for (n, cmd) in lines {
-            let elsewhere = ELSEWHERE.iter().any(|(f, c, _)| f == file && c == cmd);
-            if !elsewhere && !ran.contains(&(file.to_string(), cmd.clone())) {
-                missing.push(format!("{file}:{n}: {cmd}"));
-            }
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "shell lines of the docs that no test runs (run them here or list them in ELSEWHERE):\n{}",
-        missing.join("\n")
+    w.docs.all_ran(ELSEWHERE);
+}
+
+/// The machine identity the operator guide's client lines run as: client credentials of the
+/// test provider, in groups that may use the README's postgres target and audit.
+const MACHINE: [(&str, &str); 2] = [
+    ("HOOPX_CLIENT_ID", crate::oidc::CI_CLIENT),
+    ("HOOPX_CLIENT_SECRET", crate::oidc::CI_SECRET),
+];
+
+/// Sends SIGTERM to the current gateway.
+fn terminate(w: &World) {
+    let (child, _, _) = w.gateway.as_ref().expect("a gateway");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+/// docs/OPERATIONS.md as an operator runs it: the README's config with an [auth] table for
+/// a real OpenID provider (the guide's gateways run without `--dev`), a PostgreSQL store,
+/// TLS with a private CA, metrics on their own port, the JSON log, export, verify, prune and
+/// a drain.
+#[test]
+fn every_operations_guide_example_runs_as_written() {
+    let pg = Postgres::start();
+    prepare_database(&pg);
+    let idp = crate::oidc::Idp::start(serde_json::json!({ "ci-bot": ["dba", "dev"] }), 600);
+    let mut w = World {
+        env: Env::new(),
+        pg,
+        docs: Docs::load(OPS_DOCS),
+        subst: Vec::new(),
+        gateway: None,
+        exports: Vec::new(),
+    };
+    let port = w.pg.port.to_string();
+    let readme = block("README.md", "toml", "[[targets]]").replace(
+        "host = \"db.internal\"",
+        &format!("host = \"127.0.0.1\"\nport = {port}"),
     );
-    for (file, cmd, _) in ELSEWHERE {
-        assert!(
-            w.docs.lines[file].iter().any(|(_, c)| c == cmd),
-            "ELSEWHERE lists `{cmd}`, which {file} no longer shows"
+    let config = format!(
+        "[auth]\nissuer = \"{}\"\naudience = \"{}\"\ncli_client_id = \"hoopx-cli\"\ngroups_claim = \"groups\"\n\n{readme}",
+        idp.issuer,
+        crate::oidc::AUDIENCE
+    );
+    w.env.write("gateway.toml", &config);
+    let store = format!("postgres://hoopx@127.0.0.1:{port}/hoopx");
+    w.set("postgres://hoopx@db/hoopx", &store);
+    w.set("0.0.0.0:8433", "127.0.0.1:0");
+    let data = w.env.path().join("data/hoopx");
+    w.set(
+        "/etc/hoopx/gateway-signing.pem",
+        &data.join("gateway-signing.pem").display().to_string(),
+    );
+    let evidence = w.env.path().join("evidence");
+    w.set("/srv/evidence/2025-q1", &evidence.display().to_string());
+    let out = run(
+        {
+            let mut c = Command::new(crate::util::pg_bin("createuser"));
+            c.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "hoopx"]);
+            c
+        },
+        "",
+        T,
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    w.pg.sql("postgres", "create database hoopx owner hoopx");
+    let session = |w: &World, sql: &str| -> Output {
+        let out = run(
+            w.sh(
+                &format!("hoopx exec --target pg -- psql -c '{sql}'"),
+                &MACHINE,
+            ),
+            "",
+            T,
         );
+        assert_eq!(out.code(), 0, "{out:?}");
+        out
+    };
+
+    // --- Draining, retention and evidence: a gateway on the PostgreSQL store.
+    w.serve(
+        "docs/OPERATIONS.md",
+        "hoopx gateway serve --config gateway.toml --store postgres://hoopx@db/hoopx --drain-grace 2m",
+    );
+    let url = w.gateway.as_ref().unwrap().2.clone();
+    w.set("https://hoopx.example.com", &url);
+    let out = session(&w, "select 41 + 1 as answer");
+    assert!(out.stdout.contains("42"), "{out:?}");
+    w.expect(
+        "docs/OPERATIONS.md",
+        "hoopx sessions export /srv/evidence/2025-q1 --since 100d",
+        &MACHINE,
+        0,
+        "",
+    );
+    assert!(evidence.is_dir(), "the export wrote {}", evidence.display());
+    w.expect(
+        "docs/OPERATIONS.md",
+        "hoopx verify /srv/evidence/2025-q1 --key \"$(curl -s https://hoopx.example.com/v1/keys | jq -r '.keys[0].public_key')\"",
+        &[],
+        0,
+        "OK: 1 session",
+    );
+    // Nothing here ended 90 days ago: both prune and its dry run find none to remove.
+    w.expect(
+        "docs/OPERATIONS.md",
+        "hoopx gateway prune --older-than 90d --store postgres://hoopx@db/hoopx --signing-key /etc/hoopx/gateway-signing.pem --dry-run",
+        &[],
+        0,
+        "would prune 0 session(s)",
+    );
+    w.expect(
+        "docs/OPERATIONS.md",
+        "hoopx gateway prune --older-than 90d --store postgres://hoopx@db/hoopx --signing-key /etc/hoopx/gateway-signing.pem",
+        &[],
+        0,
+        "pruned 0 session(s)",
+    );
+    // SIGTERM while a statement runs: readiness drops at once, the statement finishes
+    // within the grace, then the gateway stops.
+    let mut slow = w.sh(
+        "hoopx exec --target pg -- psql -c 'select pg_sleep(3), 7 as seven'",
+        &MACHINE,
+    );
+    slow.stdin(Stdio::null());
+    let (mut slow, slow_out, slow_err) = crate::util::spawn_piped(slow);
+    let ready = format!("{url}/v1/ready");
+    crate::util::wait_for("the slow session to run", T, || {
+        let (_, stderr, _) = w.gateway.as_ref().unwrap();
+        stderr.text().contains("pg_sleep").then_some(())
+    });
+    terminate(&w);
+    crate::util::wait_for("readiness to answer 503", T, || {
+        let r = reqwest::blocking::get(&ready).ok()?;
+        (r.status() == 503).then_some(())
+    });
+    let status = crate::util::wait_timeout(&mut slow, T).expect("the session ends");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}{}",
+        slow_out.text(),
+        slow_err.text()
+    );
+    assert!(slow_out.text().contains('7'), "{}", slow_out.text());
+    {
+        let (child, stderr, _) = w.gateway.as_mut().unwrap();
+        let status = crate::util::wait_timeout(child, T).expect("the drained gateway stops");
+        assert_eq!(status.code(), Some(0), "{}", stderr.text());
     }
+
+    // --- The JSON log: every line one object; the access log names the identity.
+    w.serve(
+        "docs/OPERATIONS.md",
+        "hoopx gateway serve --config gateway.toml --log-format json",
+    );
+    session(&w, "select 1");
+    let log = {
+        let (_, stderr, _) = w.gateway.as_ref().unwrap();
+        stderr.wait_for("\"session ended\"", T)
+    };
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let opened = events
+        .iter()
+        .find(|e| e["message"] == "session opened")
+        .expect("a `session opened` event");
+    assert_eq!(opened["target"], "hoopx::access", "{opened}");
+    assert_eq!(opened["identity"], crate::oidc::CI_CLIENT, "{opened}");
+    assert_eq!(opened["level"], "INFO", "{opened}");
+
+    // --- Metrics on their own port.
+    let metrics = format!("127.0.0.1:{}", crate::util::free_port());
+    w.set("127.0.0.1:9433", &metrics);
+    w.serve(
+        "docs/OPERATIONS.md",
+        "hoopx gateway serve --config gateway.toml --metrics-listen 127.0.0.1:9433",
+    );
+    session(&w, "select 1");
+    let out = w.expect(
+        "docs/OPERATIONS.md",
+        "curl -s http://127.0.0.1:9433/metrics",
+        &[],
+        0,
+        "# TYPE hoopx_sessions_open gauge",
+    );
+    assert!(
+        out.stdout
+            .contains("hoopx_sessions_started_total{target=\"pg\"} 1"),
+        "{out:?}"
+    );
+
+    // --- TLS with a private CA.
+    let (ca, cert, key) = crate::operations::issue("hoopx docs CA");
+    for (name, pem) in [("ca.pem", &ca), ("tls.crt", &cert), ("tls.key", &key)] {
+        let path = w.env.write(name, pem);
+        w.set(&format!("/etc/hoopx/{name}"), &path.display().to_string());
+    }
+    w.serve(
+        "docs/OPERATIONS.md",
+        "hoopx gateway serve --config gateway.toml --listen 0.0.0.0:8433 --tls-cert /etc/hoopx/tls.crt --tls-key /etc/hoopx/tls.key",
+    );
+    let url = w.gateway.as_ref().unwrap().2.clone();
+    assert!(url.starts_with("https://"), "{url}");
+    w.set("https://gateway.internal:8433", &url);
+    let line = w.substitute(
+        &w.docs
+            .line("docs/OPERATIONS.md", "export HOOPX_CA=/etc/hoopx/ca.pem"),
+    );
+    let (k, v) = line["export ".len()..].split_once('=').unwrap();
+    w.exports.push((k.to_string(), v.to_string()));
+    let out = w.run(
+        "docs/OPERATIONS.md",
+        "hoopx exec --gateway https://gateway.internal:8433 -- psql",
+        &MACHINE,
+        "select 6 * 7 as answer;\n",
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("42"), "{out:?}");
+
+    // --- The guide's JSON blocks parse.
+    let text =
+        std::fs::read_to_string(format!("{}/docs/OPERATIONS.md", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let mut json = 0;
+    for piece in text.split("```json\n").skip(1) {
+        let body = &piece[..piece.find("```").unwrap()];
+        serde_json::from_str::<serde_json::Value>(body)
+            .unwrap_or_else(|e| panic!("docs/OPERATIONS.md: not JSON ({e}): {body}"));
+        json += 1;
+    }
+    assert!(json >= 1, "the guide's JSON examples were found");
+
+    w.docs.all_ran(OPS_ELSEWHERE);
 }
 
 /// Every TOML block of the docs is a config `hoopx gateway check` accepts: a whole config
@@ -930,7 +1186,7 @@ fn every_docs_config_is_accepted() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut checked = 0;
-    for file in DOCS {
+    for file in DOCS.iter().chain(OPS_DOCS) {
         let text =
             std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let mut open: Option<(String, String, usize)> = None;

@@ -688,7 +688,7 @@ fn metrics_count_sessions_bytes_masks_denials_and_latencies() {
 }
 
 /// A CA and a certificate for 127.0.0.1 it signed, as PEM: (ca, cert, key).
-fn issue(ca_name: &str) -> (String, String, String) {
+pub(crate) fn issue(ca_name: &str) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();

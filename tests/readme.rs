@@ -178,39 +178,3 @@ fn every_readme_example_is_valid() {
         "the README's commands were found ({commands})"
     );
 }
-
-/// The operator guide's examples: commands parse, configs pass `gateway check`, JSON parses.
-#[test]
-fn every_operations_guide_example_is_valid() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
-        .unwrap();
-    let env = Env::new();
-    let mut checked = 0;
-    for (lang, body, line) in blocks(&text) {
-        let at = format!("docs/OPERATIONS.md:{line} ({lang})");
-        match lang.as_str() {
-            "sh" => {
-                for argv in hoopx_commands(&body) {
-                    parses(&argv, &at);
-                    checked += 1;
-                }
-            }
-            "toml" => {
-                let path = env.write("ops.toml", &body);
-                let mut c = env.hoopx();
-                c.args(["gateway", "check", "--dev", "--config"]).arg(&path);
-                let out = run(c, "", T);
-                assert_eq!(out.code(), 0, "{at}: {out:?}");
-                checked += 1;
-            }
-            "json" => {
-                serde_json::from_str::<serde_json::Value>(&body)
-                    .unwrap_or_else(|e| panic!("{at}: not JSON: {e}"));
-                checked += 1;
-            }
-            "text" => {}
-            other => panic!("{at}: a code block of unknown kind {other:?}"),
-        }
-    }
-    assert!(checked >= 8, "the guide's examples were found ({checked})");
-}
