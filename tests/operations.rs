@@ -272,6 +272,15 @@ fn a_killed_replicas_sessions_end_abandoned_and_verify_as_such() {
         "the killed replica left events it had not signed: {v}"
     );
     assert_eq!(signed + tail + 2, v["events"].as_i64().unwrap(), "{v}");
+    // The replica that closed it counts it.
+    assert_eq!(
+        sample(
+            &scrape(&b.url),
+            "hoopx_sessions_ended_total",
+            &[("target", "shell"), ("outcome", "abandoned")]
+        ),
+        Some(1.0)
+    );
     // The ledger agrees: the whole store verifies.
     let mut c = b.hoopx(&env);
     c.args(["verify", "--all"]);
@@ -620,7 +629,9 @@ fn scrape(url: &str) -> String {
 fn metrics_count_sessions_bytes_masks_denials_and_latencies() {
     let env = Env::new();
     let port = crate::util::free_port();
-    let gw = Gateway::start_with(&env, Some(SHELL_CONFIG), None, |c| {
+    let config =
+        format!("{SHELL_CONFIG}\n[[rules.review]]\nname = \"deploys\"\npattern = '\\bdeploy\\b'\nreviewers = [\"dba\"]\n");
+    let gw = Gateway::start_with(&env, Some(&config), None, |c| {
         c.args(["--metrics-listen", &format!("127.0.0.1:{port}")]);
     });
     let exec = |args: &[&str], stdin: &str| {
@@ -685,6 +696,41 @@ fn metrics_count_sessions_bytes_masks_denials_and_latencies() {
         sample(&other, "hoopx_sessions_started_total", &shell),
         Some(3.0)
     );
+
+    // Reviews by state: one requested (pending), then revoked by its requester.
+    assert_eq!(
+        sample(&text, "hoopx_reviews_total", &[("state", "pending")]),
+        None
+    );
+    let mut c = gw.hoopx(&env);
+    c.args([
+        "exec",
+        "--target",
+        "shell",
+        "--no-wait",
+        "--output",
+        "json",
+        "--",
+    ])
+    .args(["sh", "-c", "echo deploy"]);
+    let asked = run(c, "", T);
+    assert_eq!(asked.code(), 75, "{asked:?}");
+    let first: serde_json::Value =
+        serde_json::from_str(asked.stdout.lines().next().unwrap()).unwrap();
+    let id = first["review_id"]
+        .as_str()
+        .expect("a review id")
+        .to_string();
+    let mut c = gw.hoopx(&env);
+    c.args(["review", "revoke", &id]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let text = scrape(&gw.url);
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    assert_eq!(get("hoopx_reviews_total", &[("state", "pending")]), 1.0);
+    assert_eq!(get("hoopx_reviews_total", &[("state", "revoked")]), 1.0);
 }
 
 /// A CA and a certificate for 127.0.0.1 it signed, as PEM: (ca, cert, key).
@@ -934,6 +980,34 @@ fn one_identity_cannot_pile_up_unattached_sessions_or_huge_command_lines() {
         list.trim(),
         "[]",
         "nothing stored for a refused command line"
+    );
+
+    // A request body past body_bytes: a JSON refusal naming the limit, nothing stored.
+    let env3 = Env::new();
+    let gw3 = Gateway::start(&env3, Some(&limits_config("body_bytes = 4096")), None);
+    let big = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/sessions", gw3.url))
+        .bearer_auth(DEV_TOKEN)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"target": "shell", "argv": ["echo", "y".repeat(8000)], "mode": "pipe"}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let body: serde_json::Value = big.json().unwrap();
+    assert_eq!(body["error"]["code"], "limited", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4096 bytes"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("body_bytes"),
+        "{body}"
     );
 }
 

@@ -87,6 +87,10 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             gw.policy.limits.body_bytes,
         ))
+        .layer(middleware::map_response_with_state(
+            gw.clone(),
+            body_limit_in_json,
+        ))
         .layer(middleware::from_fn(protocol_version))
         .with_state(gw)
 }
@@ -184,6 +188,29 @@ pub(crate) async fn verify(gw: &Gateway, headers: &HeaderMap) -> Result<Verified
         ));
     }
     Ok(v)
+}
+
+/// A body past `[limits] body_bytes` is refused by the body extractor with a plain-text 413:
+/// answer it as every other refusal, a JSON error naming the limit.
+async fn body_limit_in_json(State(gw): State<Arc<Gateway>>, res: Response) -> Response {
+    let plain = res.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && res
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_none_or(|v| !v.as_bytes().starts_with(b"application/json"));
+    if !plain {
+        return res;
+    }
+    gw.metrics.refused("body");
+    limited(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is larger than the gateway takes ({} bytes)",
+            gw.policy.limits.body_bytes
+        ),
+        "send less; the gateway's [limits] body_bytes sets the size".to_string(),
+    )
+    .into_response()
 }
 
 /// A refusal by one of the `[limits]`.

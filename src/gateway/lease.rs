@@ -236,5 +236,6 @@ async fn abandon(gw: &Gateway, id: &str, owner: &str) -> Result<(), String> {
         unsigned = n - signed,
         "session abandoned: its replica stopped renewing its lease"
     );
+    gw.metrics.ended(&s.target, "abandoned");
     Ok(())
 }
