@@ -921,6 +921,10 @@ fn past_the_connection_cap_new_connections_get_503() {
         text.starts_with("HTTP/1.1 503").then_some(text)
     });
     assert!(text.contains("too many open connections"), "{text}");
+    let body: serde_json::Value =
+        serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(text.contains("retry-after: 1"), "{text}");
     let metrics = reqwest::blocking::get(format!("{}/metrics", gw.url));
     // The metrics request itself needs a slot: the cap holds until one is freed.
     assert!(metrics.is_err() || metrics.unwrap().status() == 503);

@@ -238,7 +238,7 @@ where
 /// Past the connection cap: a plain-HTTP client is told why; a TLS one is closed.
 async fn refuse(mut tcp: TcpStream, plain: bool) {
     if plain {
-        let body = "{\"error\":{\"code\":\"busy\",\"message\":\"the gateway has too many open connections; try again shortly\"}}";
+        let body = "{\"error\":{\"code\":\"unavailable\",\"message\":\"the gateway has too many open connections\",\"hint\":\"try again shortly; the gateway's [limits] max_connections sets the cap\"}}";
         let answer = format!(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
             body.len()
