@@ -295,6 +295,72 @@ fn a_killed_replicas_sessions_end_abandoned_and_verify_as_such() {
     assert!(list.stdout.contains("abandoned"), "{list:?}");
 }
 
+/// A replica that stalls past its lease (SIGSTOP here: a frozen VM, a long pause) while
+/// another closes its session as abandoned cannot record past that close when it wakes: the
+/// store refuses its writes, the caller's session ends, and the recording still verifies.
+#[test]
+fn a_stalled_replica_cannot_record_past_the_close_of_its_abandoned_session() {
+    use nix::sys::signal::Signal;
+    let env = Env::new();
+    let cfg = config(&env, SHELL_CONFIG);
+    let store = sqlite(&env);
+    let lease = ["--config", &cfg, "--lease", "1s"];
+    let mut a = Served::start(&env, &store, &lease, &[]);
+    let mut c = a.hoopx(&env);
+    c.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; while :; do echo tick; sleep 0.05; done",
+    ]);
+    let (mut client, out, err) = spawn_piped(c);
+    out.wait_for("tick", T);
+    let b = Served::start(&env, &store, &lease, &[]);
+    let (_, list) = b.get("/v1/sessions");
+    let id = list["sessions"][0]["id"].as_str().unwrap().to_string();
+    a.signal(Signal::SIGSTOP);
+    let closed = wait_for("the session to be abandoned", T, || {
+        let (_, s) = b.get(&format!("/v1/sessions/{id}"));
+        (s["status"] == "abandoned").then_some(s)
+    });
+    a.signal(Signal::SIGCONT);
+    // The woken replica cannot record the tool's output any more: the session ends.
+    let status = wait_timeout(&mut client, T).expect("the caller's session ends");
+    assert!(!status.success(), "{status:?}\n{}", err.text());
+    // Nothing landed after the close: the recording verifies, as abandoned.
+    let (_, s) = b.get(&format!("/v1/sessions/{id}"));
+    assert_eq!(s["event_count"], closed["event_count"], "{s}");
+    assert_eq!(s["status"], "abandoned", "{s}");
+    let mut c = b.hoopx(&env);
+    c.args(["verify", &id]);
+    let v = run(c, "", T);
+    assert_eq!(v.code(), 0, "{v:?}");
+    assert!(v.stdout.contains("ABANDONED: "), "{v:?}");
+    assert!(
+        err.text()
+            .contains("no longer served by this gateway replica"),
+        "{}",
+        err.text()
+    );
+    // Its end stays the one the closing replica recorded, entered once in the ledger.
+    let (_, s) = b.get(&format!("/v1/sessions/{id}"));
+    assert_eq!(s["status"], "abandoned", "{s}");
+    let mut c = b.hoopx(&env);
+    c.args(["verify", "--all"]);
+    let all = run(c, "", T);
+    assert_eq!(all.code(), 0, "{all:?}");
+    // The woken replica serves new sessions as before.
+    let mut c = a.hoopx(&env);
+    c.args(["exec", "--", "sh", "-c", "echo again"]);
+    let again = run(c, "", T);
+    assert_eq!(
+        (again.code(), again.stdout.as_str()),
+        (0, "again\n"),
+        "{again:?}"
+    );
+}
+
 const ACCESS_CONFIG: &str = r#"[[targets]]
 name = "shell"
 kind = "command"

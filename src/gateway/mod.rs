@@ -118,6 +118,9 @@ impl Gateway {
             h.update(signer.to_bytes());
             h.finalize().into()
         };
+        let lifecycle = lifecycle::Lifecycle::new();
+        // Its sessions are written only while they are still its own.
+        store.fence_to(&lifecycle.replica);
         Arc::new(Gateway {
             review_key,
             log_sessions,
@@ -129,7 +132,7 @@ impl Gateway {
             stopping: tokio::sync::watch::channel(false).0,
             active: tokio::sync::watch::channel(0).0,
             reviews_changed: tokio::sync::watch::channel(0).0,
-            lifecycle: lifecycle::Lifecycle::new(),
+            lifecycle,
             metrics: metrics::Metrics::new(),
             tls: std::sync::OnceLock::new(),
             rate: Mutex::default(),

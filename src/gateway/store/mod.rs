@@ -31,6 +31,8 @@ pub enum StoreError {
     Timeout(u64),
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
+    #[error("session {0} is no longer served by this gateway replica: another replica took it over (this one's lease in the store ran out), so nothing more is recorded here")]
+    Fenced(String),
     #[error("cannot prepare the store directory {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -124,6 +126,11 @@ pub struct SessionEnd {
 pub trait Store: Send + Sync + 'static {
     /// Which backend, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// Fences this store's session writes to `replica`: from now on, appending to or
+    /// finishing a session that another replica has taken over (crash recovery: see
+    /// `gateway::lease`) fails with [`StoreError::Fenced`] and writes nothing, so a replica
+    /// that lost its lease cannot record past another's signed close.
+    fn fence_to(&self, replica: &str);
     /// A cheap query, for readiness: `Ok` when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Creates the session and enters its opening in the ledger, in one transaction.
@@ -383,5 +390,19 @@ mod tests {
             redact_url("postgres://db/x?sslmode=require&password=hunter2"),
             "postgres://db/x?sslmode=require&password=***"
         );
+    }
+}
+
+/// The replica a store's session writes are fenced to (see [`Store::fence_to`]).
+#[derive(Debug, Default)]
+pub(crate) struct Fence(std::sync::RwLock<Option<String>>);
+
+impl Fence {
+    pub(crate) fn set(&self, replica: &str) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(replica.to_string());
+    }
+
+    pub(crate) fn get(&self) -> Option<String> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -104,6 +104,7 @@ const LEDGER_LOCK: i64 = 0x0068_6f6f_706c;
 
 pub struct PostgresStore {
     pool: PgPool,
+    fence: super::Fence,
 }
 
 impl PostgresStore {
@@ -113,7 +114,10 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            fence: super::Fence::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -219,6 +223,10 @@ fn row_to_entry(r: &PgRow) -> Result<LedgerEntry, StoreError> {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn fence_to(&self, replica: &str) {
+        self.fence.set(replica);
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -269,6 +277,27 @@ impl Store for PostgresStore {
             .map(|i| batch.hashes.get(i).map(|h| &h[..]))
             .collect();
         let mut tx = self.pool.begin().await?;
+        // First the session row, fenced to this replica: it locks the row against a
+        // concurrent takeover, and a session another replica took over gets nothing.
+        let st = &batch.stats;
+        let updated = sqlx::query(
+            "UPDATE sessions SET event_count = event_count + $1, bytes_in = $2, bytes_out = $3, \
+             masks = $4, denials = $5, approvals = $6 WHERE id = $7 \
+             AND ($8::text IS NULL OR replica IS NULL OR replica = $8)",
+        )
+        .bind(events.len() as i64)
+        .bind(st.bytes_in)
+        .bind(st.bytes_out)
+        .bind(serde_json::to_string(&st.masks).unwrap_or_else(|_| "{}".into()))
+        .bind(st.denials)
+        .bind(serde_json::to_string(&st.approvals).unwrap_or_else(|_| "[]".into()))
+        .bind(id)
+        .bind(self.fence.get())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Fenced(id.to_string()));
+        }
         if !events.is_empty() {
             sqlx::query(
                 "INSERT INTO events (session_id, seq, t_us, kind, data, hash) \
@@ -297,20 +326,6 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
-        let st = &batch.stats;
-        sqlx::query(
-            "UPDATE sessions SET event_count = event_count + $1, bytes_in = $2, bytes_out = $3, \
-             masks = $4, denials = $5, approvals = $6 WHERE id = $7",
-        )
-        .bind(events.len() as i64)
-        .bind(st.bytes_in)
-        .bind(st.bytes_out)
-        .bind(serde_json::to_string(&st.masks).unwrap_or_else(|_| "{}".into()))
-        .bind(st.denials)
-        .bind(serde_json::to_string(&st.approvals).unwrap_or_else(|_| "[]".into()))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -322,16 +337,21 @@ impl Store for PostgresStore {
         signer: &Signer,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE sessions SET status = $1, ended_at = $2, exit_code = $3, reason = $4 WHERE id = $5",
+        let updated = sqlx::query(
+            "UPDATE sessions SET status = $1, ended_at = $2, exit_code = $3, reason = $4 WHERE id = $5 \
+             AND ($6::text IS NULL OR replica IS NULL OR replica = $6)",
         )
         .bind(&end.status)
         .bind(end.ended_at)
         .bind(end.exit_code)
         .bind(&end.reason)
         .bind(id)
+        .bind(self.fence.get())
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Fenced(id.to_string()));
+        }
         let closing: Option<(i64, String)> = sqlx::query_as(
             "SELECT count, hash FROM checkpoints WHERE session_id = $1 AND last \
              ORDER BY id DESC LIMIT 1",

@@ -108,6 +108,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Bytes of events appended, for the background checkpoint.
     written: Arc<AtomicU64>,
+    fence: super::Fence,
 }
 
 /// Events inserted by one statement at most (six parameters each, well under SQLite's
@@ -201,6 +202,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             written: Arc::new(AtomicU64::new(0)),
+            fence: super::Fence::default(),
         };
         store.migrate().await?;
         if checkpoints == Checkpoints::Background {
@@ -305,6 +307,10 @@ fn row_to_entry(r: &sqlx::sqlite::SqliteRow) -> Result<LedgerEntry, StoreError> 
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn fence_to(&self, replica: &str) {
+        self.fence.set(replica);
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -349,6 +355,29 @@ impl Store for SqliteStore {
 
     async fn append(&self, id: &str, batch: &Batch) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // First the session row, fenced to this replica (a write: it takes the lock), so a
+        // session another replica took over gets nothing.
+        let st = &batch.stats;
+        let fence = self.fence.get();
+        let updated = sqlx::query(
+            "UPDATE sessions SET event_count = event_count + ?, bytes_in = ?, bytes_out = ?, \
+             masks = ?, denials = ?, approvals = ? WHERE id = ? \
+             AND (? IS NULL OR replica IS NULL OR replica = ?)",
+        )
+        .bind(batch.events.len() as i64)
+        .bind(st.bytes_in)
+        .bind(st.bytes_out)
+        .bind(serde_json::to_string(&st.masks).unwrap_or_else(|_| "{}".into()))
+        .bind(st.denials)
+        .bind(serde_json::to_string(&st.approvals).unwrap_or_else(|_| "[]".into()))
+        .bind(id)
+        .bind(&fence)
+        .bind(&fence)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Fenced(id.to_string()));
+        }
         // Several rows a statement: each statement is a round trip to SQLite's thread.
         for (k, rows) in batch.events.chunks(ROWS_PER_INSERT).enumerate() {
             let mut sql = String::from(
@@ -387,20 +416,6 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let st = &batch.stats;
-        sqlx::query(
-            "UPDATE sessions SET event_count = event_count + ?, bytes_in = ?, bytes_out = ?, \
-             masks = ?, denials = ?, approvals = ? WHERE id = ?",
-        )
-        .bind(batch.events.len() as i64)
-        .bind(st.bytes_in)
-        .bind(st.bytes_out)
-        .bind(serde_json::to_string(&st.masks).unwrap_or_else(|_| "{}".into()))
-        .bind(st.denials)
-        .bind(serde_json::to_string(&st.approvals).unwrap_or_else(|_| "[]".into()))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         let bytes: usize = batch.events.iter().map(|e| e.data.len()).sum();
         self.written.fetch_add(bytes as u64 + 1, Ordering::Relaxed);
@@ -414,16 +429,23 @@ impl Store for SqliteStore {
         signer: &Signer,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ?, reason = ? WHERE id = ?",
+        let fence = self.fence.get();
+        let updated = sqlx::query(
+            "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ?, reason = ? WHERE id = ? \
+             AND (? IS NULL OR replica IS NULL OR replica = ?)",
         )
         .bind(&end.status)
         .bind(end.ended_at)
         .bind(end.exit_code.map(i64::from))
         .bind(&end.reason)
         .bind(id)
+        .bind(&fence)
+        .bind(&fence)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Fenced(id.to_string()));
+        }
         let closing: Option<(i64, String)> = sqlx::query_as(
             "SELECT count, hash FROM checkpoints WHERE session_id = ? AND last = 1 \
              ORDER BY id DESC LIMIT 1",
