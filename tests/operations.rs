@@ -305,7 +305,7 @@ fn a_stalled_replica_cannot_record_past_the_close_of_its_abandoned_session() {
     let cfg = config(&env, SHELL_CONFIG);
     let store = sqlite(&env);
     let lease = ["--config", &cfg, "--lease", "1s"];
-    let mut a = Served::start(&env, &store, &lease, &[]);
+    let a = Served::start(&env, &store, &lease, &[]);
     let mut c = a.hoopx(&env);
     c.args([
         "exec",
