@@ -851,6 +851,19 @@ fn a_tls_gateway_is_trusted_through_hoopx_ca_and_reloads_its_certificate() {
     assert_eq!(out.code(), 69, "{out:?}");
     assert!(out.stderr.contains("HOOPX_CA"), "{out:?}");
     assert!(!out.stdout.contains("over-tls"), "{out:?}");
+    // Or through `ca` in the client config, relative to the config's directory: for exec
+    // and for the commands that only ask the gateway (status).
+    let dir = env.path().join("config/hoopx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca).unwrap();
+    std::fs::write(dir.join("config.toml"), "ca = \"ca.pem\"\n").unwrap();
+    let out = exec(None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let mut c = gw.hoopx(&env);
+    c.args(["status", "--output", "json"]);
+    let out = run(c, "", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    std::fs::remove_file(dir.join("config.toml")).unwrap();
     // Plain http to the TLS port gets nothing.
     let mut c = env.hoopx();
     c.env("HOOPX_GATEWAY", gw.url.replace("https://", "http://"))
@@ -996,6 +1009,51 @@ fn past_the_connection_cap_new_connections_get_503() {
     assert!(metrics.is_err() || metrics.unwrap().status() == 503);
 }
 
+/// A session stream is a connection like any other under `max_connections`, for as long as
+/// it stays open (not only until its upgrade).
+#[test]
+fn an_attached_session_stream_holds_its_connection_slot() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(&limits_config("max_connections = 2")), None);
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let opened: serde_json::Value = open_unattached(&gw, &["cat"]).json().unwrap();
+    let path = opened["stream"].as_str().expect("a stream path");
+    let mut ws = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        ws,
+        "GET {path} HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {DEV_TOKEN}\r\nhoopx-protocol: 1\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 512];
+    ws.set_read_timeout(Some(T)).unwrap();
+    let n = ws.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // With the stream open, one more connection fits and the next does not.
+    let ask = |s: &mut std::net::TcpStream| -> String {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: gw\r\n\r\n")
+            .ok();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    wait_for("the stream and one connection to fill the cap", T, || {
+        // The session request's own connection may still be closing: until it is, this
+        // one is refused.
+        let mut held = std::net::TcpStream::connect(&addr).ok()?;
+        if !ask(&mut held).starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        let mut probe = std::net::TcpStream::connect(&addr).ok()?;
+        ask(&mut probe).starts_with("HTTP/1.1 503").then_some(())
+    });
+    drop(ws);
+}
+
 #[test]
 fn one_identity_cannot_pile_up_unattached_sessions_or_huge_command_lines() {
     let env = Env::new();
@@ -1125,6 +1183,13 @@ fn an_identity_past_its_request_rate_gets_429() {
     }
     let refused = get();
     assert_eq!(refused.status(), 429);
+    // 5 a minute: the next one fits in 12 s.
+    let after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&after), "retry-after {after}");
     let body: serde_json::Value = refused.json().unwrap();
     assert!(
         body["error"]["message"]
@@ -1140,6 +1205,32 @@ fn an_identity_past_its_request_rate_gets_429() {
     assert_eq!(
         sample(&text, "hoopx_requests_refused_total", &[("reason", "rate")]),
         Some(1.0)
+    );
+
+    // The client waits as the gateway says and sends the request again: a command run
+    // past the burst slows down instead of failing.
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(&limits_config("requests_per_minute = 30")), None);
+    let client = reqwest::blocking::Client::new();
+    // Spend the burst (30), until a request is refused.
+    let spent = (0..200).find(|_| {
+        client
+            .get(format!("{}/v1/sessions", gw.url))
+            .bearer_auth(DEV_TOKEN)
+            .send()
+            .unwrap()
+            .status()
+            == 429
+    });
+    assert!(spent.is_some(), "the burst was spent");
+    let mut c = gw.hoopx(&env);
+    c.args(["sessions", "list", "--output", "json"]);
+    let out = run(c, "", T);
+    assert_eq!((out.code(), out.stdout.trim()), (0, "[]"), "{out:?}");
+    let text = scrape(&gw.url);
+    assert!(
+        sample(&text, "hoopx_requests_refused_total", &[("reason", "rate")]).unwrap() >= 2.0,
+        "the client's first try was refused: {text}"
     );
 }
 

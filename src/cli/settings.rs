@@ -49,7 +49,7 @@ pub fn load_config() -> Result<ClientConfig, Failure> {
             ))
         }
     };
-    toml::from_str(&text).map_err(|e| {
+    let mut cfg: ClientConfig = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
@@ -59,7 +59,18 @@ pub fn load_config() -> Result<ClientConfig, Failure> {
             format!("{}:{line}: {}", path.display(), e.message().trim()),
         )
         .hint("the client config takes `gateway = \"URL\"`, `target = \"NAME\"`, `id_token_env = \"VAR\"` and `ca = \"FILE\"`")
-    })
+    })?;
+    // `ca` relative to the config file's directory; every command that reaches a gateway
+    // (exec, sessions, login, …) trusts it.
+    if let Some(ca) = cfg.ca.take() {
+        let ca = match path.parent() {
+            Some(dir) if ca.is_relative() => dir.join(ca),
+            _ => ca,
+        };
+        crate::client::tls::set_config_ca(ca.clone());
+        cfg.ca = Some(ca);
+    }
+    Ok(cfg)
 }
 
 /// Where to connect: a remote gateway, or none (the embedded one).
@@ -88,9 +99,6 @@ pub fn resolve(args: &GatewayArgs, target: Option<String>) -> Result<Resolved, F
         ),
     };
     crate::client::set_gateway_source(source);
-    if let Some(ca) = cfg.ca.clone() {
-        crate::client::tls::set_config_ca(ca);
-    }
     let gateway = given.or(cfg.gateway);
     Ok(Resolved {
         gateway,

@@ -9,6 +9,9 @@ pub mod tunnel;
 
 use std::time::Duration;
 
+/// How many times a request refused by the gateway's rate limit is sent again.
+const RATE_RETRIES: u32 = 5;
+
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -202,12 +205,32 @@ impl GatewayClient {
 
     async fn call<T: DeserializeOwned>(
         &self,
-        rb: reqwest::RequestBuilder,
+        mut rb: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let resp = rb.send().await.map_err(|e| ClientError::Unreachable {
-            url: crate::gateway::store::redact_url(&self.base),
-            why: describe_reqwest(&e),
-        })?;
+        // A request refused by the gateway's rate limit is sent again once the gateway says
+        // it fits (`retry-after`), a few times: long `--follow`s and exports slow down
+        // instead of failing.
+        let mut retries = 0;
+        let resp = loop {
+            let again = (retries < RATE_RETRIES).then(|| rb.try_clone()).flatten();
+            let resp = rb.send().await.map_err(|e| ClientError::Unreachable {
+                url: crate::gateway::store::redact_url(&self.base),
+                why: describe_reqwest(&e),
+            })?;
+            let wait = (resp.status() == StatusCode::TOO_MANY_REQUESTS)
+                .then(|| resp.headers().get(reqwest::header::RETRY_AFTER))
+                .flatten()
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .filter(|s| *s <= 60);
+            match (wait, again) {
+                (Some(secs), Some(next)) => {
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    retries += 1;
+                    rb = next;
+                }
+                _ => break resp,
+            }
+        };
         let status = resp.status();
         let theirs = resp
             .headers()

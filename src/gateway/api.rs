@@ -24,7 +24,7 @@ use crate::proto::{
 };
 
 /// An error answer: status plus the JSON body every client can read.
-pub(crate) struct ApiFailure(StatusCode, ApiError);
+pub(crate) struct ApiFailure(StatusCode, ApiError, Option<u64>);
 
 impl ApiFailure {
     pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
@@ -36,7 +36,14 @@ impl ApiFailure {
                 hint: None,
                 rule: None,
             },
+            None,
         )
+    }
+
+    /// Asks the client to try again after `secs` (a `retry-after` header).
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
+        self.2 = Some(secs);
+        self
     }
 
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -57,6 +64,10 @@ impl ApiFailure {
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
         let mut resp = (self.0, Json(ErrorBody { error: self.1 })).into_response();
+        if let Some(secs) = self.2 {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.0 == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -185,7 +196,8 @@ pub(crate) async fn verify(gw: &Gateway, headers: &HeaderMap) -> Result<Verified
                 "wait {} s and try again; the gateway's [limits] requests_per_minute sets the rate",
                 wait.as_secs().max(1)
             ),
-        ));
+        )
+        .retry_after(wait.as_secs().max(1)));
     }
     Ok(v)
 }
@@ -1102,6 +1114,8 @@ async fn get_review(
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait.unwrap_or(0).min(60));
     let mut changed = gw.review_updates();
+    // A stopping gateway answers at once: the client asks again, of another replica.
+    let mut stopping = gw.stopping();
     loop {
         let r = gw
             .load_review(&id)
@@ -1114,13 +1128,21 @@ async fn get_review(
                 &format!("review {id}, which {} asked for", r.requester),
             ));
         }
-        if r.status != review::PENDING || tokio::time::Instant::now() >= deadline {
+        if r.status != review::PENDING
+            || tokio::time::Instant::now() >= deadline
+            || *stopping.borrow()
+        {
             return Ok(Json(r.public()).into_response());
         }
         // Woken by a decision on this gateway; another replica's is seen at the next poll.
         let _ = tokio::time::timeout_at(
             deadline.min(tokio::time::Instant::now() + reviews::POLL),
-            changed.changed(),
+            async {
+                tokio::select! {
+                    _ = changed.changed() => {}
+                    _ = stopping.wait_for(|s| *s) => {}
+                }
+            },
         )
         .await;
     }

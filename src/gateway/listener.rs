@@ -153,6 +153,8 @@ pub(crate) async fn serve(
 ) -> std::io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let (closing, closing_rx) = watch::channel(false);
+    // Each connection task holds a sender: when all are dropped, every request is done.
+    let (inflight, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut stop = std::pin::pin!(stop);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -178,9 +180,12 @@ pub(crate) async fn serve(
         let tls = tls.as_ref().map(|t| t.config());
         let mut closing = closing_rx.clone();
         let limits = limits.clone();
+        let inflight = inflight.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            let io = Watched::new(tcp, limits.idle_timeout);
+            let _inflight = inflight;
+            // The slot goes with the socket: an upgraded session stream keeps it until it
+            // closes, after this task is done.
+            let io = Watched::new(tcp, limits.idle_timeout, slot);
             let service = hyper_util::service::TowerToHyperService::new(app);
             let run = async {
                 match tls {
@@ -203,8 +208,24 @@ pub(crate) async fn serve(
         });
     }
     closing.send_replace(true);
+    // Requests under way finish (a review decision, an export page); upgraded session
+    // streams are not waited for here: the gateway ends them itself.
+    drop(inflight);
+    if tokio::time::timeout(FINISH_REQUESTS, all_done.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still under way after {} s are cut off",
+            FINISH_REQUESTS.as_secs()
+        );
+    }
     Ok(())
 }
+
+/// How long a stopping gateway lets requests under way finish (review waits answer at once
+/// when it stops).
+const FINISH_REQUESTS: Duration = Duration::from_secs(10);
 
 async fn serve_conn<I, S>(io: I, service: S, limits: &Limits, closing: &mut watch::Receiver<bool>)
 where
@@ -249,19 +270,22 @@ async fn refuse(mut tcp: TcpStream, plain: bool) {
     let _ = tcp.shutdown().await;
 }
 
-/// A TCP stream that fails its reads once nothing arrived for the idle timeout.
+/// A TCP stream that fails its reads once nothing arrived for the idle timeout, holding its
+/// slot under `max_connections` for as long as it is open.
 struct Watched {
     tcp: TcpStream,
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Watched {
-    fn new(tcp: TcpStream, idle: Duration) -> Watched {
+    fn new(tcp: TcpStream, idle: Duration, slot: tokio::sync::OwnedSemaphorePermit) -> Watched {
         Watched {
             tcp,
             idle,
             deadline: Box::pin(tokio::time::sleep(idle)),
+            _slot: slot,
         }
     }
 }

@@ -144,7 +144,7 @@ impl Default for Limits {
             pending_sessions: 32,
             argv_bytes: 64 * 1024,
             body_bytes: 1024 * 1024,
-            requests_per_minute: 600,
+            requests_per_minute: 6000,
             attach_within: std::time::Duration::from_secs(60),
         }
     }
