@@ -229,6 +229,17 @@ async fn story(s: &dyn Store) {
     );
     s.renew_lease("r2", 40_000).await.unwrap();
     assert!(s.orphaned(31_000, 10).await.unwrap().is_empty());
+    // Writes are fenced: fenced to r1, this store may no longer write c (r2 took it over).
+    s.fence_to("r1");
+    assert!(matches!(
+        s.append("c", &batch(&[], None, 0)).await,
+        Err(hoopx::gateway::store::StoreError::Fenced(_))
+    ));
+    s.fence_to("r2");
+    s.append("c", &batch(&[], None, 0)).await.unwrap();
+    // The store's clock, which leases are compared with, is a real clock.
+    let skew = s.now_ms().await.unwrap() - hoopx::gateway::now_ms();
+    assert!(skew.abs() < 60_000, "store clock off by {skew} ms");
     s.ping().await.unwrap();
 }
 

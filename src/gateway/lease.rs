@@ -45,11 +45,16 @@ pub(crate) async fn run(gw: Arc<Gateway>) {
     let mut renewed_at = tokio::time::Instant::now();
     loop {
         let replica = gw.lifecycle.replica.clone();
-        match gw
-            .store
-            .renew_lease(&replica, now_ms() + lease.as_millis() as i64)
-            .await
-        {
+        // Leases are written and compared on the store's clock: replicas' clocks may differ.
+        let renewed = match gw.store.now_ms().await {
+            Ok(now) => {
+                gw.store
+                    .renew_lease(&replica, now + lease.as_millis() as i64)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match renewed {
             Ok(()) => renewed_at = tokio::time::Instant::now(),
             Err(e) if renewed_at.elapsed() > lease => tracing::error!(
                 error = %e,
@@ -71,9 +76,10 @@ pub(crate) async fn run(gw: Arc<Gateway>) {
 /// Closes the sessions whose replica's lease ran out; returns how many.
 pub(crate) async fn reap_once(gw: &Arc<Gateway>) -> Result<usize, String> {
     let me = gw.lifecycle.replica.clone();
+    let now = gw.store.now_ms().await.map_err(|e| e.to_string())?;
     let orphans = gw
         .store
-        .orphaned(now_ms(), REAP_BATCH)
+        .orphaned(now, REAP_BATCH)
         .await
         .map_err(|e| e.to_string())?;
     let mut closed = 0;

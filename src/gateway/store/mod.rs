@@ -164,6 +164,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `r` only if the stored review still has version `expected` (nobody decided it
     /// in between); returns whether it did.
     async fn update_review(&self, r: &ReviewInfo, expected: i64) -> Result<bool, StoreError>;
+    /// The store's clock, Unix ms: what leases are written and compared with, so replicas
+    /// whose own clocks differ agree on when a lease ran out.
+    async fn now_ms(&self) -> Result<i64, StoreError>;
     /// Records that `replica` is alive until `until_ms` (Unix ms).
     async fn renew_lease(&self, replica: &str, until_ms: i64) -> Result<(), StoreError>;
     /// Sessions still `open` or `running` whose replica's lease ran out before `now_ms`, as

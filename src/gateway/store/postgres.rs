@@ -520,6 +520,14 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn now_ms(&self) -> Result<i64, StoreError> {
+        let (now,): (i64,) =
+            sqlx::query_as("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(now)
+    }
+
     async fn renew_lease(&self, replica: &str, until_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO replicas (id, lease_until) VALUES ($1, $2) \

@@ -613,6 +613,11 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn now_ms(&self) -> Result<i64, StoreError> {
+        // One file, one host: its replicas share this clock.
+        Ok(crate::gateway::now_ms())
+    }
+
     async fn renew_lease(&self, replica: &str, until_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO replicas (id, lease_until) VALUES (?1, ?2) \
