@@ -1250,3 +1250,42 @@ fn a_request_whose_body_stalls_is_dropped_after_the_idle_timeout() {
     .unwrap();
     assert!(closed_within(&mut s, Duration::from_secs(10)));
 }
+
+#[test]
+fn a_request_body_sent_a_byte_at_a_time_is_refused_after_the_body_read_timeout() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let config = limits_config("body_read_timeout = \"1s\"");
+    let gw = Gateway::start(&env, Some(&config), None);
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    // No token needed: the body is read before anything else.
+    write!(
+        s,
+        "POST /v1/sessions HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    )
+    .unwrap();
+    // A byte every 200 ms keeps the idle timeout (5 min) from ever firing.
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let began = std::time::Instant::now();
+    let mut answer = Vec::new();
+    while began.elapsed() < Duration::from_secs(20) {
+        let _ = s.write_all(b" ");
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"limited\""), "{answer}");
+    assert!(answer.contains("body_read_timeout"), "{answer}");
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "refused and closed after about 1 s, not after {:?}",
+        began.elapsed()
+    );
+}

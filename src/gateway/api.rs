@@ -102,6 +102,10 @@ pub(crate) fn router(gw: Arc<Gateway>) -> Router {
             gw.clone(),
             body_limit_in_json,
         ))
+        .layer(middleware::from_fn_with_state(
+            gw.clone(),
+            read_body_in_time,
+        ))
         .layer(middleware::from_fn(protocol_version))
         .with_state(gw)
 }
@@ -223,6 +227,67 @@ async fn body_limit_in_json(State(gw): State<Arc<Gateway>>, res: Response) -> Re
         "send less; the gateway's [limits] body_bytes sets the size".to_string(),
     )
     .into_response()
+}
+
+/// Reads a request's body whole before any handler sees it, within `[limits]
+/// body_read_timeout` and `body_bytes`: a client that sends a body a byte now and then (no
+/// token needed) cannot hold its connection and slot for ever.
+async fn read_body_in_time(
+    State(gw): State<Arc<Gateway>>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let limits = &gw.policy.limits;
+    let empty = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0")
+        || (req.headers().get(header::CONTENT_LENGTH).is_none()
+            && req.headers().get(header::TRANSFER_ENCODING).is_none());
+    if empty {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, limits.body_bytes);
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        // Past body_bytes: answered as the extractor would, in JSON.
+        Ok(Err(e))
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
+        {
+            body_limit_in_json(
+                State(gw.clone()),
+                StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+            )
+            .await
+        }
+        Ok(Err(e)) => {
+            bad_request(format!("the request body could not be read: {e}")).into_response()
+        }
+        Err(_) => {
+            gw.metrics.refused("body_time");
+            let mut resp = limited(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    limits.body_read_timeout.as_secs()
+                ),
+                "send the request again; the gateway's [limits] body_read_timeout sets the time"
+                    .to_string(),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+    }
 }
 
 /// A refusal by one of the `[limits]`.

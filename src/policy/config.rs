@@ -112,6 +112,8 @@ struct RawLimits {
     #[serde(default)]
     body_bytes: Option<Spanned<i64>>,
     #[serde(default)]
+    body_read_timeout: Option<Spanned<String>>,
+    #[serde(default)]
     requests_per_minute: Option<Spanned<i64>>,
     #[serde(default)]
     attach_within: Option<Spanned<String>>,
@@ -932,6 +934,9 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Policy, ConfigError> {
         }
         if let Some(v) = &l.idle_timeout {
             limits.idle_timeout = duration(v, "idle_timeout")?;
+        }
+        if let Some(v) = &l.body_read_timeout {
+            limits.body_read_timeout = duration(v, "body_read_timeout")?;
         }
         if let Some(v) = &l.attach_within {
             limits.attach_within = duration(v, "attach_within")?;

@@ -129,6 +129,9 @@ pub struct Limits {
     pub argv_bytes: usize,
     /// Bytes of one API request body.
     pub body_bytes: usize,
+    /// A request body must arrive whole within this long after its head (a body sent a
+    /// byte now and then would otherwise hold its connection for ever).
+    pub body_read_timeout: std::time::Duration,
     /// API requests per identity per minute (a token bucket: bursts up to this many).
     pub requests_per_minute: u32,
     /// A session whose stream does not attach this long after it opened ends `aborted`.
@@ -144,6 +147,7 @@ impl Default for Limits {
             pending_sessions: 32,
             argv_bytes: 64 * 1024,
             body_bytes: 1024 * 1024,
+            body_read_timeout: std::time::Duration::from_secs(30),
             requests_per_minute: 6000,
             attach_within: std::time::Duration::from_secs(60),
         }
