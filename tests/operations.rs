@@ -1139,6 +1139,22 @@ fn one_identity_cannot_pile_up_unattached_sessions_or_huge_command_lines() {
     );
 }
 
+/// Concurrent session requests of one identity cannot all slip under `pending_sessions`.
+#[test]
+fn concurrent_session_requests_respect_pending_sessions() {
+    let env = Env::new();
+    let gw = Gateway::start(&env, Some(&limits_config("pending_sessions = 2")), None);
+    let opened: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| s.spawn(|| open_unattached(&gw, &["cat"]).status().as_u16()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let created = opened.iter().filter(|s| **s == 201).count();
+    let refused = opened.iter().filter(|s| **s == 429).count();
+    assert_eq!((created, refused), (2, 14), "{opened:?}");
+}
+
 #[test]
 fn a_session_that_never_attaches_expires_and_says_so() {
     let env = Env::new();

@@ -334,6 +334,25 @@ async fn health() -> Json<Health> {
     })
 }
 
+/// A session request under way, counted against `pending_sessions` until it is done (then
+/// the pending session, if any, counts instead).
+struct Opening {
+    gw: Arc<Gateway>,
+    who: String,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let mut opening = self.gw.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = opening.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                opening.remove(&self.who);
+            }
+        }
+    }
+}
+
 fn bad_request(msg: impl Into<String>) -> ApiFailure {
     ApiFailure::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, msg)
 }
@@ -374,12 +393,25 @@ async fn open_session(
             "pass large input on stdin or in a file rather than as arguments; the gateway's [limits] argv_bytes sets the size".into(),
         ));
     }
-    let pending = gw
-        .pending()
-        .values()
-        .filter(|p| p.identity.subject == identity.subject)
-        .count();
-    if pending >= limits.pending_sessions {
+    let (pending, opening_slot) = {
+        let map = gw.pending();
+        let mut opening = gw.opening.lock().unwrap_or_else(|e| e.into_inner());
+        let under_way = opening.get(&identity.subject).copied().unwrap_or(0);
+        let pending = under_way
+            + map
+                .values()
+                .filter(|p| p.identity.subject == identity.subject)
+                .count();
+        let slot = (pending < limits.pending_sessions).then(|| {
+            *opening.entry(identity.subject.clone()).or_insert(0) += 1;
+            Opening {
+                gw: gw.clone(),
+                who: identity.subject.clone(),
+            }
+        });
+        (pending, slot)
+    };
+    if opening_slot.is_none() {
         gw.metrics.refused("pending");
         tracing::warn!(
             target: "hoopx::access",

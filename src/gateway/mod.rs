@@ -63,6 +63,9 @@ pub struct Gateway {
     tls: std::sync::OnceLock<Arc<listener::Tls>>,
     /// Requests per identity (`[limits] requests_per_minute`).
     rate: Mutex<limits::RateLimiter>,
+    /// Session requests under way per identity, counted with the pending sessions against
+    /// `[limits] pending_sessions` (so concurrent requests cannot all slip under it).
+    pub(crate) opening: Mutex<HashMap<String, usize>>,
 }
 
 /// How long a stopping gateway waits for its sessions to record their end.
@@ -136,6 +139,7 @@ impl Gateway {
             metrics: metrics::Metrics::new(),
             tls: std::sync::OnceLock::new(),
             rate: Mutex::default(),
+            opening: Mutex::default(),
         })
     }
 
